@@ -1,0 +1,1 @@
+//! PyTorch host execution trace JSON → Chakra ET.

@@ -1,0 +1,1 @@
+//! ASTRA-sim 1.0 text workloads → per-rank Chakra ETs.

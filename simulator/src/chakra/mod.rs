@@ -1,0 +1,19 @@
+//! Everything about the MLCommons Chakra execution-trace format: the schema,
+//! the binary and JSON codecs, typed attribute access, validation, statistics
+//! and converters from other trace forms.
+//!
+//! Data flows from files into [`EtTrace`] values here; later stages (the
+//! workload feeder) only ever see traces that came through this module.
+
+pub mod attr;
+pub mod codec;
+pub mod convert;
+pub mod error;
+pub mod json;
+pub mod schema;
+pub mod stats;
+pub mod validate;
+
+pub use codec::{decode_et_bytes, encode_et, read_et_file, write_et_file, EtReader, EtTrace, EtWriter};
+pub use error::{ChakraError, Result};
+pub use schema::{AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, IoInfo, Node, NodeType};
