@@ -1,1 +1,8 @@
-//! synth
+//! Strata's LayerDAG trace generator on libtorch (through `tch`).
+//!
+//! This crate will learn from Chakra execution traces and synthesize what-if
+//! traces. For now it holds the libtorch plumbing every later part stands on:
+//! [`device`] picks where tensors live, and the tests prove that libtorch loads,
+//! runs a forward and backward pass and yields correct gradients.
+
+pub mod device;

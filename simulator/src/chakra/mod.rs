@@ -9,6 +9,7 @@ pub mod attr;
 pub mod codec;
 pub mod convert;
 pub mod error;
+pub mod graph;
 pub mod json;
 pub mod schema;
 pub mod stats;
