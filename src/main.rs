@@ -1,1 +1,57 @@
-fn main(){}
+//! `strata`: the command-line front end. It parses arguments, calls the
+//! `simulator` and `synth` libraries, formats their results and maps errors to
+//! exit codes; no simulation or model logic lives here.
+
+mod cli;
+mod et;
+mod format;
+#[cfg(feature = "synth")]
+mod synth_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`strata et stats ... | head`) is not a failure.
+            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("strata: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Dispatches a parsed command line; each arm is a short call into a module.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Et(cmd) => et::run(cmd),
+        #[cfg(feature = "synth")]
+        Command::Synth(cmd) => synth_cmd::run(cmd),
+    }
+}
+
+/// Warnings and progress go to stderr through `tracing`; `-v` shows more, `-q` hides warnings.
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        (false, _) => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .init();
+}

@@ -41,8 +41,8 @@ pub enum JsonForm {
     PytorchHost,
 }
 
-/// Reads the JSON values of a file: one, or several concatenated.
-pub(crate) fn read_json_values(path: &Path) -> Result<Vec<Value>> {
+/// Reads the JSON values of a file: one, or several concatenated (jsonizer output).
+pub fn read_values(path: &Path) -> Result<Vec<Value>> {
     if path.is_dir() {
         return Err(ChakraError::IsDirectory { path: path.to_path_buf() });
     }
@@ -90,7 +90,7 @@ const METADATA_KEYS: &[&str] = &["version", "attr"];
 /// Reads any of the JSON forms except the PyTorch host trace into a trace.
 pub fn read_json_trace(path: impl AsRef<Path>) -> Result<EtTrace> {
     let path = path.as_ref();
-    let values = read_json_values(path)?;
+    let values = read_values(path)?;
     match detect_form(&values) {
         Some(JsonForm::Document) => document_to_trace(&values[0], path),
         Some(JsonForm::Jsonizer) => jsonizer_to_trace(&values, path),
@@ -566,3 +566,6 @@ fn feeder_to_trace(doc: &Value, path: &Path) -> Result<EtTrace> {
     })?;
     Ok(EtTrace { metadata: Some(GlobalMetadata { version: "1.0.0".into(), attr: vec![] }), nodes })
 }
+
+/// Crate-internal name used by the converters.
+pub(crate) use read_values as read_json_values;

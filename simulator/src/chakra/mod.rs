@@ -9,6 +9,7 @@ pub mod attr;
 pub mod codec;
 pub mod convert;
 pub mod error;
+pub mod files;
 pub mod graph;
 pub mod json;
 pub mod schema;
@@ -17,4 +18,5 @@ pub mod validate;
 
 pub use codec::{decode_et_bytes, encode_et, read_et_file, write_et_file, EtReader, EtTrace, EtWriter};
 pub use error::{ChakraError, Result};
+pub use files::{expand_workload, read_trace, write_trace, RankFile, TraceFormat};
 pub use schema::{AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, IoInfo, Node, NodeType};

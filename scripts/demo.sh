@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# End-to-end demo: installs what is missing, builds strata, then imports,
+# converts, validates and summarizes the sample workloads in traces/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh
+cargo build --locked --release --quiet
+strata() { target/release/strata "$@"; }
+OUT=target/demo
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Import an ASTRA-sim 1.0 text workload (ResNet-50, data parallel) as 8 per-rank Chakra ETs"
+strata et convert traces/text/Resnet50_DataParallel.txt "$OUT/resnet50" --npus 8
+
+step "Import a PyTorch host execution trace"
+strata et convert traces/pytorch/host_2ranks_rank0.json "$OUT/pytorch_rank0.et"
+
+step "Validate everything: the sample workloads and what was just imported"
+strata et validate traces/allreduce_8npus/allreduce traces/custom_allreduce_8npus/custom_allreduce \
+  "$OUT/resnet50" "$OUT/pytorch_rank0.et"
+
+step "Summarize rank 0 of each workload"
+strata et stats "$OUT/resnet50.0.et" traces/custom_allreduce_8npus/custom_allreduce.0.et "$OUT/pytorch_rank0.et"
+
+step "Round trip: binary -> readable JSON -> binary gives identical bytes"
+strata et convert traces/custom_allreduce_8npus/custom_allreduce.0.et "$OUT/custom_allreduce.0.json"
+strata et convert "$OUT/custom_allreduce.0.json" "$OUT/custom_allreduce.0.et"
+cmp traces/custom_allreduce_8npus/custom_allreduce.0.et "$OUT/custom_allreduce.0.et" && echo "identical bytes"
+head -c 600 "$OUT/custom_allreduce.0.json"; echo " ..."
+
+step "Done: outputs are in $OUT"

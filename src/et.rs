@@ -1,0 +1,245 @@
+//! `strata et ...`: convert, validate and summarize Chakra traces.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use simulator::chakra::{
+    self, convert, json::JsonForm, stats::TraceStats, validate::Findings, EtTrace, TraceFormat,
+};
+
+use crate::cli::{ConvertArgs, EtCommand, StatsArgs, ValidateArgs};
+use crate::format;
+
+/// Runs one `et` subcommand.
+pub fn run(cmd: EtCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        EtCommand::Convert(args) => convert_cmd(args),
+        EtCommand::Validate(args) => validate_cmd(args),
+        EtCommand::Stats(args) => stats_cmd(args),
+    }
+}
+
+/// What an input file holds, as far as conversion is concerned.
+enum Source {
+    Trace,
+    Text,
+    PytorchHost,
+}
+
+fn classify(input: &Path, npus: Option<u32>) -> anyhow::Result<Source> {
+    let ext = input.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    if npus.is_some() || ext == "txt" {
+        return Ok(Source::Text);
+    }
+    if TraceFormat::from_path(input) == TraceFormat::Json {
+        if let Ok(values) = chakra::json::read_values(input) {
+            if chakra::json::detect_form(&values) == Some(JsonForm::PytorchHost) {
+                return Ok(Source::PytorchHost);
+            }
+        }
+    }
+    Ok(Source::Trace)
+}
+
+fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let out = &args.output;
+    match classify(&args.input, args.npus)? {
+        Source::Text => {
+            let Some(npus) = args.npus else {
+                bail!(
+                    "{}: a text workload needs the number of NPUs: add --npus N",
+                    args.input.display()
+                );
+            };
+            let opts = convert::text::TextOptions { npus, passes: args.passes };
+            let traces = convert::text::convert_text_workload(&args.input, &opts)?;
+            let paths: Vec<PathBuf> =
+                (0..traces.len()).map(|r| PathBuf::from(format!("{}.{r}.et", out.display()))).collect();
+            for (trace, path) in traces.iter().zip(&paths) {
+                chakra::write_trace(path, trace)?;
+            }
+            let nodes: usize = traces.iter().map(|t| t.nodes.len()).sum();
+            eprintln!(
+                "wrote {} ranks ({} nodes) to {}.<rank>.et",
+                traces.len(),
+                format::count(nodes as u64),
+                out.display()
+            );
+        }
+        Source::PytorchHost => {
+            let trace = convert::pytorch::convert_pytorch_host(&args.input)?;
+            chakra::write_trace(out, &trace)?;
+            eprintln!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64));
+        }
+        Source::Trace => {
+            let trace = chakra::read_trace(&args.input)?;
+            chakra::write_trace(out, &trace)?;
+            eprintln!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Expands every argument into per-rank files, failing on the first bad argument.
+fn expand_all(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let expanded = chakra::expand_workload(input)
+            .with_context(|| format!("expected a trace file, a workload prefix or a folder: {}", input.display()))?;
+        files.extend(expanded.into_iter().map(|f| f.path));
+    }
+    Ok(files)
+}
+
+#[derive(Serialize)]
+struct ValidateEntry {
+    path: PathBuf,
+    /// Set when the file could not be read at all.
+    read_error: Option<String>,
+    #[serde(flatten)]
+    findings: Option<Findings>,
+}
+
+fn validate_cmd(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let files = expand_all(&args.inputs)?;
+    let mut entries = Vec::with_capacity(files.len());
+    for path in files {
+        match chakra::read_trace(&path) {
+            Ok(trace) => {
+                let findings = chakra::validate::validate_trace(&trace, &path);
+                entries.push(ValidateEntry { path, read_error: None, findings: Some(findings) });
+            }
+            Err(e) => entries.push(ValidateEntry { path, read_error: Some(e.to_string()), findings: None }),
+        }
+    }
+    let mut failed = false;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for e in &entries {
+        let errors = e.findings.as_ref().map_or(0, Findings::errors);
+        let warnings = e.findings.as_ref().map_or(0, Findings::warnings);
+        failed |= e.read_error.is_some() || errors > 0 || (args.deny_warnings && warnings > 0);
+        if args.json {
+            continue;
+        }
+        if let Some(err) = &e.read_error {
+            writeln!(out, "{err}")?;
+            continue;
+        }
+        let f = e.findings.as_ref().expect("read succeeded");
+        for finding in f.findings.iter().take(args.max_findings) {
+            writeln!(out, "{}: {finding}", e.path.display())?;
+        }
+        if f.findings.len() > args.max_findings {
+            writeln!(
+                out,
+                "{}: ... and {} more findings (--max-findings to show more)",
+                e.path.display(),
+                f.findings.len() - args.max_findings
+            )?;
+        }
+        let verdict = if errors == 0 && warnings == 0 {
+            "ok".to_string()
+        } else {
+            format!("{errors} errors, {warnings} warnings")
+        };
+        writeln!(out, "{}: {} nodes, {verdict}", e.path.display(), format::count(f.nodes as u64))?;
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &entries)?;
+        writeln!(out)?;
+    } else if entries.len() > 1 {
+        let bad = entries
+            .iter()
+            .filter(|e| e.read_error.is_some() || e.findings.as_ref().is_some_and(|f| f.errors() > 0))
+            .count();
+        writeln!(out, "{} files checked, {bad} with errors", entries.len())?;
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Serialize)]
+struct StatsEntry {
+    path: PathBuf,
+    #[serde(flatten)]
+    stats: TraceStats,
+}
+
+fn stats_cmd(args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let files = expand_all(&args.inputs)?;
+    let mut entries = Vec::with_capacity(files.len());
+    for path in files {
+        let trace: EtTrace = chakra::read_trace(&path)?;
+        entries.push(StatsEntry { stats: chakra::stats::trace_stats(&trace), path });
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &entries)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        print_stats(&mut out, &e.path, &e.stats)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_stats(out: &mut impl Write, path: &Path, s: &TraceStats) -> std::io::Result<()> {
+    let version = match s.version.as_deref() {
+        None => "legacy file: no metadata".to_string(),
+        Some("") => "no version string".to_string(),
+        Some(v) => format!("version {v}"),
+    };
+    writeln!(out, "{}  ({version})", path.display())?;
+    writeln!(out, "  nodes            {}", format::count(s.nodes))?;
+    for (ty, n) in &s.nodes_by_type {
+        let dur = s.duration_micros_by_type.get(ty).copied().unwrap_or(0);
+        writeln!(out, "    {ty:<18} {:>9}   duration {}", format::count(*n), format::micros(dur))?;
+    }
+    if !s.collectives.is_empty() {
+        writeln!(out, "  collectives")?;
+        for (ty, t) in &s.collectives {
+            writeln!(out, "    {ty:<18} {:>9}   {}", format::count(t.count), format::bytes(t.bytes))?;
+        }
+    }
+    if s.sends.count + s.recvs.count > 0 {
+        writeln!(out, "  sends            {:>9}   {}", format::count(s.sends.count), format::bytes(s.sends.bytes))?;
+        writeln!(out, "  receives         {:>9}   {}", format::count(s.recvs.count), format::bytes(s.recvs.bytes))?;
+    }
+    writeln!(
+        out,
+        "  dependencies     {} data, {} ctrl; {} roots, {} leaves{}",
+        format::count(s.data_deps),
+        format::count(s.ctrl_deps),
+        format::count(s.roots),
+        format::count(s.leaves),
+        if s.missing_deps > 0 { format!(", {} on missing ids", s.missing_deps) } else { String::new() }
+    )?;
+    match (s.layers, s.critical_path_micros, s.critical_path_nodes) {
+        (Some(l), Some(c), Some(n)) => {
+            writeln!(out, "  layers           {}", format::count(l))?;
+            writeln!(out, "  critical path    {} over {} nodes", format::micros(c), format::count(n))?;
+        }
+        _ => writeln!(out, "  layers           n/a (the dependencies contain a cycle)")?,
+    }
+    writeln!(
+        out,
+        "  durations        {} total, {} on CPU compute",
+        format::micros(s.duration_micros),
+        format::micros(s.cpu_compute_micros)
+    )?;
+    if s.num_ops > 0 {
+        writeln!(out, "  compute ops      {}", format::count(s.num_ops))?;
+    }
+    if s.comp_without_cost > 0 {
+        writeln!(out, "  compute nodes with neither duration nor num_ops: {}", format::count(s.comp_without_cost))?;
+    }
+    Ok(())
+}

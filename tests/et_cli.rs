@@ -1,0 +1,185 @@
+//! `strata et convert | validate | stats` end to end on real traces.
+
+use simulator::chakra::{self, AttrValue, AttributeProto, EtTrace, GlobalMetadata, Node, NodeType};
+
+use crate::util::{repo, shared, strata, Dir};
+
+const ALLREDUCE0: &str = "traces/allreduce_8npus/allreduce.0.et";
+const CUSTOM0: &str = "traces/custom_allreduce_8npus/custom_allreduce.0.et";
+
+#[test]
+fn convert_et_to_json_and_back_is_byte_exact() {
+    let dir = Dir::new();
+    let src = repo(CUSTOM0);
+    let json = dir.path("c.json");
+    let back = dir.path("c.et");
+    strata(args!["et", "convert", src, json]).ok();
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(text.contains("\"format\": \"chakra-et-json\""), "{}", &text[..200]);
+    assert!(text.contains("COMM_SEND_NODE") && text.contains("\"int32Val\""), "readable enum and kinds");
+    strata(args!["et", "convert", json, back]).ok();
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap());
+}
+
+#[test]
+fn gzip_is_written_by_extension_and_detected_by_magic() {
+    let dir = Dir::new();
+    let src = repo(CUSTOM0);
+    let gz = dir.path("c.et.gz");
+    strata(args!["et", "convert", src, gz]).ok();
+    let gz_bytes = std::fs::read(&gz).unwrap();
+    assert_eq!(&gz_bytes[..2], &[0x1f, 0x8b]);
+    // Same gzip content under a plain .et name: detected by its magic bytes.
+    let disguised = dir.create("disguised.et", &gz_bytes);
+    let plain = dir.path("plain.et");
+    strata(args!["et", "convert", disguised, plain]).ok();
+    assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&src).unwrap());
+}
+
+#[test]
+fn unknown_output_extension_is_refused_and_nothing_is_written() {
+    let dir = Dir::new();
+    let src = repo(ALLREDUCE0);
+    let out = dir.path("out.bin");
+    let msg = strata(args!["et", "convert", src, out]).fails();
+    assert!(msg.contains("out.bin") && msg.contains(".et, .et.gz or .json"), "{msg}");
+    assert!(dir.listing().is_empty(), "{:?}", dir.listing());
+}
+
+#[test]
+fn text_workload_converts_to_valid_per_rank_traces() {
+    let dir = Dir::new();
+    let prefix = dir.path("resnet");
+    let txt = repo("traces/text/Resnet50_DataParallel.txt");
+    strata(args!["et", "convert", txt, prefix, "--npus", "4"]).ok();
+    assert_eq!(dir.listing(), ["resnet.0.et", "resnet.1.et", "resnet.2.et", "resnet.3.et"]);
+    strata(args!["et", "validate", prefix]).ok();
+    // Every layer of the text file carries one weight-gradient ALLREDUCE; the
+    // converted rank holds them all, with the text file's byte counts.
+    let text = std::fs::read_to_string(&txt).unwrap();
+    let wg_bytes: u64 = text.lines().skip(2).filter_map(|l| l.split_whitespace().nth(10)?.parse::<u64>().ok()).sum();
+    let stats = strata(args!["et", "stats", dir.path("resnet.0.et"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(stats.ok()).unwrap();
+    assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["count"], 54);
+    assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["bytes"], wg_bytes);
+}
+
+#[test]
+fn text_workload_without_npus_explains_what_is_missing() {
+    let dir = Dir::new();
+    let txt = repo("traces/text/microAllReduce.txt");
+    let msg = strata(args!["et", "convert", txt, dir.path("x")]).fails();
+    assert!(msg.contains("--npus"), "{msg}");
+}
+
+#[test]
+fn pytorch_host_trace_converts_to_a_valid_trace() {
+    let dir = Dir::new();
+    let out = dir.path("host.et");
+    let src = repo("traces/pytorch/host_2ranks_rank0.json");
+    strata(args!["et", "convert", src, out]).ok();
+    let trace = chakra::read_et_file(&out).unwrap();
+    assert!(!trace.nodes.is_empty());
+    strata(args!["et", "validate", out]).ok();
+}
+
+#[test]
+fn validate_accepts_the_sample_workloads() {
+    let out = strata(args![
+        "et",
+        "validate",
+        repo("traces/allreduce_8npus/allreduce"),
+        repo("traces/custom_allreduce_8npus"),
+    ]);
+    let stdout = out.ok();
+    assert!(stdout.contains("16 files checked, 0 with errors"), "{stdout}");
+}
+
+fn attr(name: &str, v: AttrValue) -> AttributeProto {
+    AttributeProto { name: name.into(), doc_string: String::new(), value: Some(v) }
+}
+
+#[test]
+fn validate_reports_file_node_and_problem_and_exits_1() {
+    let dir = Dir::new();
+    let node = |id: u64, name: &str, deps: Vec<u64>| Node {
+        id,
+        name: name.into(),
+        r#type: NodeType::CompNode as i32,
+        data_deps: deps,
+        duration_micros: 5,
+        ..Default::default()
+    };
+    let coll = Node {
+        id: 4,
+        name: "grad_sync".into(),
+        r#type: NodeType::CommCollNode as i32,
+        attr: vec![attr("comm_type", AttrValue::Int64Val(12))],
+        ..Default::default()
+    };
+    let trace = EtTrace {
+        metadata: Some(GlobalMetadata { version: "1.0.0".into(), attr: vec![] }),
+        nodes: vec![node(1, "fwd", vec![3]), node(2, "bwd", vec![1]), node(3, "opt", vec![2]), coll, node(1, "dup", vec![77])],
+    };
+    let path = dir.path("bad.0.et");
+    chakra::write_trace(&path, &trace).unwrap();
+    let run = strata(args!["et", "validate", path]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let out = &run.stdout;
+    assert!(out.contains("bad.0.et: error: node 1 (fwd): dependency cycle through nodes 1 -> 2 -> 3 -> 1"), "{out}");
+    assert!(out.contains("node 4 (grad_sync): comm_type 12 is not a CollectiveCommType"), "{out}");
+    assert!(out.contains("node 4 (grad_sync): COMM_COLL_NODE needs attribute `comm_size`"), "{out}");
+    assert!(out.contains("node 1 (dup): duplicate id"), "{out}");
+    assert!(out.contains("node 1 (dup): data_deps names node 77 which is not in this file"), "{out}");
+    let json = strata(args!["et", "validate", path, "--json"]);
+    assert_eq!(json.code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let kinds: Vec<&str> = v[0]["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    for k in ["cycle", "duplicate-id", "missing-dependency", "missing-attribute", "bad-attribute"] {
+        assert!(kinds.contains(&k), "{k} not in {kinds:?}");
+    }
+}
+
+#[test]
+fn validate_flags_legacy_files_as_warnings_only() {
+    let p = shared("public-traces/astra-sim__astra-sim/runs/example/workload/resnet50_DataParallel.0.et");
+    let out = strata(args!["et", "validate", p]);
+    assert!(out.ok().contains("0 errors, 1 warnings"), "{out:#?}");
+    assert!(out.stdout.contains("no GlobalMetadata"));
+    let strict = strata(args!["et", "validate", p, "--deny-warnings"]);
+    assert_eq!(strict.code, Some(1));
+}
+
+/// The MSCCL ring all-reduce XML (custom_allreduce.xml) gives every GPU 14 send
+/// steps and 14 receive steps, 7 of them receive-reduce-copy; the ET made from it
+/// has a send or receive node per step plus a compute node per reduction, all in
+/// one chain (one thread block).
+#[test]
+fn stats_counts_match_the_msccl_source() {
+    let xml = std::fs::read_to_string(shared(
+        "public-traces/astra-sim__astra-sim/examples/system/custom_collectives/custom_ring_allreduce_8npus_1MB/custom_allreduce.xml",
+    ))
+    .unwrap();
+    let gpu0 = &xml[xml.find("<gpu id=\"0\"").unwrap()..xml.find("<gpu id=\"1\"").unwrap()];
+    let sends = gpu0.matches("type=\"s\"").count() as u64;
+    let recvs = (gpu0.matches("type=\"r\"").count() + gpu0.matches("type=\"rrc\"").count()) as u64;
+    let run = strata(args!["et", "stats", repo(CUSTOM0), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
+    assert_eq!(v[0]["sends"]["count"], sends);
+    assert_eq!(v[0]["recvs"]["count"], recvs);
+    let reductions = gpu0.matches("type=\"rrc\"").count() as u64;
+    assert_eq!(v[0]["nodes_by_type"]["COMP_NODE"], reductions);
+    assert_eq!(v[0]["nodes"], sends + recvs + reductions);
+    assert_eq!(v[0]["layers"], sends + recvs + reductions);
+    let human = strata(args!["et", "stats", repo(CUSTOM0)]);
+    assert!(human.ok().contains("sends"), "{}", human.stdout);
+}
+
+#[test]
+fn stats_of_the_allreduce_microbenchmark() {
+    let run = strata(args!["et", "stats", repo(ALLREDUCE0), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
+    assert_eq!(v[0]["nodes"], 1);
+    assert_eq!(v[0]["layers"], 1);
+    assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["count"], 1);
+}
