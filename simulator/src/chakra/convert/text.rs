@@ -19,9 +19,9 @@
 //! lines and columns after the twelfth are accepted (real files have all of them). The
 //! second column is reserved (ASTRA-sim 1.0's dependency, always `-1`) and ignored, as
 //! Chakra does. Comm types are `NONE`, `ALLREDUCE`, `ALLTOALL`, `ALLGATHER` and
-//! `REDUCESCATTER`. A `HYBRID_CUSTOMIZED` file carries each layer's parallelism in a
-//! thirteenth column; it parses, but Chakra's converter rejects it and so does
-//! [`TextWorkload::to_traces`].
+//! `REDUCESCATTER`. A `HYBRID_CUSTOMIZED` file carries each layer's own parallelism in a
+//! thirteenth column: `DATA`, `MODEL`, `HYBRID_DATA_MODEL` or `HYBRID_MODEL_DATA` (see the
+//! HYBRID_CUSTOMIZED section below).
 //!
 //! # Output (what Chakra writes)
 //!
@@ -35,7 +35,8 @@
 //!   `involved_dim`, dependencies in `data_deps` only.
 //! * `NONE` becomes `comm_type` 0 (ALL_REDUCE) wherever the parallelism places a
 //!   collective anyway (MICRO, DATA's weight gradient, MODEL's and the hybrids' forward and
-//!   input gradient, DLRM's embedding input gradient), with the size from the file.
+//!   input gradient, DLRM's embedding input gradient; in HYBRID_CUSTOMIZED, as the layer's
+//!   own parallelism places them), with the size from the file.
 //!
 //! Per pass, with `L` layers (except in MICRO, a pass's forward waits for the same layer's
 //! weight gradient, or its collective, of the previous pass):
@@ -47,6 +48,49 @@
 //! | `MODEL` | forward and input gradient (none for layer 0); backward is IG, its collective, WG | `5L - 1` |
 //! | `HYBRID_DATA_MODEL`, `HYBRID_MODEL_DATA` | all three (no IG collective for layer 0); the first names its IG collectives `<layer>_IG_COMM__<TYPE>` | `6L - 1` |
 //! | `HYBRID_DLRM[_ENHANCED] n` | forward `ALLTOALL`s, weight gradients other than `NONE`, and layer 0's input-gradient collective after layer `n + 1`'s input gradient | varies |
+//! | `HYBRID_CUSTOMIZED` | each layer's as for its own parallelism (none on IG for layer 0); every layer's backward is IG, its collective, WG, its collective | `3L` + collectives |
+//!
+//! In all but MICRO and DLRM a layer's forward waits for the previous layer's forward
+//! collective, or its forward compute where it has none, and a layer's backward starts after
+//! the next layer's last backward compute and that layer's input-gradient collective (the
+//! last layer's after the last forward node).
+//!
+//! # HYBRID_CUSTOMIZED
+//!
+//! Chakra's converter has no rule for it (it stops with "Unsupported parallelism type"), so
+//! the rule here is ASTRA-sim 1.0's (astra-sim/astra-sim before 2.0,
+//! `astra-sim/workload/Workload.cc`: `initialize_workload`, `decode_involved_dimensions`,
+//! `iterate_hybrid_parallel_customized`; `Layer.cc`: `issue_*_comm`), written with Chakra's
+//! node conventions:
+//!
+//! * ASTRA-sim runs every layer through one loop, the same as `HYBRID_DATA_MODEL`'s: forward
+//!   compute then its collective, which the next layer waits for; backward from the last
+//!   layer, input-gradient compute, its collective (none for layer 0), weight-gradient
+//!   compute, its collective, and the previous layer's input gradient waits for this layer's
+//!   input-gradient collective; the next pass's forward of a layer waits for its
+//!   weight-gradient collective. Here that is the `HYBRID_DATA_MODEL` layout above, for every
+//!   layer, so each layer has all three computes, layer 0 included, and a `DATA` layer's
+//!   backward is IG then WG (a `DATA` file's is WG then IG).
+//! * The thirteenth column only chooses the network dimensions each of the layer's three
+//!   collectives spans: `DATA` puts the weight gradient on all dimensions and the forward and
+//!   input gradient on none, `MODEL` the reverse, the hybrids split the dimensions between the
+//!   model-parallel phases (forward, input gradient) and the data-parallel one (weight
+//!   gradient). A collective that spans no dimension is not issued ("all dims disabled").
+//!   So a `DATA` layer has a weight-gradient collective only, a `MODEL` layer forward and
+//!   input-gradient collectives, a hybrid layer all three: what a file of that parallelism
+//!   gives the layer.
+//! * Each collective is written as a file of the layer's parallelism writes it: its name
+//!   (`<layer>_IG_COMM__<TYPE>` for a `HYBRID_DATA_MODEL` layer's input gradient), `NONE` as
+//!   ALL_REDUCE wherever the layer's parallelism places a collective, and the order of a
+//!   forward compute's dependencies (the previous pass first for the hybrids, the previous
+//!   layer first for `DATA` and `MODEL`). A forward waits for the previous pass's
+//!   weight-gradient collective, or its weight-gradient compute where the layer has none.
+//!
+//! A `HYBRID_CUSTOMIZED` file whose layers all name `MODEL`, `HYBRID_DATA_MODEL` or
+//! `HYBRID_MODEL_DATA` therefore converts to the same nodes as a file of that parallelism.
+//! ASTRA-sim 1.0 itself issues nothing for `NONE` (here, as in Chakra's rules, a placed
+//! `NONE` is an ALL_REDUCE of the given size), and it spreads a hybrid layer's collectives
+//! over disjoint network dimensions, which a Chakra trace does not record.
 //!
 //! # Deviations from Chakra
 //!
@@ -57,6 +101,9 @@
 //! (Chakra crashes on both), and zero NPUs or passes (Chakra writes empty traces). Blank
 //! lines are skipped (Chakra fails on them), and ASTRA-sim 1.0's header form
 //! `HYBRID_DLRM DLRM_LAST_BOTTOM_LAYER: n` is accepted besides Chakra's `HYBRID_DLRM n`.
+//! A `HYBRID_CUSTOMIZED` layer whose thirteenth column is missing or names another
+//! parallelism is an error naming the file and the line (ASTRA-sim 1.0 treats an unknown
+//! name as a layer without collectives).
 
 use std::path::{Path, PathBuf};
 
@@ -122,7 +169,8 @@ pub enum Parallelism {
         /// Index of the last bottom-MLP layer.
         last_bottom_layer: usize,
     },
-    /// `HYBRID_CUSTOMIZED`: each layer names its own parallelism; not convertible.
+    /// `HYBRID_CUSTOMIZED`: each layer names its own parallelism ([`LayerParallelism`]),
+    /// which decides its collectives; every layer runs the hybrid backward order.
     HybridCustomized,
 }
 
@@ -155,16 +203,17 @@ impl Parallelism {
 const PARALLELISM_KEYWORDS: &str = "MICRO, DATA, MODEL, HYBRID_DATA_MODEL, HYBRID_MODEL_DATA, \
      HYBRID_DLRM <last bottom layer>, HYBRID_DLRM_ENHANCED <last bottom layer> or HYBRID_CUSTOMIZED";
 
-/// A layer's own parallelism in a `HYBRID_CUSTOMIZED` workload (thirteenth column).
+/// A layer's own parallelism in a `HYBRID_CUSTOMIZED` workload (thirteenth column): which
+/// of the layer's phases communicate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerParallelism {
-    /// `DATA`
+    /// `DATA`: a weight-gradient collective only.
     Data,
-    /// `MODEL`
+    /// `MODEL`: forward and input-gradient collectives.
     Model,
-    /// `HYBRID_DATA_MODEL`
+    /// `HYBRID_DATA_MODEL`: all three, the input gradient's named `<layer>_IG_COMM__<TYPE>`.
     HybridDataModel,
-    /// `HYBRID_MODEL_DATA`
+    /// `HYBRID_MODEL_DATA`: all three.
     HybridModelData,
 }
 
@@ -188,6 +237,99 @@ impl LayerParallelism {
         ]
         .into_iter()
         .find(|p| p.keyword() == word)
+    }
+}
+
+/// How one layer of a DATA, MODEL, hybrid or HYBRID_CUSTOMIZED workload is laid out: which
+/// phases have a collective and in which order its nodes come and depend on each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LayerLayout {
+    /// A forward collective after the forward compute; the next layer's forward waits for it.
+    fwd_comm: bool,
+    /// An input-gradient collective after the input-gradient compute (never for layer 0);
+    /// the previous layer's backward waits for it.
+    ig_comm: bool,
+    /// A weight-gradient collective after the weight-gradient compute; the next pass's
+    /// forward waits for it (for the weight-gradient compute where there is none).
+    wg_comm: bool,
+    /// Backward is WG, its collective, then IG (no IG for layer 0), as in Chakra's DATA
+    /// rule; otherwise IG, its collective, then WG and its collective.
+    wg_first: bool,
+    /// A forward compute lists the previous pass's node before the previous layer's (the
+    /// hybrid rules) instead of after it (DATA, MODEL).
+    previous_pass_first: bool,
+    /// Put between the layer name and the type in the input-gradient collective's name.
+    ig_suffix: &'static str,
+}
+
+impl LayerLayout {
+    /// Chakra's DATA rule.
+    const DATA: LayerLayout = LayerLayout {
+        fwd_comm: false,
+        ig_comm: false,
+        wg_comm: true,
+        wg_first: true,
+        previous_pass_first: false,
+        ig_suffix: "",
+    };
+    /// Chakra's MODEL rule.
+    const MODEL: LayerLayout = LayerLayout {
+        fwd_comm: true,
+        ig_comm: true,
+        wg_comm: false,
+        wg_first: false,
+        previous_pass_first: false,
+        ig_suffix: "",
+    };
+    /// Chakra's HYBRID_MODEL_DATA rule.
+    const HYBRID_MODEL_DATA: LayerLayout = LayerLayout {
+        fwd_comm: true,
+        ig_comm: true,
+        wg_comm: true,
+        wg_first: false,
+        previous_pass_first: true,
+        ig_suffix: "",
+    };
+    /// Chakra's HYBRID_DATA_MODEL rule: HYBRID_MODEL_DATA's with other IG collective names.
+    const HYBRID_DATA_MODEL: LayerLayout = LayerLayout {
+        ig_suffix: "_IG_COMM_",
+        ..Self::HYBRID_MODEL_DATA
+    };
+
+    /// The layout of every layer of a file of parallelism `p`; `None` for MICRO, DLRM and
+    /// HYBRID_CUSTOMIZED, whose layers are not all alike.
+    fn whole_file(p: Parallelism) -> Option<LayerLayout> {
+        match p {
+            Parallelism::Data => Some(Self::DATA),
+            Parallelism::Model => Some(Self::MODEL),
+            Parallelism::HybridDataModel => Some(Self::HYBRID_DATA_MODEL),
+            Parallelism::HybridModelData => Some(Self::HYBRID_MODEL_DATA),
+            _ => None,
+        }
+    }
+
+    /// The layout of a HYBRID_CUSTOMIZED layer of parallelism `p`: that parallelism's
+    /// collectives, in the backward order ASTRA-sim 1.0 runs every such layer in (IG first).
+    fn customized(p: LayerParallelism) -> LayerLayout {
+        match p {
+            LayerParallelism::Data => LayerLayout {
+                wg_first: false,
+                ..Self::DATA
+            },
+            LayerParallelism::Model => Self::MODEL,
+            LayerParallelism::HybridDataModel => Self::HYBRID_DATA_MODEL,
+            LayerParallelism::HybridModelData => Self::HYBRID_MODEL_DATA,
+        }
+    }
+
+    /// Nodes one pass gives layer `index`.
+    fn nodes(self, index: usize) -> u64 {
+        let first = index == 0;
+        let comps = if self.wg_first && first { 2 } else { 3 };
+        comps
+            + u64::from(self.fwd_comm)
+            + u64::from(self.ig_comm && !first)
+            + u64::from(self.wg_comm)
     }
 }
 
@@ -403,16 +545,19 @@ impl TextWorkload {
         })
     }
 
-    /// Number of nodes one pass of one rank produces.
+    /// Number of nodes one pass of one rank produces (for a HYBRID_CUSTOMIZED layer without
+    /// its parallelism, which [`TextWorkload::to_traces`] refuses, none).
     pub fn nodes_per_pass(&self) -> u64 {
         let l = self.layers.len() as u64;
         match self.parallelism {
             Parallelism::Micro => l,
-            Parallelism::Data => (4 * l).saturating_sub(1),
-            Parallelism::Model => (5 * l).saturating_sub(1),
-            Parallelism::HybridDataModel | Parallelism::HybridModelData => {
-                (6 * l).saturating_sub(1)
-            }
+            Parallelism::Data
+            | Parallelism::Model
+            | Parallelism::HybridDataModel
+            | Parallelism::HybridModelData
+            | Parallelism::HybridCustomized => (0..self.layers.len())
+                .filter_map(|i| Some(self.layout(i)?.nodes(i)))
+                .sum(),
             Parallelism::HybridDlrm { last_bottom_layer }
             | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => {
                 let a2a = self
@@ -430,23 +575,36 @@ impl TextWorkload {
                     .is_some_and(|n| n < self.layers.len());
                 (3 * l).saturating_sub(1) + a2a as u64 + wg as u64 + u64::from(embedding_ig)
             }
-            Parallelism::HybridCustomized => 0,
+        }
+    }
+
+    /// The layout of layer `index`: the file's for DATA, MODEL and the hybrids, the layer's
+    /// own for HYBRID_CUSTOMIZED; `None` for MICRO and DLRM, and for a HYBRID_CUSTOMIZED
+    /// layer without its parallelism.
+    fn layout(&self, index: usize) -> Option<LayerLayout> {
+        match self.parallelism {
+            Parallelism::HybridCustomized => {
+                self.layers[index].parallelism.map(LayerLayout::customized)
+            }
+            p => LayerLayout::whole_file(p),
         }
     }
 
     /// Builds one trace per rank (index = rank), as Chakra's converter writes them.
     pub fn to_traces(&self, opts: &TextOptions) -> Result<Vec<EtTrace>> {
         check_options(&self.path, opts)?;
-        if self.parallelism == Parallelism::HybridCustomized {
-            return Err(ChakraError::format(
-                &self.path,
-                "line 1",
-                "HYBRID_CUSTOMIZED (a parallelism per layer) cannot be converted: Chakra's text \
-                     converter rejects it too; expected MICRO, DATA, MODEL, HYBRID_DATA_MODEL, \
-                     HYBRID_MODEL_DATA, HYBRID_DLRM or HYBRID_DLRM_ENHANCED",
-            ));
-        }
         // The fields are public, so re-check what parsing guarantees.
+        if self.parallelism == Parallelism::HybridCustomized {
+            if let Some(l) = self.layers.iter().find(|l| l.parallelism.is_none()) {
+                return Err(ChakraError::format(
+                    &self.path,
+                    format!("line {}", l.line),
+                    "HYBRID_CUSTOMIZED: the layer has no parallelism of its own; expected \
+                     column 13 (parallelism) to be DATA, MODEL, HYBRID_DATA_MODEL or \
+                     HYBRID_MODEL_DATA",
+                ));
+            }
+        }
         if self.layers.is_empty() {
             return Err(ChakraError::format(
                 &self.path,
@@ -492,6 +650,10 @@ impl TextWorkload {
                 string_attr("input_file", &self.text),
             ],
         };
+        // Empty for MICRO and DLRM; every layer has one otherwise (checked above).
+        let layouts: Vec<LayerLayout> = (0..self.layers.len())
+            .map_while(|i| self.layout(i))
+            .collect();
         let mut next_id = 0u64;
         let mut traces = Vec::with_capacity(opts.npus as usize);
         for _ in 0..opts.npus {
@@ -504,15 +666,15 @@ impl TextWorkload {
             for _ in 0..opts.passes {
                 match self.parallelism {
                     Parallelism::Micro => rank.micro_pass(),
-                    Parallelism::Data => rank.data_pass(),
-                    Parallelism::Model => rank.model_pass(),
-                    Parallelism::HybridDataModel => rank.hybrid_pass("_IG_COMM_"),
-                    Parallelism::HybridModelData => rank.hybrid_pass(""),
                     Parallelism::HybridDlrm { last_bottom_layer }
                     | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => {
                         rank.dlrm_pass(last_bottom_layer)
                     }
-                    Parallelism::HybridCustomized => {}
+                    Parallelism::Data
+                    | Parallelism::Model
+                    | Parallelism::HybridDataModel
+                    | Parallelism::HybridModelData
+                    | Parallelism::HybridCustomized => rank.layered_pass(&layouts),
                 }
             }
             traces.push(EtTrace {
@@ -784,114 +946,88 @@ impl RankBuilder<'_> {
         }
     }
 
-    fn data_pass(&mut self) {
+    /// DATA, MODEL, the hybrids and HYBRID_CUSTOMIZED: layer `i` as `layouts[i]` says (one
+    /// layout per layer).
+    fn layered_pass(&mut self, layouts: &[LayerLayout]) {
         let layers = self.layers;
-        let mut last_fwd = None;
+        // What the next node waits for: the last layer's forward collective, or its compute.
+        let mut fwd_exit = None;
         for (i, l) in layers.iter().enumerate() {
-            let prev = if i > 0 {
-                self.emitted[i - 1].fwd_comp
-            } else {
-                None
+            let lay = layouts[i];
+            let prev_layer = match i.checked_sub(1) {
+                Some(p) if layouts[p].fwd_comm => self.emitted[p].fwd_comm,
+                Some(p) => self.emitted[p].fwd_comp,
+                None => None,
             };
-            let id = self.comp(
-                i,
-                "FWD",
-                l.fwd.comp_time,
-                deps([prev, self.emitted[i].wg_comm]),
-            );
-            self.emitted[i].fwd_comp = Some(id);
-            last_fwd = Some(id);
+            // Still the previous pass's nodes: this pass's come later.
+            let prev_pass = if lay.wg_comm {
+                self.emitted[i].wg_comm
+            } else {
+                self.emitted[i].wg_comp
+            };
+            let parents = if lay.previous_pass_first {
+                deps([prev_pass, prev_layer])
+            } else {
+                deps([prev_layer, prev_pass])
+            };
+            let comp = self.comp(i, "FWD", l.fwd.comp_time, parents);
+            self.emitted[i].fwd_comp = Some(comp);
+            fwd_exit = Some(comp);
+            if lay.fwd_comm {
+                let comm = self.coll(&l.name, l.fwd.comm, l.fwd.comm_size, vec![comp]);
+                self.emitted[i].fwd_comm = Some(comm);
+                fwd_exit = Some(comm);
+            }
         }
         for i in (0..layers.len()).rev() {
-            let l = &layers[i];
-            let parent = if i + 1 == layers.len() {
-                last_fwd
+            let lay = layouts[i];
+            // A layer's backward starts after the next layer's last backward compute and its
+            // input-gradient collective (both of this pass).
+            let parents = if i + 1 == layers.len() {
+                deps([fwd_exit])
             } else {
-                self.emitted[i + 1].ig_comp
+                let next = self.emitted[i + 1];
+                let last_comp = if layouts[i + 1].wg_first {
+                    next.ig_comp
+                } else {
+                    next.wg_comp
+                };
+                deps([last_comp, next.ig_comm])
             };
-            let wg = self.comp(i, "BWD_WG", l.wg.comp_time, deps([parent]));
-            let comm = self.coll(&l.name, l.wg.comm, l.wg.comm_size, vec![wg]);
-            self.emitted[i].wg_comm = Some(comm);
-            if i != 0 {
-                let ig = self.comp(i, "BWD_IG", l.ig.comp_time, vec![wg]);
-                self.emitted[i].ig_comp = Some(ig);
+            if lay.wg_first {
+                self.weight_gradient(i, lay, parents);
+                if i != 0 {
+                    let wg = self.emitted[i].wg_comp;
+                    self.input_gradient(i, lay, deps([wg]));
+                }
+            } else {
+                self.input_gradient(i, lay, parents);
+                let ig = self.emitted[i].ig_comp;
+                self.weight_gradient(i, lay, deps([ig]));
             }
         }
     }
 
-    fn model_pass(&mut self) {
+    /// Layer `i`'s input-gradient compute and, but for layer 0, its collective if it has one.
+    fn input_gradient(&mut self, i: usize, lay: LayerLayout, parents: Vec<u64>) {
         let layers = self.layers;
-        let mut last_comm = None;
-        for (i, l) in layers.iter().enumerate() {
-            let prev = if i > 0 {
-                self.emitted[i - 1].fwd_comm
-            } else {
-                None
-            };
-            let comp = self.comp(
-                i,
-                "FWD",
-                l.fwd.comp_time,
-                deps([prev, self.emitted[i].wg_comp]),
-            );
-            self.emitted[i].fwd_comp = Some(comp);
-            let comm = self.coll(&l.name, l.fwd.comm, l.fwd.comm_size, vec![comp]);
-            self.emitted[i].fwd_comm = Some(comm);
-            last_comm = Some(comm);
-        }
-        for i in (0..layers.len()).rev() {
-            let l = &layers[i];
-            let parents = if i + 1 == layers.len() {
-                deps([last_comm, None])
-            } else {
-                deps([self.emitted[i + 1].wg_comp, self.emitted[i + 1].ig_comm])
-            };
-            let ig = self.comp(i, "BWD_IG", l.ig.comp_time, parents);
-            if i != 0 {
-                let comm = self.coll(&l.name, l.ig.comm, l.ig.comm_size, vec![ig]);
-                self.emitted[i].ig_comm = Some(comm);
-            }
-            let wg = self.comp(i, "BWD_WG", l.wg.comp_time, vec![ig]);
-            self.emitted[i].wg_comp = Some(wg);
+        let l = &layers[i];
+        let ig = self.comp(i, "BWD_IG", l.ig.comp_time, parents);
+        self.emitted[i].ig_comp = Some(ig);
+        if lay.ig_comm && i != 0 {
+            let label = format!("{}{}", l.name, lay.ig_suffix);
+            let comm = self.coll(&label, l.ig.comm, l.ig.comm_size, vec![ig]);
+            self.emitted[i].ig_comm = Some(comm);
         }
     }
 
-    /// HYBRID_DATA_MODEL (`ig_suffix` = `_IG_COMM_`) and HYBRID_MODEL_DATA (`""`).
-    fn hybrid_pass(&mut self, ig_suffix: &str) {
+    /// Layer `i`'s weight-gradient compute and its collective if it has one.
+    fn weight_gradient(&mut self, i: usize, lay: LayerLayout, parents: Vec<u64>) {
         let layers = self.layers;
-        let mut last_comm = None;
-        for (i, l) in layers.iter().enumerate() {
-            let prev = if i > 0 {
-                self.emitted[i - 1].fwd_comm
-            } else {
-                None
-            };
-            let comp = self.comp(
-                i,
-                "FWD",
-                l.fwd.comp_time,
-                deps([self.emitted[i].wg_comm, prev]),
-            );
-            self.emitted[i].fwd_comp = Some(comp);
-            let comm = self.coll(&l.name, l.fwd.comm, l.fwd.comm_size, vec![comp]);
-            self.emitted[i].fwd_comm = Some(comm);
-            last_comm = Some(comm);
-        }
-        for i in (0..layers.len()).rev() {
-            let l = &layers[i];
-            let parents = if i + 1 == layers.len() {
-                deps([last_comm, None])
-            } else {
-                deps([self.emitted[i + 1].wg_comp, self.emitted[i + 1].ig_comm])
-            };
-            let ig = self.comp(i, "BWD_IG", l.ig.comp_time, parents);
-            if i != 0 {
-                let label = format!("{}{ig_suffix}", l.name);
-                let comm = self.coll(&label, l.ig.comm, l.ig.comm_size, vec![ig]);
-                self.emitted[i].ig_comm = Some(comm);
-            }
-            let wg = self.comp(i, "BWD_WG", l.wg.comp_time, vec![ig]);
-            self.emitted[i].wg_comp = Some(wg);
+        let l = &layers[i];
+        let wg = self.comp(i, "BWD_WG", l.wg.comp_time, parents);
+        self.emitted[i].wg_comp = Some(wg);
+        if lay.wg_comm {
             let comm = self.coll(&l.name, l.wg.comm, l.wg.comm_size, vec![wg]);
             self.emitted[i].wg_comm = Some(comm);
         }
@@ -1270,9 +1406,87 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hybrid_customized_parses_per_layer_parallelism_but_is_not_converted() {
+    /// One layer line of the HYBRID_CUSTOMIZED sample, as this test module reads it.
+    struct SampleLayer {
+        name: String,
+        /// Column 13.
+        parallelism: String,
+        /// Compute time of the forward, input-gradient and weight-gradient phases.
+        comp: [u64; 3],
+        /// Comm type keyword and size of the same phases.
+        comm: [(String, i64); 3],
+    }
+
+    /// Node-name suffixes of the three phases, in the order of [`SampleLayer::comp`].
+    const PHASES: [&str; 3] = ["FWD", "BWD_IG", "BWD_WG"];
+
+    /// Reads the public HYBRID_CUSTOMIZED sample with a plain split of its columns.
+    fn customized_sample() -> (PathBuf, Vec<SampleLayer>) {
         let path = text_workload("sample_per_layer_parallel_HybridCustomized.txt");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        assert_eq!(lines.next().map(str::trim), Some("HYBRID_CUSTOMIZED"));
+        let count = lines.next().and_then(|l| l.trim().parse::<usize>().ok());
+        let layers: Vec<SampleLayer> = lines
+            .map(|line| {
+                let c: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(c.len(), 13, "{line}");
+                let num = |i: usize| c[i].parse::<u64>().unwrap_or_else(|e| panic!("{e}"));
+                let comm = |i: usize| (c[i].to_owned(), num(i + 1) as i64);
+                SampleLayer {
+                    name: c[0].to_owned(),
+                    parallelism: c[12].to_owned(),
+                    comp: [num(2), num(5), num(8)],
+                    comm: [comm(3), comm(6), comm(9)],
+                }
+            })
+            .collect();
+        assert_eq!(Some(layers.len()), count);
+        (path, layers)
+    }
+
+    /// The phases (indices into [`PHASES`]) whose collective a layer of this parallelism
+    /// issues in ASTRA-sim 1.0 (those whose collective spans some network dimension); layer 0
+    /// never has an input-gradient collective.
+    fn communicating_phases(parallelism: &str, layer: usize) -> Vec<usize> {
+        let phases: &[usize] = match parallelism {
+            "DATA" => &[2],
+            "MODEL" => &[0, 1],
+            "HYBRID_DATA_MODEL" | "HYBRID_MODEL_DATA" => &[0, 1, 2],
+            other => panic!("unexpected layer parallelism {other:?}"),
+        };
+        phases
+            .iter()
+            .copied()
+            .filter(|&p| !(p == 1 && layer == 0))
+            .collect()
+    }
+
+    /// The Chakra `comm_type` of a comm type keyword (NONE, where placed, is an all-reduce).
+    fn comm_type_of(keyword: &str) -> i64 {
+        let t = match keyword {
+            "NONE" | "ALLREDUCE" => CollectiveCommType::AllReduce,
+            "ALLTOALL" => CollectiveCommType::AllToAll,
+            "ALLGATHER" => CollectiveCommType::AllGather,
+            "REDUCESCATTER" => CollectiveCommType::ReduceScatter,
+            other => panic!("unexpected comm type {other:?}"),
+        };
+        t as i64
+    }
+
+    /// The name of a sample layer's collective in phase `phase`.
+    fn sample_coll_name(l: &SampleLayer, phase: usize) -> String {
+        let ig_label = if phase == 1 && l.parallelism == "HYBRID_DATA_MODEL" {
+            "_IG_COMM_"
+        } else {
+            ""
+        };
+        format!("COMM_COLL_NODE_{}{ig_label}_{}", l.name, l.comm[phase].0)
+    }
+
+    #[test]
+    fn hybrid_customized_sample_places_each_layers_collectives_as_the_file_gives_them() {
+        let (path, layers) = customized_sample();
         let w = TextWorkload::read(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(w.parallelism, Parallelism::HybridCustomized);
         let per_layer: Vec<_> = w.layers.iter().map(|l| l.parallelism).collect();
@@ -1289,14 +1503,308 @@ mod tests {
             ]
             .map(Some)
         );
-        assert_eq!(w.layers[1].ig.comm, CommKind::ReduceScatter);
+        // (layer, phase) -> (collective name, comm_type, comm_size), from the file alone.
+        let mut expected = std::collections::BTreeMap::new();
+        for (i, l) in layers.iter().enumerate() {
+            for p in communicating_phases(&l.parallelism, i) {
+                let (kind, size) = &l.comm[p];
+                expected.insert(
+                    (l.name.clone(), p),
+                    (sample_coll_name(l, p), comm_type_of(kind), *size),
+                );
+            }
+        }
+        // 2 + 3 + 1 + 2 + 2 + 3 collectives and three computes per layer.
+        assert_eq!(expected.len(), 13);
+        let per_pass = 3 * layers.len() + expected.len();
+        assert_eq!(per_pass, 31);
+        assert_eq!(w.nodes_per_pass(), 31);
+
+        let (npus, passes) = (4, 3);
+        let traces = w
+            .to_traces(&TextOptions { npus, passes })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(traces.len(), npus as usize);
+        assert_ids_count_across_ranks(&traces);
+        assert_deps_point_backwards(&traces);
+        for (rank, t) in traces.iter().enumerate() {
+            assert_eq!(t.nodes.len(), passes as usize * per_pass, "rank {rank}");
+            let by_id: std::collections::HashMap<u64, &Node> =
+                t.nodes.iter().map(|n| (n.id, n)).collect();
+            for (pass, nodes) in t.nodes.chunks(per_pass).enumerate() {
+                let at = format!("rank {rank} pass {pass}");
+                let mut comps = std::collections::BTreeMap::new();
+                let mut colls = std::collections::BTreeMap::new();
+                for n in nodes {
+                    match n.node_type() {
+                        Some(NodeType::CompNode) => {
+                            let rest = n.name.strip_prefix("COMP_NODE_").unwrap_or("?");
+                            let phase =
+                                (0..3).find(|&p| rest.ends_with(&format!("_{}", PHASES[p])));
+                            let phase = phase.unwrap_or_else(|| panic!("{at}: {}", n.name));
+                            let layer = &rest[..rest.len() - PHASES[phase].len() - 1];
+                            let old = comps.insert((layer.to_owned(), phase), n.duration_micros);
+                            assert!(old.is_none(), "{at}: a second {}", n.name);
+                        }
+                        Some(NodeType::CommCollNode) => {
+                            // A collective follows the compute of its own layer and phase.
+                            let [parent] = n.data_deps[..] else {
+                                panic!("{at}: {} has deps {:?}", n.name, n.data_deps)
+                            };
+                            let parent = by_id.get(&parent).map_or("?", |p| p.name.as_str());
+                            let rest = parent.strip_prefix("COMP_NODE_").unwrap_or("?");
+                            let phase =
+                                (0..3).find(|&p| rest.ends_with(&format!("_{}", PHASES[p])));
+                            let phase = phase.unwrap_or_else(|| panic!("{at}: {parent}"));
+                            let layer = &rest[..rest.len() - PHASES[phase].len() - 1];
+                            let (kind, size) = comm(n);
+                            let old = colls
+                                .insert((layer.to_owned(), phase), (n.name.clone(), kind, size));
+                            assert!(old.is_none(), "{at}: a second collective after {parent}");
+                        }
+                        other => panic!("{at}: unexpected node type {other:?}"),
+                    }
+                }
+                assert_eq!(colls, expected, "{at}");
+                // Every layer has all three computes, with the file's times.
+                let want: std::collections::BTreeMap<_, _> = layers
+                    .iter()
+                    .flat_map(|l| (0..3).map(move |p| ((l.name.clone(), p), l.comp[p])))
+                    .collect();
+                assert_eq!(comps, want, "{at}");
+            }
+        }
+    }
+
+    #[test]
+    fn hybrid_customized_sample_chains_layers_by_their_own_collectives() {
+        let (path, layers) = customized_sample();
+        let traces = convert(&path, 2, 2);
+        let t = &traces[1];
+        let comp = |layer: usize, phase: usize, pass: usize| {
+            id_of(
+                t,
+                &format!("COMP_NODE_{}_{}", layers[layer].name, PHASES[phase]),
+                pass,
+            )
+        };
+        // The collective of a layer and phase in a pass: the one node that follows its compute.
+        let coll = |layer: usize, phase: usize, pass: usize| {
+            let parent = comp(layer, phase, pass);
+            let name = sample_coll_name(&layers[layer], phase);
+            let found: Vec<u64> = t
+                .nodes
+                .iter()
+                .filter(|n| n.name == name && n.data_deps == [parent])
+                .map(|n| n.id)
+                .collect();
+            assert_eq!(found.len(), 1, "{name} after {parent}");
+            found[0]
+        };
+        // Which nodes depend on a node.
+        let children = |id: u64| -> Vec<u64> {
+            t.nodes
+                .iter()
+                .filter(|n| n.data_deps.contains(&id))
+                .map(|n| n.id)
+                .collect()
+        };
+        let deps_of = |id: u64| {
+            t.nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| n.data_deps.clone())
+        };
+        let (fwd, ig, wg) = (0, 1, 2);
+        // Layers: 0 HYBRID_DATA_MODEL, 1 HYBRID_MODEL_DATA, 2 DATA, 3 MODEL, 4 MODEL,
+        // 5 HYBRID_MODEL_DATA.
+        let kinds: Vec<&str> = layers.iter().map(|l| l.parallelism.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "HYBRID_DATA_MODEL",
+                "HYBRID_MODEL_DATA",
+                "DATA",
+                "MODEL",
+                "MODEL",
+                "HYBRID_MODEL_DATA"
+            ]
+        );
+        for pass in 0..2usize {
+            let prev = pass.checked_sub(1);
+            // Forward: each layer waits for the previous layer's forward collective, or its
+            // compute where it has none (the DATA layer 2), and for its own previous pass: the
+            // weight-gradient collective, or compute for the MODEL layers; the hybrids list
+            // the previous pass first.
+            let opt = |x: Option<u64>| x.into_iter().collect::<Vec<_>>();
+            let mut want = opt(prev.map(|p| coll(0, wg, p)));
+            assert_eq!(deps_of(comp(0, fwd, pass)), Some(want), "pass {pass}");
+            want = opt(prev.map(|p| coll(1, wg, p)));
+            want.push(coll(0, fwd, pass));
+            assert_eq!(deps_of(comp(1, fwd, pass)), Some(want), "pass {pass}");
+            want = vec![coll(1, fwd, pass)];
+            want.extend(prev.map(|p| coll(2, wg, p)));
+            assert_eq!(deps_of(comp(2, fwd, pass)), Some(want), "pass {pass}");
+            assert_eq!(children(comp(2, fwd, pass)), [comp(3, fwd, pass)]);
+            want = vec![comp(2, fwd, pass)];
+            want.extend(prev.map(|p| comp(3, wg, p)));
+            assert_eq!(deps_of(comp(3, fwd, pass)), Some(want), "pass {pass}");
+            want = vec![coll(3, fwd, pass)];
+            want.extend(prev.map(|p| comp(4, wg, p)));
+            assert_eq!(deps_of(comp(4, fwd, pass)), Some(want), "pass {pass}");
+            want = opt(prev.map(|p| coll(5, wg, p)));
+            want.push(coll(4, fwd, pass));
+            assert_eq!(deps_of(comp(5, fwd, pass)), Some(want), "pass {pass}");
+
+            // Backward, IG before WG in every layer; a layer's IG waits for the next layer's
+            // WG compute and IG collective (where it has one).
+            assert_eq!(deps_of(comp(5, ig, pass)), Some(vec![coll(5, fwd, pass)]));
+            for layer in 0..6 {
+                assert_eq!(
+                    deps_of(comp(layer, wg, pass)),
+                    Some(vec![comp(layer, ig, pass)]),
+                    "layer {layer} pass {pass}"
+                );
+            }
+            for layer in [0, 2, 3] {
+                let next = layer + 1;
+                assert_eq!(
+                    deps_of(comp(layer, ig, pass)),
+                    Some(vec![comp(next, wg, pass), coll(next, ig, pass)]),
+                    "layer {layer} pass {pass}"
+                );
+            }
+            assert_eq!(
+                deps_of(comp(4, ig, pass)),
+                Some(vec![comp(5, wg, pass), coll(5, ig, pass)])
+            );
+            // The DATA layer has no IG collective: layer 1's IG waits for its WG alone.
+            assert_eq!(deps_of(comp(1, ig, pass)), Some(vec![comp(2, wg, pass)]));
+            assert_eq!(children(comp(2, ig, pass)), [comp(2, wg, pass)]);
+            // Layer 0 has no IG collective, the MODEL layers no WG collective.
+            assert_eq!(children(comp(0, ig, pass)), [comp(0, wg, pass)]);
+            for layer in [3, 4] {
+                let mut want = vec![comp(layer - 1, ig, pass)];
+                if pass == 0 {
+                    want.push(comp(layer, fwd, 1));
+                }
+                assert_eq!(children(comp(layer, wg, pass)), want, "layer {layer}");
+            }
+            // The pass ends with layer 0's weight-gradient collective.
+            let last = &t.nodes[(pass + 1) * 31 - 1];
+            assert_eq!(last.id, coll(0, wg, pass));
+        }
+        assert_ids_count_across_ranks(&traces);
+        assert_deps_point_backwards(&traces);
+    }
+
+    /// `text` (a whole-file workload) as a HYBRID_CUSTOMIZED one whose layers all say `kind`.
+    fn as_customized(text: &str, kind: &str) -> String {
+        let mut lines = text.lines().map(str::trim_end);
+        let _header = lines.next();
+        let mut out = String::from("HYBRID_CUSTOMIZED\n");
+        for (i, line) in lines.enumerate() {
+            if i == 0 || line.is_empty() {
+                out.push_str(&format!("{line}\n"));
+            } else {
+                out.push_str(&format!("{line} {kind}\n"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hybrid_customized_layers_of_one_parallelism_convert_like_a_file_of_it() {
+        let opts = TextOptions { npus: 3, passes: 2 };
+        let nodes = |w: &TextWorkload| -> Vec<Vec<Node>> {
+            w.to_traces(&opts)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|t| t.nodes)
+                .collect()
+        };
+        for (file, kind) in [
+            ("MLP_ModelParallel.txt", "MODEL"),
+            ("MLP_HybridParallel_Data_Model.txt", "HYBRID_DATA_MODEL"),
+            ("MLP_HybridParallel_Model_Data.txt", "HYBRID_MODEL_DATA"),
+        ] {
+            let whole = TextWorkload::read(&text_workload(file)).unwrap_or_else(|e| panic!("{e}"));
+            let custom = TextWorkload::parse(&as_customized(&whole.text, kind), Path::new("c.txt"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(custom.nodes_per_pass(), whole.nodes_per_pass(), "{file}");
+            assert_eq!(nodes(&custom), nodes(&whole), "{file}");
+        }
+        // DATA layers keep DATA's collectives but run IG before WG, as every HYBRID_CUSTOMIZED
+        // layer does in ASTRA-sim 1.0, so layer 0 has an input-gradient compute too.
+        let whole = TextWorkload::read(&text_workload("Resnet50_DataParallel.txt"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let custom = TextWorkload::parse(&as_customized(&whole.text, "DATA"), Path::new("c.txt"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let l = custom.layers.len() as u64;
+        assert_eq!(custom.nodes_per_pass(), 4 * l);
+        assert_eq!(whole.nodes_per_pass(), 4 * l - 1);
+        let (a, b) = (nodes(&custom), nodes(&whole));
+        let colls = |t: &[Node]| -> Vec<(String, Vec<AttributeProto>)> {
+            t.iter()
+                .filter(|n| n.node_type() == Some(NodeType::CommCollNode))
+                .map(|n| (n.name.clone(), n.attr.clone()))
+                .collect()
+        };
+        let t = EtTrace {
+            metadata: None,
+            nodes: a[2].clone(),
+        };
+        assert_eq!(colls(&a[2]), colls(&b[2]));
+        assert_eq!(
+            node(&t, "COMP_NODE_fc1000_BWD_IG", 0).data_deps,
+            [id_of(&t, "COMP_NODE_fc1000_FWD", 0)]
+        );
+        assert_eq!(
+            node(&t, "COMP_NODE_fc1000_BWD_WG", 0).data_deps,
+            [id_of(&t, "COMP_NODE_fc1000_BWD_IG", 0)]
+        );
+        assert_eq!(
+            node(&t, "COMP_NODE_conv1_BWD_WG", 1).data_deps,
+            [id_of(&t, "COMP_NODE_conv1_BWD_IG", 1)]
+        );
+    }
+
+    #[test]
+    fn hybrid_customized_unknown_layer_parallelism_is_an_error_naming_file_and_line() {
+        let (path, _) = customized_sample();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        // Line 5 is layer_64_2_mlp2, the DATA layer.
+        assert_eq!(text.matches(" DATA ").count(), 1);
+        assert!(text.lines().nth(4).is_some_and(|l| l.contains(" DATA ")));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for bad in ["PIPELINE", "MICRO", "HYBRID_DLRM", "data"] {
+            let file = dir.path().join(format!("custom_{bad}.txt"));
+            std::fs::write(&file, text.replace(" DATA ", &format!(" {bad} ")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let err = convert_text_workload(&file, &TextOptions { npus: 2, passes: 1 })
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let want = format!(
+                "{}: line 5: column 13 (parallelism): unknown layer parallelism {bad:?}; expected \
+                 DATA, MODEL, HYBRID_DATA_MODEL or HYBRID_MODEL_DATA",
+                file.display()
+            );
+            assert_eq!(err, want);
+        }
+        // A layer whose parallelism was taken away after parsing is refused by `to_traces`.
+        let mut w = TextWorkload::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        w.layers[3].parallelism = None;
         let err = w
-            .to_traces(&TextOptions { npus: 2, passes: 1 })
+            .to_traces(&TextOptions { npus: 1, passes: 1 })
             .err()
-            .map(|e| e.to_string());
-        let err = err.unwrap_or_default();
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(
-            err.contains("HybridCustomized.txt: line 1: HYBRID_CUSTOMIZED"),
+            err.starts_with(&format!(
+                "{}: line 6: HYBRID_CUSTOMIZED: the layer has no parallelism",
+                path.display()
+            )),
             "{err}"
         );
     }
@@ -1398,6 +1906,7 @@ mod tests {
             ("Resnet50_DataParallel.txt", 215),
             ("microAllReduce.txt", 1),
             ("microAllToAll.txt", 1),
+            ("sample_per_layer_parallel_HybridCustomized.txt", 31),
         ] {
             let traces = convert(&text_workload(file), 3, 2);
             assert_ids_count_across_ranks(&traces);
@@ -1594,24 +2103,6 @@ mod tests {
         assert!(err(&latin1, 1, 1).ends_with(
             "latin1.txt: line 3: invalid UTF-8; expected an ASTRA-sim 1.0 text workload"
         ));
-    }
-
-
-    #[test]
-    fn zz_snapshot_tmp() {
-        let out = std::env::var("SNAP_OUT").unwrap_or_default();
-        if out.is_empty() { return; }
-        let mut all = Vec::new();
-        for f in ["MLP_HybridParallel_Data_Model.txt","MLP_HybridParallel_Model_Data.txt","MLP_ModelParallel.txt","Resnet50_DataParallel.txt","microAllReduce.txt","microAllToAll.txt"] {
-            for (n, p) in [(1u32,1u32),(3,2),(2,3)] {
-                for t in convert(&text_workload(f), n, p) { all.extend(encode_et(&t)); }
-            }
-        }
-        for text in [DLRM.to_string(), DLRM.replace("HYBRID_DLRM 2", "HYBRID_DLRM 9"), DLRM.replace("HYBRID_DLRM 2", "HYBRID_DLRM 1")] {
-            let w = TextWorkload::parse(&text, Path::new("d.txt")).unwrap();
-            for t in w.to_traces(&TextOptions{npus:2,passes:3}).unwrap() { all.extend(encode_et(&t)); }
-        }
-        std::fs::write(out, all).unwrap();
     }
 
     proptest::proptest! {
