@@ -327,3 +327,55 @@ pub fn write_et_file(path: impl AsRef<Path>, trace: &EtTrace) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary bytes give a trace or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_et_bytes(&bytes, "fuzz.et");
+        }
+
+        /// Valid streams stay decodable after any single-byte change, or fail cleanly.
+        #[test]
+        fn mutated_real_trace_never_panics(pos in 0usize..10_000, byte in any::<u8>()) {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/public-traces/astra-sim__astra-sim/examples/system/custom_collectives/custom_ring_allreduce_8npus_1MB/custom_allreduce.0.et");
+            let mut bytes = std::fs::read(path).unwrap();
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            if let Ok(trace) = decode_et_bytes(&bytes, "mutated.et") {
+                // Whatever decodes re-encodes without panicking.
+                let _ = encode_et(&trace);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_length_messages_are_empty_messages() {
+        // metadata "1.0.0", then a lone 00 (a Node with every field default), then node id 5.
+        let bytes = [0x07, 0x0a, 0x05, b'1', b'.', b'0', b'.', b'0', 0x00, 0x02, 0x08, 0x05];
+        let t = decode_et_bytes(&bytes, "z.et").unwrap();
+        assert_eq!(t.nodes.len(), 2);
+        assert_eq!(t.nodes[0], Node::default());
+        assert_eq!(t.nodes[1].id, 5);
+        assert_eq!(encode_et(&t), bytes);
+        // As the first message, a lone 00 is an empty GlobalMetadata.
+        let t = decode_et_bytes(&[0x00, 0x02, 0x08, 0x05], "z.et").unwrap();
+        assert_eq!(t.metadata, Some(GlobalMetadata::default()));
+        assert_eq!(t.nodes.len(), 1);
+    }
+
+    #[test]
+    fn legacy_first_node_is_not_taken_for_metadata() {
+        // A node with id 3 and type COMP (fields 1 and 3, varints) and no metadata before it.
+        let bytes = [0x04, 0x08, 0x03, 0x18, 0x04];
+        let t = decode_et_bytes(&bytes, "legacy.et").unwrap();
+        assert_eq!(t.metadata, None);
+        assert_eq!((t.nodes[0].id, t.nodes[0].r#type), (3, 4));
+        assert_eq!(encode_et(&t), bytes);
+    }
+}
