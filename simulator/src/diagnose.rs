@@ -1,0 +1,125 @@
+//! Explains a stalled run: for every rank that did not finish, which nodes are
+//! stuck and on what (a collective waiting for peers, an unmatched send or
+//! receive with its key, a dependency on a missing or unfinished node).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::chakra::NodeType;
+use crate::network::matching::MsgKey;
+use crate::workload::{NodeState, Workload};
+
+/// At most this many stuck nodes are described per rank.
+const MAX_PER_RANK: usize = 8;
+
+/// Builds the per-rank diagnosis. `waiting` lists posted receives that never
+/// matched, flagged `true` when they belong to a collective stream.
+pub(crate) fn diagnose(workloads: &[Workload], waiting: impl Iterator<Item = (MsgKey, bool)>) -> String {
+    // Receives each rank is still waiting for, by receiving rank.
+    let mut recv_waits: BTreeMap<u32, Vec<(MsgKey, bool)>> = BTreeMap::new();
+    for (k, coll) in waiting {
+        recv_waits.entry(k.dst).or_default().push((k, coll));
+    }
+    let mut out = String::new();
+    let stuck_ranks: Vec<usize> = (0..workloads.len()).filter(|&r| workloads[r].finished_at.is_none()).collect();
+    let _ = writeln!(
+        out,
+        "{} of {} ranks did not finish: {}",
+        stuck_ranks.len(),
+        workloads.len(),
+        summarize_ranks(&stuck_ranks)
+    );
+    for &r in stuck_ranks.iter().take(16) {
+        let w = &workloads[r];
+        let unfinished = w.unfinished();
+        let _ = writeln!(out, "rank {r} ({}): {} nodes unfinished", w.path.display(), unfinished.len());
+        let mut shown = 0;
+        // Running nodes first: they are what everything else waits on.
+        let mut order: Vec<&(u32, Vec<u32>)> = unfinished.iter().collect();
+        order.sort_by_key(|(i, _)| match w.state[*i as usize] {
+            NodeState::Running => 0,
+            NodeState::Free => 1,
+            _ => 2,
+        });
+        for (i, parents) in order {
+            if shown == MAX_PER_RANK {
+                let _ = writeln!(out, "  ...");
+                break;
+            }
+            let n = &w.nodes[*i as usize];
+            let what = match w.state[*i as usize] {
+                NodeState::Running => match n.kind {
+                    NodeType::CommCollNode => {
+                        let peers: Vec<u32> = recv_waits
+                            .get(&(r as u32))
+                            .map(|v| v.iter().filter(|(_, c)| *c).map(|(k, _)| k.src).collect())
+                            .unwrap_or_default();
+                        if peers.is_empty() {
+                            "collective issued but not complete (it spans no active dimension, or its peers never issued theirs)".to_string()
+                        } else {
+                            let mut p = peers.clone();
+                            p.sort_unstable();
+                            p.dedup();
+                            format!("collective waiting for data from ranks {}", summarize_ranks(&p.iter().map(|&x| x as usize).collect::<Vec<_>>()))
+                        }
+                    }
+                    NodeType::CommRecvNode => format!(
+                        "receive waiting for a message from rank {} (tag {}, {} bytes) that no send matches",
+                        n.comm.src.map_or("?".into(), |s| s.to_string()),
+                        n.comm.tag,
+                        n.comm.size
+                    ),
+                    NodeType::CommSendNode => format!(
+                        "send to rank {} (tag {}, {} bytes) never received: no matching receive (same tag and size) was posted",
+                        n.comm.dst.map_or("?".into(), |s| s.to_string()),
+                        n.comm.tag,
+                        n.comm.size
+                    ),
+                    _ => "running".to_string(),
+                },
+                NodeState::Free => "ready but never issued (a skipped node freed it and no later completion re-ran the issue loop, as in ASTRA-sim; or its hardware slot never freed)".to_string(),
+                NodeState::Pending => {
+                    let missing: Vec<u64> = w.missing_parents.iter().filter(|(c, _)| c == i).map(|(_, d)| *d).collect();
+                    if !missing.is_empty() {
+                        format!("depends on node(s) {} which are not in this file", join(&missing))
+                    } else {
+                        let ids: Vec<u64> = parents.iter().map(|&p| w.nodes[p as usize].id).collect();
+                        format!("waiting on unfinished node(s) {}", join(&ids))
+                    }
+                }
+                NodeState::Done => continue,
+            };
+            let _ = writeln!(out, "  node {} ({}, {}): {what}", n.id, n.name, n.kind.proto_name());
+            shown += 1;
+        }
+    }
+    if stuck_ranks.len() > 16 {
+        let _ = writeln!(out, "... and {} more ranks", stuck_ranks.len() - 16);
+    }
+    out
+}
+
+fn join(ids: &[u64]) -> String {
+    let mut s: Vec<String> = ids.iter().take(10).map(u64::to_string).collect();
+    if ids.len() > 10 {
+        s.push(format!("... ({} in all)", ids.len()));
+    }
+    s.join(", ")
+}
+
+/// `0-3, 5, 7-9` style list.
+fn summarize_ranks(ranks: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ranks.len() {
+        let start = ranks[i];
+        let mut end = start;
+        while i + 1 < ranks.len() && ranks[i + 1] == end + 1 {
+            i += 1;
+            end = ranks[i];
+        }
+        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    parts.join(", ")
+}

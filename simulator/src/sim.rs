@@ -1,0 +1,944 @@
+//! The simulation: one event loop driving every rank's workload and system
+//! layer over one network backend.
+//!
+//! Two levels of events reproduce ASTRA-sim's ordering exactly: the global
+//! queue ([`crate::engine`]) and, per rank, a map from tick to a FIFO list of
+//! system events. Registering a system event at a tick that has no list yet
+//! creates the list and schedules one global `SysTick` for it; the tick runs
+//! its list to the end, including events appended while it runs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::chakra::{CollectiveCommType, NodeType};
+use crate::config::NetworkDim;
+use crate::engine::{EventQueue, Time};
+use crate::error::SimError;
+use crate::network::matching::{Matcher, MsgKey};
+use crate::network::{Aware, AwareEvent, Unaware};
+use crate::report::{intersection_len, merged, RankReport, Report};
+use crate::system::algorithm::{Action, AlgoEvent, Algorithm, DoubleBinaryTree, HalvingDoubling, RingAlgo};
+use crate::system::topology::{tree_node, Direction, Ring, TreeKind};
+use crate::system::{CollKind, CollectiveAlgorithm, SchedulingPolicy, SysParams};
+use crate::workload::Workload;
+
+/// Which network model to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Closed-form delays, no contention.
+    CongestionUnaware,
+    /// Per-link FIFO queues (one-dimensional topologies only).
+    CongestionAware,
+}
+
+impl BackendKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::CongestionUnaware => "congestion-unaware",
+            BackendKind::CongestionAware => "congestion-aware",
+        }
+    }
+}
+
+/// Everything a run needs, loaded and validated.
+pub struct SimSpec {
+    /// One workload per rank, rank order.
+    pub workloads: Vec<Workload>,
+    /// Network dimensions.
+    pub network: Vec<NetworkDim>,
+    /// Network model.
+    pub backend: BackendKind,
+    /// System-layer parameters.
+    pub params: SysParams,
+    /// Communicator groups by id (`pg_name`), members in rank order.
+    pub groups: HashMap<String, Vec<u32>>,
+}
+
+/// Who is told when a message event happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handler {
+    Nop,
+    Stream { stream: u32 },
+    NodeDone { rank: u32, node: u32 },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    SysTick { rank: u32 },
+    Deliver { msg: u32 },
+    Aware(AwareEvent),
+    Late { handler: Handler },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SysEvent {
+    Bundle { stream: u32, processing: bool, size: u64 },
+    NodeDone { node: u32 },
+}
+
+struct InFlight {
+    key: MsgKey,
+    seq: u64,
+    on_sent: Handler,
+}
+
+struct Phase {
+    queue: usize,
+    algo: Algorithm,
+}
+
+struct Stream {
+    rank: u32,
+    dataset: u32,
+    tag: u64,
+    priority: i64,
+    phases: VecDeque<Phase>,
+    current: Option<Phase>,
+    queue: Option<usize>,
+    initialized: bool,
+}
+
+struct DataSet {
+    rank: u32,
+    node: u32,
+    total: u32,
+    finished: u32,
+}
+
+/// Queue cursors of one dimension (ASTRA-sim's QueueLevelHandler).
+#[derive(Clone, Debug)]
+struct QueueLevel {
+    first_queue: usize,
+    count: usize,
+    next: usize,
+    first: usize,
+    last: usize,
+}
+
+impl QueueLevel {
+    fn next_any(&mut self) -> (usize, Direction) {
+        let dir = if self.count > 1 && self.next >= self.count / 2 { Direction::Anticlockwise } else { Direction::Clockwise };
+        let q = self.first_queue + self.next;
+        self.next += 1;
+        if self.next == self.count {
+            self.next = 0;
+        }
+        (q, dir)
+    }
+    fn next_first(&mut self) -> (usize, Direction) {
+        let q = self.first_queue + self.first;
+        self.first += 1;
+        if self.first >= self.count / 2 {
+            self.first = 0;
+        }
+        (q, Direction::Clockwise)
+    }
+    fn next_last(&mut self) -> (usize, Direction) {
+        let q = self.first_queue + self.last;
+        self.last += 1;
+        if self.last >= self.count {
+            self.last = self.count / 2;
+        }
+        (q, Direction::Anticlockwise)
+    }
+}
+
+/// One rank's system-layer state.
+struct RankSys {
+    events: BTreeMap<Time, VecDeque<SysEvent>>,
+    active: Vec<Vec<u32>>,
+    running: Vec<u32>,
+    levels: Vec<QueueLevel>,
+    priority_counter: i64,
+    stream_counter: u64,
+    group_stream_counters: HashMap<String, u64>,
+    tree_toggle: HashMap<(String, CollKind, usize), bool>,
+    gpu_intervals: Vec<(u64, u64)>,
+    cpu_intervals: Vec<(u64, u64)>,
+    comm_intervals: Vec<(u64, u64)>,
+    nodes_done: u64,
+}
+
+enum Backend {
+    Unaware(Unaware),
+    Aware(Aware),
+}
+
+/// A simulation ready to run.
+pub struct Simulation {
+    q: EventQueue<Event>,
+    params: SysParams,
+    dims: Vec<u32>,
+    total_nodes: u64,
+    concurrent_streams: u32,
+    backend: Backend,
+    backend_kind: BackendKind,
+    matcher: Matcher<Handler>,
+    msgs: Vec<Option<InFlight>>,
+    free_msgs: Vec<u32>,
+    wl: Vec<Workload>,
+    sys: Vec<RankSys>,
+    streams: Vec<Option<Stream>>,
+    free_streams: Vec<u32>,
+    datasets: Vec<Option<DataSet>>,
+    free_datasets: Vec<u32>,
+    groups: HashMap<String, Vec<u32>>,
+    action_pool: Vec<Vec<Action>>,
+    aware_out: Vec<(Time, AwareEvent)>,
+    snapshot: Vec<u32>,
+    error: Option<SimError>,
+}
+
+const COLL_TAG_BASE: u64 = 500_000_000;
+
+fn alloc<T>(slab: &mut Vec<Option<T>>, free: &mut Vec<u32>, v: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            slab[i as usize] = Some(v);
+            i
+        }
+        None => {
+            slab.push(Some(v));
+            (slab.len() - 1) as u32
+        }
+    }
+}
+
+impl Simulation {
+    /// Checks the spec and prepares the run.
+    pub fn new(spec: SimSpec) -> Result<Simulation, SimError> {
+        let dims: Vec<u32> = spec.network.iter().map(|d| d.npus).collect();
+        let total: u64 = dims.iter().map(|&d| d as u64).product();
+        if spec.workloads.len() as u64 != total {
+            return Err(SimError::Setup(format!(
+                "the network has {total} NPUs ({}) but the workload has {} rank files; expected one trace per NPU",
+                dims.iter().map(u32::to_string).collect::<Vec<_>>().join(" x "),
+                spec.workloads.len()
+            )));
+        }
+        let backend = match spec.backend {
+            BackendKind::CongestionUnaware => Backend::Unaware(Unaware::new(&spec.network)),
+            BackendKind::CongestionAware => Backend::Aware(Aware::new(&spec.network).ok_or_else(|| {
+                SimError::Setup(format!(
+                    "the congestion-aware backend supports one-dimensional topologies only (as ASTRA-sim's); this network has {} dimensions: use --backend congestion-unaware",
+                    spec.network.len()
+                ))
+            })?),
+        };
+        let mut queues_per_dim = spec.params.queues_per_dim.clone();
+        queues_per_dim.resize(dims.len().max(1), *queues_per_dim.last().unwrap_or(&1));
+        let mut levels = Vec::new();
+        let mut base = 0;
+        for &count in &queues_per_dim {
+            let count = count.max(1) as usize;
+            levels.push(QueueLevel { first_queue: base, count, next: 0, first: 0, last: count / 2 });
+            base += count;
+        }
+        let n_queues = base;
+        let concurrent_streams = spec.params.active_chunks.div_ceil(queues_per_dim[0].max(1)).max(1);
+        let sys = (0..total)
+            .map(|_| RankSys {
+                events: BTreeMap::new(),
+                active: vec![Vec::new(); n_queues],
+                running: vec![0; n_queues],
+                levels: levels.clone(),
+                priority_counter: 0,
+                stream_counter: 0,
+                group_stream_counters: HashMap::new(),
+                tree_toggle: HashMap::new(),
+                gpu_intervals: Vec::new(),
+                cpu_intervals: Vec::new(),
+                comm_intervals: Vec::new(),
+                nodes_done: 0,
+            })
+            .collect();
+        Ok(Simulation {
+            q: EventQueue::new(),
+            params: spec.params,
+            dims,
+            total_nodes: total,
+            concurrent_streams,
+            backend,
+            backend_kind: spec.backend,
+            matcher: Matcher::default(),
+            msgs: Vec::new(),
+            free_msgs: Vec::new(),
+            wl: spec.workloads,
+            sys,
+            streams: Vec::new(),
+            free_streams: Vec::new(),
+            datasets: Vec::new(),
+            free_datasets: Vec::new(),
+            groups: spec.groups,
+            action_pool: Vec::new(),
+            aware_out: Vec::new(),
+            snapshot: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// Runs to completion. A run that ends with unfinished work is an error
+    /// carrying a diagnosis and the partial report.
+    pub fn run(mut self) -> Result<Report, SimError> {
+        for r in 0..self.wl.len() as u32 {
+            self.workload_call(r, None);
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+        }
+        while let Some(ev) = self.q.pop() {
+            self.handle(ev);
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+        }
+        let report = self.report();
+        if report.ranks.iter().any(|r| r.finish_ns.is_none()) {
+            let diagnosis = self.diagnose();
+            return Err(SimError::Stalled { time_ns: self.q.now(), diagnosis, report: Box::new(report) });
+        }
+        Ok(report)
+    }
+
+    fn now(&self) -> Time {
+        self.q.now()
+    }
+
+    fn fail(&mut self, e: SimError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    // ------------------------------------------------------------ events
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::SysTick { rank } => self.call_events(rank),
+            Event::Deliver { msg } => self.deliver(msg),
+            Event::Aware(a) => {
+                let Backend::Aware(aware) = &mut self.backend else { unreachable!("aware event without aware backend") };
+                let mut out = std::mem::take(&mut self.aware_out);
+                let delivered = aware.handle(a, &mut out);
+                for (delay, e) in out.drain(..) {
+                    self.q.schedule(delay, Event::Aware(e));
+                }
+                self.aware_out = out;
+                if let Some(msg) = delivered {
+                    self.deliver(msg);
+                }
+            }
+            Event::Late { handler } => self.call_handler(handler),
+        }
+    }
+
+    fn register(&mut self, rank: u32, delay: Time, ev: SysEvent) {
+        let t = self.now() + delay;
+        let events = &mut self.sys[rank as usize].events;
+        match events.get_mut(&t) {
+            Some(list) => list.push_back(ev),
+            None => {
+                events.insert(t, VecDeque::from([ev]));
+                self.q.schedule(delay, Event::SysTick { rank });
+            }
+        }
+    }
+
+    fn call_events(&mut self, rank: u32) {
+        let t = self.now();
+        loop {
+            let next = self.sys[rank as usize].events.get_mut(&t).and_then(VecDeque::pop_front);
+            match next {
+                Some(ev) => self.sys_event(rank, ev),
+                None => break,
+            }
+            if self.error.is_some() {
+                return;
+            }
+        }
+        self.sys[rank as usize].events.remove(&t);
+    }
+
+    fn sys_event(&mut self, rank: u32, ev: SysEvent) {
+        match ev {
+            SysEvent::Bundle { stream, processing: true, size } => {
+                let delay = self.params.reduction_delay(size);
+                self.register(rank, delay, SysEvent::Bundle { stream, processing: false, size });
+            }
+            SysEvent::Bundle { stream, processing: false, .. } => self.stream_event(stream, AlgoEvent::General),
+            SysEvent::NodeDone { node } => self.workload_call(rank, Some(node)),
+        }
+    }
+
+    // ------------------------------------------------------------ network
+
+    fn net_send(&mut self, src: u32, dst: u32, size: u64, tag: u64, on_sent: Handler) {
+        let key = MsgKey { tag, src, dst, size };
+        let seq = self.matcher.send(key);
+        let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { key, seq, on_sent });
+        match &mut self.backend {
+            Backend::Unaware(u) => {
+                let delay = u.delay(src, dst, size);
+                self.q.schedule(delay, Event::Deliver { msg });
+            }
+            Backend::Aware(a) => {
+                let mut out = std::mem::take(&mut self.aware_out);
+                a.send(src, dst, size, msg, &mut out);
+                for (delay, e) in out.drain(..) {
+                    self.q.schedule(delay, Event::Aware(e));
+                }
+                self.aware_out = out;
+            }
+        }
+    }
+
+    fn net_recv(&mut self, rank: u32, src: u32, size: u64, tag: u64, handler: Handler) {
+        let key = MsgKey { tag, src, dst: rank, size };
+        if let Some(h) = self.matcher.recv(key, handler) {
+            self.q.schedule(0, Event::Late { handler: h });
+        }
+    }
+
+    fn deliver(&mut self, msg: u32) {
+        let m = self.msgs[msg as usize].take().expect("message in flight");
+        self.free_msgs.push(msg);
+        let waiting = self.matcher.arrive(m.key, m.seq);
+        self.call_handler(m.on_sent);
+        if let Some(h) = waiting {
+            self.call_handler(h);
+        }
+    }
+
+    fn call_handler(&mut self, h: Handler) {
+        match h {
+            Handler::Nop => {}
+            Handler::Stream { stream } => self.stream_event(stream, AlgoEvent::PacketReceived),
+            Handler::NodeDone { rank, node } => self.workload_call(rank, Some(node)),
+        }
+    }
+
+    // ------------------------------------------------------------ workload
+
+    fn workload_call(&mut self, rank: u32, finished: Option<u32>) {
+        let r = rank as usize;
+        if self.wl[r].finished_at.is_some() {
+            return;
+        }
+        if let Some(i) = finished {
+            self.finish_node(rank, i);
+        }
+        self.issue_free_nodes(rank);
+        if self.wl[r].is_complete() {
+            self.wl[r].finished_at = Some(self.now());
+        }
+    }
+
+    fn finish_node(&mut self, rank: u32, i: u32) {
+        let r = rank as usize;
+        let now = self.now();
+        let start = self.wl[r].issued_at[i as usize];
+        let n = &self.wl[r].nodes[i as usize];
+        let interval = (start, now);
+        match n.kind {
+            NodeType::CompNode if n.is_cpu => self.sys[r].cpu_intervals.push(interval),
+            NodeType::CompNode => self.sys[r].gpu_intervals.push(interval),
+            NodeType::CommCollNode | NodeType::CommSendNode | NodeType::CommRecvNode => {
+                self.sys[r].comm_intervals.push(interval)
+            }
+            _ => {}
+        }
+        self.sys[r].nodes_done += 1;
+        self.wl[r].finish(i);
+    }
+
+    fn issue_free_nodes(&mut self, rank: u32) {
+        let r = rank as usize;
+        // A re-entrant call (none is expected) would just get a fresh buffer.
+        let mut list = std::mem::take(&mut self.snapshot);
+        self.wl[r].free_snapshot(&mut list);
+        for &i in &list {
+            if self.wl[r].state[i as usize] == crate::workload::NodeState::Free && self.wl[r].slot_available(i) {
+                self.issue(rank, i);
+                if self.error.is_some() {
+                    break;
+                }
+            }
+        }
+        list.clear();
+        self.snapshot = list;
+    }
+
+    fn replay_time(&self, rank: u32, i: u32) -> u64 {
+        let n = &self.wl[rank as usize].nodes[i as usize];
+        if n.duration_us == 0 {
+            1
+        } else {
+            n.duration_us.saturating_mul(1000)
+        }
+    }
+
+    fn replay(&mut self, rank: u32, i: u32) {
+        let runtime = self.replay_time(rank, i);
+        let w = &mut self.wl[rank as usize];
+        if w.nodes[i as usize].is_cpu {
+            w.tics_cpu_ops += runtime;
+        } else {
+            w.tics_gpu_ops += runtime;
+        }
+        self.register(rank, runtime, SysEvent::NodeDone { node: i });
+    }
+
+    fn issue(&mut self, rank: u32, i: u32) {
+        let r = rank as usize;
+        let now = self.now();
+        self.wl[r].take(i, now);
+        if self.params.replay_only {
+            self.replay(rank, i);
+            return;
+        }
+        let kind = self.wl[r].nodes[i as usize].kind;
+        match kind {
+            NodeType::CompNode => {
+                let n = &self.wl[r].nodes[i as usize];
+                match self.params.roofline {
+                    Some(roof) if !n.is_cpu => {
+                        if n.tensor_size == 0 {
+                            // ASTRA-sim skips it as invalid (and issues nothing more now).
+                            self.finish_node(rank, i);
+                            return;
+                        }
+                        let num_ops = n.num_ops as f64;
+                        let intensity = num_ops / n.tensor_size as f64;
+                        let perf = (roof.mem_bw_bytes_per_s * intensity).min(roof.peak_flops);
+                        let runtime = (num_ops / perf * 1e9) as u64;
+                        self.wl[r].tics_gpu_ops += runtime;
+                        self.register(rank, runtime, SysEvent::NodeDone { node: i });
+                    }
+                    _ => self.replay(rank, i),
+                }
+            }
+            NodeType::CommCollNode => self.issue_collective(rank, i),
+            NodeType::CommSendNode => {
+                let n = &self.wl[r].nodes[i as usize];
+                let (dst, size, tag) = (n.comm.dst, n.comm.size, n.comm.tag as u64 % COLL_TAG_BASE);
+                if let Some(src) = n.comm.src {
+                    if src != rank {
+                        let e = self.node_error(rank, i, format!("send node says comm_src {src} but it is in rank {rank}'s trace"));
+                        return self.fail(e);
+                    }
+                }
+                let Some(dst) = dst.filter(|&d| (d as u64) < self.total_nodes) else {
+                    let e = self.node_error(rank, i, format!("send node needs comm_dst, a rank below {}", self.total_nodes));
+                    return self.fail(e);
+                };
+                self.net_send(rank, dst, size, tag, Handler::NodeDone { rank, node: i });
+            }
+            NodeType::CommRecvNode => {
+                let n = &self.wl[r].nodes[i as usize];
+                let (src, size, tag) = (n.comm.src, n.comm.size, n.comm.tag as u64 % COLL_TAG_BASE);
+                let Some(src) = src.filter(|&s| (s as u64) < self.total_nodes) else {
+                    let e = self.node_error(rank, i, format!("receive node needs comm_src, a rank below {}", self.total_nodes));
+                    return self.fail(e);
+                };
+                self.net_recv(rank, src, size, tag, Handler::NodeDone { rank, node: i });
+            }
+            NodeType::MemLoadNode | NodeType::MemStoreNode => {
+                let e = self.node_error(rank, i, "remote memory nodes need a --memory configuration with memory expansion (not supported yet)".to_string());
+                self.fail(e);
+            }
+            NodeType::MetadataNode | NodeType::InvalidNode => self.finish_node(rank, i),
+        }
+    }
+
+    fn node_error(&self, rank: u32, i: u32, what: String) -> SimError {
+        let w = &self.wl[rank as usize];
+        let n = &w.nodes[i as usize];
+        SimError::Node { path: w.path.clone(), node: n.id, name: n.name.clone(), what }
+    }
+
+    // ------------------------------------------------------------ collectives
+
+    fn issue_collective(&mut self, rank: u32, i: u32) {
+        let n = &self.wl[rank as usize].nodes[i as usize];
+        let coll = n.comm.coll.expect("validated at load");
+        let kind = match coll {
+            CollectiveCommType::AllReduce => CollKind::AllReduce,
+            CollectiveCommType::AllGather => CollKind::AllGather,
+            CollectiveCommType::ReduceScatter => CollKind::ReduceScatter,
+            CollectiveCommType::AllToAll => CollKind::AllToAll,
+            CollectiveCommType::Broadcast => {
+                let runtime = self.replay_time(rank, i);
+                self.register(rank, runtime, SysEvent::NodeDone { node: i });
+                return;
+            }
+            other => {
+                let e = self.node_error(
+                    rank,
+                    i,
+                    format!("collective {} is not supported (ASTRA-sim simulates all-reduce, all-gather, reduce-scatter, all-to-all and replays broadcast)", other.proto_name()),
+                );
+                return self.fail(e);
+            }
+        };
+        let size = n.comm.size;
+        let priority = n.comm.priority;
+        let involved = n.comm.involved_dims.clone();
+        let group = match n.comm.group.as_deref() {
+            None | Some("") | Some("0") => None,
+            Some(g) => Some(g.to_string()),
+        };
+        if let Err(what) = self.generate_collective(rank, i, kind, size, involved, group, priority) {
+            let e = self.node_error(rank, i, what);
+            self.fail(e);
+        }
+    }
+
+    fn next_priority(&mut self, rank: u32, explicit: i64) -> i64 {
+        let s = &mut self.sys[rank as usize];
+        match self.params.policy {
+            SchedulingPolicy::Lifo => {
+                s.priority_counter += 1;
+                s.priority_counter - 1
+            }
+            SchedulingPolicy::Fifo => {
+                s.priority_counter -= 1;
+                s.priority_counter + 1
+            }
+            SchedulingPolicy::Explicit => explicit,
+        }
+    }
+
+    /// The logical dimensions of a collective: (ring, algorithm) per entry.
+    fn logical_dims(&self, rank: u32, algos: &[CollectiveAlgorithm]) -> Result<Vec<(Ring, CollectiveAlgorithm)>, String> {
+        let mut out = Vec::new();
+        let mut offset = 1u32;
+        for (d, &alg) in algos.iter().enumerate() {
+            if alg.is_flat() {
+                out.push((Ring::of(rank, self.total_nodes as u32, 1), alg));
+                return Ok(out);
+            }
+            let Some(&size) = self.dims.get(d) else {
+                return Err(format!(
+                    "the system config lists {} algorithms for this collective but the network has {} dimensions",
+                    algos.len(),
+                    self.dims.len()
+                ));
+            };
+            out.push((Ring::of(rank, size, offset), alg));
+            offset *= size;
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn generate_collective(
+        &mut self,
+        rank: u32,
+        node: u32,
+        kind: CollKind,
+        size: u64,
+        involved: Option<Vec<bool>>,
+        group: Option<String>,
+        explicit_priority: i64,
+    ) -> Result<(), String> {
+        if group.is_some() {
+            return Err("communicator groups (pg_name) are not supported yet".into());
+        }
+        let algos = self.params.algorithms(kind).to_vec();
+        if algos.is_empty() {
+            return Err(format!("the system config names no {}-implementation", kind.name()));
+        }
+        let dims = self.logical_dims(rank, &algos)?;
+        let involved = involved.unwrap_or_else(|| vec![true; dims.len().max(4)]);
+        if involved.len() < dims.len() {
+            return Err(format!(
+                "involved_dim has {} entries but the collective spans {} dimensions",
+                involved.len(),
+                dims.len()
+            ));
+        }
+        for (ring, alg) in &dims {
+            let needs_pow2 = matches!(
+                alg,
+                CollectiveAlgorithm::HalvingDoubling | CollectiveAlgorithm::OneHalvingDoubling | CollectiveAlgorithm::DoubleBinaryTree
+            );
+            if needs_pow2 && ring.size > 1 && !ring.size.is_power_of_two() {
+                return Err(format!("{} needs a power-of-two number of NPUs per dimension, got {}", alg.name(), ring.size));
+            }
+            if kind == CollKind::AllToAll
+                && matches!(alg, CollectiveAlgorithm::HalvingDoubling | CollectiveAlgorithm::OneHalvingDoubling)
+            {
+                return Err("halvingDoubling does not implement all-to-all (ASTRA-sim exits: unknown communication type for HalvingDoubling)".into());
+            }
+        }
+        let splits = self.params.splits.max(1);
+        let mut size = size;
+        let mut chunk = size / splits;
+        if kind != CollKind::AllGather && self.total_nodes > chunk {
+            chunk = self.total_nodes;
+            size = splits * chunk;
+        }
+        if chunk == 0 {
+            return Err(format!("{} of {size} bytes split {splits} ways gives empty chunks", kind.name()));
+        }
+        let streams = (size as f64 / chunk as f64).ceil() as u32;
+        let dataset = alloc(&mut self.datasets, &mut self.free_datasets, DataSet { rank, node, total: streams, finished: 0 });
+        let priority = self.next_priority(rank, explicit_priority);
+        let mut count = 0;
+        let mut remaining = size;
+        while remaining > 0 {
+            count += 1;
+            remaining = remaining.saturating_sub(chunk);
+            let phases = self.build_phases(rank, kind, chunk, &dims, &involved);
+            if phases.is_empty() {
+                // ASTRA-sim marks the dataset inactive: the node never completes.
+                self.datasets[dataset as usize] = Some(DataSet { rank, node, total: u32::MAX, finished: 0 });
+                return Ok(());
+            }
+            let sid = self.sys[rank as usize].stream_counter;
+            self.sys[rank as usize].stream_counter += 1;
+            let stream = Stream {
+                rank,
+                dataset,
+                tag: sid % COLL_TAG_BASE + COLL_TAG_BASE,
+                priority,
+                phases: phases.into(),
+                current: None,
+                queue: None,
+                initialized: false,
+            };
+            let id = alloc(&mut self.streams, &mut self.free_streams, stream);
+            self.proceed_to_next_phase(id);
+        }
+        if let Some(ds) = self.datasets[dataset as usize].as_mut() {
+            ds.total = count;
+        }
+        Ok(())
+    }
+
+    fn build_phases(
+        &mut self,
+        rank: u32,
+        kind: CollKind,
+        chunk: u64,
+        dims: &[(Ring, CollectiveAlgorithm)],
+        involved: &[bool],
+    ) -> Vec<Phase> {
+        let n = dims.len();
+        let active = |d: usize| dims[d].0.size > 1 && involved[d];
+        let mut phases = Vec::new();
+        let mut remain = chunk;
+        if kind != CollKind::AllReduce || !self.params.local_bw_aware {
+            let order: Vec<usize> = if kind == CollKind::AllGather { (0..n).rev().collect() } else { (0..n).collect() };
+            for d in order {
+                if !active(d) {
+                    continue;
+                }
+                let (q, dir) = self.sys[rank as usize].levels[d].next_any();
+                let phase = self.make_phase(rank, kind, d, dims[d], remain, q, dir);
+                remain = phase.algo.final_size();
+                phases.push(phase);
+            }
+        } else {
+            let Some(last) = (0..n).rev().find(|&d| active(d)) else { return phases };
+            for d in 0..last {
+                if !active(d) {
+                    continue;
+                }
+                let (q, dir) = self.sys[rank as usize].levels[d].next_first();
+                let phase = self.make_phase(rank, CollKind::ReduceScatter, d, dims[d], remain, q, dir);
+                remain = phase.algo.final_size();
+                phases.push(phase);
+            }
+            let (q, dir) = self.sys[rank as usize].levels[last].next_first();
+            let phase = self.make_phase(rank, CollKind::AllReduce, last, dims[last], remain, q, dir);
+            remain = phase.algo.final_size();
+            phases.push(phase);
+            for d in (0..last).rev() {
+                if !active(d) {
+                    continue;
+                }
+                let (q, dir) = self.sys[rank as usize].levels[d].next_last();
+                let phase = self.make_phase(rank, CollKind::AllGather, d, dims[d], remain, q, dir);
+                remain = phase.algo.final_size();
+                phases.push(phase);
+            }
+        }
+        phases
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make_phase(
+        &mut self,
+        rank: u32,
+        kind: CollKind,
+        d: usize,
+        (ring, alg): (Ring, CollectiveAlgorithm),
+        size: u64,
+        queue: usize,
+        dir: Direction,
+    ) -> Phase {
+        let algo = match alg {
+            CollectiveAlgorithm::Ring | CollectiveAlgorithm::OneRing => {
+                Algorithm::Ring(RingAlgo::new(kind, rank, ring, size, dir, false, None))
+            }
+            CollectiveAlgorithm::Direct(w) | CollectiveAlgorithm::OneDirect(w) => {
+                Algorithm::Ring(RingAlgo::new(kind, rank, ring, size, dir, true, w))
+            }
+            CollectiveAlgorithm::HalvingDoubling | CollectiveAlgorithm::OneHalvingDoubling => {
+                Algorithm::HalvingDoubling(HalvingDoubling::new(kind, rank, ring, size))
+            }
+            CollectiveAlgorithm::DoubleBinaryTree => {
+                // The tree alternates on every use of this dimension's topology.
+                let toggle = self.sys[rank as usize].tree_toggle.entry((String::new(), kind, d)).or_insert(false);
+                let tree = if *toggle { TreeKind::RootMin } else { TreeKind::RootMax };
+                *toggle = !*toggle;
+                let node = tree_node(tree, ring.size, ring.base, ring.offset, rank);
+                Algorithm::DoubleBinaryTree(DoubleBinaryTree::new(node, size))
+            }
+        };
+        Phase { queue, algo }
+    }
+
+    // ------------------------------------------------------------ streams
+
+    fn stream_event(&mut self, sid: u32, ev: AlgoEvent) {
+        let Some(stream) = self.streams.get_mut(sid as usize).and_then(Option::as_mut) else { return };
+        let Some(phase) = stream.current.as_mut() else { return };
+        let mut actions = self.action_pool.pop().unwrap_or_default();
+        phase.algo.run(ev, &mut actions);
+        let (rank, tag) = (stream.rank, stream.tag);
+        for &a in &actions {
+            match a {
+                Action::Send { dst, size } => self.net_send(rank, dst, size, tag, Handler::Nop),
+                Action::Recv { src, size } => self.net_recv(rank, src, size, tag, Handler::Stream { stream: sid }),
+                Action::Bundle { processed, size } => {
+                    let ep = self.params.endpoint_delay_ns;
+                    self.register(rank, ep, SysEvent::Bundle { stream: sid, processing: processed, size });
+                }
+                Action::Exit => self.proceed_to_next_phase(sid),
+            }
+        }
+        actions.clear();
+        self.action_pool.push(actions);
+    }
+
+    fn proceed_to_next_phase(&mut self, sid: u32) {
+        let (rank, prev_q, done, dataset) = {
+            let s = self.streams[sid as usize].as_ref().expect("live stream");
+            (s.rank, s.queue, s.phases.is_empty(), s.dataset)
+        };
+        let r = rank as usize;
+        if done {
+            self.dataset_stream_finished(dataset);
+        }
+        if let Some(q) = prev_q {
+            let list = &mut self.sys[r].active[q];
+            if let Some(pos) = list.iter().position(|&x| x == sid) {
+                list.remove(pos);
+            }
+        }
+        if done {
+            self.streams[sid as usize] = None;
+            self.free_streams.push(sid);
+            if let Some(q) = prev_q {
+                self.notify_stream_removed(rank, q);
+            }
+            return;
+        }
+        let q = {
+            let s = self.streams[sid as usize].as_mut().expect("live stream");
+            let phase = s.phases.pop_front().expect("phases left");
+            let q = phase.queue;
+            s.current = Some(phase);
+            s.queue = Some(q);
+            s.initialized = false;
+            q
+        };
+        self.insert_stream(rank, q, sid);
+        if let Some(p) = prev_q {
+            self.notify_stream_removed(rank, p);
+        }
+        self.notify_stream_added(rank, q);
+    }
+
+    fn insert_stream(&mut self, rank: u32, q: usize, sid: u32) {
+        let prio = self.streams[sid as usize].as_ref().expect("live stream").priority;
+        let streams = &self.streams;
+        let list = &self.sys[rank as usize].active[q];
+        let pos = list
+            .iter()
+            .position(|&x| {
+                let s = streams[x as usize].as_ref().expect("queued stream");
+                !(s.initialized || s.priority >= prio)
+            })
+            .unwrap_or(list.len());
+        self.sys[rank as usize].active[q].insert(pos, sid);
+    }
+
+    fn start_waiting_streams(&mut self, rank: u32, q: usize) {
+        let r = rank as usize;
+        let mut pos = self.sys[r].running[q] as usize;
+        while pos < self.sys[r].active[q].len() && self.sys[r].running[q] < self.concurrent_streams {
+            let sid = self.sys[r].active[q][pos];
+            self.sys[r].running[q] += 1;
+            pos += 1;
+            if let Some(s) = self.streams[sid as usize].as_mut() {
+                s.initialized = true;
+            }
+            self.stream_event(sid, AlgoEvent::StreamInit);
+        }
+    }
+
+    fn notify_stream_added(&mut self, rank: u32, q: usize) {
+        self.start_waiting_streams(rank, q);
+    }
+
+    fn notify_stream_removed(&mut self, rank: u32, q: usize) {
+        let r = rank as usize;
+        self.sys[r].running[q] = self.sys[r].running[q].saturating_sub(1);
+        self.start_waiting_streams(rank, q);
+    }
+
+    fn dataset_stream_finished(&mut self, ds: u32) {
+        let d = self.datasets[ds as usize].as_mut().expect("live dataset");
+        d.finished += 1;
+        if d.finished == d.total {
+            let (rank, node) = (d.rank, d.node);
+            self.datasets[ds as usize] = None;
+            self.free_datasets.push(ds);
+            self.workload_call(rank, Some(node));
+        }
+    }
+
+    // ------------------------------------------------------------ results
+
+    fn report(&mut self) -> Report {
+        let mut ranks = Vec::with_capacity(self.wl.len());
+        for (r, (w, s)) in self.wl.iter().zip(self.sys.iter_mut()).enumerate() {
+            let gpu = merged(&mut s.gpu_intervals);
+            let comm = merged(&mut s.comm_intervals);
+            let cpu = merged(&mut s.cpu_intervals);
+            ranks.push(RankReport {
+                rank: r as u32,
+                finish_ns: w.finished_at,
+                exposed_comm_ns: w.finished_at.map(|f| f.saturating_sub(w.tics_gpu_ops)),
+                compute_ns: gpu.iter().map(|(a, b)| b - a).sum(),
+                cpu_ns: cpu.iter().map(|(a, b)| b - a).sum(),
+                comm_ns: comm.iter().map(|(a, b)| b - a).sum(),
+                overlap_ns: intersection_len(&gpu, &comm),
+                nodes_done: s.nodes_done,
+            });
+        }
+        Report {
+            makespan_ns: ranks.iter().filter_map(|r| r.finish_ns).max().unwrap_or(0),
+            ranks,
+            events: self.q.processed(),
+            backend: self.backend_kind.name().to_string(),
+        }
+    }
+
+    fn diagnose(&self) -> String {
+        crate::diagnose::diagnose(&self.wl, self.matcher.waiting().map(|(k, h)| (*k, matches!(h, Handler::Stream { .. }))))
+    }
+}

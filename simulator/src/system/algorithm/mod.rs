@@ -1,0 +1,97 @@
+//! Collective algorithms as state machines.
+//!
+//! Each algorithm reacts to the three events ASTRA-sim gives it (stream start,
+//! a "general" wake-up when a packet bundle has paid its endpoint and reduction
+//! delays, and a received packet) by appending [`Action`]s: network sends and
+//! receives, packet bundles to register, and the phase's exit. The system layer
+//! performs the actions in order after the call, which is equivalent to
+//! ASTRA-sim's direct calls because none of them feeds back into the same
+//! algorithm synchronously.
+
+mod double_binary_tree;
+mod halving_doubling;
+mod ring;
+
+pub(crate) use double_binary_tree::DoubleBinaryTree;
+pub(crate) use halving_doubling::HalvingDoubling;
+pub(crate) use ring::RingAlgo;
+
+/// The collective a phase performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CollKind {
+    /// All-reduce.
+    AllReduce,
+    /// Reduce-scatter.
+    ReduceScatter,
+    /// All-gather.
+    AllGather,
+    /// All-to-all.
+    AllToAll,
+}
+
+impl CollKind {
+    /// Lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollKind::AllReduce => "all-reduce",
+            CollKind::ReduceScatter => "reduce-scatter",
+            CollKind::AllGather => "all-gather",
+            CollKind::AllToAll => "all-to-all",
+        }
+    }
+}
+
+/// What woke the algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AlgoEvent {
+    /// The stream got a running slot.
+    StreamInit,
+    /// A packet bundle finished its delays.
+    General,
+    /// A packet arrived.
+    PacketReceived,
+}
+
+/// A side effect requested by an algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Send `size` bytes to `dst` with the stream's tag.
+    Send { dst: u32, size: u64 },
+    /// Post a receive of `size` bytes from `src` with the stream's tag.
+    Recv { src: u32, size: u64 },
+    /// Register a packet bundle: it wakes the algorithm after the endpoint
+    /// delay, plus the reduction delay first when `processed`.
+    Bundle { processed: bool, size: u64 },
+    /// The phase is done; the stream moves on.
+    Exit,
+}
+
+/// One phase's algorithm instance.
+pub(crate) enum Algorithm {
+    /// Ring, and Direct (ring with rotating peers and a window).
+    Ring(RingAlgo),
+    /// Halving-doubling.
+    HalvingDoubling(HalvingDoubling),
+    /// Double binary tree (all-reduce only).
+    DoubleBinaryTree(DoubleBinaryTree),
+}
+
+impl Algorithm {
+    /// Feeds one event; actions are appended to `out`.
+    pub(crate) fn run(&mut self, ev: AlgoEvent, out: &mut Vec<Action>) {
+        match self {
+            Algorithm::Ring(a) => a.run(ev, out),
+            Algorithm::HalvingDoubling(a) => a.run(ev, out),
+            Algorithm::DoubleBinaryTree(a) => a.run(ev, out),
+        }
+    }
+
+    /// Bytes per rank after the phase (the next phase's input).
+    pub(crate) fn final_size(&self) -> u64 {
+        match self {
+            Algorithm::Ring(a) => a.final_size,
+            Algorithm::HalvingDoubling(a) => a.final_size,
+            Algorithm::DoubleBinaryTree(a) => a.final_size,
+        }
+    }
+}

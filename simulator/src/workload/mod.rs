@@ -1,0 +1,349 @@
+//! The per-rank trace feeder: nodes with the attributes the simulator needs,
+//! dependency resolution and the hardware slots that gate issue.
+//!
+//! Semantics follow ASTRA-sim's feeder: data and control dependencies both
+//! count (their union); a node is free when all its parents finished; free
+//! nodes are issued in ascending node id; a dependency on an id that is not in
+//! the file is never satisfied (reported when the run stalls). Slots: one CPU
+//! compute op, one GPU compute op and one GPU communication op (collective or
+//! send) in flight per rank; receives, memory and metadata nodes need none.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::chakra::attr;
+use crate::chakra::{CollectiveCommType, EtTrace, Node, NodeType};
+use crate::error::SimError;
+
+/// Communication attributes of a node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommAttrs {
+    /// Collective type (collectives only).
+    pub coll: Option<CollectiveCommType>,
+    /// Bytes (`comm_size`).
+    pub size: u64,
+    /// Sending rank (`comm_src`).
+    pub src: Option<u32>,
+    /// Receiving rank (`comm_dst`).
+    pub dst: Option<u32>,
+    /// Message tag (`comm_tag`).
+    pub tag: u32,
+    /// Explicit priority (`comm_priority`).
+    pub priority: i64,
+    /// Communicator group (`pg_name`), `None` for all ranks.
+    pub group: Option<String>,
+    /// Which network dimensions a collective spans (`involved_dim`).
+    pub involved_dims: Option<Vec<bool>>,
+}
+
+/// One node as the simulator sees it.
+#[derive(Clone, Debug)]
+pub struct WorkNode {
+    /// Node id from the trace.
+    pub id: u64,
+    /// Node name.
+    pub name: String,
+    /// Node type (unknown values are rejected at load).
+    pub kind: NodeType,
+    /// `is_cpu_op`.
+    pub is_cpu: bool,
+    /// Recorded duration in µs.
+    pub duration_us: u64,
+    /// `num_ops` (roofline).
+    pub num_ops: u64,
+    /// `tensor_size` (roofline, memory nodes).
+    pub tensor_size: u64,
+    /// Communication attributes.
+    pub comm: CommAttrs,
+}
+
+/// Lifecycle of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Waiting for parents.
+    Pending,
+    /// All parents finished; not issued yet.
+    Free,
+    /// Issued, not finished.
+    Running,
+    /// Finished.
+    Done,
+}
+
+/// One rank's workload.
+pub struct Workload {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Nodes in file order.
+    pub nodes: Vec<WorkNode>,
+    /// CSR children: `children[child_start[i]..child_start[i+1]]`.
+    child_start: Vec<u32>,
+    children: Vec<u32>,
+    /// Parents not yet finished (missing ids count forever).
+    parents_left: Vec<u32>,
+    /// Ids this node waits on that are not in the file.
+    pub missing_parents: Vec<(u32, u64)>,
+    /// Node state.
+    pub state: Vec<NodeState>,
+    /// Free nodes by (id, index), ascending id.
+    free: BTreeSet<(u64, u32)>,
+    /// Nodes issued and not finished.
+    pub running: u32,
+    /// Compute ops in flight on the CPU.
+    pub cpu_busy: u32,
+    /// Compute ops in flight on the GPU.
+    pub gpu_busy: u32,
+    /// Communication ops (collectives, sends) in flight.
+    pub comm_busy: u32,
+    /// GPU compute time issued so far (ns), for exposed communication.
+    pub tics_gpu_ops: u64,
+    /// CPU compute time issued so far (ns).
+    pub tics_cpu_ops: u64,
+    /// Time the rank finished, once it has.
+    pub finished_at: Option<u64>,
+    /// Issue time of each node (for intervals).
+    pub issued_at: Vec<u64>,
+}
+
+fn node_err(path: &Path, node: &Node, what: impl Into<String>) -> SimError {
+    SimError::Node { path: path.to_path_buf(), node: node.id, name: node.name.clone(), what: what.into() }
+}
+
+impl WorkNode {
+    fn from_node(node: &Node, path: &Path) -> Result<WorkNode, SimError> {
+        let kind = node.node_type().ok_or_else(|| {
+            node_err(path, node, format!("node type {} is not a Chakra NodeType (expected 0..=7)", node.r#type))
+        })?;
+        let bad = |e: attr::AttrError| node_err(path, node, e.to_string());
+        let is_cpu = attr::get_bool(node, "is_cpu_op").map_err(bad)?.unwrap_or(false);
+        let mut w = WorkNode {
+            id: node.id,
+            name: node.name.clone(),
+            kind,
+            is_cpu,
+            duration_us: node.duration_micros,
+            num_ops: 0,
+            tensor_size: 0,
+            comm: CommAttrs::default(),
+        };
+        let rank = |name: &str| -> Result<Option<u32>, SimError> {
+            match attr::get_i64(node, name).map_err(bad)? {
+                None => Ok(None),
+                Some(v) => u32::try_from(v)
+                    .map(Some)
+                    .map_err(|_| node_err(path, node, format!("attribute `{name}` = {v}; expected a rank number >= 0"))),
+            }
+        };
+        match kind {
+            NodeType::CompNode => {
+                w.num_ops = attr::get_u64(node, "num_ops").map_err(bad)?.unwrap_or(0);
+                w.tensor_size = attr::get_u64(node, "tensor_size").map_err(bad)?.unwrap_or(0);
+            }
+            NodeType::MemLoadNode | NodeType::MemStoreNode => {
+                w.tensor_size = attr::get_u64(node, "tensor_size").map_err(bad)?.ok_or_else(|| {
+                    node_err(path, node, "memory node needs attribute `tensor_size` (bytes)")
+                })?;
+            }
+            NodeType::CommCollNode => {
+                let ty = attr::get_i64(node, "comm_type")
+                    .map_err(bad)?
+                    .ok_or_else(|| node_err(path, node, "COMM_COLL_NODE needs attribute `comm_type`"))?;
+                let coll = i32::try_from(ty).ok().and_then(|t| CollectiveCommType::try_from(t).ok()).ok_or_else(|| {
+                    node_err(path, node, format!("comm_type {ty} is not a CollectiveCommType (expected 0..=9)"))
+                })?;
+                w.comm.coll = Some(coll);
+                w.comm.size = attr::get_u64(node, "comm_size").map_err(bad)?.unwrap_or(0);
+                if coll != CollectiveCommType::Broadcast && node.attr("comm_size").is_none() {
+                    return Err(node_err(path, node, "COMM_COLL_NODE needs attribute `comm_size` (bytes)"));
+                }
+                w.comm.priority = attr::get_i64(node, "comm_priority").map_err(bad)?.unwrap_or(0);
+                w.comm.group = attr::get_str(node, "pg_name").map_err(bad)?.map(str::to_owned);
+                if let Some(a) = node.attr("involved_dim") {
+                    match &a.value {
+                        Some(crate::chakra::AttrValue::BoolList(l)) => w.comm.involved_dims = Some(l.values.clone()),
+                        _ => {
+                            return Err(node_err(
+                                path,
+                                node,
+                                "attribute `involved_dim` must be a bool_list (ASTRA-sim exits on any other kind)",
+                            ))
+                        }
+                    }
+                }
+            }
+            NodeType::CommSendNode | NodeType::CommRecvNode => {
+                w.comm.size = attr::get_u64(node, "comm_size")
+                    .map_err(bad)?
+                    .ok_or_else(|| node_err(path, node, "send/recv node needs attribute `comm_size` (bytes)"))?;
+                w.comm.src = rank("comm_src")?;
+                w.comm.dst = rank("comm_dst")?;
+                w.comm.tag = match attr::get_i64(node, "comm_tag").map_err(bad)? {
+                    Some(t) => u32::try_from(t)
+                        .map_err(|_| node_err(path, node, format!("comm_tag {t}; expected a non-negative tag")))?,
+                    None => return Err(node_err(path, node, "send/recv node needs attribute `comm_tag`")),
+                };
+                w.comm.group = attr::get_str(node, "pg_name").map_err(bad)?.map(str::to_owned);
+            }
+            NodeType::MetadataNode | NodeType::InvalidNode => {}
+        }
+        Ok(w)
+    }
+}
+
+impl Workload {
+    /// Builds the feeder for one rank's trace.
+    pub fn from_trace(trace: &EtTrace, path: &Path) -> Result<Workload, SimError> {
+        let n = trace.nodes.len();
+        let mut nodes = Vec::with_capacity(n);
+        let mut index: HashMap<u64, u32> = HashMap::with_capacity(n);
+        for (i, node) in trace.nodes.iter().enumerate() {
+            if index.insert(node.id, i as u32).is_some() {
+                return Err(node_err(path, node, "duplicate node id; ids must be unique within a rank's file"));
+            }
+            nodes.push(WorkNode::from_node(node, path)?);
+        }
+        let mut parents_left = vec![0u32; n];
+        let mut edges: Vec<(u32, u32)> = Vec::new();
+        let mut missing_parents = Vec::new();
+        let mut seen: Vec<u64> = Vec::new();
+        for (i, node) in trace.nodes.iter().enumerate() {
+            seen.clear();
+            for &d in node.data_deps.iter().chain(&node.ctrl_deps) {
+                if seen.contains(&d) {
+                    continue; // the union counts each parent once
+                }
+                seen.push(d);
+                parents_left[i] += 1;
+                match index.get(&d) {
+                    Some(&p) => edges.push((p, i as u32)),
+                    None => missing_parents.push((i as u32, d)),
+                }
+            }
+        }
+        let mut child_start = vec![0u32; n + 1];
+        for &(p, _) in &edges {
+            child_start[p as usize + 1] += 1;
+        }
+        for i in 0..n {
+            child_start[i + 1] += child_start[i];
+        }
+        let mut fill = child_start.clone();
+        let mut children = vec![0u32; edges.len()];
+        for &(p, c) in &edges {
+            children[fill[p as usize] as usize] = c;
+            fill[p as usize] += 1;
+        }
+        let mut state = vec![NodeState::Pending; n];
+        let mut free = BTreeSet::new();
+        for i in 0..n {
+            if parents_left[i] == 0 {
+                state[i] = NodeState::Free;
+                free.insert((nodes[i].id, i as u32));
+            }
+        }
+        Ok(Workload {
+            path: path.to_path_buf(),
+            nodes,
+            child_start,
+            children,
+            parents_left,
+            missing_parents,
+            state,
+            free,
+            running: 0,
+            cpu_busy: 0,
+            gpu_busy: 0,
+            comm_busy: 0,
+            tics_gpu_ops: 0,
+            tics_cpu_ops: 0,
+            finished_at: None,
+            issued_at: vec![0; n],
+        })
+    }
+
+    /// A snapshot of the free nodes in ascending id (ASTRA-sim copies the set
+    /// before issuing, so nodes freed meanwhile wait for the next call).
+    pub fn free_snapshot(&self, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(self.free.iter().map(|&(_, i)| i));
+    }
+
+    /// Whether no node is free.
+    pub fn no_free(&self) -> bool {
+        self.free.is_empty()
+    }
+
+    /// Whether the node's hardware slot is available.
+    pub fn slot_available(&self, i: u32) -> bool {
+        let n = &self.nodes[i as usize];
+        match n.kind {
+            NodeType::CompNode if n.is_cpu => self.cpu_busy == 0,
+            NodeType::CompNode => self.gpu_busy == 0,
+            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy == 0,
+            _ => true,
+        }
+    }
+
+    /// Moves a free node to running and occupies its slot.
+    pub fn take(&mut self, i: u32, now: u64) {
+        let id = self.nodes[i as usize].id;
+        self.free.remove(&(id, i));
+        self.state[i as usize] = NodeState::Running;
+        self.running += 1;
+        self.issued_at[i as usize] = now;
+        let n = &self.nodes[i as usize];
+        match n.kind {
+            NodeType::CompNode if n.is_cpu => self.cpu_busy += 1,
+            NodeType::CompNode => self.gpu_busy += 1,
+            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy += 1,
+            _ => {}
+        }
+    }
+
+    /// Finishes a running node: releases its slot and frees its children.
+    pub fn finish(&mut self, i: u32) {
+        debug_assert_eq!(self.state[i as usize], NodeState::Running);
+        self.state[i as usize] = NodeState::Done;
+        self.running -= 1;
+        let n = &self.nodes[i as usize];
+        match n.kind {
+            NodeType::CompNode if n.is_cpu => self.cpu_busy -= 1,
+            NodeType::CompNode => self.gpu_busy -= 1,
+            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy -= 1,
+            _ => {}
+        }
+        let (a, b) = (self.child_start[i as usize] as usize, self.child_start[i as usize + 1] as usize);
+        for k in a..b {
+            let c = self.children[k] as usize;
+            self.parents_left[c] -= 1;
+            if self.parents_left[c] == 0 && self.state[c] == NodeState::Pending {
+                self.state[c] = NodeState::Free;
+                self.free.insert((self.nodes[c].id, c as u32));
+            }
+        }
+    }
+
+    /// Whether the rank is done: nothing free, nothing running, no slot busy.
+    pub fn is_complete(&self) -> bool {
+        self.free.is_empty() && self.running == 0 && self.cpu_busy == 0 && self.gpu_busy == 0 && self.comm_busy == 0
+    }
+
+    /// Nodes never finished, with the unfinished parents each waits on.
+    pub fn unfinished(&self) -> Vec<(u32, Vec<u32>)> {
+        let n = self.nodes.len();
+        let mut waits_on: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for p in 0..n {
+            if self.state[p] == NodeState::Done {
+                continue;
+            }
+            let (a, b) = (self.child_start[p] as usize, self.child_start[p + 1] as usize);
+            for &c in &self.children[a..b] {
+                waits_on[c as usize].push(p as u32);
+            }
+        }
+        (0..n as u32)
+            .filter(|&i| self.state[i as usize] != NodeState::Done)
+            .map(|i| (i, std::mem::take(&mut waits_on[i as usize])))
+            .collect()
+    }
+}
