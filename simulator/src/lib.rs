@@ -13,4 +13,14 @@
 #![warn(missing_docs)]
 
 pub mod chakra;
+pub mod config;
 pub mod util;
+mod diagnose;
+pub mod engine;
+pub mod error;
+pub mod network;
+pub mod report;
+pub mod run;
+pub mod sim;
+pub mod system;
+pub mod workload;

@@ -18,7 +18,7 @@ use crate::network::{Aware, AwareEvent, Unaware};
 use crate::report::{intersection_len, merged, RankReport, Report};
 use crate::system::algorithm::{Action, AlgoEvent, Algorithm, DoubleBinaryTree, HalvingDoubling, RingAlgo};
 use crate::system::topology::{tree_node, Direction, Ring, TreeKind};
-use crate::system::{CollKind, CollectiveAlgorithm, SchedulingPolicy, SysParams};
+use crate::system::{CollKind, CollectiveImpl, SchedulingPolicy, SysParams};
 use crate::workload::Workload;
 
 /// Which network model to use.
@@ -50,8 +50,8 @@ pub struct SimSpec {
     pub backend: BackendKind,
     /// System-layer parameters.
     pub params: SysParams,
-    /// Communicator groups by id (`pg_name`), members in rank order.
-    pub groups: HashMap<String, Vec<u32>>,
+    /// Communicator groups (`--comm-group`), if any.
+    pub groups: Option<crate::config::CommGroups>,
 }
 
 /// Who is told when a message event happens.
@@ -85,6 +85,9 @@ struct InFlight {
 struct Phase {
     queue: usize,
     algo: Algorithm,
+    /// Communicator-group rings use ASTRA-sim's "Local" transmission: bundles
+    /// cost a fixed 10 ns instead of the endpoint delay.
+    fast: bool,
 }
 
 struct Stream {
@@ -182,7 +185,8 @@ pub struct Simulation {
     free_streams: Vec<u32>,
     datasets: Vec<Option<DataSet>>,
     free_datasets: Vec<u32>,
-    groups: HashMap<String, Vec<u32>>,
+    /// Groups by pg_name: members and the first stream id of the group.
+    groups: Option<crate::config::CommGroups>,
     action_pool: Vec<Vec<Action>>,
     aware_out: Vec<(Time, AwareEvent)>,
     snapshot: Vec<u32>,
@@ -190,6 +194,10 @@ pub struct Simulation {
 }
 
 const COLL_TAG_BASE: u64 = 500_000_000;
+
+fn dims_len_max(dims: &[(Ring, CollectiveImpl)]) -> usize {
+    dims.len().max(10)
+}
 
 fn alloc<T>(slab: &mut Vec<Option<T>>, free: &mut Vec<u32>, v: T) -> u32 {
     match free.pop() {
@@ -583,8 +591,12 @@ impl Simulation {
         let size = n.comm.size;
         let priority = n.comm.priority;
         let involved = n.comm.involved_dims.clone();
+        // "" and "0" mean all ranks (ASTRA-sim's rule), unless the comm-group
+        // file defines a group "0" itself (ASTRA-sim aborts on such files).
+        let explicit_zero = self.groups.as_ref().is_some_and(|g| g.group("0").is_some());
         let group = match n.comm.group.as_deref() {
-            None | Some("") | Some("0") => None,
+            None | Some("") => None,
+            Some("0") if !explicit_zero => None,
             Some(g) => Some(g.to_string()),
         };
         if let Err(what) = self.generate_collective(rank, i, kind, size, involved, group, priority) {
@@ -609,11 +621,15 @@ impl Simulation {
     }
 
     /// The logical dimensions of a collective: (ring, algorithm) per entry.
-    fn logical_dims(&self, rank: u32, algos: &[CollectiveAlgorithm]) -> Result<Vec<(Ring, CollectiveAlgorithm)>, String> {
+    fn logical_dims(&self, rank: u32, algos: &[CollectiveImpl]) -> Result<Vec<(Ring, CollectiveImpl)>, String> {
+        self.system_dims(rank, algos)
+    }
+
+    fn system_dims(&self, rank: u32, algos: &[CollectiveImpl]) -> Result<Vec<(Ring, CollectiveImpl)>, String> {
         let mut out = Vec::new();
         let mut offset = 1u32;
         for (d, &alg) in algos.iter().enumerate() {
-            if alg.is_flat() {
+            if alg.spans_all_dims() {
                 out.push((Ring::of(rank, self.total_nodes as u32, 1), alg));
                 return Ok(out);
             }
@@ -641,32 +657,65 @@ impl Simulation {
         group: Option<String>,
         explicit_priority: i64,
     ) -> Result<(), String> {
-        if group.is_some() {
-            return Err("communicator groups (pg_name) are not supported yet".into());
-        }
-        let algos = self.params.algorithms(kind).to_vec();
-        if algos.is_empty() {
-            return Err(format!("the system config names no {}-implementation", kind.name()));
-        }
-        let dims = self.logical_dims(rank, &algos)?;
-        let involved = involved.unwrap_or_else(|| vec![true; dims.len().max(4)]);
-        if involved.len() < dims.len() {
-            return Err(format!(
-                "involved_dim has {} entries but the collective spans {} dimensions",
-                involved.len(),
-                dims.len()
-            ));
-        }
-        for (ring, alg) in &dims {
+        // The plan: logical dimensions, the involved mask, whether bundles are
+        // "fast" (partial groups), and the stream-id counter to draw from.
+        let (dims, involved, fast, counter) = match group {
+            None => {
+                let algos = self.params.algorithms(kind).to_vec();
+                if algos.is_empty() {
+                    return Err(format!("the system config names no {}-implementation", kind.name()));
+                }
+                let dims = self.logical_dims(rank, &algos)?;
+                let involved = involved.unwrap_or_else(|| vec![true; dims.len().max(4)]);
+                if involved.len() < dims.len() {
+                    return Err(format!(
+                        "involved_dim has {} entries but the collective spans {} dimensions",
+                        involved.len(),
+                        dims.len()
+                    ));
+                }
+                (dims, involved, false, None)
+            }
+            Some(pg) => {
+                let g = self.groups.as_ref().and_then(|g| g.group(&pg)).ok_or_else(|| {
+                    format!("communicator group {pg} (pg_name) is not defined; give the comm-group file with --comm-group")
+                })?;
+                let members = g.ranks.clone();
+                // ASTRA-sim numbers a group's streams from id * 1,000,000. Group 0
+                // (which ASTRA-sim rejects) gets a base past every other group.
+                let max_id = self.groups.as_ref().map_or(0, |gs| gs.groups().iter().filter_map(|g| g.id).max().unwrap_or(0));
+                let base = match g.id {
+                    Some(id) if id > 0 => id as u64 * 1_000_000,
+                    _ => (max_id.max(0) as u64 + 1) * 1_000_000,
+                };
+                if members.len() as u64 == self.total_nodes {
+                    // ASTRA-sim runs a whole-machine group on the system topology
+                    // and algorithms, with every dimension involved.
+                    let algos = self.params.algorithms(kind).to_vec();
+                    if algos.is_empty() {
+                        return Err(format!("the system config names no {}-implementation", kind.name()));
+                    }
+                    let dims = self.logical_dims(rank, &algos)?;
+                    let involved = vec![true; dims_len_max(&dims)];
+                    (dims, involved, false, Some((pg, base)))
+                } else {
+                    let ring = Ring::of_members(rank, &members).ok_or_else(|| {
+                        format!("rank {rank} issues a collective on communicator group {pg} but is not one of its members {members:?}")
+                    })?;
+                    (vec![(ring, CollectiveImpl::Ring)], vec![true], true, Some((pg, base)))
+                }
+            }
+        };
+        for (ring, alg) in dims.iter() {
             let needs_pow2 = matches!(
                 alg,
-                CollectiveAlgorithm::HalvingDoubling | CollectiveAlgorithm::OneHalvingDoubling | CollectiveAlgorithm::DoubleBinaryTree
+                CollectiveImpl::HalvingDoubling | CollectiveImpl::OneHalvingDoubling | CollectiveImpl::DoubleBinaryTree
             );
             if needs_pow2 && ring.size > 1 && !ring.size.is_power_of_two() {
-                return Err(format!("{} needs a power-of-two number of NPUs per dimension, got {}", alg.name(), ring.size));
+                return Err(format!("{} needs a power-of-two number of NPUs per dimension, got {}", alg.astra_name(), ring.size));
             }
             if kind == CollKind::AllToAll
-                && matches!(alg, CollectiveAlgorithm::HalvingDoubling | CollectiveAlgorithm::OneHalvingDoubling)
+                && matches!(alg, CollectiveImpl::HalvingDoubling | CollectiveImpl::OneHalvingDoubling)
             {
                 return Err("halvingDoubling does not implement all-to-all (ASTRA-sim exits: unknown communication type for HalvingDoubling)".into());
             }
@@ -689,14 +738,24 @@ impl Simulation {
         while remaining > 0 {
             count += 1;
             remaining = remaining.saturating_sub(chunk);
-            let phases = self.build_phases(rank, kind, chunk, &dims, &involved);
+            let phases = self.build_phases(rank, kind, chunk, &dims, &involved, fast);
             if phases.is_empty() {
                 // ASTRA-sim marks the dataset inactive: the node never completes.
                 self.datasets[dataset as usize] = Some(DataSet { rank, node, total: u32::MAX, finished: 0 });
                 return Ok(());
             }
-            let sid = self.sys[rank as usize].stream_counter;
-            self.sys[rank as usize].stream_counter += 1;
+            let sid = match &counter {
+                None => {
+                    let c = &mut self.sys[rank as usize].stream_counter;
+                    *c += 1;
+                    *c - 1
+                }
+                Some((pg, base)) => {
+                    let c = self.sys[rank as usize].group_stream_counters.entry(pg.clone()).or_insert(*base);
+                    *c += 1;
+                    *c - 1
+                }
+            };
             let stream = Stream {
                 rank,
                 dataset,
@@ -721,8 +780,9 @@ impl Simulation {
         rank: u32,
         kind: CollKind,
         chunk: u64,
-        dims: &[(Ring, CollectiveAlgorithm)],
+        dims: &[(Ring, CollectiveImpl)],
         involved: &[bool],
+        fast: bool,
     ) -> Vec<Phase> {
         let n = dims.len();
         let active = |d: usize| dims[d].0.size > 1 && involved[d];
@@ -735,7 +795,7 @@ impl Simulation {
                     continue;
                 }
                 let (q, dir) = self.sys[rank as usize].levels[d].next_any();
-                let phase = self.make_phase(rank, kind, d, dims[d], remain, q, dir);
+                let phase = self.make_phase(rank, kind, d, &dims[d], remain, q, dir, fast);
                 remain = phase.algo.final_size();
                 phases.push(phase);
             }
@@ -746,12 +806,12 @@ impl Simulation {
                     continue;
                 }
                 let (q, dir) = self.sys[rank as usize].levels[d].next_first();
-                let phase = self.make_phase(rank, CollKind::ReduceScatter, d, dims[d], remain, q, dir);
+                let phase = self.make_phase(rank, CollKind::ReduceScatter, d, &dims[d], remain, q, dir, fast);
                 remain = phase.algo.final_size();
                 phases.push(phase);
             }
             let (q, dir) = self.sys[rank as usize].levels[last].next_first();
-            let phase = self.make_phase(rank, CollKind::AllReduce, last, dims[last], remain, q, dir);
+            let phase = self.make_phase(rank, CollKind::AllReduce, last, &dims[last], remain, q, dir, fast);
             remain = phase.algo.final_size();
             phases.push(phase);
             for d in (0..last).rev() {
@@ -759,7 +819,7 @@ impl Simulation {
                     continue;
                 }
                 let (q, dir) = self.sys[rank as usize].levels[d].next_last();
-                let phase = self.make_phase(rank, CollKind::AllGather, d, dims[d], remain, q, dir);
+                let phase = self.make_phase(rank, CollKind::AllGather, d, &dims[d], remain, q, dir, fast);
                 remain = phase.algo.final_size();
                 phases.push(phase);
             }
@@ -773,22 +833,24 @@ impl Simulation {
         rank: u32,
         kind: CollKind,
         d: usize,
-        (ring, alg): (Ring, CollectiveAlgorithm),
+        (ring, alg): &(Ring, CollectiveImpl),
         size: u64,
         queue: usize,
         dir: Direction,
+        fast: bool,
     ) -> Phase {
+        let (ring, alg) = (ring.clone(), *alg);
         let algo = match alg {
-            CollectiveAlgorithm::Ring | CollectiveAlgorithm::OneRing => {
+            CollectiveImpl::Ring | CollectiveImpl::OneRing => {
                 Algorithm::Ring(RingAlgo::new(kind, rank, ring, size, dir, false, None))
             }
-            CollectiveAlgorithm::Direct(w) | CollectiveAlgorithm::OneDirect(w) => {
+            CollectiveImpl::Direct { window: w } | CollectiveImpl::OneDirect { window: w } => {
                 Algorithm::Ring(RingAlgo::new(kind, rank, ring, size, dir, true, w))
             }
-            CollectiveAlgorithm::HalvingDoubling | CollectiveAlgorithm::OneHalvingDoubling => {
+            CollectiveImpl::HalvingDoubling | CollectiveImpl::OneHalvingDoubling => {
                 Algorithm::HalvingDoubling(HalvingDoubling::new(kind, rank, ring, size))
             }
-            CollectiveAlgorithm::DoubleBinaryTree => {
+            CollectiveImpl::DoubleBinaryTree => {
                 // The tree alternates on every use of this dimension's topology.
                 let toggle = self.sys[rank as usize].tree_toggle.entry((String::new(), kind, d)).or_insert(false);
                 let tree = if *toggle { TreeKind::RootMin } else { TreeKind::RootMax };
@@ -797,7 +859,7 @@ impl Simulation {
                 Algorithm::DoubleBinaryTree(DoubleBinaryTree::new(node, size))
             }
         };
-        Phase { queue, algo }
+        Phase { queue, algo, fast }
     }
 
     // ------------------------------------------------------------ streams
@@ -808,13 +870,13 @@ impl Simulation {
         let mut actions = self.action_pool.pop().unwrap_or_default();
         phase.algo.run(ev, &mut actions);
         let (rank, tag) = (stream.rank, stream.tag);
+        let bundle_delay = if phase.fast { 10 } else { self.params.endpoint_delay_ns };
         for &a in &actions {
             match a {
                 Action::Send { dst, size } => self.net_send(rank, dst, size, tag, Handler::Nop),
                 Action::Recv { src, size } => self.net_recv(rank, src, size, tag, Handler::Stream { stream: sid }),
                 Action::Bundle { processed, size } => {
-                    let ep = self.params.endpoint_delay_ns;
-                    self.register(rank, ep, SysEvent::Bundle { stream: sid, processing: processed, size });
+                    self.register(rank, bundle_delay, SysEvent::Bundle { stream: sid, processing: processed, size });
                 }
                 Action::Exit => self.proceed_to_next_phase(sid),
             }

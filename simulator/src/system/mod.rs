@@ -10,58 +10,7 @@ pub mod algorithm;
 pub mod topology;
 
 pub use algorithm::CollKind;
-
-/// How a collective is implemented on one dimension (`*-implementation` lists).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CollectiveAlgorithm {
-    /// `ring`
-    Ring,
-    /// `oneRing`: one ring over all NPUs.
-    OneRing,
-    /// `direct` / `directN` (window N).
-    Direct(Option<u32>),
-    /// `oneDirect` / `oneDirectN`.
-    OneDirect(Option<u32>),
-    /// `halvingDoubling`
-    HalvingDoubling,
-    /// `oneHalvingDoubling`
-    OneHalvingDoubling,
-    /// `doubleBinaryTree` (all-reduce only).
-    DoubleBinaryTree,
-}
-
-impl CollectiveAlgorithm {
-    /// Whether this is a `one*` variant that flattens all dimensions into one ring.
-    pub fn is_flat(self) -> bool {
-        matches!(self, CollectiveAlgorithm::OneRing | CollectiveAlgorithm::OneDirect(_) | CollectiveAlgorithm::OneHalvingDoubling)
-    }
-
-    /// ASTRA-sim's name.
-    pub fn name(self) -> String {
-        match self {
-            CollectiveAlgorithm::Ring => "ring".into(),
-            CollectiveAlgorithm::OneRing => "oneRing".into(),
-            CollectiveAlgorithm::Direct(None) => "direct".into(),
-            CollectiveAlgorithm::Direct(Some(w)) => format!("direct{w}"),
-            CollectiveAlgorithm::OneDirect(None) => "oneDirect".into(),
-            CollectiveAlgorithm::OneDirect(Some(w)) => format!("oneDirect{w}"),
-            CollectiveAlgorithm::HalvingDoubling => "halvingDoubling".into(),
-            CollectiveAlgorithm::OneHalvingDoubling => "oneHalvingDoubling".into(),
-            CollectiveAlgorithm::DoubleBinaryTree => "doubleBinaryTree".into(),
-        }
-    }
-}
-
-/// Order in which collectives get priority in their queues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SchedulingPolicy {
-    /// Newer collectives first.
-    Lifo,
-    /// Older collectives first.
-    Fifo,
-    /// The node's `comm_priority`.
-    Explicit,
-}
+pub use crate::config::{CollectiveImpl, SchedulingPolicy};
 
 /// The roofline compute model's two ceilings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,13 +39,13 @@ pub struct SysParams {
     /// `collective-optimization: localBWAware`.
     pub local_bw_aware: bool,
     /// Per-dimension algorithms for all-reduce, reduce-scatter, all-gather, all-to-all.
-    pub all_reduce: Vec<CollectiveAlgorithm>,
+    pub all_reduce: Vec<CollectiveImpl>,
     /// Reduce-scatter algorithms per dimension.
-    pub reduce_scatter: Vec<CollectiveAlgorithm>,
+    pub reduce_scatter: Vec<CollectiveImpl>,
     /// All-gather algorithms per dimension.
-    pub all_gather: Vec<CollectiveAlgorithm>,
+    pub all_gather: Vec<CollectiveImpl>,
     /// All-to-all algorithms per dimension.
-    pub all_to_all: Vec<CollectiveAlgorithm>,
+    pub all_to_all: Vec<CollectiveImpl>,
     /// Roofline model for GPU compute nodes, when enabled.
     pub roofline: Option<Roofline>,
     /// Replay every node from its recorded duration.
@@ -105,7 +54,7 @@ pub struct SysParams {
 
 impl SysParams {
     /// The per-dimension algorithms of one collective.
-    pub fn algorithms(&self, kind: CollKind) -> &[CollectiveAlgorithm] {
+    pub fn algorithms(&self, kind: CollKind) -> &[CollectiveImpl] {
         match kind {
             CollKind::AllReduce => &self.all_reduce,
             CollKind::ReduceScatter => &self.reduce_scatter,
@@ -120,5 +69,39 @@ impl SysParams {
         let bw = self.local_mem_bw_gbps.unwrap_or(0.0) * 1_000_000_000.0;
         let one = size as f64 / bw * 1e9;
         3 * (one as u64)
+    }
+}
+
+impl SysParams {
+    /// Resolves a system configuration for a network with `dims` dimensions.
+    /// `injection_scale` multiplies the endpoint delay (when the key is present),
+    /// `queues_per_dim` is `--num-queues-per-dim`.
+    pub fn from_config(
+        cfg: &crate::config::SystemConfig,
+        dims: usize,
+        injection_scale: f64,
+        queues_per_dim: u32,
+    ) -> Result<SysParams, crate::config::ConfigError> {
+        use crate::config::{Collective, CollectiveOptimization};
+        let roofline = if cfg.roofline_enabled && !cfg.replay_only {
+            Some(Roofline { peak_flops: cfg.peak_perf_flops()?, mem_bw_bytes_per_s: cfg.local_mem_bw_bytes_per_s()? })
+        } else {
+            None
+        };
+        Ok(SysParams {
+            endpoint_delay_ns: cfg.communication_delay_ns(injection_scale),
+            local_mem_bw_gbps: cfg.local_mem_bw_gbps,
+            splits: cfg.preferred_dataset_splits.max(1) as u64,
+            active_chunks: cfg.active_chunks_per_dimension.max(1),
+            queues_per_dim: vec![queues_per_dim.max(1); dims.max(1)],
+            policy: cfg.scheduling_policy,
+            local_bw_aware: cfg.collective_optimization == CollectiveOptimization::LocalBwAware,
+            all_reduce: cfg.implementations.get(Collective::AllReduce).clone(),
+            reduce_scatter: cfg.implementations.get(Collective::ReduceScatter).clone(),
+            all_gather: cfg.implementations.get(Collective::AllGather).clone(),
+            all_to_all: cfg.implementations.get(Collective::AllToAll).clone(),
+            roofline,
+            replay_only: cfg.replay_only,
+        })
     }
 }

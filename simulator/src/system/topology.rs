@@ -13,8 +13,9 @@ pub enum Direction {
     Anticlockwise,
 }
 
-/// A ring of `size` NPUs: members `base + i * offset`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A ring of `size` NPUs: members `base + i * offset`, or an explicit member
+/// list (communicator groups, in the order the group file lists them).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ring {
     /// Members in the ring.
     pub size: u32,
@@ -24,21 +25,35 @@ pub struct Ring {
     pub offset: u32,
     /// Index of the owning NPU.
     pub index: u32,
+    /// Explicit members (then `base` and `offset` are unused).
+    pub members: Option<std::rc::Rc<[u32]>>,
 }
 
 impl Ring {
     /// The ring of `id` in a dimension of `size` NPUs whose ids step by `offset`.
     pub fn of(id: u32, size: u32, offset: u32) -> Ring {
         let index = (id % (offset * size)) / offset;
-        Ring { size, base: id - index * offset, offset, index }
+        Ring { size, base: id - index * offset, offset, index, members: None }
+    }
+
+    /// The ring over an explicit member list; `None` when `id` is not a member.
+    pub fn of_members(id: u32, members: &[u32]) -> Option<Ring> {
+        let index = members.iter().position(|&m| m == id)? as u32;
+        Some(Ring { size: members.len() as u32, base: 0, offset: 1, index, members: Some(members.into()) })
     }
 
     fn index_of(&self, node: u32) -> u32 {
-        (node - self.base) / self.offset
+        match &self.members {
+            Some(m) => m.iter().position(|&x| x == node).unwrap_or(0) as u32,
+            None => (node - self.base) / self.offset,
+        }
     }
 
     fn at(&self, index: u32) -> u32 {
-        self.base + index * self.offset
+        match &self.members {
+            Some(m) => m[index as usize],
+            None => self.base + index * self.offset,
+        }
     }
 
     /// The member `node` sends to in `dir`.

@@ -52,7 +52,7 @@ impl HalvingDoubling {
         let mut hd = HalvingDoubling {
             kind,
             id,
-            ring,
+            ring: ring.clone(),
             nodes: n,
             stream_count,
             remained_per_message: 1,

@@ -74,7 +74,6 @@ impl RingAlgo {
         RingAlgo {
             kind,
             id,
-            ring,
             dir,
             direct,
             nodes: n,
@@ -94,6 +93,7 @@ impl RingAlgo {
             curr_sender: ring.sender(id, dir),
             packets: Default::default(),
             processed: false,
+            ring,
         }
     }
 

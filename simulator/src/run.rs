@@ -1,0 +1,138 @@
+//! The library's front door: load a run described by file paths (ASTRA-sim's
+//! inputs or Strata's TOML forms), then simulate it.
+//!
+//! ```no_run
+//! use simulator::run::{RunRequest, simulate};
+//! let req = RunRequest::new("traces/allreduce_8npus/allreduce", "topologies/Ring_8npus.yml", "configs/system/ring_lifo.json");
+//! let report = simulate(&req)?;
+//! println!("makespan {} ns", report.makespan_ns);
+//! # Ok::<(), simulator::error::SimError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::chakra;
+use crate::config::{CommGroups, MemoryConfig, MemoryType, NetworkConfig, SystemConfig};
+use crate::error::SimError;
+use crate::report::Report;
+use crate::sim::{BackendKind, SimSpec, Simulation};
+use crate::system::SysParams;
+use crate::workload::Workload;
+
+/// A simulation described by its input files and ASTRA-sim's run options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRequest {
+    /// `PREFIX` naming `PREFIX.<rank>.et`, or a folder of such files.
+    pub workload: PathBuf,
+    /// Network config (ASTRA-sim YAML or native TOML).
+    pub network: PathBuf,
+    /// System config (ASTRA-sim JSON or native TOML).
+    pub system: PathBuf,
+    /// Remote memory config, if any.
+    pub memory: Option<PathBuf>,
+    /// Communicator groups (ASTRA-sim's comm-group JSON), if any.
+    pub comm_group: Option<PathBuf>,
+    /// Network model.
+    pub backend: BackendKind,
+    /// `--num-queues-per-dim` (default 1).
+    pub num_queues_per_dim: u32,
+    /// `--injection-scale`: multiplies the endpoint delay (default 1).
+    pub injection_scale: f64,
+    /// `--compute-scale`: accepted for compatibility; ASTRA-sim ignores it too.
+    pub compute_scale: f64,
+    /// `--comm-scale`: accepted for compatibility; ASTRA-sim ignores it too.
+    pub comm_scale: f64,
+    /// `--rendezvous-protocol`.
+    pub rendezvous: bool,
+}
+
+impl RunRequest {
+    /// A request with ASTRA-sim's defaults for everything but the three required files.
+    pub fn new(workload: impl Into<PathBuf>, network: impl Into<PathBuf>, system: impl Into<PathBuf>) -> RunRequest {
+        RunRequest {
+            workload: workload.into(),
+            network: network.into(),
+            system: system.into(),
+            memory: None,
+            comm_group: None,
+            backend: BackendKind::CongestionUnaware,
+            num_queues_per_dim: 1,
+            injection_scale: 1.0,
+            compute_scale: 1.0,
+            comm_scale: 1.0,
+            rendezvous: false,
+        }
+    }
+}
+
+/// Reads and checks every input of a run.
+pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
+    let network = NetworkConfig::load(&req.network)?;
+    let system = SystemConfig::load(&req.system)?;
+    system.check_against_network(&network)?;
+    if let Some(m) = &req.memory {
+        let memory = MemoryConfig::load(m)?;
+        memory.check_against_network(&network)?;
+        if memory.memory_type != MemoryType::NoMemoryExpansion {
+            tracing::warn!("{}: remote memory expansion is not modelled yet; memory nodes will be reported", m.display());
+        }
+    }
+    if req.rendezvous {
+        return Err(SimError::Setup("--rendezvous-protocol is not supported yet".into()));
+    }
+    if system.custom_implementations.get(crate::config::Collective::AllReduce).is_some()
+        || system.per_node_custom_implementation.is_some()
+    {
+        return Err(SimError::Setup(format!(
+            "{}: custom collective implementations (*-implementation-custom) are not supported yet",
+            req.system.display()
+        )));
+    }
+    let groups = req.comm_group.as_ref().map(CommGroups::load).transpose()?;
+    if let Some(g) = &groups {
+        g.check_against_network(&network)?;
+    }
+    let total = network.total_npus();
+    let files = chakra::expand_workload(&req.workload)?;
+    if files.len() as u64 != total as u64 {
+        return Err(SimError::Setup(format!(
+            "{}: found {} rank traces but the network {} has {total} NPUs; expected {}.0.et ... {}.{}.et",
+            req.workload.display(),
+            files.len(),
+            req.network.display(),
+            req.workload.display(),
+            req.workload.display(),
+            total.saturating_sub(1)
+        )));
+    }
+    let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
+    let workloads = load_workloads(&paths)?;
+    let params = SysParams::from_config(&system, network.dims.len(), req.injection_scale, req.num_queues_per_dim)?;
+    Ok(SimSpec { workloads, network: network.dims.clone(), backend: req.backend, params, groups })
+}
+
+/// Reads and converts every rank's trace, spread over the available cores.
+fn load_workloads(paths: &[PathBuf]) -> Result<Vec<Workload>, SimError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
+    let per = paths.len().div_ceil(threads);
+    let results: Vec<Result<Vec<Workload>, SimError>> = crossbeam::thread::scope(|s| {
+        let handles: Vec<_> = paths.chunks(per.max(1)).map(|chunk| s.spawn(move |_| chunk.iter().map(|p| load_one(p)).collect())).collect();
+        handles.into_iter().map(|h| h.join().expect("trace loader thread panicked")).collect()
+    })
+    .expect("trace loader threads");
+    let mut out = Vec::with_capacity(paths.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn load_one(path: &Path) -> Result<Workload, SimError> {
+    let trace = chakra::read_trace(path)?;
+    Workload::from_trace(&trace, path)
+}
+
+/// Loads and runs a simulation.
+pub fn simulate(req: &RunRequest) -> Result<Report, SimError> {
+    Simulation::new(load(req)?)?.run()
+}
