@@ -24,6 +24,39 @@ pub struct RankReport {
     pub nodes_done: u64,
 }
 
+/// What kind of work a timeline span is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpanKind {
+    /// GPU compute.
+    GpuCompute,
+    /// CPU compute.
+    CpuCompute,
+    /// Collective communication.
+    Collective,
+    /// Point-to-point send or receive.
+    PointToPoint,
+    /// Remote memory access.
+    Memory,
+}
+
+/// One node's execution, for timelines.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Span {
+    /// Rank.
+    pub rank: u32,
+    /// Node id.
+    pub node: u64,
+    /// Node name.
+    pub name: String,
+    /// Kind of work.
+    pub kind: SpanKind,
+    /// Issue time (ns).
+    pub start_ns: u64,
+    /// Completion time (ns).
+    pub end_ns: u64,
+}
+
 /// The result of a simulation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -35,6 +68,9 @@ pub struct Report {
     pub events: u64,
     /// The network backend used.
     pub backend: String,
+    /// Every node's execution span, when the run was asked to record them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<Span>>,
 }
 
 /// Total length of the union of half-open intervals `[start, end)`.

@@ -44,6 +44,8 @@ pub struct RunRequest {
     pub comm_scale: f64,
     /// `--rendezvous-protocol`.
     pub rendezvous: bool,
+    /// Record every node's span (for `--trace`).
+    pub record_timeline: bool,
 }
 
 impl RunRequest {
@@ -61,6 +63,7 @@ impl RunRequest {
             compute_scale: 1.0,
             comm_scale: 1.0,
             rendezvous: false,
+            record_timeline: false,
         }
     }
 }
@@ -108,7 +111,14 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
     let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
     let workloads = load_workloads(&paths)?;
     let params = SysParams::from_config(&system, network.dims.len(), req.injection_scale, req.num_queues_per_dim)?;
-    Ok(SimSpec { workloads, network: network.dims.clone(), backend: req.backend, params, groups })
+    Ok(SimSpec {
+        workloads,
+        network: network.dims.clone(),
+        backend: req.backend,
+        params,
+        groups,
+        record_timeline: req.record_timeline,
+    })
 }
 
 /// Reads and converts every rank's trace, spread over the available cores.

@@ -52,6 +52,8 @@ pub struct SimSpec {
     pub params: SysParams,
     /// Communicator groups (`--comm-group`), if any.
     pub groups: Option<crate::config::CommGroups>,
+    /// Record every node's span for a timeline (costs memory on big runs).
+    pub record_timeline: bool,
 }
 
 /// Who is told when a message event happens.
@@ -191,6 +193,7 @@ pub struct Simulation {
     aware_out: Vec<(Time, AwareEvent)>,
     snapshot: Vec<u32>,
     error: Option<SimError>,
+    timeline: Option<Vec<crate::report::Span>>,
 }
 
 const COLL_TAG_BASE: u64 = 500_000_000;
@@ -282,6 +285,7 @@ impl Simulation {
             aware_out: Vec::new(),
             snapshot: Vec::new(),
             error: None,
+            timeline: spec.record_timeline.then(Vec::new),
         })
     }
 
@@ -447,6 +451,20 @@ impl Simulation {
         let start = self.wl[r].issued_at[i as usize];
         let n = &self.wl[r].nodes[i as usize];
         let interval = (start, now);
+        if let Some(t) = self.timeline.as_mut() {
+            use crate::report::SpanKind;
+            let kind = match n.kind {
+                NodeType::CompNode if n.is_cpu => Some(SpanKind::CpuCompute),
+                NodeType::CompNode => Some(SpanKind::GpuCompute),
+                NodeType::CommCollNode => Some(SpanKind::Collective),
+                NodeType::CommSendNode | NodeType::CommRecvNode => Some(SpanKind::PointToPoint),
+                NodeType::MemLoadNode | NodeType::MemStoreNode => Some(SpanKind::Memory),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                t.push(crate::report::Span { rank, node: n.id, name: n.name.clone(), kind, start_ns: start, end_ns: now });
+            }
+        }
         match n.kind {
             NodeType::CompNode if n.is_cpu => self.sys[r].cpu_intervals.push(interval),
             NodeType::CompNode => self.sys[r].gpu_intervals.push(interval),
@@ -997,6 +1015,7 @@ impl Simulation {
             ranks,
             events: self.q.processed(),
             backend: self.backend_kind.name().to_string(),
+            timeline: self.timeline.take(),
         }
     }
 
