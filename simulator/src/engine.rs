@@ -7,50 +7,47 @@
 //! that time is being processed therefore runs after everything already queued
 //! for it, which is exactly how ASTRA-sim's analytical event list behaves.
 //!
-//! The queue is a plain binary heap of small `Copy` events keyed by
-//! `(time, seq)`: no boxing and no allocation per event once the heap has grown.
+//! Events are small `Copy` enums stored by value: no boxing, and no allocation
+//! per event once the buckets have grown (see [`EventQueue`]).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 /// Simulated time in nanoseconds.
 pub type Time = u64;
 
-struct Entry<E> {
-    time: Time,
-    seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Entry<E> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: reverse to pop the earliest (time, seq).
-        (other.time, other.seq).cmp(&(self.time, self.seq))
-    }
-}
-
-/// A deterministic min-queue of events over simulated time.
+/// A deterministic queue of events over simulated time.
+///
+/// Events are kept in one FIFO bucket per distinct time, and a min-heap holds
+/// only the distinct times. Popping takes the current bucket front to back, so
+/// an event scheduled for the current time lands behind everything already
+/// queued for it. Many events share a time in collective-heavy runs (every rank
+/// of a symmetric collective acts at the same ticks), so this does one heap
+/// operation per distinct time instead of one per event; emptied buckets are
+/// recycled, so steady-state scheduling allocates nothing.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
-    seq: u64,
+    times: BinaryHeap<Reverse<Time>>,
+    buckets: FxHashMap<Time, VecDeque<E>>,
+    current: VecDeque<E>,
+    spare: Vec<VecDeque<E>>,
     now: Time,
     popped: u64,
+    pending: usize,
 }
 
 impl<E> Default for EventQueue<E> {
     fn default() -> Self {
-        EventQueue { heap: BinaryHeap::new(), seq: 0, now: 0, popped: 0 }
+        EventQueue {
+            times: BinaryHeap::new(),
+            buckets: FxHashMap::default(),
+            current: VecDeque::new(),
+            spare: Vec::new(),
+            now: 0,
+            popped: 0,
+            pending: 0,
+        }
     }
 }
 
@@ -74,26 +71,46 @@ impl<E> EventQueue<E> {
     /// Schedules `event` at an absolute time, which must not be in the past.
     pub fn schedule_at(&mut self, time: Time, event: E) {
         debug_assert!(time >= self.now, "event scheduled in the past");
-        self.heap.push(Entry { time, seq: self.seq, event });
-        self.seq += 1;
+        self.pending += 1;
+        if time <= self.now {
+            self.current.push_back(event);
+            return;
+        }
+        match self.buckets.get_mut(&time) {
+            Some(b) => b.push_back(event),
+            None => {
+                let mut b = self.spare.pop().unwrap_or_default();
+                b.push_back(event);
+                self.buckets.insert(time, b);
+                self.times.push(Reverse(time));
+            }
+        }
     }
 
     /// Removes the next event and advances the clock to its time.
     pub fn pop(&mut self) -> Option<E> {
-        let e = self.heap.pop()?;
-        self.now = e.time;
-        self.popped += 1;
-        Some(e.event)
+        loop {
+            if let Some(e) = self.current.pop_front() {
+                self.popped += 1;
+                self.pending -= 1;
+                return Some(e);
+            }
+            let Reverse(t) = self.times.pop()?;
+            let bucket = self.buckets.remove(&t).expect("every queued time has a bucket");
+            let old = std::mem::replace(&mut self.current, bucket);
+            self.spare.push(old);
+            self.now = t;
+        }
     }
 
     /// Number of events waiting.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.pending
     }
 
     /// Whether no event is waiting.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.pending == 0
     }
 
     /// Events processed so far.

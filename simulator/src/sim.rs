@@ -7,7 +7,8 @@
 //! creates the list and schedules one global `SysTick` for it; the tick runs
 //! its list to the end, including events appended while it runs.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
 
 use crate::chakra::{CollectiveCommType, NodeType};
 use crate::config::NetworkDim;
@@ -148,9 +149,35 @@ impl QueueLevel {
     }
 }
 
+/// Per-rank event lists: tick -> (head, tail) of a linked list in a shared pool,
+/// so registering an event allocates nothing once the pool has grown.
+#[derive(Default)]
+struct EventPool {
+    items: Vec<(SysEvent, u32)>,
+    free: Vec<u32>,
+}
+
+const NIL: u32 = u32::MAX;
+
+impl EventPool {
+    fn push(&mut self, ev: SysEvent) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.items[i as usize] = (ev, NIL);
+                i
+            }
+            None => {
+                self.items.push((ev, NIL));
+                (self.items.len() - 1) as u32
+            }
+        }
+    }
+}
+
 /// One rank's system-layer state.
 struct RankSys {
-    events: BTreeMap<Time, VecDeque<SysEvent>>,
+    /// Pending ticks: (time, head, tail); few at a time, scanned linearly.
+    events: Vec<(Time, u32, u32)>,
     active: Vec<Vec<u32>>,
     running: Vec<u32>,
     levels: Vec<QueueLevel>,
@@ -192,6 +219,7 @@ pub struct Simulation {
     action_pool: Vec<Vec<Action>>,
     aware_out: Vec<(Time, AwareEvent)>,
     snapshot: Vec<u32>,
+    pool: EventPool,
     error: Option<SimError>,
     timeline: Option<Vec<crate::report::Span>>,
 }
@@ -249,7 +277,7 @@ impl Simulation {
         let concurrent_streams = spec.params.active_chunks.div_ceil(queues_per_dim[0].max(1)).max(1);
         let sys = (0..total)
             .map(|_| RankSys {
-                events: BTreeMap::new(),
+                events: Vec::new(),
                 active: vec![Vec::new(); n_queues],
                 running: vec![0; n_queues],
                 levels: levels.clone(),
@@ -284,6 +312,7 @@ impl Simulation {
             action_pool: Vec::new(),
             aware_out: Vec::new(),
             snapshot: Vec::new(),
+            pool: EventPool::default(),
             error: None,
             timeline: spec.record_timeline.then(Vec::new),
         })
@@ -346,11 +375,19 @@ impl Simulation {
 
     fn register(&mut self, rank: u32, delay: Time, ev: SysEvent) {
         let t = self.now() + delay;
+        let item = self.pool.push(ev);
         let events = &mut self.sys[rank as usize].events;
-        match events.get_mut(&t) {
-            Some(list) => list.push_back(ev),
+        match events.iter_mut().find(|e| e.0 == t) {
+            Some((_, head, tail)) => {
+                if *tail == NIL {
+                    *head = item;
+                } else {
+                    self.pool.items[*tail as usize].1 = item;
+                }
+                *tail = item;
+            }
             None => {
-                events.insert(t, VecDeque::from([ev]));
+                events.push((t, item, item));
                 self.q.schedule(delay, Event::SysTick { rank });
             }
         }
@@ -359,7 +396,20 @@ impl Simulation {
     fn call_events(&mut self, rank: u32) {
         let t = self.now();
         loop {
-            let next = self.sys[rank as usize].events.get_mut(&t).and_then(VecDeque::pop_front);
+            // Pop the head; events appended while this tick runs are seen too.
+            let next = match self.sys[rank as usize].events.iter_mut().find(|e| e.0 == t) {
+                Some((_, head, tail)) if *head != NIL => {
+                    let i = *head;
+                    let (ev, next) = self.pool.items[i as usize];
+                    *head = next;
+                    if next == NIL {
+                        *tail = NIL;
+                    }
+                    self.pool.free.push(i);
+                    Some(ev)
+                }
+                _ => None,
+            };
             match next {
                 Some(ev) => self.sys_event(rank, ev),
                 None => break,
@@ -368,7 +418,10 @@ impl Simulation {
                 return;
             }
         }
-        self.sys[rank as usize].events.remove(&t);
+        let events = &mut self.sys[rank as usize].events;
+        if let Some(p) = events.iter().position(|e| e.0 == t) {
+            events.swap_remove(p);
+        }
     }
 
     fn sys_event(&mut self, rank: u32, ev: SysEvent) {
@@ -1020,6 +1073,6 @@ impl Simulation {
     }
 
     fn diagnose(&self) -> String {
-        crate::diagnose::diagnose(&self.wl, self.matcher.waiting().map(|(k, h)| (*k, matches!(h, Handler::Stream { .. }))))
+        crate::diagnose::diagnose(&self.wl, self.matcher.waiting().map(|(k, h)| (k, matches!(h, Handler::Stream { .. }))))
     }
 }

@@ -4,7 +4,6 @@
 //! counted separately for sends and receives of that key, so the n-th send
 //! matches the n-th receive of the same size. A size mismatch never matches.
 
-use std::collections::HashMap;
 
 /// The identity of a message stream between two ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,69 +25,131 @@ enum Slot<H> {
     Waiting(H),
 }
 
+/// Counters and outstanding slots of one key.
+struct Entry<H> {
+    tag: u64,
+    src: u32,
+    size: u64,
+    sends: u64,
+    recvs: u64,
+    slots: Vec<(u64, Slot<H>)>,
+}
+
 /// Matching state of all ranks.
+///
+/// Kept per destination rank as a short list scanned linearly: a rank has few
+/// message streams outstanding at once, and a key whose sends and receives
+/// have all met is dropped (both counters would restart together, which
+/// preserves n-th-send-to-n-th-receive matching), so lists stay short.
 pub struct Matcher<H> {
-    seqs: HashMap<MsgKey, (u64, u64)>,
-    slots: HashMap<(MsgKey, u64), Slot<H>>,
+    per_dst: Vec<Vec<Entry<H>>>,
 }
 
 impl<H> Default for Matcher<H> {
     fn default() -> Self {
-        Matcher { seqs: HashMap::new(), slots: HashMap::new() }
+        Matcher { per_dst: Vec::new() }
     }
 }
 
 impl<H> Matcher<H> {
+    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize) {
+        let d = key.dst as usize;
+        if self.per_dst.len() <= d {
+            self.per_dst.resize_with(d + 1, Vec::new);
+        }
+        let list = &mut self.per_dst[d];
+        let pos = match list.iter().position(|e| e.tag == key.tag && e.src == key.src && e.size == key.size) {
+            Some(p) => p,
+            None => {
+                list.push(Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots: Vec::new() });
+                list.len() - 1
+            }
+        };
+        (list, pos)
+    }
+
+    fn gc(list: &mut Vec<Entry<H>>, pos: usize) {
+        let e = &list[pos];
+        if e.sends == e.recvs && e.slots.is_empty() {
+            list.swap_remove(pos);
+        }
+    }
+
     /// Registers a send; returns its sequence number within the key.
     pub fn send(&mut self, key: MsgKey) -> u64 {
-        let s = self.seqs.entry(key).or_default();
-        s.0 += 1;
-        s.0 - 1
+        let (list, pos) = self.entry(key);
+        list[pos].sends += 1;
+        list[pos].sends - 1
     }
 
     /// A sent message arrived: returns the waiting receive's handler, or
     /// remembers the arrival for a later receive.
     pub fn arrive(&mut self, key: MsgKey, seq: u64) -> Option<H> {
-        match self.slots.remove(&(key, seq)) {
-            Some(Slot::Waiting(h)) => Some(h),
-            Some(Slot::Arrived) | None => {
-                self.slots.insert((key, seq), Slot::Arrived);
+        let (list, pos) = self.entry(key);
+        let e = &mut list[pos];
+        let found = e.slots.iter().position(|(s, _)| *s == seq);
+        let out = match found {
+            Some(i) => match e.slots.swap_remove(i).1 {
+                Slot::Waiting(h) => Some(h),
+                Slot::Arrived => {
+                    e.slots.push((seq, Slot::Arrived));
+                    None
+                }
+            },
+            None => {
+                e.slots.push((seq, Slot::Arrived));
                 None
             }
-        }
+        };
+        Self::gc(list, pos);
+        out
     }
 
     /// Posts a receive: returns the handler back when the message already
     /// arrived (the caller runs it as a new event at the current time).
     pub fn recv(&mut self, key: MsgKey, handler: H) -> Option<H> {
-        let s = self.seqs.entry(key).or_default();
-        let seq = s.1;
-        s.1 += 1;
-        match self.slots.remove(&(key, seq)) {
-            Some(Slot::Arrived) => Some(handler),
-            Some(Slot::Waiting(old)) => {
-                // Cannot happen: one receive per sequence number.
-                self.slots.insert((key, seq), Slot::Waiting(old));
+        let (list, pos) = self.entry(key);
+        let e = &mut list[pos];
+        let seq = e.recvs;
+        e.recvs += 1;
+        let out = match e.slots.iter().position(|(s, _)| *s == seq) {
+            Some(i) => {
+                e.slots.swap_remove(i);
                 Some(handler)
             }
             None => {
-                self.slots.insert((key, seq), Slot::Waiting(handler));
+                e.slots.push((seq, Slot::Waiting(handler)));
                 None
             }
-        }
+        };
+        Self::gc(list, pos);
+        out
     }
 
     /// Receives still waiting, with their keys (for hang diagnosis).
-    pub fn waiting(&self) -> impl Iterator<Item = (&MsgKey, &H)> {
-        self.slots.iter().filter_map(|((k, _), s)| match s {
-            Slot::Waiting(h) => Some((k, h)),
-            Slot::Arrived => None,
+    pub fn waiting(&self) -> impl Iterator<Item = (MsgKey, &H)> {
+        self.per_dst.iter().enumerate().flat_map(|(dst, list)| {
+            list.iter().flat_map(move |e| {
+                e.slots.iter().filter_map(move |(_, s)| match s {
+                    Slot::Waiting(h) => Some((MsgKey { tag: e.tag, src: e.src, dst: dst as u32, size: e.size }, h)),
+                    Slot::Arrived => None,
+                })
+            })
         })
     }
 
     /// Messages that arrived and were never received.
-    pub fn unclaimed(&self) -> impl Iterator<Item = &MsgKey> {
-        self.slots.iter().filter_map(|((k, _), s)| matches!(s, Slot::Arrived).then_some(k))
+    pub fn unclaimed(&self) -> impl Iterator<Item = MsgKey> + '_ {
+        self.per_dst.iter().enumerate().flat_map(|(dst, list)| {
+            list.iter().flat_map(move |e| {
+                e.slots.iter().filter(|(_, s)| matches!(s, Slot::Arrived)).map(move |_| MsgKey {
+                    tag: e.tag,
+                    src: e.src,
+                    dst: dst as u32,
+                    size: e.size,
+                })
+            })
+        })
     }
 }
 

@@ -125,7 +125,7 @@ impl Aware {
             free_chunks: Vec::new(),
         };
         let n = d.npus;
-        let mut add = |a: u32, b: u32, aw: &mut Aware| {
+        let add = |a: u32, b: u32, aw: &mut Aware| {
             let id = aw.links.len() as u32;
             aw.links.push(Link::default());
             aw.link_of.insert((a, b), id);
