@@ -43,16 +43,18 @@ struct Entry<H> {
 /// preserves n-th-send-to-n-th-receive matching), so lists stay short.
 pub struct Matcher<H> {
     per_dst: Vec<Vec<Entry<H>>>,
+    /// Emptied slot lists kept for reuse (no allocation per message).
+    spare: Vec<Vec<(u64, Slot<H>)>>,
 }
 
 impl<H> Default for Matcher<H> {
     fn default() -> Self {
-        Matcher { per_dst: Vec::new() }
+        Matcher { per_dst: Vec::new(), spare: Vec::new() }
     }
 }
 
 impl<H> Matcher<H> {
-    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize) {
+    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize, &mut Vec<Vec<(u64, Slot<H>)>>) {
         let d = key.dst as usize;
         if self.per_dst.len() <= d {
             self.per_dst.resize_with(d + 1, Vec::new);
@@ -61,23 +63,25 @@ impl<H> Matcher<H> {
         let pos = match list.iter().position(|e| e.tag == key.tag && e.src == key.src && e.size == key.size) {
             Some(p) => p,
             None => {
-                list.push(Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots: Vec::new() });
+                let slots = self.spare.pop().unwrap_or_default();
+                list.push(Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots });
                 list.len() - 1
             }
         };
-        (list, pos)
+        (list, pos, &mut self.spare)
     }
 
-    fn gc(list: &mut Vec<Entry<H>>, pos: usize) {
+    fn gc(list: &mut Vec<Entry<H>>, pos: usize, spare: &mut Vec<Vec<(u64, Slot<H>)>>) {
         let e = &list[pos];
         if e.sends == e.recvs && e.slots.is_empty() {
-            list.swap_remove(pos);
+            let e = list.swap_remove(pos);
+            spare.push(e.slots);
         }
     }
 
     /// Registers a send; returns its sequence number within the key.
     pub fn send(&mut self, key: MsgKey) -> u64 {
-        let (list, pos) = self.entry(key);
+        let (list, pos, _) = self.entry(key);
         list[pos].sends += 1;
         list[pos].sends - 1
     }
@@ -85,7 +89,7 @@ impl<H> Matcher<H> {
     /// A sent message arrived: returns the waiting receive's handler, or
     /// remembers the arrival for a later receive.
     pub fn arrive(&mut self, key: MsgKey, seq: u64) -> Option<H> {
-        let (list, pos) = self.entry(key);
+        let (list, pos, spare) = self.entry(key);
         let e = &mut list[pos];
         let found = e.slots.iter().position(|(s, _)| *s == seq);
         let out = match found {
@@ -101,14 +105,14 @@ impl<H> Matcher<H> {
                 None
             }
         };
-        Self::gc(list, pos);
+        Self::gc(list, pos, spare);
         out
     }
 
     /// Posts a receive: returns the handler back when the message already
     /// arrived (the caller runs it as a new event at the current time).
     pub fn recv(&mut self, key: MsgKey, handler: H) -> Option<H> {
-        let (list, pos) = self.entry(key);
+        let (list, pos, spare) = self.entry(key);
         let e = &mut list[pos];
         let seq = e.recvs;
         e.recvs += 1;
@@ -122,7 +126,7 @@ impl<H> Matcher<H> {
                 None
             }
         };
-        Self::gc(list, pos);
+        Self::gc(list, pos, spare);
         out
     }
 
