@@ -12,13 +12,26 @@ use crate::workload::{NodeState, Workload};
 /// At most this many stuck nodes are described per rank.
 const MAX_PER_RANK: usize = 8;
 
-/// Builds the per-rank diagnosis. `waiting` lists posted receives that never
-/// matched, flagged `true` when they belong to a collective stream.
-pub(crate) fn diagnose(workloads: &[Workload], waiting: impl Iterator<Item = (MsgKey, bool)>) -> String {
+/// What a never-matched receive was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitKind {
+    /// Data of a native collective algorithm.
+    CollectiveData,
+    /// A rendezvous go-ahead the sender needs before it may send.
+    RendezvousGoAhead,
+    /// A receive of a custom (ET-defined) collective.
+    CustomRecv,
+    /// A workload receive node.
+    NodeRecv,
+}
+
+/// Builds the per-rank diagnosis from the workloads and the posted receives
+/// that never matched.
+pub(crate) fn diagnose(workloads: &[Workload], waiting: impl Iterator<Item = (MsgKey, WaitKind)>) -> String {
     // Receives each rank is still waiting for, by receiving rank.
-    let mut recv_waits: BTreeMap<u32, Vec<(MsgKey, bool)>> = BTreeMap::new();
-    for (k, coll) in waiting {
-        recv_waits.entry(k.dst).or_default().push((k, coll));
+    let mut recv_waits: BTreeMap<u32, Vec<(MsgKey, WaitKind)>> = BTreeMap::new();
+    for (k, kind) in waiting {
+        recv_waits.entry(k.dst).or_default().push((k, kind));
     }
     let mut out = String::new();
     let stuck_ranks: Vec<usize> = (0..workloads.len()).filter(|&r| workloads[r].finished_at.is_none()).collect();
@@ -50,17 +63,33 @@ pub(crate) fn diagnose(workloads: &[Workload], waiting: impl Iterator<Item = (Ms
             let what = match w.state[*i as usize] {
                 NodeState::Running => match n.kind {
                     NodeType::CommCollNode => {
-                        let peers: Vec<u32> = recv_waits
-                            .get(&(r as u32))
-                            .map(|v| v.iter().filter(|(_, c)| *c).map(|(k, _)| k.src).collect())
-                            .unwrap_or_default();
-                        if peers.is_empty() {
-                            "collective issued but not complete (it spans no active dimension, or its peers never issued theirs)".to_string()
-                        } else {
-                            let mut p = peers.clone();
+                        let waits = recv_waits.get(&(r as u32)).map(Vec::as_slice).unwrap_or_default();
+                        let peers_of = |kind: WaitKind| {
+                            let mut p: Vec<usize> = waits.iter().filter(|(_, k)| *k == kind).map(|(m, _)| m.src as usize).collect();
                             p.sort_unstable();
                             p.dedup();
-                            format!("collective waiting for data from ranks {}", summarize_ranks(&p.iter().map(|&x| x as usize).collect::<Vec<_>>()))
+                            p
+                        };
+                        let data = peers_of(WaitKind::CollectiveData);
+                        let custom = peers_of(WaitKind::CustomRecv);
+                        let go = peers_of(WaitKind::RendezvousGoAhead);
+                        let mut parts = Vec::new();
+                        if !data.is_empty() {
+                            parts.push(format!("data from ranks {}", summarize_ranks(&data)));
+                        }
+                        if !custom.is_empty() {
+                            parts.push(format!("custom-collective messages from ranks {}", summarize_ranks(&custom)));
+                        }
+                        if !go.is_empty() {
+                            parts.push(format!(
+                                "the rendezvous go-ahead from ranks {} before it may send (they have not posted the matching receive: a send-first schedule deadlocks under --rendezvous-protocol)",
+                                summarize_ranks(&go)
+                            ));
+                        }
+                        if parts.is_empty() {
+                            "collective issued but not complete (it spans no active dimension, or its peers never issued theirs)".to_string()
+                        } else {
+                            format!("collective waiting for {}", parts.join("; and for "))
                         }
                     }
                     NodeType::CommRecvNode => format!(

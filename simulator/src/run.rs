@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::chakra;
-use crate::config::{CommGroups, MemoryConfig, MemoryType, NetworkConfig, SystemConfig};
+use crate::config::{Collective, CommGroups, MemoryConfig, MemoryType, NetworkConfig, SystemConfig};
+use crate::system::CollKind;
 use crate::error::SimError;
 use crate::report::Report;
 use crate::sim::{BackendKind, SimSpec, Simulation};
@@ -80,14 +81,9 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
             tracing::warn!("{}: remote memory expansion is not modelled yet; memory nodes will be reported", m.display());
         }
     }
-    if req.rendezvous {
-        return Err(SimError::Setup("--rendezvous-protocol is not supported yet".into()));
-    }
-    if system.custom_implementations.get(crate::config::Collective::AllReduce).is_some()
-        || system.per_node_custom_implementation.is_some()
-    {
+    if system.per_node_custom_implementation.is_some() {
         return Err(SimError::Setup(format!(
-            "{}: custom collective implementations (*-implementation-custom) are not supported yet",
+            "{}: per-node-custom-implementation is not supported yet",
             req.system.display()
         )));
     }
@@ -111,6 +107,19 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
     let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
     let workloads = load_workloads(&paths)?;
     let params = SysParams::from_config(&system, network.dims.len(), req.injection_scale, req.num_queues_per_dim)?;
+    let mut custom = std::collections::HashMap::new();
+    for (c, kind) in [
+        (Collective::AllReduce, CollKind::AllReduce),
+        (Collective::AllGather, CollKind::AllGather),
+        (Collective::ReduceScatter, CollKind::ReduceScatter),
+        (Collective::AllToAll, CollKind::AllToAll),
+    ] {
+        if let Some(prefix) = system.custom_et_prefix(c) {
+            let files = chakra::expand_workload(&prefix)?;
+            let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
+            custom.insert(kind, load_workloads(&paths)?);
+        }
+    }
     Ok(SimSpec {
         workloads,
         network: network.dims.clone(),
@@ -118,6 +127,8 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         params,
         groups,
         record_timeline: req.record_timeline,
+        custom,
+        rendezvous: req.rendezvous,
     })
 }
 

@@ -55,6 +55,11 @@ pub struct SimSpec {
     pub groups: Option<crate::config::CommGroups>,
     /// Record every node's span for a timeline (costs memory on big runs).
     pub record_timeline: bool,
+    /// Custom collective implementations: per collective, one parsed ET per
+    /// position in the communicator (rank order without a group).
+    pub custom: HashMap<CollKind, Vec<Workload>>,
+    /// `--rendezvous-protocol`: every send waits for the receiver's go-ahead.
+    pub rendezvous: bool,
 }
 
 /// Who is told when a message event happens.
@@ -63,7 +68,27 @@ enum Handler {
     Nop,
     Stream { stream: u32 },
     NodeDone { rank: u32, node: u32 },
+    CustomDone { stream: u32, node: u32 },
+    /// Rendezvous: the receiver's go-ahead reached the sender; send for real.
+    RendezvousSend { op: u32 },
+    /// Rendezvous: the go-ahead was delivered; post the real receive.
+    RendezvousRecv { op: u32 },
 }
+
+/// A send or receive deferred by the rendezvous protocol.
+#[derive(Clone, Copy, Debug)]
+struct DeferredOp {
+    rank: u32,
+    peer: u32,
+    size: u64,
+    tag: u64,
+    handler: Handler,
+}
+
+/// Size of the rendezvous control message (ASTRA-sim's constant).
+const RENDEZVOUS_BYTES: u64 = 8192;
+/// Tag offset of rendezvous control messages.
+const RENDEZVOUS_TAG: u64 = 1_000_000_000;
 
 #[derive(Clone, Copy, Debug)]
 enum Event {
@@ -77,6 +102,14 @@ enum Event {
 enum SysEvent {
     Bundle { stream: u32, processing: bool, size: u64 },
     NodeDone { node: u32 },
+    CustomDone { stream: u32, node: u32 },
+}
+
+/// A running custom collective on one rank: its own copy of the algorithm's
+/// ET and the communicator members (algorithm rank -> real rank).
+struct CustomRun {
+    graph: Workload,
+    members: Option<Vec<u32>>,
 }
 
 struct InFlight {
@@ -220,6 +253,12 @@ pub struct Simulation {
     aware_out: Vec<(Time, AwareEvent)>,
     snapshot: Vec<u32>,
     pool: EventPool,
+    custom_templates: HashMap<CollKind, Vec<Workload>>,
+    rendezvous: bool,
+    deferred: Vec<Option<DeferredOp>>,
+    free_deferred: Vec<u32>,
+    customs: Vec<Option<CustomRun>>,
+    free_customs: Vec<u32>,
     error: Option<SimError>,
     timeline: Option<Vec<crate::report::Span>>,
 }
@@ -313,6 +352,12 @@ impl Simulation {
             aware_out: Vec::new(),
             snapshot: Vec::new(),
             pool: EventPool::default(),
+            custom_templates: spec.custom,
+            rendezvous: spec.rendezvous,
+            deferred: Vec::new(),
+            free_deferred: Vec::new(),
+            customs: Vec::new(),
+            free_customs: Vec::new(),
             error: None,
             timeline: spec.record_timeline.then(Vec::new),
         })
@@ -432,6 +477,7 @@ impl Simulation {
             }
             SysEvent::Bundle { stream, processing: false, .. } => self.stream_event(stream, AlgoEvent::General),
             SysEvent::NodeDone { node } => self.workload_call(rank, Some(node)),
+            SysEvent::CustomDone { stream, node } => self.custom_done(stream, node),
         }
     }
 
@@ -479,7 +525,39 @@ impl Simulation {
             Handler::Nop => {}
             Handler::Stream { stream } => self.stream_event(stream, AlgoEvent::PacketReceived),
             Handler::NodeDone { rank, node } => self.workload_call(rank, Some(node)),
+            Handler::CustomDone { stream, node } => self.custom_done(stream, node),
+            Handler::RendezvousSend { op } => {
+                let o = self.deferred[op as usize].take().expect("deferred op");
+                self.free_deferred.push(op);
+                self.net_send(o.rank, o.peer, o.size, o.tag, o.handler);
+            }
+            Handler::RendezvousRecv { op } => {
+                let o = self.deferred[op as usize].take().expect("deferred op");
+                self.free_deferred.push(op);
+                self.net_recv(o.rank, o.peer, o.size, o.tag, o.handler);
+            }
         }
+    }
+
+    /// A send as the system layer issues it: directly, or under the rendezvous
+    /// protocol by first waiting for the receiver's 8 KiB go-ahead.
+    fn front_send(&mut self, rank: u32, dst: u32, size: u64, tag: u64, handler: Handler) {
+        if !self.rendezvous {
+            return self.net_send(rank, dst, size, tag, handler);
+        }
+        let op = alloc(&mut self.deferred, &mut self.free_deferred, DeferredOp { rank, peer: dst, size, tag, handler });
+        self.net_recv(rank, dst, RENDEZVOUS_BYTES, tag + RENDEZVOUS_TAG, Handler::RendezvousSend { op });
+    }
+
+    /// A receive as the system layer posts it: directly, or under the
+    /// rendezvous protocol by sending the go-ahead and posting the receive when
+    /// it has arrived.
+    fn front_recv(&mut self, rank: u32, src: u32, size: u64, tag: u64, handler: Handler) {
+        if !self.rendezvous {
+            return self.net_recv(rank, src, size, tag, handler);
+        }
+        let op = alloc(&mut self.deferred, &mut self.free_deferred, DeferredOp { rank, peer: src, size, tag, handler });
+        self.net_send(rank, src, RENDEZVOUS_BYTES, tag + RENDEZVOUS_TAG, Handler::RendezvousRecv { op });
     }
 
     // ------------------------------------------------------------ workload
@@ -610,7 +688,7 @@ impl Simulation {
                     let e = self.node_error(rank, i, format!("send node needs comm_dst, a rank below {}", self.total_nodes));
                     return self.fail(e);
                 };
-                self.net_send(rank, dst, size, tag, Handler::NodeDone { rank, node: i });
+                self.front_send(rank, dst, size, tag, Handler::NodeDone { rank, node: i });
             }
             NodeType::CommRecvNode => {
                 let n = &self.wl[r].nodes[i as usize];
@@ -619,7 +697,7 @@ impl Simulation {
                     let e = self.node_error(rank, i, format!("receive node needs comm_src, a rank below {}", self.total_nodes));
                     return self.fail(e);
                 };
-                self.net_recv(rank, src, size, tag, Handler::NodeDone { rank, node: i });
+                self.front_recv(rank, src, size, tag, Handler::NodeDone { rank, node: i });
             }
             NodeType::MemLoadNode | NodeType::MemStoreNode => {
                 let e = self.node_error(rank, i, "remote memory nodes need a --memory configuration with memory expansion (not supported yet)".to_string());
@@ -728,6 +806,18 @@ impl Simulation {
         group: Option<String>,
         explicit_priority: i64,
     ) -> Result<(), String> {
+        if self.custom_templates.contains_key(&kind) {
+            let counter = match &group {
+                None => None,
+                Some(pg) => {
+                    let g = self.groups.as_ref().and_then(|g| g.group(pg)).ok_or_else(|| {
+                        format!("communicator group {pg} (pg_name) is not defined; give the comm-group file with --comm-group")
+                    })?;
+                    Some((pg.clone(), g.id.filter(|&i| i > 0).map_or(0, |i| i as u64 * 1_000_000)))
+                }
+            };
+            return self.generate_custom(rank, node, kind, counter, explicit_priority);
+        }
         // The plan: logical dimensions, the involved mask, whether bundles are
         // "fast" (partial groups), and the stream-id counter to draw from.
         let (dims, involved, fast, counter) = match group {
@@ -933,19 +1023,137 @@ impl Simulation {
         Phase { queue, algo, fast }
     }
 
+    /// A custom collective: one stream, no chunking, in the first queue of
+    /// dimension 0, running this rank's ET of the implementation.
+    fn generate_custom(
+        &mut self,
+        rank: u32,
+        node: u32,
+        kind: CollKind,
+        counter: Option<(String, u64)>,
+        explicit_priority: i64,
+    ) -> Result<(), String> {
+        let members: Option<Vec<u32>> = match &counter {
+            Some((pg, _)) => self.groups.as_ref().and_then(|g| g.group(pg)).map(|g| g.ranks.clone()),
+            None => None,
+        };
+        let pos = match &members {
+            Some(m) => m.iter().position(|&x| x == rank).ok_or_else(|| format!("rank {rank} is not in the collective's group"))?,
+            None => rank as usize,
+        };
+        let template = self.custom_templates[&kind].get(pos).cloned().ok_or_else(|| {
+            format!("the custom {} implementation has no ET for position {pos}", kind.name())
+        })?;
+        let run = CustomRun { graph: template, members };
+        let idx = alloc(&mut self.customs, &mut self.free_customs, run);
+        let dataset = alloc(&mut self.datasets, &mut self.free_datasets, DataSet { rank, node, total: 1, finished: 0 });
+        let priority = self.next_priority(rank, explicit_priority);
+        let sid = match &counter {
+            None => {
+                let c = &mut self.sys[rank as usize].stream_counter;
+                *c += 1;
+                *c - 1
+            }
+            Some((pg, base)) => {
+                let c = self.sys[rank as usize].group_stream_counters.entry(pg.clone()).or_insert(*base);
+                *c += 1;
+                *c - 1
+            }
+        };
+        let queue = self.sys[rank as usize].levels[0].first_queue;
+        let stream = Stream {
+            rank,
+            dataset,
+            tag: sid % COLL_TAG_BASE + COLL_TAG_BASE,
+            priority,
+            phases: VecDeque::from([Phase { queue, algo: Algorithm::Custom(idx), fast: false }]),
+            current: None,
+            queue: None,
+            initialized: false,
+        };
+        let id = alloc(&mut self.streams, &mut self.free_streams, stream);
+        self.proceed_to_next_phase(id);
+        Ok(())
+    }
+
+    fn custom_index(&self, sid: u32) -> Option<u32> {
+        match self.streams.get(sid as usize)?.as_ref()?.current.as_ref()?.algo {
+            Algorithm::Custom(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Issues every free node of a custom collective's ET (ascending id).
+    fn custom_issue(&mut self, sid: u32) {
+        let Some(idx) = self.custom_index(sid) else { return };
+        let rank = self.streams[sid as usize].as_ref().expect("live stream").rank;
+        let mut list = Vec::new();
+        self.customs[idx as usize].as_ref().expect("live custom run").graph.free_snapshot(&mut list);
+        let now = self.now();
+        for i in list {
+            let (kind, src, dst, size, tag, runtime) = {
+                let run = self.customs[idx as usize].as_mut().expect("live custom run");
+                run.graph.take(i, now);
+                let n = &run.graph.nodes[i as usize];
+                let real = |r: Option<u32>| -> Option<u32> {
+                    let r = r?;
+                    match &run.members {
+                        Some(m) => m.get(r as usize).copied(),
+                        None => Some(r),
+                    }
+                };
+                let runtime = if n.duration_us == 0 { 1 } else { n.duration_us.saturating_mul(1000) };
+                (n.kind, real(n.comm.src), real(n.comm.dst), n.comm.size, n.comm.tag as u64 % COLL_TAG_BASE, runtime)
+            };
+            let handler = Handler::CustomDone { stream: sid, node: i };
+            match kind {
+                NodeType::CommSendNode => match dst {
+                    Some(d) if (d as u64) < self.total_nodes => self.front_send(rank, d, size, tag, handler),
+                    _ => return self.fail(SimError::Setup(format!("custom collective on rank {rank}: a send node has no valid comm_dst"))),
+                },
+                NodeType::CommRecvNode => match src {
+                    Some(s) if (s as u64) < self.total_nodes => self.front_recv(rank, s, size, tag, handler),
+                    _ => return self.fail(SimError::Setup(format!("custom collective on rank {rank}: a receive node has no valid comm_src"))),
+                },
+                NodeType::CompNode => self.register(rank, runtime, SysEvent::CustomDone { stream: sid, node: i }),
+                _ => self.custom_done(sid, i),
+            }
+        }
+    }
+
+    fn custom_done(&mut self, sid: u32, node: u32) {
+        let Some(idx) = self.custom_index(sid) else { return };
+        self.customs[idx as usize].as_mut().expect("live custom run").graph.finish(node);
+        self.custom_issue(sid);
+        let done = {
+            let g = &self.customs[idx as usize].as_ref().expect("live custom run").graph;
+            g.running == 0 && g.no_free()
+        };
+        if done && self.custom_index(sid) == Some(idx) {
+            self.customs[idx as usize] = None;
+            self.free_customs.push(idx);
+            self.proceed_to_next_phase(sid);
+        }
+    }
+
     // ------------------------------------------------------------ streams
 
     fn stream_event(&mut self, sid: u32, ev: AlgoEvent) {
         let Some(stream) = self.streams.get_mut(sid as usize).and_then(Option::as_mut) else { return };
         let Some(phase) = stream.current.as_mut() else { return };
+        if let Algorithm::Custom(_) = phase.algo {
+            // Every event other than a node completion (re)issues free nodes.
+            self.custom_issue(sid);
+            return;
+        }
         let mut actions = self.action_pool.pop().unwrap_or_default();
         phase.algo.run(ev, &mut actions);
         let (rank, tag) = (stream.rank, stream.tag);
         let bundle_delay = if phase.fast { 10 } else { self.params.endpoint_delay_ns };
         for &a in &actions {
             match a {
-                Action::Send { dst, size } => self.net_send(rank, dst, size, tag, Handler::Nop),
-                Action::Recv { src, size } => self.net_recv(rank, src, size, tag, Handler::Stream { stream: sid }),
+                Action::Send { dst, size } => self.front_send(rank, dst, size, tag, Handler::Nop),
+                Action::Recv { src, size } => self.front_recv(rank, src, size, tag, Handler::Stream { stream: sid }),
                 Action::Bundle { processed, size } => {
                     self.register(rank, bundle_delay, SysEvent::Bundle { stream: sid, processing: processed, size });
                 }
@@ -1073,6 +1281,13 @@ impl Simulation {
     }
 
     fn diagnose(&self) -> String {
-        crate::diagnose::diagnose(&self.wl, self.matcher.waiting().map(|(k, h)| (k, matches!(h, Handler::Stream { .. }))))
+        use crate::diagnose::WaitKind;
+        let kind = |h: &Handler| match h {
+            Handler::Stream { .. } | Handler::Nop => WaitKind::CollectiveData,
+            Handler::RendezvousSend { .. } | Handler::RendezvousRecv { .. } => WaitKind::RendezvousGoAhead,
+            Handler::CustomDone { .. } => WaitKind::CustomRecv,
+            Handler::NodeDone { .. } => WaitKind::NodeRecv,
+        };
+        crate::diagnose::diagnose(&self.wl, self.matcher.waiting().map(|(k, h)| (k, kind(h))))
     }
 }

@@ -71,6 +71,7 @@ pub enum NodeState {
 }
 
 /// One rank's workload.
+#[derive(Clone)]
 pub struct Workload {
     /// The file it came from.
     pub path: PathBuf,

@@ -74,6 +74,9 @@ pub(crate) enum Algorithm {
     HalvingDoubling(HalvingDoubling),
     /// Double binary tree (all-reduce only).
     DoubleBinaryTree(DoubleBinaryTree),
+    /// A custom collective given as per-rank Chakra ETs; the simulator runs
+    /// it (index into its table of custom runs).
+    Custom(u32),
 }
 
 impl Algorithm {
@@ -83,6 +86,7 @@ impl Algorithm {
             Algorithm::Ring(a) => a.run(ev, out),
             Algorithm::HalvingDoubling(a) => a.run(ev, out),
             Algorithm::DoubleBinaryTree(a) => a.run(ev, out),
+            Algorithm::Custom(_) => {}
         }
     }
 
@@ -92,6 +96,7 @@ impl Algorithm {
             Algorithm::Ring(a) => a.final_size,
             Algorithm::HalvingDoubling(a) => a.final_size,
             Algorithm::DoubleBinaryTree(a) => a.final_size,
+            Algorithm::Custom(_) => 0,
         }
     }
 }
