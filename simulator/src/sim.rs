@@ -294,6 +294,27 @@ impl Simulation {
                 spec.workloads.len()
             )));
         }
+        // Every communicator group a node names must exist before anything runs.
+        let explicit_zero = spec.groups.as_ref().is_some_and(|g| g.group("0").is_some());
+        for w in &spec.workloads {
+            for n in &w.nodes {
+                let Some(pg) = n.comm.group.as_deref() else { continue };
+                if n.kind != NodeType::CommCollNode || pg.is_empty() || (pg == "0" && !explicit_zero) {
+                    continue;
+                }
+                if spec.groups.as_ref().and_then(|g| g.group(pg)).is_none() {
+                    return Err(SimError::Node {
+                        path: w.path.clone(),
+                        node: n.id,
+                        name: n.name.clone(),
+                        what: match &spec.groups {
+                            Some(_) => format!("pg_name \"{pg}\" names a communicator group the comm-group file does not define"),
+                            None => format!("pg_name \"{pg}\" names a communicator group; give the comm-group file with --comm-group"),
+                        },
+                    });
+                }
+            }
+        }
         let backend = match spec.backend {
             BackendKind::CongestionUnaware => Backend::Unaware(Unaware::new(&spec.network)),
             BackendKind::CongestionAware => Backend::Aware(Aware::new(&spec.network).ok_or_else(|| {
