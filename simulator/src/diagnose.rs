@@ -27,7 +27,12 @@ pub(crate) enum WaitKind {
 
 /// Builds the per-rank diagnosis from the workloads and the posted receives
 /// that never matched.
-pub(crate) fn diagnose(workloads: &[Workload], waiting: impl Iterator<Item = (MsgKey, WaitKind)>) -> String {
+pub(crate) fn diagnose(
+    workloads: &[Workload],
+    waiting: impl Iterator<Item = (MsgKey, WaitKind)>,
+    unclaimed: impl Iterator<Item = MsgKey>,
+) -> String {
+    let unclaimed: Vec<MsgKey> = unclaimed.collect();
     // Receives each rank is still waiting for, by receiving rank.
     let mut recv_waits: BTreeMap<u32, Vec<(MsgKey, WaitKind)>> = BTreeMap::new();
     for (k, kind) in waiting {
@@ -92,12 +97,23 @@ pub(crate) fn diagnose(workloads: &[Workload], waiting: impl Iterator<Item = (Ms
                             format!("collective waiting for {}", parts.join("; and for "))
                         }
                     }
-                    NodeType::CommRecvNode => format!(
-                        "receive waiting for a message from rank {} (tag {}, {} bytes) that no send matches",
-                        n.comm.src.map_or("?".into(), |s| s.to_string()),
-                        n.comm.tag,
-                        n.comm.size
-                    ),
+                    NodeType::CommRecvNode => {
+                        let mut text = format!(
+                            "receive waiting for a message from rank {} (tag {}, {} bytes) that no send matches",
+                            n.comm.src.map_or("?".into(), |s| s.to_string()),
+                            n.comm.tag,
+                            n.comm.size
+                        );
+                        // The usual cause: the same message arrived with another size.
+                        let near: Vec<&MsgKey> = unclaimed
+                            .iter()
+                            .filter(|k| k.dst == r as u32 && Some(k.src) == n.comm.src && k.tag == n.comm.tag as u64)
+                            .collect();
+                        for k in near {
+                            let _ = write!(text, "; a message from rank {} with tag {} arrived unclaimed with {} bytes (sizes must match)", k.src, k.tag, k.size);
+                        }
+                        text
+                    }
                     NodeType::CommSendNode => format!(
                         "send to rank {} (tag {}, {} bytes) never received: no matching receive (same tag and size) was posted",
                         n.comm.dst.map_or("?".into(), |s| s.to_string()),

@@ -74,13 +74,16 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
     let network = NetworkConfig::load(&req.network)?;
     let system = SystemConfig::load(&req.system)?;
     system.check_against_network(&network)?;
-    if let Some(m) = &req.memory {
-        let memory = MemoryConfig::load(m)?;
-        memory.check_against_network(&network)?;
-        if memory.memory_type != MemoryType::NoMemoryExpansion {
-            tracing::warn!("{}: remote memory expansion is not modelled yet; memory nodes will be reported", m.display());
+    let memory = match &req.memory {
+        Some(m) => {
+            let memory = MemoryConfig::load(m)?;
+            if memory.memory_type != MemoryType::NoMemoryExpansion {
+                memory.check_against_network(&network)?;
+            }
+            Some(memory)
         }
-    }
+        None => None,
+    };
     if system.per_node_custom_implementation.is_some() {
         return Err(SimError::Setup(format!(
             "{}: per-node-custom-implementation is not supported yet",
@@ -129,6 +132,7 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         record_timeline: req.record_timeline,
         custom,
         rendezvous: req.rendezvous,
+        memory,
     })
 }
 
