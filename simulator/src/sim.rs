@@ -507,6 +507,12 @@ impl Simulation {
     fn sys_event(&mut self, rank: u32, ev: SysEvent) {
         match ev {
             SysEvent::Bundle { stream, processing: true, size } => {
+                if !self.params.local_mem_bw_gbps.is_some_and(|b| b > 0.0) {
+                    let file = self.params.source.as_ref().map_or("the system config".to_string(), |p| p.display().to_string());
+                    return self.fail(SimError::Setup(format!(
+                        "{file}: key `local-mem-bw` is missing or 0, but this collective's reduction steps need it (GB/s); ASTRA-sim would divide by zero here"
+                    )));
+                }
                 let delay = self.params.reduction_delay(size);
                 self.register(rank, delay, SysEvent::Bundle { stream, processing: false, size });
             }
@@ -1525,5 +1531,27 @@ mod tests {
         assert_eq!(r.ranks[0].finish_ns, Some(arrival));
         assert_eq!(r.ranks[1].finish_ns, Some(arrival));
         assert_eq!(r.timeline.as_ref().map(Vec::len), Some(2));
+    }
+
+    /// A reduction without `local-mem-bw` is a clear error naming the file and
+    /// key (ASTRA-sim divides by zero).
+    #[test]
+    fn reduction_without_local_mem_bw_names_the_key() {
+        let ar = |id: u64| Node {
+            id,
+            name: "ar".into(),
+            r#type: NodeType::CommCollNode as i32,
+            attr: vec![attr("comm_type", AttrValue::Int64Val(0)), attr("comm_size", AttrValue::Int64Val(1 << 20))],
+            ..Default::default()
+        };
+        let mut sp = spec(vec![workload(vec![ar(0)], "r0.et"), workload(vec![ar(1)], "r1.et")], None);
+        let system = SystemConfig::from_json_str(
+            r#"{"preferred-dataset-splits": 1, "all-reduce-implementation": ["ring"]}"#,
+            Path::new("nobw.json"),
+        )
+        .unwrap();
+        sp.params = SysParams::from_config(&system, 1, 1.0, 1).unwrap();
+        let err = Simulation::new(sp).unwrap().run().unwrap_err().to_string();
+        assert!(err.contains("nobw.json") && err.contains("`local-mem-bw`"), "{err}");
     }
 }

@@ -50,6 +50,8 @@ pub struct SysParams {
     pub roofline: Option<Roofline>,
     /// Replay every node from its recorded duration.
     pub replay_only: bool,
+    /// The system config file these came from, for error messages.
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl SysParams {
@@ -102,6 +104,7 @@ impl SysParams {
             all_to_all: cfg.implementations.get(Collective::AllToAll).clone(),
             roofline,
             replay_only: cfg.replay_only,
+            source: Some(cfg.origin().path.clone()),
         })
     }
 }
