@@ -150,15 +150,7 @@ impl HalvingDoubling {
         let Some(&(dst, src, size)) = self.packets.front() else { return };
         out.push(Action::Send { dst, size });
         out.push(Action::Recv { src, size });
-        if self.remained_per_message > 0 {
-            self.remained_per_message -= 1;
-        }
-        if self.remained_per_message == 0 && self.stream_count > 0 {
-            self.stream_count -= 1;
-            if self.stream_count > 0 {
-                self.remained_per_message = 1;
-            }
-        }
+        super::count_message(&mut self.remained_per_message, &mut self.stream_count);
         self.packets.pop_front();
         self.free_packets -= 1;
     }

@@ -16,6 +16,20 @@ pub(crate) use double_binary_tree::DoubleBinaryTree;
 pub(crate) use halving_doubling::HalvingDoubling;
 pub(crate) use ring::RingAlgo;
 
+/// ASTRA-sim's per-message accounting (`process_stream_count`), shared by the
+/// ring-family and halving-doubling algorithms: one message has been sent.
+pub(crate) fn count_message(remained_per_message: &mut u32, stream_count: &mut u64) {
+    if *remained_per_message > 0 {
+        *remained_per_message -= 1;
+    }
+    if *remained_per_message == 0 && *stream_count > 0 {
+        *stream_count -= 1;
+        if *stream_count > 0 {
+            *remained_per_message = 1;
+        }
+    }
+}
+
 /// The collective a phase performs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CollKind {

@@ -180,15 +180,7 @@ impl RingAlgo {
         out.push(Action::Send { dst, size: self.msg_size });
         out.push(Action::Recv { src, size: self.msg_size });
         // reduce(): one message accounted, the packet consumed.
-        if self.remained_per_message > 0 {
-            self.remained_per_message -= 1;
-        }
-        if self.remained_per_message == 0 && self.stream_count > 0 {
-            self.stream_count -= 1;
-            if self.stream_count > 0 {
-                self.remained_per_message = 1;
-            }
-        }
+        super::count_message(&mut self.remained_per_message, &mut self.stream_count);
         self.packets.pop_front();
         self.free_packets -= 1;
     }
