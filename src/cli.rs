@@ -26,10 +26,101 @@ pub enum Command {
     /// Read, convert, check and summarize Chakra execution traces.
     #[command(subcommand)]
     Et(EtCommand),
+    /// Simulate a workload (one Chakra ET per rank) on a system and network, as ASTRA-sim does.
+    #[command(long_about = SIM_ABOUT)]
+    Sim(SimArgs),
     /// The LayerDAG trace generator (libtorch).
     #[cfg(feature = "synth")]
     #[command(subcommand)]
     Synth(SynthCommand),
+}
+
+const SIM_ABOUT: &str = "Simulate a workload (one Chakra ET per rank) on a system and network, as ASTRA-sim does.\n\n\
+    Reads ASTRA-sim's own input files (network YAML, system JSON, remote-memory JSON, comm-group JSON) or \
+    Strata's native TOML forms, and accepts ASTRA-sim's command-line flags, so an ASTRA-sim command line runs \
+    unchanged with `strata sim` in place of the binary. Simulated time is integer nanoseconds (ASTRA-sim's \
+    cycles).\n\n\
+    Prints a per-rank table (finish time, GPU compute, communication, exposed communication, overlap), or \
+    ASTRA-sim's `sys[i] finished` lines with --astra-log. --report and --trace are written only after a run \
+    that finished.\n\n\
+    Exit status: 0 when every rank finished; 1 when the run stalled (the diagnosis on stderr names the ranks \
+    and the nodes that wait, and what they wait for); 2 on bad input.";
+
+/// Arguments of `strata sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Workload: PREFIX names PREFIX.<rank>.et (as ASTRA-sim does), or a folder of such files.
+    #[arg(long, visible_alias = "workload-configuration", value_name = "PREFIX")]
+    pub workload: PathBuf,
+    /// Network config: ASTRA-sim's YAML or Strata's TOML.
+    #[arg(long, visible_alias = "network-configuration", value_name = "FILE")]
+    pub network: PathBuf,
+    /// System config: ASTRA-sim's JSON or Strata's TOML.
+    #[arg(long, visible_alias = "system-configuration", value_name = "FILE")]
+    pub system: PathBuf,
+    /// Remote memory config: ASTRA-sim's JSON or Strata's TOML.
+    #[arg(long, visible_alias = "remote-memory-configuration", value_name = "FILE")]
+    pub memory: Option<PathBuf>,
+    /// Communicator groups: ASTRA-sim's JSON ({"<pg_name>": [ranks]}); `empty` means none.
+    #[arg(long, visible_alias = "comm-group-configuration", value_name = "FILE")]
+    pub comm_group: Option<PathBuf>,
+    /// Network model.
+    #[arg(long, value_enum, default_value_t = Backend::CongestionUnaware)]
+    pub backend: Backend,
+    /// Write the report as JSON (makespan, per-rank times, event count).
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Write a Chrome/Perfetto trace: a process per rank, tracks for GPU compute,
+    /// CPU compute and communication (open it at ui.perfetto.dev or chrome://tracing).
+    #[arg(long, value_name = "FILE.json")]
+    pub trace: Option<PathBuf>,
+    /// Print ASTRA-sim's `sys[i] finished, N cycles, exposed communication M cycles.`
+    /// lines, in rank order, instead of the table.
+    #[arg(long)]
+    pub astra_log: bool,
+    /// Queues per network dimension (ASTRA-sim's --num-queues-per-dim).
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "ASTRA-sim options",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_queues_per_dim: u32,
+    /// Multiplies the endpoint delay (ASTRA-sim's --injection-scale).
+    #[arg(long, value_name = "X", default_value_t = 1.0, help_heading = "ASTRA-sim options", value_parser = scale)]
+    pub injection_scale: f64,
+    /// Accepted and ignored, as ASTRA-sim ignores it.
+    #[arg(long, value_name = "X", default_value_t = 1.0, help_heading = "ASTRA-sim options", value_parser = scale)]
+    pub compute_scale: f64,
+    /// Accepted and ignored, as ASTRA-sim ignores it.
+    #[arg(long, value_name = "X", default_value_t = 1.0, help_heading = "ASTRA-sim options", value_parser = scale)]
+    pub comm_scale: f64,
+    /// Rendezvous send/receive protocol: `--rendezvous-protocol` or `=true|false`.
+    #[arg(long, value_name = "BOOL", help_heading = "ASTRA-sim options", num_args = 0..=1,
+          require_equals = true, default_value_t = false, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub rendezvous_protocol: bool,
+    /// Accepted and ignored (ASTRA-sim's log folder): Strata logs to stderr (-v for more).
+    #[arg(long, value_name = "DIR", help_heading = "ASTRA-sim options")]
+    pub logging_folder: Option<PathBuf>,
+    /// Accepted and ignored (ASTRA-sim's spdlog config): Strata logs to stderr (-v for more).
+    #[arg(long, value_name = "FILE", help_heading = "ASTRA-sim options")]
+    pub logging_configuration: Option<PathBuf>,
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Closed-form delays, no link contention (ASTRA-sim's AstraSim_Analytical_Congestion_Unaware).
+    #[value(alias = "congestion_unaware", alias = "unaware")]
+    CongestionUnaware,
+    /// Per-link queues on one-dimensional topologies (AstraSim_Analytical_Congestion_Aware).
+    #[value(alias = "congestion_aware", alias = "aware")]
+    CongestionAware,
+}
+
+/// A finite, non-negative scale factor.
+fn scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("expected a non-negative number, got `{s}`")),
+    }
 }
 
 /// `strata et ...`
@@ -113,6 +204,58 @@ mod tests {
         let cli = Cli::try_parse_from(["strata", "et", "convert", "a.txt", "out/a", "--npus", "8", "--passes", "2"]).unwrap();
         let Command::Et(EtCommand::Convert(args)) = cli.command else { panic!("not convert") };
         assert_eq!((args.npus, args.passes), (Some(8), 2));
+    }
+
+    fn sim(args: &[&str]) -> Result<SimArgs, clap::Error> {
+        let base = ["strata", "sim"];
+        let cli = Cli::try_parse_from(base.iter().chain(args))?;
+        let Command::Sim(a) = cli.command else { panic!("not sim") };
+        Ok(a)
+    }
+
+    #[test]
+    fn sim_takes_astra_sim_flags_with_equals() {
+        let a = sim(&[
+            "--workload-configuration=w/workload",
+            "--system-configuration=system.json",
+            "--network-configuration=network.yml",
+            "--remote-memory-configuration=memory.json",
+            "--comm-group-configuration=empty",
+            "--num-queues-per-dim=2",
+            "--injection-scale=3",
+            "--compute-scale=2",
+            "--comm-scale=0.5",
+            "--logging-folder=logs",
+        ])
+        .unwrap();
+        assert_eq!(a.workload, PathBuf::from("w/workload"));
+        assert_eq!(a.memory, Some(PathBuf::from("memory.json")));
+        assert_eq!(a.comm_group, Some(PathBuf::from("empty")));
+        assert_eq!((a.num_queues_per_dim, a.injection_scale, a.compute_scale, a.comm_scale), (2, 3.0, 2.0, 0.5));
+        assert_eq!(a.backend, Backend::CongestionUnaware);
+        assert!(!a.rendezvous_protocol && !a.astra_log);
+    }
+
+    #[test]
+    fn sim_backend_values() {
+        let req = ["--workload", "w", "--network", "n", "--system", "s"];
+        let with = |b: &str| sim(&[&req[..], &["--backend", b]].concat());
+        assert_eq!(with("congestion-aware").unwrap().backend, Backend::CongestionAware);
+        assert_eq!(with("congestion_unaware").unwrap().backend, Backend::CongestionUnaware);
+        assert!(with("garnet").is_err());
+        assert!(sim(&req[..4]).is_err(), "--system is required");
+    }
+
+    #[test]
+    fn sim_rendezvous_is_a_cxxopts_bool() {
+        let req = ["--workload", "w", "--network", "n", "--system", "s"];
+        let with = |extra: &[&str]| sim(&[&req[..], extra].concat()).map(|a| a.rendezvous_protocol);
+        assert!(with(&["--rendezvous-protocol"]).unwrap());
+        assert!(with(&["--rendezvous-protocol=true"]).unwrap());
+        assert!(!with(&["--rendezvous-protocol=false"]).unwrap());
+        assert!(with(&["--rendezvous-protocol=maybe"]).is_err());
+        assert!(with(&["--injection-scale=-1"]).is_err());
+        assert!(with(&["--num-queues-per-dim=0"]).is_err());
     }
 
     #[test]

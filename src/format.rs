@@ -25,6 +25,21 @@ pub fn micros(us: u64) -> String {
     }
 }
 
+/// Nanoseconds with a readable unit: `850 ns`, `64.44 µs`, `12.35 ms`, `3.20 s`.
+pub fn nanos(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.2} µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+/// A wall-clock duration with a readable unit, as [`nanos`].
+pub fn elapsed(d: std::time::Duration) -> String {
+    nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// An integer with thousands separators: `1,234,567`.
 pub fn count(n: u64) -> String {
     let s = n.to_string();
@@ -50,5 +65,9 @@ mod tests {
         assert_eq!(micros(12_345), "12.35 ms");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
+        assert_eq!(nanos(850), "850 ns");
+        assert_eq!(nanos(64_440), "64.44 µs");
+        assert_eq!(nanos(1_972_365), "1.97 ms");
+        assert_eq!(nanos(306_896_000_000), "306.90 s");
     }
 }

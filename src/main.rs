@@ -5,6 +5,7 @@
 mod cli;
 mod et;
 mod format;
+mod sim_cmd;
 #[cfg(feature = "synth")]
 mod synth_cmd;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Et(cmd) => et::run(cmd),
+        Command::Sim(args) => sim_cmd::run(args),
         #[cfg(feature = "synth")]
         Command::Synth(cmd) => synth_cmd::run(cmd),
     }

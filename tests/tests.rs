@@ -6,4 +6,6 @@ mod util;
 
 mod et_bad_input;
 mod et_cli;
+mod oracle_parity;
 mod public_traces;
+mod sim_cli;

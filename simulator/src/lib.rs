@@ -23,4 +23,5 @@ pub mod report;
 pub mod run;
 pub mod sim;
 pub mod system;
+pub mod trace;
 pub mod workload;

@@ -1,0 +1,336 @@
+//! `strata sim` end to end: ASTRA-sim's command line on oracle cases gives
+//! ASTRA-sim's own finish lines; the report and the Perfetto trace are sound;
+//! bad inputs and stalled runs fail cleanly and say why.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::{repo, shared, strata, Dir};
+
+fn case_dir(name: &str) -> PathBuf {
+    shared(&format!("oracle/cases/{name}"))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `--flag=value`, as ASTRA-sim's scripts write it.
+fn eq(flag: &str, value: &Path) -> OsString {
+    let mut s = OsString::from(format!("{flag}="));
+    s.push(value);
+    s
+}
+
+/// ASTRA-sim's command line for an oracle case (case.json's `command`), with absolute paths.
+fn astra_command(name: &str) -> Vec<OsString> {
+    let dir = case_dir(name);
+    let case = read_json(&dir.join("case.json"));
+    let mut args = args![
+        "sim",
+        eq("--workload-configuration", &dir.join("workload")),
+        eq("--system-configuration", &dir.join("system.json")),
+        eq("--network-configuration", &dir.join("network.yml")),
+        eq("--remote-memory-configuration", &dir.join("memory.json")),
+    ];
+    if let Some(cg) = case["comm_group"].as_str() {
+        args.push(eq("--comm-group-configuration", &dir.join(cg)));
+    } else {
+        args.push("--comm-group-configuration=empty".into());
+    }
+    if case["backend"] == "congestion_aware" {
+        args.extend(args!["--backend", "congestion-aware"]);
+    }
+    for extra in case["extra_args"].as_array().into_iter().flatten() {
+        args.push(extra.as_str().expect("extra_args are strings").into());
+    }
+    args
+}
+
+/// The `sys[i] finished, ...` lines of ASTRA-sim's output (without spdlog's
+/// prefix), in rank order.
+fn astra_finish_lines(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(case_dir(name).join("astra_sim_stdout.txt")).expect("astra_sim_stdout.txt");
+    let mut lines: BTreeMap<u32, String> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(at) = line.find("sys[") else { continue };
+        let rest = &line[at..];
+        let Some(close) = rest.find("] finished, ") else { continue };
+        let rank: u32 = rest[4..close].parse().expect("rank number");
+        lines.insert(rank, rest.trim_end().to_string());
+    }
+    lines.into_values().collect()
+}
+
+/// Runs a case with ASTRA-sim's flags and checks `--astra-log` against
+/// ASTRA-sim's output and `--report` against case.json.
+#[track_caller]
+fn check_case(name: &str) {
+    let dir = Dir::new();
+    let report_path = dir.path("report.json");
+    let mut args = astra_command(name);
+    args.extend(args!["--astra-log", "--report", &report_path]);
+    let run = strata(&args);
+    let want = astra_finish_lines(name);
+    assert!(!want.is_empty(), "{name}: no finish lines in astra_sim_stdout.txt");
+    let got: Vec<&str> = run.ok().lines().collect();
+    assert_eq!(got, want, "{name}: --astra-log differs from ASTRA-sim's output");
+
+    let case = read_json(&case_dir(name).join("case.json"));
+    let report = read_json(&report_path);
+    let column =
+        |v: &Value, key: &str| -> Vec<Value> { v.as_array().unwrap().iter().map(|r| r[key].clone()).collect() };
+    assert_eq!(column(&report["ranks"], "finish_ns"), *case["astra_sim_cycles_per_rank"].as_array().unwrap(), "{name}");
+    assert_eq!(
+        column(&report["ranks"], "exposed_comm_ns"),
+        *case["astra_sim_exposed_comm_per_rank"].as_array().unwrap(),
+        "{name}"
+    );
+    let ranks = report["ranks"].as_array().unwrap();
+    assert_eq!(column(&report["ranks"], "rank"), (0..ranks.len()).map(Value::from).collect::<Vec<_>>());
+    for key in ["compute_ns", "comm_ns"] {
+        assert!(ranks.iter().all(|r| r[key].is_u64()), "{name}: {key} missing");
+    }
+    let makespan = ranks.iter().filter_map(|r| r["finish_ns"].as_u64()).max();
+    assert_eq!(report["makespan_ns"].as_u64(), makespan, "{name}");
+    assert!(report["events"].as_u64().unwrap() > 0, "{name}");
+}
+
+#[test]
+fn sim_ring_all_reduce_matches_astra_sim() {
+    check_case("A_all_reduce_Ring8_1M_ring_s4_a1_LIFO_lbw_u");
+}
+
+#[test]
+fn sim_multi_dim_with_queues_matches_astra_sim() {
+    // --num-queues-per-dim=2 comes from the case's extra_args.
+    check_case("B_ar_Ring8xSwitch8_1M_lbw_queues2");
+    check_case("B_ar_Ring2xFC4xSwitch8_64M_mixed_lbw");
+}
+
+#[test]
+fn sim_congestion_aware_matches_astra_sim() {
+    check_case("A_all_reduce_Ring16_64M_ring_s16_a2_LIFO_base_a");
+}
+
+#[test]
+fn sim_comm_groups_match_astra_sim() {
+    check_case("D_stg_llama_dp2_tp2_pp2_L4_FC4xSwitch2");
+}
+
+#[test]
+fn sim_scale_flags_match_astra_sim() {
+    // --compute-scale=2 --comm-scale=0.5 --injection-scale=3
+    check_case("C_chain8x10_scales_Ring8");
+}
+
+#[test]
+fn sim_prints_a_table_with_native_flags() {
+    let run = strata(args![
+        "sim",
+        "--workload",
+        repo("traces/allreduce_8npus/allreduce"),
+        "--network",
+        repo("topologies/Ring_8npus.yml"),
+        "--system",
+        repo("configs/system/ring_lifo.json"),
+    ]);
+    let out = run.ok();
+    let header = out.lines().next().unwrap();
+    for col in ["rank", "finish", "compute", "exposed comm", "overlap"] {
+        assert!(header.contains(col), "{out}");
+    }
+    let rows: Vec<&str> =
+        out.lines().filter(|l| l.split_whitespace().next().is_some_and(|t| t.parse::<u32>().is_ok())).collect();
+    assert_eq!(rows.len(), 8, "{out}");
+    assert!(rows.iter().all(|r| r.contains("64.44 µs")), "{out}");
+    assert!(out.contains("makespan 64.44 µs (64,440 ns"), "{out}");
+    assert!(out.contains("events;") && out.contains("simulated in"), "{out}");
+}
+
+#[test]
+fn sim_summarizes_many_ranks() {
+    let name = "A_all_gather_Ring64_64M_ring_s1_a1_LIFO_base_u";
+    let out = strata(astra_command(name)).ok().to_string();
+    assert!(out.contains("median") && out.contains("... 56 more"), "{out}");
+    assert!(out.lines().count() < 20, "{out}");
+}
+
+#[test]
+fn sim_workload_folder_is_accepted() {
+    let dir = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    let run = strata(args![
+        "sim",
+        "--workload",
+        &dir,
+        "--network",
+        dir.join("network.yml"),
+        "--system",
+        dir.join("system.json"),
+        "--astra-log",
+    ]);
+    assert_eq!(run.ok().lines().count(), 4, "{run:#?}");
+}
+
+/// Checks a Chrome/Perfetto trace: one named process per rank, every X event
+/// on a named thread, and no two events of one thread overlapping.
+#[test]
+fn sim_trace_is_perfetto_json() {
+    let name = "C_overlap_compchain_commchain_FC8";
+    let dir = Dir::new();
+    let (trace_path, report_path) = (dir.path("trace.json"), dir.path("report.json"));
+    let mut args = astra_command(name);
+    args.extend(args!["--trace", &trace_path, "--report", &report_path]);
+    strata(&args).ok();
+    let doc = read_json(&trace_path);
+    let report = read_json(&report_path);
+    assert!(report.get("timeline").is_none(), "the report should not carry the timeline");
+    let npus = report["ranks"].as_array().unwrap().len();
+    let events = doc["traceEvents"].as_array().expect("traceEvents");
+
+    let mut processes: BTreeMap<u64, String> = BTreeMap::new();
+    let mut threads: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let mut tracks: BTreeMap<(u64, u64), Vec<(i64, i64)>> = BTreeMap::new();
+    let mut last_end: BTreeMap<u64, i64> = BTreeMap::new();
+    for e in events {
+        let (pid, tid) = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        match e["ph"].as_str().unwrap() {
+            "M" if e["name"] == "process_name" => {
+                processes.insert(pid, e["args"]["name"].as_str().unwrap().to_string());
+            }
+            "M" if e["name"] == "thread_name" => {
+                threads.insert((pid, tid), e["args"]["name"].as_str().unwrap().to_string());
+            }
+            "M" => {}
+            "X" => {
+                assert!(e["name"].is_string() && e["args"]["node"].is_u64(), "{e}");
+                // µs floats from integer ns: back to ns to compare exactly.
+                let ts = (e["ts"].as_f64().unwrap() * 1e3).round() as i64;
+                let dur = (e["dur"].as_f64().unwrap() * 1e3).round() as i64;
+                assert!(dur >= 0, "{e}");
+                tracks.entry((pid, tid)).or_default().push((ts, ts + dur));
+                let end = last_end.entry(pid).or_default();
+                *end = (*end).max(ts + dur);
+            }
+            other => panic!("unexpected phase {other}"),
+        }
+    }
+    let want: BTreeMap<u64, String> = (0..npus as u64).map(|r| (r, format!("rank {r}"))).collect();
+    assert_eq!(processes, want);
+    let names: std::collections::BTreeSet<&str> = threads.values().map(|s| s.as_str()).collect();
+    assert!(names.contains("GPU compute") && names.contains("communication"), "{names:?}");
+    for (key, spans) in &mut tracks {
+        assert!(threads.contains_key(key), "events on an unnamed thread {key:?}");
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "overlapping events on {key:?}: {:?} and {:?}", w[0], w[1]);
+        }
+    }
+    // Every rank's last event ends at its finish time.
+    for r in report["ranks"].as_array().unwrap() {
+        let rank = r["rank"].as_u64().unwrap();
+        assert_eq!(last_end.get(&rank).copied(), r["finish_ns"].as_i64(), "rank {rank}");
+    }
+}
+
+// ---- bad input ---------------------------------------------------------
+
+/// The base command for a 4-NPU case, with `--report` into `dir`.
+fn ring4(dir: &Dir, workload: &Path, network: &Path) -> Vec<OsString> {
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    args![
+        "sim",
+        eq("--workload-configuration", workload),
+        eq("--network-configuration", network),
+        eq("--system-configuration", &case.join("system.json")),
+        "--report",
+        dir.path("report.json"),
+    ]
+}
+
+/// Fails cleanly, mentions every `needles`, and leaves no report behind.
+#[track_caller]
+fn assert_fails(dir: &Dir, args: Vec<OsString>, needles: &[&str]) -> String {
+    let run = strata(args);
+    let msg = run.fails();
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    for n in needles {
+        assert!(msg.contains(n), "expected {n:?} in:\n{msg}");
+    }
+    assert!(!dir.path("report.json").exists(), "a report was written for a failed run");
+    msg
+}
+
+#[test]
+fn sim_wrong_workload_prefix() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    assert_fails(&dir, ring4(&dir, &case.join("wrokload"), &case.join("network.yml")), &["wrokload"]);
+}
+
+#[test]
+fn sim_network_npus_differ_from_rank_count() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    let net = dir.create("ring8.yml", "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 500 ]\n");
+    assert_fails(&dir, ring4(&dir, &case.join("workload"), &net), &["ring8.yml", "4 rank traces", "8 NPUs"]);
+}
+
+#[test]
+fn sim_unknown_backend() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    let mut args = ring4(&dir, &case.join("workload"), &case.join("network.yml"));
+    args.extend(args!["--backend", "garnet"]);
+    assert_fails(&dir, args, &["garnet", "congestion-unaware", "congestion-aware"]);
+}
+
+#[test]
+fn sim_corrupt_trace() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    for r in 0..4 {
+        let mut bytes = std::fs::read(case.join(format!("workload.{r}.et"))).unwrap();
+        if r == 2 {
+            bytes.truncate(bytes.len() - 5);
+        }
+        dir.create(&format!("w/workload.{r}.et"), bytes);
+    }
+    assert_fails(
+        &dir,
+        ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")),
+        &["workload.2.et", "truncated"],
+    );
+}
+
+#[test]
+fn sim_missing_config_file() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    assert_fails(&dir, ring4(&dir, &case.join("workload"), &dir.path("no_network.yml")), &["no_network.yml"]);
+}
+
+/// ASTRA-sim drains its event queue and exits 0 with no rank finished; strata
+/// names the ranks and the nodes that wait, exits 1 and writes no report.
+#[test]
+fn sim_stalled_run_is_diagnosed() {
+    let dir = Dir::new();
+    let (report_path, trace_path) = (dir.path("report.json"), dir.path("trace.json"));
+    let mut args = astra_command("C_roofline_int64_tszero_cpu_Ring4");
+    args.extend(args!["--report", &report_path, "--trace", &trace_path]);
+    let run = strata(args);
+    let msg = run.fails();
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    for needle in
+        ["stalled", "4 of 4 ranks did not finish", "rank 0", "rank 3", "workload.0.et", "node 2 (comp2", "waiting on"]
+    {
+        assert!(msg.contains(needle), "expected {needle:?} in:\n{msg}");
+    }
+    assert!(msg.contains("nothing written to") && msg.contains("report.json"), "{msg}");
+    assert!(!report_path.exists() && !trace_path.exists(), "partial output was written");
+    assert!(dir.listing().is_empty(), "left behind: {:?}", dir.listing());
+}
