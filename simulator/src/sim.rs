@@ -228,6 +228,8 @@ struct RankSys {
     stream_counter: u64,
     group_stream_counters: HashMap<String, u64>,
     tree_toggle: HashMap<(String, CollKind, usize), bool>,
+    /// Process groups declared by the trace's metadata nodes: members, first stream id.
+    trace_groups: HashMap<String, (Vec<u32>, u64)>,
     gpu_intervals: Vec<(u64, u64)>,
     cpu_intervals: Vec<(u64, u64)>,
     comm_intervals: Vec<(u64, u64)>,
@@ -309,8 +311,13 @@ impl Simulation {
         // Every communicator group a node names must exist before anything runs.
         let explicit_zero = spec.groups.as_ref().is_some_and(|g| g.group("0").is_some());
         for w in &spec.workloads {
+            let declared: Vec<&str> = w.nodes.iter().flat_map(|n| n.process_groups.iter().map(|(pg, _)| pg.as_str())).collect();
             for n in &w.nodes {
                 let Some(pg) = n.comm.group.as_deref() else { continue };
+                let stoi = crate::config::comm_group::stoi;
+                if declared.iter().any(|d| *d == pg || (stoi(d).is_some() && stoi(d) == stoi(pg))) {
+                    continue;
+                }
                 if n.kind != NodeType::CommCollNode || pg.is_empty() || (pg == "0" && !explicit_zero) {
                     continue;
                 }
@@ -357,6 +364,7 @@ impl Simulation {
                 stream_counter: 0,
                 group_stream_counters: HashMap::new(),
                 tree_toggle: HashMap::new(),
+                trace_groups: HashMap::new(),
                 gpu_intervals: Vec::new(),
                 cpu_intervals: Vec::new(),
                 comm_intervals: Vec::new(),
@@ -748,7 +756,18 @@ impl Simulation {
                 self.front_recv(rank, src, size, tag, Handler::NodeDone { rank, node: i });
             }
             NodeType::MemLoadNode | NodeType::MemStoreNode => self.issue_mem(rank, i),
-            NodeType::MetadataNode | NodeType::InvalidNode => self.finish_node(rank, i),
+            NodeType::MetadataNode => {
+                // PyTorch process groups: ASTRA-sim creates group `pg + 1` for
+                // each, looked up by the integer value of pg_name.
+                let groups = self.wl[r].nodes[i as usize].process_groups.clone();
+                for (pg, ranks) in groups {
+                    let ranks = if ranks.is_empty() { (0..self.total_nodes as u32).collect() } else { ranks };
+                    let base = (crate::config::comm_group::stoi(&pg).unwrap_or(0).max(0) as u64 + 1) * 1_000_000;
+                    self.sys[r].trace_groups.insert(pg, (ranks, base));
+                }
+                self.finish_node(rank, i)
+            }
+            NodeType::InvalidNode => self.finish_node(rank, i),
         }
     }
 
@@ -851,6 +870,32 @@ impl Simulation {
         }
     }
 
+    /// A communicator group's members and first stream id: groups the rank's
+    /// trace declared in metadata nodes first (matched by the integer value of
+    /// pg_name, as ASTRA-sim keys them), then the comm-group file. ASTRA-sim
+    /// numbers a group's streams from id * 1,000,000; group 0 (which ASTRA-sim
+    /// rejects) gets a base past every other group.
+    fn resolve_group(&self, rank: u32, pg: &str) -> Option<(Vec<u32>, u64)> {
+        use crate::config::comm_group::stoi;
+        let declared = &self.sys[rank as usize].trace_groups;
+        if let Some(g) = declared.get(pg) {
+            return Some(g.clone());
+        }
+        if let Some(n) = stoi(pg) {
+            if let Some((_, g)) = declared.iter().find(|(k, _)| stoi(k) == Some(n)) {
+                return Some(g.clone());
+            }
+        }
+        let groups = self.groups.as_ref()?;
+        let g = groups.group(pg)?;
+        let max_id = groups.groups().iter().filter_map(|g| g.id).max().unwrap_or(0);
+        let base = match g.id {
+            Some(id) if id > 0 => id as u64 * 1_000_000,
+            _ => (max_id.max(0) as u64 + 1) * 1_000_000,
+        };
+        Some((g.ranks.clone(), base))
+    }
+
     fn next_priority(&mut self, rank: u32, explicit: i64) -> i64 {
         let s = &mut self.sys[rank as usize];
         match self.params.policy {
@@ -907,10 +952,10 @@ impl Simulation {
             let counter = match &group {
                 None => None,
                 Some(pg) => {
-                    let g = self.groups.as_ref().and_then(|g| g.group(pg)).ok_or_else(|| {
+                    let (_, base) = self.resolve_group(rank, pg).ok_or_else(|| {
                         format!("communicator group {pg} (pg_name) is not defined; give the comm-group file with --comm-group")
                     })?;
-                    Some((pg.clone(), g.id.filter(|&i| i > 0).map_or(0, |i| i as u64 * 1_000_000)))
+                    Some((pg.clone(), base))
                 }
             };
             return self.generate_custom(rank, node, kind, counter, explicit_priority);
@@ -935,17 +980,9 @@ impl Simulation {
                 (dims, involved, false, None)
             }
             Some(pg) => {
-                let g = self.groups.as_ref().and_then(|g| g.group(&pg)).ok_or_else(|| {
+                let (members, base) = self.resolve_group(rank, &pg).ok_or_else(|| {
                     format!("communicator group {pg} (pg_name) is not defined; give the comm-group file with --comm-group")
                 })?;
-                let members = g.ranks.clone();
-                // ASTRA-sim numbers a group's streams from id * 1,000,000. Group 0
-                // (which ASTRA-sim rejects) gets a base past every other group.
-                let max_id = self.groups.as_ref().map_or(0, |gs| gs.groups().iter().filter_map(|g| g.id).max().unwrap_or(0));
-                let base = match g.id {
-                    Some(id) if id > 0 => id as u64 * 1_000_000,
-                    _ => (max_id.max(0) as u64 + 1) * 1_000_000,
-                };
                 if members.len() as u64 == self.total_nodes {
                     // ASTRA-sim runs a whole-machine group on the system topology
                     // and algorithms, with every dimension involved.
@@ -1131,7 +1168,7 @@ impl Simulation {
         explicit_priority: i64,
     ) -> Result<(), String> {
         let members: Option<Vec<u32>> = match &counter {
-            Some((pg, _)) => self.groups.as_ref().and_then(|g| g.group(pg)).map(|g| g.ranks.clone()),
+            Some((pg, _)) => self.resolve_group(rank, pg).map(|(m, _)| m),
             None => None,
         };
         let pos = match &members {
@@ -1407,7 +1444,7 @@ mod tests {
 
     fn spec(workloads: Vec<Workload>, memory: Option<MemoryConfig>) -> SimSpec {
         let network = NetworkConfig::from_yaml_str(
-            "topology: [ Ring ]\nnpus_count: [ 2 ]\nbandwidth: [ 50 ]\nlatency: [ 500 ]\n",
+            &format!("topology: [ Ring ]\nnpus_count: [ {} ]\nbandwidth: [ 50 ]\nlatency: [ 500 ]\n", workloads.len()),
             Path::new("net.yml"),
         )
         .unwrap();
@@ -1553,5 +1590,54 @@ mod tests {
         sp.params = SysParams::from_config(&system, 1, 1.0, 1).unwrap();
         let err = Simulation::new(sp).unwrap().run().unwrap_err().to_string();
         assert!(err.contains("nobw.json") && err.contains("`local-mem-bw`"), "{err}");
+    }
+
+    /// Groups declared by PyTorch metadata nodes work like the same groups
+    /// given in a comm-group file.
+    #[test]
+    fn metadata_process_groups_equal_a_comm_group_file() {
+        use crate::chakra::IoInfo;
+        let ar = |pg: &str| Node {
+            id: 2,
+            name: "ar".into(),
+            r#type: NodeType::CommCollNode as i32,
+            data_deps: vec![1],
+            attr: vec![
+                attr("comm_type", AttrValue::Int64Val(0)),
+                attr("comm_size", AttrValue::Int64Val(1 << 20)),
+                attr("pg_name", AttrValue::StringVal(pg.into())),
+            ],
+            ..Default::default()
+        };
+        let meta = |decl: &str| Node {
+            id: 1,
+            name: "## process_group:init ##".into(),
+            r#type: NodeType::MetadataNode as i32,
+            inputs: Some(IoInfo { values: format!("['{decl}']"), shapes: String::new(), types: String::new() }),
+            ..Default::default()
+        };
+        // A 1 ns compute root: a skipped metadata node does not re-run the issue
+        // loop (ASTRA-sim's behaviour), the compute node's completion does.
+        let comp = Node { id: 0, name: "c".into(), r#type: NodeType::CompNode as i32, ..Default::default() };
+        let low = r#"[{"pg_name": "5", "ranks": [0, 1]}]"#;
+        let high = r#"[{"pg_name": "6", "ranks": [2, 3]}]"#;
+        let declared: Vec<Workload> = (0..4)
+            .map(|r| {
+                let (m, pg) = if r < 2 { (meta(low), "5") } else { (meta(high), "6") };
+                workload(vec![comp.clone(), m, ar(pg)], &format!("r{r}.et"))
+            })
+            .collect();
+        let a = Simulation::new(spec(declared, None)).unwrap().run().unwrap();
+        let after_comp = |pg: &str| Node { data_deps: vec![0], ..ar(pg) };
+        let plain: Vec<Workload> =
+            (0..4).map(|r| workload(vec![comp.clone(), after_comp(if r < 2 { "5" } else { "6" })], &format!("r{r}.et"))).collect();
+        let mut sp = spec(plain, None);
+        sp.groups = Some(
+            crate::config::CommGroups::from_json_str(r#"{"5": [0, 1], "6": [2, 3]}"#, Path::new("g.json")).unwrap(),
+        );
+        let b = Simulation::new(sp).unwrap().run().unwrap();
+        let finish = |r: &Report| r.ranks.iter().map(|x| x.finish_ns.unwrap()).collect::<Vec<_>>();
+        assert_eq!(finish(&a), finish(&b));
+        assert!(finish(&a)[0] > 10_000, "a 1 MiB all-reduce over two ranks takes time: {:?}", finish(&a));
     }
 }

@@ -55,6 +55,9 @@ pub struct WorkNode {
     pub tensor_size: u64,
     /// Communication attributes.
     pub comm: CommAttrs,
+    /// Process groups a PyTorch metadata node declares (`pg_name`, ranks;
+    /// empty ranks mean all), read from its `inputs.values` as ASTRA-sim does.
+    pub process_groups: Vec<(String, Vec<u32>)>,
 }
 
 /// Lifecycle of a node.
@@ -126,6 +129,7 @@ impl WorkNode {
             num_ops: 0,
             tensor_size: 0,
             comm: CommAttrs::default(),
+            process_groups: Vec::new(),
         };
         let rank = |name: &str| -> Result<Option<u32>, SimError> {
             match attr::get_i64(node, name).map_err(bad)? {
@@ -185,10 +189,42 @@ impl WorkNode {
                 };
                 w.comm.group = attr::get_str(node, "pg_name").map_err(bad)?.map(str::to_owned);
             }
-            NodeType::MetadataNode | NodeType::InvalidNode => {}
+            NodeType::MetadataNode => {
+                if let Some(io) = &node.inputs {
+                    w.process_groups = parse_process_groups(&io.values);
+                }
+            }
+            NodeType::InvalidNode => {}
         }
         Ok(w)
     }
+}
+
+/// Reads PyTorch's process-group description from a metadata node's
+/// `inputs.values`, e.g. `['[{"pg_name": "1", "ranks": [0, 1], ...}]']`: like
+/// ASTRA-sim, the two outer characters on each side are dropped and the rest
+/// parsed as JSON; anything that does not parse declares nothing.
+pub fn parse_process_groups(values: &str) -> Vec<(String, Vec<u32>)> {
+    if values.len() < 4 || !values.is_char_boundary(2) || !values.is_char_boundary(values.len() - 2) {
+        return Vec::new();
+    }
+    let inner = &values[2..values.len() - 2];
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(inner) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let name = item.get("pg_name")?.as_str()?.to_string();
+            let ranks = item
+                .get("ranks")?
+                .as_array()?
+                .iter()
+                .map(|r| r.as_u64().and_then(|r| u32::try_from(r).ok()))
+                .collect::<Option<Vec<u32>>>()?;
+            Some((name, ranks))
+        })
+        .collect()
 }
 
 impl Workload {
@@ -346,5 +382,21 @@ impl Workload {
             .filter(|&i| self.state[i as usize] != NodeState::Done)
             .map(|i| (i, std::mem::take(&mut waits_on[i as usize])))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metadata node of Chakra's 1.0.2-chakra.0.0.4 host trace, as the
+    /// PyTorch converter writes it (Python `str()` of the inputs list).
+    #[test]
+    fn process_groups_from_pytorch_metadata() {
+        let values = r#"['[{"pg_name": "0", "backend_id": 82149104, "backend_config": "cuda:nccl", "ranks": [], "group_size": 2, "group_count": 1}, {"pg_name": "1", "ranks": [0, 1]}]']"#;
+        assert_eq!(parse_process_groups(values), vec![("0".to_string(), vec![]), ("1".to_string(), vec![0, 1])]);
+        assert!(parse_process_groups("[]").is_empty());
+        assert!(parse_process_groups("['not json']").is_empty());
+        assert!(parse_process_groups("é").is_empty());
     }
 }
