@@ -5,4 +5,5 @@
 //! [`device`] picks where tensors live, and the tests prove that libtorch loads,
 //! runs a forward and backward pass and yields correct gradients.
 
+pub mod dataset;
 pub mod device;
