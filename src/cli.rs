@@ -78,6 +78,20 @@ pub struct SimArgs {
     /// lines, in rank order, instead of the table.
     #[arg(long)]
     pub astra_log: bool,
+    /// Compute ops each rank may run at once on its CPU (ASTRA-sim: 1).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpu_slots: u32,
+    /// Compute ops each rank may run at once on its GPU (ASTRA-sim: 1).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub gpu_slots: u32,
+    /// Communication ops (collectives, sends) each rank may have in flight (ASTRA-sim: 1).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub comm_slots: u32,
+    /// Issue the nodes a skipped node (metadata, invalid, roofline with tensor_size 0)
+    /// frees right away. ASTRA-sim waits for another node to complete first, so a rank
+    /// whose only progress was such a node never finishes; off by default for parity.
+    #[arg(long)]
+    pub reissue_after_skip: bool,
     /// Queues per network dimension (ASTRA-sim's --num-queues-per-dim).
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "ASTRA-sim options",
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -234,6 +248,19 @@ mod tests {
         assert_eq!((a.num_queues_per_dim, a.injection_scale, a.compute_scale, a.comm_scale), (2, 3.0, 2.0, 0.5));
         assert_eq!(a.backend, Backend::CongestionUnaware);
         assert!(!a.rendezvous_protocol && !a.astra_log);
+    }
+
+    #[test]
+    fn sim_slots_and_corrections() {
+        let cli = Cli::try_parse_from([
+            "strata", "sim", "--workload", "w", "--network", "n.yml", "--system", "s.json", "--gpu-slots", "2",
+            "--reissue-after-skip",
+        ])
+        .unwrap();
+        let Command::Sim(args) = cli.command else { panic!("not sim") };
+        assert_eq!((args.cpu_slots, args.gpu_slots, args.comm_slots), (1, 2, 1));
+        assert!(args.reissue_after_skip);
+        assert!(Cli::try_parse_from(["strata", "sim", "--workload", "w", "--network", "n", "--system", "s", "--comm-slots", "0"]).is_err());
     }
 
     #[test]

@@ -100,6 +100,8 @@ fn request(args: &SimArgs) -> RunRequest {
     req.comm_scale = args.comm_scale;
     req.rendezvous = args.rendezvous_protocol;
     req.record_timeline = args.trace.is_some();
+    req.slots = simulator::workload::HardwareSlots { cpu: args.cpu_slots, gpu: args.gpu_slots, comm: args.comm_slots };
+    req.reissue_after_skip = args.reissue_after_skip;
     req
 }
 

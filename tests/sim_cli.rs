@@ -367,3 +367,39 @@ fn public_microbenchmarks_match_documented_astra_sim_cycles() {
         assert_eq!(out, want, "{coll} on {npus} NPUs");
     }
 }
+
+/// The oracle case ASTRA-sim never finishes (a roofline node with tensor_size 0
+/// is skipped and its successors are never issued) completes with
+/// `--reissue-after-skip`, later than the point where the default run stalls.
+#[test]
+fn reissue_after_skip_finishes_the_case_astra_sim_cannot() {
+    let case = shared("oracle/cases/C_roofline_int64_tszero_cpu_Ring4");
+    let base = args![
+        "sim",
+        "--workload",
+        case.join("workload"),
+        "--network",
+        case.join("network.yml"),
+        "--system",
+        case.join("system.json"),
+        "--astra-log"
+    ];
+    let stalled = strata(base.clone());
+    assert_eq!(stalled.code, Some(1), "{stalled:#?}");
+    let stall_ns: u64 = stalled
+        .stderr
+        .split("stalled at ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("the stall time is reported");
+    let mut fixed = base;
+    fixed.push("--reissue-after-skip".into());
+    let run = strata(fixed);
+    let out = run.ok();
+    assert_eq!(out.lines().count(), 4, "{out}");
+    for line in out.lines() {
+        let cycles: u64 = line.split(", ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
+        assert!(cycles > stall_ns, "{line} vs stall at {stall_ns}");
+    }
+}

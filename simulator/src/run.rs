@@ -47,6 +47,10 @@ pub struct RunRequest {
     pub rendezvous: bool,
     /// Record every node's span (for `--trace`).
     pub record_timeline: bool,
+    /// Hardware slots per rank (ASTRA-sim: one CPU, one GPU, one communication op).
+    pub slots: crate::workload::HardwareSlots,
+    /// Issue what a skipped node freed right away (corrects ASTRA-sim; off by default).
+    pub reissue_after_skip: bool,
 }
 
 impl RunRequest {
@@ -65,6 +69,8 @@ impl RunRequest {
             comm_scale: 1.0,
             rendezvous: false,
             record_timeline: false,
+            slots: Default::default(),
+            reissue_after_skip: false,
         }
     }
 }
@@ -133,6 +139,8 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         custom,
         rendezvous: req.rendezvous,
         memory,
+        slots: req.slots,
+        reissue_after_skip: req.reissue_after_skip,
     })
 }
 

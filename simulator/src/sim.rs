@@ -62,6 +62,13 @@ pub struct SimSpec {
     pub rendezvous: bool,
     /// Remote memory model for MEM_LOAD / MEM_STORE nodes.
     pub memory: Option<crate::config::MemoryConfig>,
+    /// Hardware slots per rank (ASTRA-sim: one of each).
+    pub slots: crate::workload::HardwareSlots,
+    /// Correction of an ASTRA-sim behaviour: after a node is skipped (metadata,
+    /// invalid, roofline with tensor_size 0), run the issue loop again so the
+    /// nodes it freed are issued at once. ASTRA-sim does not, and a rank whose
+    /// only progress was such a node never finishes. Off by default (parity).
+    pub reissue_after_skip: bool,
 }
 
 /// One remote-memory port: serves one access at a time, FIFO.
@@ -267,6 +274,8 @@ pub struct Simulation {
     pool: EventPool,
     custom_templates: HashMap<CollKind, Vec<Workload>>,
     rendezvous: bool,
+    reissue_after_skip: bool,
+    skipped: bool,
     memory: Option<crate::config::MemoryConfig>,
     mem_ports: Vec<MemPort>,
     deferred: Vec<Option<DeferredOp>>,
@@ -334,6 +343,10 @@ impl Simulation {
                 }
             }
         }
+        let mut spec = spec;
+        for w in &mut spec.workloads {
+            w.slots = spec.slots;
+        }
         let backend = match spec.backend {
             BackendKind::CongestionUnaware => Backend::Unaware(Unaware::new(&spec.network)),
             BackendKind::CongestionAware => Backend::Aware(Aware::new(&spec.network).ok_or_else(|| {
@@ -395,6 +408,8 @@ impl Simulation {
             pool: EventPool::default(),
             custom_templates: spec.custom,
             rendezvous: spec.rendezvous,
+            reissue_after_skip: spec.reissue_after_skip,
+            skipped: false,
             memory: spec.memory,
             mem_ports: Vec::new(),
             deferred: Vec::new(),
@@ -627,6 +642,11 @@ impl Simulation {
             self.finish_node(rank, i);
         }
         self.issue_free_nodes(rank);
+        // Optional correction: keep issuing while skipped nodes free others.
+        while self.reissue_after_skip && std::mem::take(&mut self.skipped) && self.error.is_none() {
+            self.issue_free_nodes(rank);
+        }
+        self.skipped = false;
         if self.wl[r].is_complete() {
             self.wl[r].finished_at = Some(self.now());
         }
@@ -718,6 +738,7 @@ impl Simulation {
                         if n.tensor_size == 0 {
                             // ASTRA-sim skips it as invalid (and issues nothing more now).
                             self.finish_node(rank, i);
+                            self.skipped = true;
                             return;
                         }
                         let num_ops = n.num_ops as f64;
@@ -765,9 +786,13 @@ impl Simulation {
                     let base = (crate::config::comm_group::stoi(&pg).unwrap_or(0).max(0) as u64 + 1) * 1_000_000;
                     self.sys[r].trace_groups.insert(pg, (ranks, base));
                 }
-                self.finish_node(rank, i)
+                self.finish_node(rank, i);
+                self.skipped = true;
             }
-            NodeType::InvalidNode => self.finish_node(rank, i),
+            NodeType::InvalidNode => {
+                self.finish_node(rank, i);
+                self.skipped = true;
+            }
         }
     }
 
@@ -1463,6 +1488,8 @@ mod tests {
             custom: HashMap::new(),
             rendezvous: false,
             memory,
+            slots: Default::default(),
+            reissue_after_skip: false,
         }
     }
 
@@ -1639,5 +1666,34 @@ mod tests {
         let finish = |r: &Report| r.ranks.iter().map(|x| x.finish_ns.unwrap()).collect::<Vec<_>>();
         assert_eq!(finish(&a), finish(&b));
         assert!(finish(&a)[0] > 10_000, "a 1 MiB all-reduce over two ranks takes time: {:?}", finish(&a));
+    }
+
+    /// Two GPU slots let independent compute nodes overlap; with ASTRA-sim's
+    /// one slot they run back to back.
+    #[test]
+    fn gpu_slots_are_configurable() {
+        let comp = |id: u64| Node { id, name: format!("c{id}"), r#type: NodeType::CompNode as i32, duration_micros: 5, ..Default::default() };
+        let wls = || vec![workload(vec![comp(1), comp(2)], "r0.et"), workload(vec![], "r1.et")];
+        let one = Simulation::new(spec(wls(), None)).unwrap().run().unwrap();
+        assert_eq!(one.ranks[0].finish_ns, Some(10_000));
+        let mut sp = spec(wls(), None);
+        sp.slots.gpu = 2;
+        let two = Simulation::new(sp).unwrap().run().unwrap();
+        assert_eq!(two.ranks[0].finish_ns, Some(5_000));
+    }
+
+    /// ASTRA-sim never issues what a skipped metadata node freed unless another
+    /// node completes; `reissue_after_skip` corrects that.
+    #[test]
+    fn reissue_after_skip_completes_what_astra_sim_leaves_stuck() {
+        let meta = Node { id: 1, name: "meta".into(), r#type: NodeType::MetadataNode as i32, ..Default::default() };
+        let comp = Node { id: 2, name: "after".into(), r#type: NodeType::CompNode as i32, data_deps: vec![1], duration_micros: 3, ..Default::default() };
+        let wls = || vec![workload(vec![meta.clone(), comp.clone()], "r0.et"), workload(vec![], "r1.et")];
+        let err = Simulation::new(spec(wls(), None)).unwrap().run().unwrap_err().to_string();
+        assert!(err.contains("node 2 (after") && err.contains("ready but never issued"), "{err}");
+        let mut sp = spec(wls(), None);
+        sp.reissue_after_skip = true;
+        let r = Simulation::new(sp).unwrap().run().unwrap();
+        assert_eq!(r.ranks[0].finish_ns, Some(3_000));
     }
 }

@@ -107,6 +107,27 @@ pub struct Workload {
     pub finished_at: Option<u64>,
     /// Issue time of each node (for intervals).
     pub issued_at: Vec<u64>,
+    /// How many nodes of each class may be in flight at once.
+    pub slots: HardwareSlots,
+}
+
+/// Per-rank hardware slots: how many compute ops on the CPU, compute ops on the
+/// GPU and communication ops (collectives, sends) may be in flight at once.
+/// ASTRA-sim fixes all three at 1 ("TODO: parametrize"); receives need none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardwareSlots {
+    /// CPU compute ops in flight.
+    pub cpu: u32,
+    /// GPU compute ops in flight.
+    pub gpu: u32,
+    /// Communication ops in flight.
+    pub comm: u32,
+}
+
+impl Default for HardwareSlots {
+    fn default() -> Self {
+        HardwareSlots { cpu: 1, gpu: 1, comm: 1 }
+    }
 }
 
 fn node_err(path: &Path, node: &Node, what: impl Into<String>) -> SimError {
@@ -295,6 +316,7 @@ impl Workload {
             tics_cpu_ops: 0,
             finished_at: None,
             issued_at: vec![0; n],
+            slots: HardwareSlots::default(),
         })
     }
 
@@ -314,9 +336,9 @@ impl Workload {
     pub fn slot_available(&self, i: u32) -> bool {
         let n = &self.nodes[i as usize];
         match n.kind {
-            NodeType::CompNode if n.is_cpu => self.cpu_busy == 0,
-            NodeType::CompNode => self.gpu_busy == 0,
-            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy == 0,
+            NodeType::CompNode if n.is_cpu => self.cpu_busy < self.slots.cpu,
+            NodeType::CompNode => self.gpu_busy < self.slots.gpu,
+            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy < self.slots.comm,
             _ => true,
         }
     }
