@@ -1121,12 +1121,12 @@ impl Simulation {
             }
         } else {
             let Some(last) = (0..n).rev().find(|&d| active(d)) else { return phases };
-            for d in 0..last {
+            for (d, dim) in dims.iter().enumerate().take(last) {
                 if !active(d) {
                     continue;
                 }
                 let (q, dir) = self.sys[rank as usize].levels[d].next_first();
-                let phase = self.make_phase(rank, CollKind::ReduceScatter, d, &dims[d], remain, q, dir, fast);
+                let phase = self.make_phase(rank, CollKind::ReduceScatter, d, dim, remain, q, dir, fast);
                 remain = phase.algo.final_size();
                 phases.push(phase);
             }

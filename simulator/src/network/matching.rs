@@ -25,6 +25,9 @@ enum Slot<H> {
     Waiting(H),
 }
 
+/// Outstanding (sequence number, slot) pairs of one key.
+type Slots<H> = Vec<(u64, Slot<H>)>;
+
 /// Counters and outstanding slots of one key.
 struct Entry<H> {
     tag: u64,
@@ -32,7 +35,7 @@ struct Entry<H> {
     size: u64,
     sends: u64,
     recvs: u64,
-    slots: Vec<(u64, Slot<H>)>,
+    slots: Slots<H>,
 }
 
 /// Matching state of all ranks.
@@ -44,7 +47,7 @@ struct Entry<H> {
 pub struct Matcher<H> {
     per_dst: Vec<Vec<Entry<H>>>,
     /// Emptied slot lists kept for reuse (no allocation per message).
-    spare: Vec<Vec<(u64, Slot<H>)>>,
+    spare: Vec<Slots<H>>,
 }
 
 impl<H> Default for Matcher<H> {
@@ -54,7 +57,7 @@ impl<H> Default for Matcher<H> {
 }
 
 impl<H> Matcher<H> {
-    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize, &mut Vec<Vec<(u64, Slot<H>)>>) {
+    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize, &mut Vec<Slots<H>>) {
         let d = key.dst as usize;
         if self.per_dst.len() <= d {
             self.per_dst.resize_with(d + 1, Vec::new);
@@ -71,7 +74,7 @@ impl<H> Matcher<H> {
         (list, pos, &mut self.spare)
     }
 
-    fn gc(list: &mut Vec<Entry<H>>, pos: usize, spare: &mut Vec<Vec<(u64, Slot<H>)>>) {
+    fn gc(list: &mut Vec<Entry<H>>, pos: usize, spare: &mut Vec<Slots<H>>) {
         let e = &list[pos];
         if e.sends == e.recvs && e.slots.is_empty() {
             let e = list.swap_remove(pos);
