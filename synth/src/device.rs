@@ -27,6 +27,7 @@ mod tests {
     /// dy/dW[i][j] = sum over the batch of x[·][j], and dy/db[i] = batch size.
     #[test]
     fn linear_forward_backward_gives_the_analytic_gradient() {
+        let _rng = crate::model::tests::rng_lock();
         tch::manual_seed(7);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let layer = nn::linear(vs.root() / "lin", 3, 2, Default::default());
@@ -47,6 +48,7 @@ mod tests {
     #[test]
     fn adam_step_reduces_a_quadratic_loss() {
         use tch::nn::OptimizerConfig;
+        let _rng = crate::model::tests::rng_lock();
         tch::manual_seed(0);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let w = vs.root().var("w", &[4], nn::Init::Const(1.0));

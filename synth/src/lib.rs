@@ -7,3 +7,4 @@
 
 pub mod dataset;
 pub mod device;
+pub mod model;

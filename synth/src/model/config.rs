@@ -1,0 +1,565 @@
+//! What the three LayerDAG models are built from: the hyperparameters
+//! ([`ModelConfig`], a TOML file Strata owns) and the facts taken from the
+//! training data ([`DataSpec`]: vocabulary sizes, marginals, widest layer,
+//! conditioning width).
+//!
+//! # The TOML file
+//!
+//! [`ModelConfig`] mirrors the reference's `configs/LayerDAG/tpu_tile.yaml`
+//! key for key (layerdag.md §2.1): a `[general]` table and one table per
+//! sub-model, `[node_count]`, `[node_pred]`, `[edge_pred]`, each with its
+//! `loader`, encoder (`model` for the layer-size model, `graph_encoder` for
+//! the other two), `predictor`, `optimizer`, `num_epochs` and, for the two
+//! diffusions, `T`. `configs/synth/tpu_tile.toml` is the reference's file in
+//! TOML and equals [`ModelConfig::tpu_tile`]; `configs/synth/small.toml` is a
+//! tiny model for CPU tests. Unknown keys are errors, and [`ModelConfig::validate`]
+//! refuses values the models cannot be built from, naming the key.
+//!
+//! `loader.num_workers` is accepted for parity with the reference and unused:
+//! batches are assembled in-process.
+//!
+//! Not supported: the reference's optional level encodings (`pe`,
+//! `pe_emb_size`); the shipped config leaves them off (`pe: None`,
+//! `pe_emb_size: 0`), so the keys are refused rather than silently ignored.
+//!
+//! # Conditioning (an extension of the reference)
+//!
+//! The reference conditions on one scalar `y` per graph, embedded with
+//! `SinusoidalPE(y_emb_size)` (§1.5). Strata's traces are conditioned on a
+//! vector of workload features instead ([`crate::dataset::conditioning`]). The
+//! encoders therefore embed the `[B, y_dim]` conditioning rows as follows:
+//!
+//! | `general.conditional` | `y_dim` (from the data) | `y_emb` |
+//! |---|---|---|
+//! | false | any | none: `y` is ignored, width 0 |
+//! | true | 0 | error: the data carries no condition |
+//! | true | 1 | `SinusoidalPE(y_emb_size)` of the raw scalar, exactly as the reference |
+//! | true | > 1 | `Linear(y_dim, y_emb_size)` (PyTorch's default init) |
+//!
+//! In every case the embedding is concatenated to each node's categorical
+//! embedding before the encoder's first projection, as in the reference.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ModelError, Result};
+use crate::dataset::conditioning::Normalizer;
+use crate::dataset::streams::LayeredGraphs;
+
+/// All hyperparameters of the three LayerDAG models (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Dataset name, conditioning switch, early-stopping patience.
+    pub general: GeneralConfig,
+    /// The layer-size model (layerdag.md §2.3).
+    pub node_count: NodeCountConfig,
+    /// The node-attribute denoiser (§2.4).
+    pub node_pred: NodePredConfig,
+    /// The edge denoiser (§2.5).
+    pub edge_pred: EdgePredConfig,
+}
+
+/// The `[general]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralConfig {
+    /// A name for the training data (used in logs and file names only).
+    pub dataset: String,
+    /// Whether the models are conditioned on the per-graph `y` rows.
+    pub conditional: bool,
+    /// Early stopping: epochs without improvement before stopping (none: run
+    /// every epoch).
+    #[serde(default)]
+    pub patience: Option<usize>,
+}
+
+/// A sub-model's `loader` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// Examples per batch.
+    pub batch_size: usize,
+    /// Accepted for parity with the reference's PyTorch `DataLoader`; unused.
+    #[serde(default)]
+    pub num_workers: usize,
+}
+
+/// A sub-model's `optimizer` table: Adam with betas (0.9, 0.999), no weight
+/// decay, no schedule (layerdag.md §3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Use the AMSGrad variant.
+    #[serde(default)]
+    pub amsgrad: bool,
+}
+
+/// Graph-level readout of an encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pool {
+    /// Sum over each graph's nodes (dummy included), then BatchNorm1d.
+    Sum,
+    /// Mean over each graph's nodes, then BatchNorm1d.
+    Mean,
+}
+
+/// A BiMPNN encoder's table (`model` / `graph_encoder`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Embedding width per categorical node feature.
+    pub x_n_emb_size: usize,
+    /// Width of the conditioning embedding (see the module docs).
+    #[serde(default)]
+    pub y_emb_size: usize,
+    /// Number of BiMPNN layers `K`.
+    pub num_mpnn_layers: usize,
+    /// Graph readout; none returns node states.
+    #[serde(default)]
+    pub pool: Option<Pool>,
+}
+
+impl EncoderConfig {
+    /// The width of the conditioning embedding actually used.
+    pub fn y_width(&self, conditional: bool, y_dim: usize) -> usize {
+        if conditional && y_dim > 0 {
+            self.y_emb_size
+        } else {
+            0
+        }
+    }
+
+    /// The encoder's hidden width: `F · x_n_emb_size + y width` (no level
+    /// encoding).
+    pub fn hidden_size(&self, num_features: usize, conditional: bool, y_dim: usize) -> usize {
+        num_features * self.x_n_emb_size + self.y_width(conditional, y_dim)
+    }
+}
+
+/// The `[node_count]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCountConfig {
+    /// Batching.
+    pub loader: LoaderConfig,
+    /// The encoder (must pool).
+    pub model: EncoderConfig,
+    /// Epoch cap.
+    pub num_epochs: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerConfig,
+}
+
+/// The `[node_pred]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePredConfig {
+    /// Diffusion steps `T` (the schedule has `T + 1` entries, 0..=T).
+    #[serde(rename = "T")]
+    pub num_steps: usize,
+    /// Batching.
+    pub loader: LoaderConfig,
+    /// Epoch cap.
+    pub num_epochs: usize,
+    /// The encoder of the previous layers (must pool).
+    pub graph_encoder: EncoderConfig,
+    /// The set-transformer denoiser.
+    pub predictor: NodePredictorConfig,
+    /// Optimizer.
+    pub optimizer: OptimizerConfig,
+}
+
+/// `[node_pred.predictor]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePredictorConfig {
+    /// Width of `SinusoidalPE(t)`.
+    pub t_emb_size: usize,
+    /// Width of the transformer and the heads.
+    pub out_hidden_size: usize,
+    /// Transformer layers.
+    pub num_transformer_layers: usize,
+    /// Attention heads (must divide `out_hidden_size`).
+    pub num_heads: usize,
+    /// Dropout after the attention projection and the feed-forward block.
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+/// The `[edge_pred]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgePredConfig {
+    /// Diffusion steps `T`.
+    #[serde(rename = "T")]
+    pub num_steps: usize,
+    /// Batching.
+    pub loader: LoaderConfig,
+    /// Epoch cap.
+    pub num_epochs: usize,
+    /// The encoder of the whole current graph (must not pool).
+    pub graph_encoder: EncoderConfig,
+    /// The pair head.
+    pub predictor: EdgePredictorConfig,
+    /// Optimizer.
+    pub optimizer: OptimizerConfig,
+}
+
+/// `[edge_pred.predictor]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgePredictorConfig {
+    /// Width of `SinusoidalPE(t)`.
+    pub t_emb_size: usize,
+    /// Hidden width of the pair head.
+    pub out_hidden_size: usize,
+}
+
+impl ModelConfig {
+    /// The reference's TPU Tile configuration, `configs/LayerDAG/tpu_tile.yaml`
+    /// of github.com/Graph-COM/LayerDAG at `fbbbd13` (layerdag.md §2.1), with
+    /// the pydantic defaults of `setup_utils.py` for the keys it leaves out
+    /// (no pooling in the edge encoder).
+    pub fn tpu_tile() -> Self {
+        let loader = |batch_size| LoaderConfig { batch_size, num_workers: 4 };
+        let adam = || OptimizerConfig { lr: 0.0003, amsgrad: true };
+        let enc = |x, y, k, pool| EncoderConfig { x_n_emb_size: x, y_emb_size: y, num_mpnn_layers: k, pool };
+        ModelConfig {
+            general: GeneralConfig { dataset: "tpu_tile".into(), conditional: true, patience: Some(10) },
+            node_count: NodeCountConfig {
+                loader: loader(128),
+                model: enc(64, 256, 3, Some(Pool::Sum)),
+                num_epochs: 500,
+                optimizer: adam(),
+            },
+            node_pred: NodePredConfig {
+                num_steps: 64,
+                loader: loader(256),
+                num_epochs: 700,
+                graph_encoder: enc(512, 512, 2, Some(Pool::Sum)),
+                predictor: NodePredictorConfig {
+                    t_emb_size: 256,
+                    out_hidden_size: 512,
+                    num_transformer_layers: 1,
+                    num_heads: 4,
+                    dropout: 0.0,
+                },
+                optimizer: adam(),
+            },
+            edge_pred: EdgePredConfig {
+                num_steps: 16,
+                loader: loader(256),
+                num_epochs: 1000,
+                graph_encoder: enc(256, 64, 4, None),
+                predictor: EdgePredictorConfig { t_emb_size: 256, out_hidden_size: 320 },
+                optimizer: adam(),
+            },
+        }
+    }
+
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, "cannot read", e))?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates a TOML document; `path` names it in errors.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
+        let cfg: ModelConfig = toml::from_str(text)
+            .map_err(|e| ModelError::Format { path: path.to_path_buf(), what: e.to_string().trim_end().to_string() })?;
+        cfg.validate_from(&path.display().to_string())?;
+        Ok(cfg)
+    }
+
+    /// Checks every value the models are built from.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_from("model config")
+    }
+
+    fn validate_from(&self, origin: &str) -> Result<()> {
+        let err = |key: &str, what: String| Err(ModelError::config(origin, key, what));
+        let positive = |key: &str, v: usize| if v == 0 { err(key, "must be at least 1, got 0".into()) } else { Ok(()) };
+        let even = |key: &str, v: usize| {
+            if v % 2 != 0 {
+                err(key, format!("a sinusoidal encoding width must be even (sines then cosines), got {v}"))
+            } else {
+                Ok(())
+            }
+        };
+        let optimizer = |key: &str, o: &OptimizerConfig| {
+            if !(o.lr.is_finite() && o.lr > 0.0) {
+                err(&format!("{key}.optimizer.lr"), format!("must be a positive number, got {}", o.lr))
+            } else {
+                Ok(())
+            }
+        };
+        let encoder = |key: &str, e: &EncoderConfig, pooled: bool| {
+            positive(&format!("{key}.x_n_emb_size"), e.x_n_emb_size)?;
+            match (pooled, e.pool) {
+                (true, None) => {
+                    err(&format!("{key}.pool"), "this model reads a graph embedding: set \"sum\" or \"mean\"".into())
+                }
+                (false, Some(p)) => {
+                    err(&format!("{key}.pool"), format!("the edge model reads node states: leave it out, got {p:?}"))
+                }
+                _ => Ok(()),
+            }
+        };
+
+        let nc = &self.node_count;
+        positive("node_count.loader.batch_size", nc.loader.batch_size)?;
+        encoder("node_count.model", &nc.model, true)?;
+        optimizer("node_count", &nc.optimizer)?;
+
+        let np = &self.node_pred;
+        positive("node_pred.T", np.num_steps)?;
+        positive("node_pred.loader.batch_size", np.loader.batch_size)?;
+        encoder("node_pred.graph_encoder", &np.graph_encoder, true)?;
+        let pr = &np.predictor;
+        even("node_pred.predictor.t_emb_size", pr.t_emb_size)?;
+        positive("node_pred.predictor.out_hidden_size", pr.out_hidden_size)?;
+        positive("node_pred.predictor.num_heads", pr.num_heads)?;
+        if pr.out_hidden_size % pr.num_heads != 0 {
+            return err(
+                "node_pred.predictor.num_heads",
+                format!("must divide out_hidden_size {}, got {}", pr.out_hidden_size, pr.num_heads),
+            );
+        }
+        if !(0.0..1.0).contains(&pr.dropout) {
+            return err("node_pred.predictor.dropout", format!("must lie in [0, 1), got {}", pr.dropout));
+        }
+        optimizer("node_pred", &np.optimizer)?;
+
+        let ep = &self.edge_pred;
+        positive("edge_pred.T", ep.num_steps)?;
+        positive("edge_pred.loader.batch_size", ep.loader.batch_size)?;
+        encoder("edge_pred.graph_encoder", &ep.graph_encoder, false)?;
+        even("edge_pred.predictor.t_emb_size", ep.predictor.t_emb_size)?;
+        positive("edge_pred.predictor.out_hidden_size", ep.predictor.out_hidden_size)?;
+        optimizer("edge_pred", &ep.optimizer)?;
+        Ok(())
+    }
+
+    /// Checks that the data can feed a model of this config: a conditional
+    /// model needs conditioning rows, and a scalar condition (sinusoidal
+    /// embedding) needs even `y_emb_size`s.
+    pub fn check_data(&self, data: &DataSpec) -> Result<()> {
+        data.validate()?;
+        if !self.general.conditional {
+            return Ok(());
+        }
+        if data.y_dim == 0 {
+            return Err(ModelError::config(
+                "model config",
+                "general.conditional",
+                "true, but the data has no conditioning rows (y_dim = 0)",
+            ));
+        }
+        if data.y_dim == 1 {
+            for (key, e) in [
+                ("node_count.model", &self.node_count.model),
+                ("node_pred.graph_encoder", &self.node_pred.graph_encoder),
+                ("edge_pred.graph_encoder", &self.edge_pred.graph_encoder),
+            ] {
+                if e.y_emb_size % 2 != 0 {
+                    return Err(ModelError::config(
+                        "model config",
+                        format!("{key}.y_emb_size"),
+                        format!(
+                            "a scalar condition is encoded sinusoidally (sines then cosines), so the width must be even, got {}",
+                            e.y_emb_size
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Facts about the training data that fix the models' shapes and the
+/// diffusions' priors; stored in every checkpoint next to the config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Real categories per node feature. Feature f's dummy category is
+    /// `cardinalities[f]`, so the encoders' embedding tables have
+    /// `cardinalities[f] + 1` rows and the denoiser's have `cardinalities[f]`.
+    pub cardinalities: Vec<u32>,
+    /// Width of the conditioning rows (1 for the reference's scalar `y`).
+    pub y_dim: usize,
+    /// The widest layer of the training split: the layer-size model predicts
+    /// `0..=max_layer_size`.
+    pub max_layer_size: usize,
+    /// The deepest graph's layer count: sampling stops there. The reference
+    /// takes the maximum over the training and validation splits;
+    /// [`DataSpec::from_graphs`] sees one split, so raise it for the other.
+    pub max_level: usize,
+    /// Per feature, the frequency of each real category over the training
+    /// split's real nodes (the node D3PM's marginal `m_f`).
+    pub node_marginals: Vec<Vec<f64>>,
+    /// Edges per non-source node (the edge D3PM's `avg_in_deg`).
+    pub avg_in_deg: f64,
+    /// How raw conditioning rows were normalized before training (none for
+    /// the reference's raw scalar; filled in by whoever fits one).
+    #[serde(default)]
+    pub y_normalizer: Option<Normalizer>,
+}
+
+impl DataSpec {
+    /// The facts of a training split (no normalizer recorded).
+    pub fn from_graphs(graphs: &LayeredGraphs) -> Self {
+        let stats = graphs.stats();
+        DataSpec {
+            cardinalities: graphs.cardinalities().to_vec(),
+            y_dim: graphs.y_dim(),
+            max_layer_size: stats.max_layer_size,
+            max_level: stats.max_level,
+            node_marginals: stats.marginals,
+            avg_in_deg: stats.avg_in_deg,
+            y_normalizer: None,
+        }
+    }
+
+    /// Number of categorical node features.
+    pub fn num_features(&self) -> usize {
+        self.cardinalities.len()
+    }
+
+    /// Checks that the facts are usable: categories exist, the marginals are
+    /// distributions of the right length, the widest layer is positive.
+    pub fn validate(&self) -> Result<()> {
+        let err = |key: &str, what: String| Err(ModelError::config("data spec", key, what));
+        if self.cardinalities.is_empty() {
+            return err("cardinalities", "no node features".into());
+        }
+        if let Some(f) = self.cardinalities.iter().position(|&c| c == 0) {
+            return err(&format!("cardinalities[{f}]"), "a feature needs at least one category, got 0".into());
+        }
+        if self.node_marginals.len() != self.cardinalities.len() {
+            return err(
+                "node_marginals",
+                format!(
+                    "{} features in the marginals, {} in cardinalities",
+                    self.node_marginals.len(),
+                    self.cardinalities.len()
+                ),
+            );
+        }
+        for (f, (m, &c)) in self.node_marginals.iter().zip(&self.cardinalities).enumerate() {
+            if m.len() != c as usize {
+                return err(
+                    &format!("node_marginals[{f}]"),
+                    format!("{} entries, feature {f} has {c} categories", m.len()),
+                );
+            }
+            let sum: f64 = m.iter().sum();
+            if m.iter().any(|v| !v.is_finite() || *v < 0.0) || (sum - 1.0).abs() > 1e-6 {
+                return err(&format!("node_marginals[{f}]"), format!("not a distribution (sum {sum})"));
+            }
+        }
+        if self.max_layer_size == 0 {
+            return err("max_layer_size", "must be at least 1, got 0".into());
+        }
+        if !(self.avg_in_deg.is_finite() && self.avg_in_deg >= 0.0) {
+            return err("avg_in_deg", format!("must be a non-negative number, got {}", self.avg_in_deg));
+        }
+        if let Some(n) = &self.y_normalizer {
+            if n.mean.len() != self.y_dim {
+                return err("y_normalizer", format!("{} features, y_dim is {}", n.mean.len(), self.y_dim));
+            }
+        }
+        Ok(())
+    }
+
+    /// Embedding-table sizes of the encoders: real categories plus the dummy.
+    pub(crate) fn encoder_vocab(&self) -> Vec<i64> {
+        self.cardinalities.iter().map(|&c| c as i64 + 1).collect()
+    }
+
+    /// Real categories per feature.
+    pub(crate) fn real_vocab(&self) -> Vec<i64> {
+        self.cardinalities.iter().map(|&c| c as i64).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const TPU_TILE_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/synth/tpu_tile.toml");
+    pub(crate) const SMALL_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/synth/small.toml");
+
+    /// The small config every CPU test builds from.
+    pub(crate) fn small() -> ModelConfig {
+        ModelConfig::load(Path::new(SMALL_TOML)).unwrap()
+    }
+
+    #[test]
+    fn tpu_tile_toml_is_the_reference_yaml() {
+        let cfg = ModelConfig::load(Path::new(TPU_TILE_TOML)).unwrap();
+        assert_eq!(cfg, ModelConfig::tpu_tile());
+        assert_eq!(cfg.node_pred.graph_encoder.hidden_size(1, true, 1), 1024);
+        assert_eq!(cfg.node_count.model.hidden_size(1, true, 1), 320);
+        assert_eq!(cfg.edge_pred.graph_encoder.hidden_size(1, true, 1), 320);
+        // Without conditioning the y embedding drops out of the width.
+        assert_eq!(cfg.edge_pred.graph_encoder.hidden_size(1, false, 1), 256);
+        small().validate().unwrap();
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let text = std::fs::read_to_string(TPU_TILE_TOML).unwrap();
+        let p = Path::new("x.toml");
+        let typo = text.replace("num_heads = 4", "num_head = 4");
+        let e = ModelConfig::from_toml_str(&typo, p).unwrap_err().to_string();
+        assert!(e.contains("x.toml") && e.contains("num_head"), "{e}");
+        let bad = text.replace("num_heads = 4", "num_heads = 3");
+        let e = ModelConfig::from_toml_str(&bad, p).unwrap_err().to_string();
+        assert!(e.contains("node_pred.predictor.num_heads") && e.contains("512"), "{e}");
+        let odd = text.replace("t_emb_size = 256\nout_hidden_size = 320", "t_emb_size = 255\nout_hidden_size = 320");
+        let e = ModelConfig::from_toml_str(&odd, p).unwrap_err().to_string();
+        assert!(e.contains("edge_pred.predictor.t_emb_size") && e.contains("255"), "{e}");
+        let mut pooled = ModelConfig::tpu_tile();
+        pooled.edge_pred.graph_encoder.pool = Some(Pool::Sum);
+        assert!(pooled.validate().unwrap_err().to_string().contains("edge_pred.graph_encoder.pool"));
+        // The reference's level encodings are not supported, and say so.
+        let level = text.replace("num_mpnn_layers = 3", "num_mpnn_layers = 3\npe_emb_size = 0");
+        let e = ModelConfig::from_toml_str(&level, p).unwrap_err().to_string();
+        assert!(e.contains("pe_emb_size"), "{e}");
+    }
+
+    #[test]
+    fn data_spec_checks_its_facts() {
+        let mut d = DataSpec {
+            cardinalities: vec![3],
+            y_dim: 0,
+            max_layer_size: 2,
+            max_level: 3,
+            node_marginals: vec![vec![0.5, 0.25, 0.25]],
+            avg_in_deg: 1.0,
+            y_normalizer: None,
+        };
+        d.validate().unwrap();
+        assert!(ModelConfig::tpu_tile().check_data(&d).unwrap_err().to_string().contains("general.conditional"));
+        // An odd conditioning width is fine for a vector condition (Linear),
+        // not for the scalar one (sinusoidal).
+        let mut odd = ModelConfig::tpu_tile();
+        odd.edge_pred.graph_encoder.y_emb_size = 63;
+        odd.validate().unwrap();
+        d.y_dim = 3;
+        odd.check_data(&d).unwrap();
+        d.y_dim = 1;
+        assert!(odd.check_data(&d).unwrap_err().to_string().contains("edge_pred.graph_encoder.y_emb_size"));
+        d.node_marginals[0].pop();
+        assert!(d.validate().unwrap_err().to_string().contains("node_marginals[0]"));
+        let json = serde_json::to_string(&ModelConfig::tpu_tile()).unwrap();
+        assert!(json.contains("\"T\":64"));
+        assert_eq!(serde_json::from_str::<ModelConfig>(&json).unwrap(), ModelConfig::tpu_tile());
+    }
+}

@@ -1,0 +1,574 @@
+//! The building blocks the three LayerDAG models share (layerdag.md §2.2),
+//! named after the reference's modules (`src/model/layer_dag.py`) so that
+//! variable names match its `state_dict` keys.
+//!
+//! | block | reference | variables |
+//! |---|---|---|
+//! | [`SinusoidalPE`] | `SinusoidalPE` | `div_term` (frozen) |
+//! | [`MultiEmbedding`] | `MultiEmbedding` | `emb_list.{f}.weight` |
+//! | [`Mlp`] | `nn.Sequential(Linear, GELU, Linear)` | `0.*`, `2.*` |
+//! | [`BiMPNNLayer`] | `BiMPNNLayer` | `W.*`, `W_trans.*`, `W_self.*` |
+//! | [`BiMPNNEncoder`] | `BiMPNNEncoder` | `x_n_emb`, `y_emb`, `proj_input`, `mpnn_layers.{k}`, `project_output_n`, `bn_g` |
+//! | [`TransformerLayer`] | `TransformerLayer` | `to_v`, `to_qk`, `proj_new.0`, `norm1`, `out_proj.{0,2}`, `norm2` |
+//!
+//! Initialization follows PyTorch, not tch's defaults: `Linear` weights and
+//! biases uniform in ±1/√fan_in, `to_v` / `to_qk` weights Xavier-uniform,
+//! embeddings N(0, 1), BatchNorm and LayerNorm weights 1 and biases 0.
+//! GELU is the exact (erf) form everywhere.
+//!
+//! # Message passing
+//!
+//! `A·X` with `A[dst, src] = 1` is a gather of `X` at the edge sources and an
+//! `index_add` into the edge targets; `Aᵀ·X` swaps the two. That costs
+//! O(E·h) per layer, needs no sparse tensor, has a plain autograd rule (the
+//! gradient of `index_add` with respect to its source is a gather), and on
+//! CPU it is deterministic. A sparse COO `mm` would coalesce (sort) the edge
+//! list on every call, and dense N×N products waste O(N²) on graphs whose
+//! edges are ~1 per node. On CUDA `index_add` uses atomics, so sums are not
+//! bitwise reproducible there. A batch without edges skips `W` and `W_trans`,
+//! as the reference does (their gradients stay undefined, so Adam leaves them
+//! alone on that step).
+//!
+//! Multi-input blocks expose inherent `f_forward_t(…, train)` methods in the
+//! spirit of [`nn::ModuleT`]; blocks with one tensor input implement
+//! [`nn::Module`] and are applied only to tensors whose shapes construction
+//! already fixes. Everything that indexes with data (embeddings, gathers,
+//! scatters, padding) uses libtorch's fallible ops.
+
+use tch::nn::{self, Module};
+use tch::{Kind, TchError, Tensor};
+
+use super::config::{EncoderConfig, Pool};
+use crate::dataset::streams::GraphTensors;
+
+type TResult<T> = std::result::Result<T, TchError>;
+
+/// `nn.Linear(in, out)` with PyTorch's initialization.
+pub(crate) fn linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let c = nn::LinearConfig { ws_init: nn::Init::Uniform { lo: -bound, up: bound }, bs_init: None, bias: true };
+    nn::linear(p, in_dim, out_dim, c)
+}
+
+/// `nn.Linear(in, out)` with Xavier-uniform weights (PyTorch's default bias).
+fn xavier_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    let bound = (6.0 / (in_dim + out_dim) as f64).sqrt();
+    let c = nn::LinearConfig { ws_init: nn::Init::Uniform { lo: -bound, up: bound }, bs_init: None, bias: true };
+    nn::linear(p, in_dim, out_dim, c)
+}
+
+/// A linear layer applied to a tensor whose width comes from data.
+pub(crate) fn f_linear(l: &nn::Linear, x: &Tensor) -> TResult<Tensor> {
+    x.f_linear(&l.ws, l.bs.as_ref())
+}
+
+/// Node `i`'s segment for `offsets = [0, n_0, n_0 + n_1, …]` (`B + 1`
+/// cumulative counts): `[0]·n_0 ++ [1]·n_1 ++ …`.
+pub fn segment_ids(offsets: &Tensor) -> TResult<Tensor> {
+    let b = offsets.size1()? - 1;
+    if b < 0 {
+        return Err(TchError::Shape("offsets need at least one entry".into()));
+    }
+    let counts = offsets.f_narrow(0, 1, b)?.f_sub(&offsets.f_narrow(0, 0, b)?)?;
+    let ids = Tensor::f_arange(b, (Kind::Int64, offsets.device()))?;
+    let total = offsets.f_int64_value(&[b])?;
+    ids.f_repeat_interleave_self_tensor(&counts, 0, total)
+}
+
+/// `Linear → GELU → Linear`, the reference's two-layer `nn.Sequential`
+/// (variables `0.*` and `2.*`).
+#[derive(Debug)]
+pub struct Mlp {
+    l0: nn::Linear,
+    l2: nn::Linear,
+}
+
+impl Mlp {
+    /// `Linear(in_dim, hidden) → GELU → Linear(hidden, out_dim)`.
+    pub fn new(p: &nn::Path, in_dim: i64, hidden: i64, out_dim: i64) -> Self {
+        Mlp { l0: linear(p / "0", in_dim, hidden), l2: linear(p / "2", hidden, out_dim) }
+    }
+
+    /// The block on an input whose width comes from data.
+    pub fn f_forward(&self, xs: &Tensor) -> TResult<Tensor> {
+        f_linear(&self.l2, &f_linear(&self.l0, xs)?.f_gelu("none")?)
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.l2.forward(&self.l0.forward(xs).gelu("none"))
+    }
+}
+
+/// `SinusoidalPE(d)`: `cat(sin(p·div), cos(p·div))` with
+/// `div = exp(arange(0, d, 2) · (−ln 10000 / d))`, all sines first, then all
+/// cosines (not interleaved). `div_term` is a frozen variable, as in the
+/// reference. Encodes `y`, the diffusion step `t`, and (in the reference,
+/// optionally) levels.
+#[derive(Debug)]
+pub struct SinusoidalPE {
+    div_term: Tensor,
+    size: i64,
+}
+
+impl SinusoidalPE {
+    /// An encoding of even width `size > 0` (the config validation checks it).
+    pub fn new(p: &nn::Path, size: i64) -> Self {
+        let div =
+            (Tensor::arange_start_step(0, size, 2, (Kind::Int64, p.device())) * (-(10000f64.ln()) / size as f64)).exp();
+        SinusoidalPE { div_term: p.add("div_term", div, false), size }
+    }
+
+    /// The output width.
+    pub fn size(&self) -> i64 {
+        self.size
+    }
+}
+
+impl Module for SinusoidalPE {
+    /// Positions of any shape with N elements (integers are cast to float)
+    /// → `[N, size]`.
+    fn forward(&self, position: &Tensor) -> Tensor {
+        let arg = position.to_kind(Kind::Float).reshape([-1, 1]) * &self.div_term;
+        Tensor::cat(&[arg.sin(), arg.cos()], -1)
+    }
+}
+
+/// One embedding table per categorical feature, outputs concatenated:
+/// `[N, F]` → `[N, F·d]`.
+#[derive(Debug)]
+pub struct MultiEmbedding {
+    emb_list: Vec<nn::Embedding>,
+    dim: i64,
+}
+
+impl MultiEmbedding {
+    /// Tables of `vocab[f]` rows of width `dim` (`emb_list.{f}.weight`).
+    pub fn new(p: &nn::Path, vocab: &[i64], dim: i64) -> Self {
+        let list = p / "emb_list";
+        let emb_list =
+            vocab.iter().enumerate().map(|(f, &n)| nn::embedding(&list / f, n, dim, Default::default())).collect();
+        MultiEmbedding { emb_list, dim }
+    }
+
+    /// Output width `F·d`.
+    pub fn out_size(&self) -> i64 {
+        self.emb_list.len() as i64 * self.dim
+    }
+
+    /// Looks up `x` (`[N, F]` Int64); an out-of-range category is an error.
+    pub fn f_forward(&self, x: &Tensor) -> TResult<Tensor> {
+        let f = self.emb_list.len() as i64;
+        if x.dim() != 2 || x.size()[1] != f {
+            return Err(TchError::Shape(format!("node features: expected [N, {f}], got {:?}", x.size())));
+        }
+        let parts = self
+            .emb_list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Tensor::f_embedding(&e.ws, &x.f_select(1, i as i64)?, -1, false, false))
+            .collect::<TResult<Vec<_>>>()?;
+        Tensor::f_cat(&parts, 1)
+    }
+}
+
+/// How a model embeds the per-graph conditioning rows `[B, y_dim]` (see
+/// [`super::config`] for the rule).
+#[derive(Debug)]
+pub enum CondEmbedding {
+    /// Unconditional (or a zero-width embedding): `y` is ignored.
+    Absent,
+    /// The reference's scalar `y`: `SinusoidalPE(y_emb_size)`.
+    Sinusoidal(SinusoidalPE),
+    /// A vector `y`: `Linear(y_dim, y_emb_size)`.
+    Linear(nn::Linear),
+}
+
+impl CondEmbedding {
+    /// The embedding for `y_dim`-wide rows and output `width` (0: absent).
+    pub fn new(p: nn::Path, y_dim: i64, width: i64) -> Self {
+        match (y_dim, width) {
+            (_, 0) | (0, _) => CondEmbedding::Absent,
+            (1, w) => CondEmbedding::Sinusoidal(SinusoidalPE::new(&p, w)),
+            (d, w) => CondEmbedding::Linear(linear(p, d, w)),
+        }
+    }
+
+    /// `[B, width]`, or `None` when absent. `y` must be `[B, y_dim]`.
+    pub fn f_forward(&self, y: Option<&Tensor>, num_graphs: i64) -> TResult<Option<Tensor>> {
+        let want = match self {
+            CondEmbedding::Absent => return Ok(None),
+            CondEmbedding::Sinusoidal(_) => 1,
+            CondEmbedding::Linear(l) => l.ws.size()[1],
+        };
+        let Some(y) = y else {
+            return Err(TchError::Shape(format!(
+                "the model is conditional: pass the [B, {want}] conditioning rows, got none"
+            )));
+        };
+        if y.size() != [num_graphs, want] {
+            return Err(TchError::Shape(format!(
+                "conditioning rows: expected [{num_graphs}, {want}], got {:?}",
+                y.size()
+            )));
+        }
+        let y = y.f_to_kind(Kind::Float)?;
+        Ok(Some(match self {
+            CondEmbedding::Absent => unreachable!("returned above"),
+            CondEmbedding::Sinusoidal(pe) => pe.forward(&y),
+            CondEmbedding::Linear(l) => f_linear(l, &y)?,
+        }))
+    }
+}
+
+/// A batch of disjoint graphs as the encoders read it. Edges point from
+/// `src` to `dst` (global node ids): `A[dst, src] = 1`.
+#[derive(Clone, Copy, Debug)]
+pub struct GraphInput<'a> {
+    /// `[N, F]` Int64 categories (the dummy node has category `C_f`).
+    pub x: &'a Tensor,
+    /// `[E]` Int64 edge sources.
+    pub src: &'a Tensor,
+    /// `[E]` Int64 edge targets.
+    pub dst: &'a Tensor,
+    /// `[N]` Int64 graph of each node.
+    pub node_graph: &'a Tensor,
+    /// `B`.
+    pub num_graphs: i64,
+}
+
+impl<'a> From<&'a GraphTensors> for GraphInput<'a> {
+    fn from(g: &'a GraphTensors) -> Self {
+        GraphInput { x: &g.x, src: &g.src, dst: &g.dst, node_graph: &g.node_graph, num_graphs: g.num_graphs }
+    }
+}
+
+/// `h' = GELU(A·W(h) + Aᵀ·W_trans(h) + W_self(h))`: sums over predecessors
+/// and over successors, no normalization.
+#[derive(Debug)]
+pub struct BiMPNNLayer {
+    w: nn::Linear,
+    w_trans: nn::Linear,
+    w_self: nn::Linear,
+}
+
+impl BiMPNNLayer {
+    /// A layer `in_dim → out_dim`.
+    pub fn new(p: &nn::Path, in_dim: i64, out_dim: i64) -> Self {
+        BiMPNNLayer {
+            w: linear(p / "W", in_dim, out_dim),
+            w_trans: linear(p / "W_trans", in_dim, out_dim),
+            w_self: linear(p / "W_self", in_dim, out_dim),
+        }
+    }
+
+    /// One round of message passing over the edges `src → dst`.
+    pub fn f_forward(&self, h: &Tensor, src: &Tensor, dst: &Tensor) -> TResult<Tensor> {
+        let mut out = f_linear(&self.w_self, h)?;
+        if src.numel() > 0 {
+            // A·W(h): each node sums W(h) of its predecessors.
+            let fwd = f_linear(&self.w, h)?.f_index_select(0, src)?;
+            out = out.f_index_add(0, dst, &fwd)?;
+            // Aᵀ·W_trans(h): each node sums W_trans(h) of its successors.
+            let bwd = f_linear(&self.w_trans, h)?.f_index_select(0, dst)?;
+            out = out.f_index_add(0, src, &bwd)?;
+        }
+        out.f_gelu("none")
+    }
+}
+
+/// The bidirectional MPNN encoder: embeddings (+ conditioning) →
+/// `proj_input` → K BiMPNN layers → jumping-knowledge concat of all K+1
+/// states → `project_output_n`, then optionally a pooled, batch-normalized
+/// graph embedding.
+#[derive(Debug)]
+pub struct BiMPNNEncoder {
+    x_n_emb: MultiEmbedding,
+    y_emb: CondEmbedding,
+    proj_input: Mlp,
+    mpnn_layers: Vec<BiMPNNLayer>,
+    project_output_n: Mlp,
+    pool: Option<(Pool, nn::BatchNorm)>,
+    hidden: i64,
+}
+
+impl BiMPNNEncoder {
+    /// An encoder over features with `vocab[f]` categories each (dummy
+    /// included) and conditioning rows of width `y_dim` embedded into
+    /// `y_width` (0: unconditional).
+    pub fn new(p: &nn::Path, vocab: &[i64], cfg: &EncoderConfig, y_dim: i64, y_width: i64) -> Self {
+        let x_n_emb = MultiEmbedding::new(&(p / "x_n_emb"), vocab, cfg.x_n_emb_size as i64);
+        let y_emb = CondEmbedding::new(p / "y_emb", y_dim, y_width);
+        let hidden = x_n_emb.out_size() + if matches!(y_emb, CondEmbedding::Absent) { 0 } else { y_width };
+        let k = cfg.num_mpnn_layers as i64;
+        let layers = p / "mpnn_layers";
+        let bn =
+            nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+        BiMPNNEncoder {
+            x_n_emb,
+            y_emb,
+            proj_input: Mlp::new(&(p / "proj_input"), hidden, hidden, hidden),
+            mpnn_layers: (0..k).map(|i| BiMPNNLayer::new(&(&layers / i), hidden, hidden)).collect(),
+            project_output_n: Mlp::new(&(p / "project_output_n"), (k + 1) * hidden, hidden, hidden),
+            pool: cfg.pool.map(|pool| (pool, nn::batch_norm1d(p / "bn_g", hidden, bn))),
+            hidden,
+        }
+    }
+
+    /// The width of node states and graph embeddings.
+    pub fn hidden_size(&self) -> i64 {
+        self.hidden
+    }
+
+    /// Node states `[N, hidden]`, or with pooling graph embeddings
+    /// `[B, hidden]`. `y` holds one conditioning row per graph (`[B, y_dim]`),
+    /// broadcast to the graph's nodes. `train` switches BatchNorm to batch
+    /// statistics (and updates its running statistics).
+    pub fn f_forward_t(&self, g: GraphInput, y: Option<&Tensor>, train: bool) -> TResult<Tensor> {
+        let n = g.x.size()[0];
+        if g.node_graph.size() != [n] {
+            return Err(TchError::Shape(format!("node_graph: expected [{n}], got {:?}", g.node_graph.size())));
+        }
+        if g.src.size() != g.dst.size() || g.src.dim() != 1 {
+            return Err(TchError::Shape(format!("edges: src {:?} and dst {:?}", g.src.size(), g.dst.size())));
+        }
+        let mut h = self.x_n_emb.f_forward(g.x)?;
+        if let Some(hy) = self.y_emb.f_forward(y, g.num_graphs)? {
+            h = Tensor::f_cat(&[h, hy.f_index_select(0, g.node_graph)?], 1)?;
+        }
+        let mut states = vec![self.proj_input.forward(&h)];
+        for layer in &self.mpnn_layers {
+            let next = layer.f_forward(states.last().expect("proj_input state"), g.src, g.dst)?;
+            states.push(next);
+        }
+        let h = self.project_output_n.forward(&Tensor::f_cat(&states, 1)?);
+        let Some((pool, bn)) = &self.pool else {
+            return Ok(h);
+        };
+        let opts = (h.kind(), h.device());
+        let mut hg = Tensor::f_zeros([g.num_graphs, self.hidden], opts)?.f_index_add(0, g.node_graph, &h)?;
+        if *pool == Pool::Mean {
+            let ones = Tensor::f_ones([n], opts)?;
+            let counts = Tensor::f_zeros([g.num_graphs], opts)?.f_index_add(0, g.node_graph, &ones)?;
+            hg = hg.f_div(&counts.f_clamp_min(1.0)?.f_unsqueeze(1)?)?;
+        }
+        Tensor::f_batch_norm(
+            &hg,
+            bn.ws.as_ref(),
+            bn.bs.as_ref(),
+            Some(&bn.running_mean),
+            Some(&bn.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        )
+    }
+}
+
+/// A post-norm transformer block over each new layer's node set
+/// (`h = LN1(h + Dropout(proj_new(attn)))`, `h = LN2(h + Dropout(FFN(h)))`),
+/// attention restricted to the nodes of the same example, no positional
+/// encoding.
+#[derive(Debug)]
+pub struct TransformerLayer {
+    to_v: nn::Linear,
+    to_qk: nn::Linear,
+    proj_new: nn::Linear,
+    norm1: nn::LayerNorm,
+    out_proj: Mlp,
+    norm2: nn::LayerNorm,
+    num_heads: i64,
+    dropout: f64,
+}
+
+impl TransformerLayer {
+    /// A block of width `d` with `num_heads` heads (`num_heads` divides `d`).
+    pub fn new(p: &nn::Path, d: i64, num_heads: i64, dropout: f64) -> Self {
+        TransformerLayer {
+            to_v: xavier_linear(p / "to_v", d, d),
+            to_qk: xavier_linear(p / "to_qk", d, 2 * d),
+            proj_new: linear(p / "proj_new" / "0", d, d),
+            norm1: nn::layer_norm(p / "norm1", vec![d], Default::default()),
+            out_proj: Mlp::new(&(p / "out_proj"), d, 4 * d, d),
+            norm2: nn::layer_norm(p / "norm2", vec![d], Default::default()),
+            num_heads,
+            dropout,
+        }
+    }
+
+    fn drop(&self, x: Tensor, train: bool) -> TResult<Tensor> {
+        if self.dropout > 0.0 && train {
+            x.f_dropout(self.dropout, train)
+        } else {
+            Ok(x)
+        }
+    }
+
+    /// `h` holds the new nodes of all examples, example by example
+    /// (`query_graph[i]` is node i's example, `query_offsets` the `B + 1`
+    /// cumulative counts).
+    pub fn f_forward_t(
+        &self,
+        h: &Tensor,
+        query_graph: &Tensor,
+        query_offsets: &Tensor,
+        train: bool,
+    ) -> TResult<Tensor> {
+        let q = h.size()[0];
+        if q == 0 {
+            return Ok(h.shallow_clone());
+        }
+        let attn = self.attention(h, query_graph, query_offsets)?;
+        let h = self.norm1.forward(&h.f_add(&self.drop(self.proj_new.forward(&attn), train)?)?);
+        let ffn = self.drop(self.out_proj.forward(&h), train)?;
+        Ok(self.norm2.forward(&(h + ffn)))
+    }
+
+    /// Multi-head attention within each example: pad to the largest example,
+    /// mask the padding keys with −∞, scale by `head_dim^-0.5`, unpad.
+    fn attention(&self, h: &Tensor, query_graph: &Tensor, query_offsets: &Tensor) -> TResult<Tensor> {
+        let (q, d) = (h.size()[0], h.size()[1]);
+        let b = query_offsets.size1()? - 1;
+        if query_graph.size() != [q] || b < 1 {
+            return Err(TchError::Shape(format!(
+                "queries: {q} nodes, query_graph {:?}, query_offsets {:?}",
+                query_graph.size(),
+                query_offsets.size()
+            )));
+        }
+        let dev = h.device();
+        let counts = query_offsets.f_narrow(0, 1, b)?.f_sub(&query_offsets.f_narrow(0, 0, b)?)?;
+        let max_n = counts.f_max()?.f_int64_value(&[])?;
+        let pos = Tensor::f_arange(q, (Kind::Int64, dev))?.f_sub(&query_offsets.f_index_select(0, query_graph)?)?;
+        let flat = query_graph.f_mul_scalar(max_n)?.f_add(&pos)?;
+        let (heads, dh) = (self.num_heads, d / self.num_heads);
+        let pad = |x: &Tensor| -> TResult<Tensor> {
+            Tensor::f_zeros([b * max_n, d], (x.kind(), dev))?
+                .f_index_add(0, &flat, x)?
+                .f_view([b, max_n, heads, dh])?
+                .f_permute([0, 2, 1, 3])
+        };
+        let v = pad(&self.to_v.forward(h))?;
+        let qk = self.to_qk.forward(h).chunk(2, -1);
+        let (qp, kp) = (pad(&qk[0])?, pad(&qk[1])?);
+        let dot = qp.f_matmul(&kp.f_transpose(-1, -2)?)?.f_mul_scalar((dh as f64).powf(-0.5))?;
+        let padding =
+            Tensor::f_arange(max_n, (Kind::Int64, dev))?.f_unsqueeze(0)?.f_ge_tensor(&counts.f_unsqueeze(1)?)?;
+        let dot = dot.f_masked_fill(&padding.f_view([b, 1, 1, max_n])?, f64::NEG_INFINITY)?;
+        let out = dot.f_softmax(-1, Kind::Float)?.f_matmul(&v)?;
+        out.f_permute([0, 2, 1, 3])?.f_reshape([b * max_n, d])?.f_index_select(0, &flat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::{rng_lock, tiny_tpu_batches, TestBatches};
+    use tch::Device;
+
+    /// The encoding equals `sin(p·10000^(−2i/d))` for `i < d/2`, then the
+    /// cosines, at a few positions.
+    #[test]
+    fn sinusoidal_pe_matches_the_closed_form() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let d = 8;
+        let pe = SinusoidalPE::new(&vs.root(), d);
+        let pos = [0.0f64, 1.0, 3.0, 17.5, 64.0];
+        let out = pe.forward(&Tensor::from_slice(&pos).unsqueeze(1));
+        assert_eq!(out.size(), vec![5, d]);
+        for (r, &p) in pos.iter().enumerate() {
+            for i in 0..d / 2 {
+                let w = (-(10000f64.ln()) * (2 * i) as f64 / d as f64).exp();
+                let sin = out.double_value(&[r as i64, i]);
+                let cos = out.double_value(&[r as i64, i + d / 2]);
+                assert!((sin - (p * w).sin()).abs() < 1e-5, "sin p={p} i={i}: {sin}");
+                assert!((cos - (p * w).cos()).abs() < 1e-5, "cos p={p} i={i}: {cos}");
+            }
+        }
+        // div_term is a frozen variable under the reference's name.
+        assert_eq!(vs.variables()["div_term"].size(), vec![d / 2]);
+        assert!(vs.trainable_variables().is_empty());
+    }
+
+    #[test]
+    fn segment_ids_expand_offsets() {
+        let ids = segment_ids(&Tensor::from_slice(&[0i64, 2, 2, 5])).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&ids).unwrap(), vec![0, 0, 2, 2, 2]);
+    }
+
+    /// The message-passing layer equals the dense formula
+    /// `GELU(A·W(h) + Aᵀ·W_trans(h) + W_self(h))` with `A[dst, src] = 1`.
+    #[test]
+    fn bimpnn_layer_equals_the_dense_formula() {
+        let _rng = rng_lock();
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layer = BiMPNNLayer::new(&vs.root(), 4, 3);
+        let h = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+        let (src, dst) = (Tensor::from_slice(&[0i64, 0, 2, 3]), Tensor::from_slice(&[1i64, 2, 4, 4]));
+        let got = layer.f_forward(&h, &src, &dst).unwrap();
+        let a = Tensor::zeros([5, 5], (Kind::Float, Device::Cpu));
+        let a = a.index_put(&[Some(dst.shallow_clone()), Some(src.shallow_clone())], &Tensor::from(1.0f32), false);
+        let want =
+            (a.matmul(&layer.w.forward(&h)) + a.tr().matmul(&layer.w_trans.forward(&h)) + layer.w_self.forward(&h))
+                .gelu("none");
+        assert!(got.allclose(&want, 1e-5, 1e-6, false));
+        // No edges: only W_self.
+        let none = Tensor::zeros([0], (Kind::Int64, Device::Cpu));
+        let got = layer.f_forward(&h, &none, &none).unwrap();
+        assert!(got.allclose(&layer.w_self.forward(&h).gelu("none"), 1e-6, 1e-6, false));
+    }
+
+    /// Attention restricted to each example equals running the block on each
+    /// example alone.
+    #[test]
+    fn transformer_attends_within_each_example_only() {
+        let _rng = rng_lock();
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let block = TransformerLayer::new(&vs.root(), 8, 2, 0.0);
+        let h = Tensor::randn([6, 8], (Kind::Float, Device::Cpu));
+        let offsets = Tensor::from_slice(&[0i64, 1, 4, 6]);
+        let graph = segment_ids(&offsets).unwrap();
+        let all = block.f_forward_t(&h, &graph, &offsets, false).unwrap();
+        assert_eq!(all.size(), vec![6, 8]);
+        for (lo, hi) in [(0, 1), (1, 4), (4, 6)] {
+            let part = h.narrow(0, lo, hi - lo);
+            let one = Tensor::from_slice(&[0i64, hi - lo]);
+            let alone = block.f_forward_t(&part, &segment_ids(&one).unwrap(), &one, false).unwrap();
+            assert!(alone.allclose(&all.narrow(0, lo, hi - lo), 1e-5, 1e-6, false));
+        }
+        // An example without new nodes (a finished graph) changes nothing and
+        // leaks no NaN into the others, forward or backward.
+        let h = h.set_requires_grad(true);
+        let gap = Tensor::from_slice(&[0i64, 1, 1, 4, 6]);
+        let out = block.f_forward_t(&h, &segment_ids(&gap).unwrap(), &gap, true).unwrap();
+        assert!(out.allclose(&all, 1e-5, 1e-6, false));
+        out.sum(Kind::Float).backward();
+        assert!(bool::try_from(h.grad().isfinite().all()).unwrap());
+    }
+
+    /// Encoder shapes on a real TPU Tile batch: node states without pooling,
+    /// graph embeddings with; a bad category or a missing condition is an
+    /// error, not a panic.
+    #[test]
+    fn encoder_shapes_on_real_graphs() {
+        let _rng = rng_lock();
+        let TestBatches { node_count, .. } = tiny_tpu_batches();
+        let g = GraphInput::from(&node_count.graphs);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut cfg = EncoderConfig { x_n_emb_size: 4, y_emb_size: 6, num_mpnn_layers: 2, pool: None };
+        let enc = BiMPNNEncoder::new(&(vs.root() / "a"), &[48], &cfg, 1, 6);
+        let h = enc.f_forward_t(g, Some(&node_count.y), false).unwrap();
+        assert_eq!(h.size(), vec![node_count.graphs.x.size()[0], 10]);
+        cfg.pool = Some(Pool::Mean);
+        let enc = BiMPNNEncoder::new(&(vs.root() / "b"), &[48], &cfg, 1, 6);
+        let hg = enc.f_forward_t(g, Some(&node_count.y), true).unwrap();
+        assert_eq!(hg.size(), vec![node_count.graphs.num_graphs, 10]);
+        assert!(enc.f_forward_t(g, None, false).is_err());
+        let bad = node_count.graphs.x.full_like(48);
+        assert!(enc.f_forward_t(GraphInput { x: &bad, ..g }, Some(&node_count.y), false).is_err());
+    }
+}
