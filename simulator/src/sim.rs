@@ -477,7 +477,7 @@ impl Simulation {
     }
 
     fn register(&mut self, rank: u32, delay: Time, ev: SysEvent) {
-        let t = self.now() + delay;
+        let t = self.now().saturating_add(delay);
         let item = self.pool.push(ev);
         let events = &mut self.sys[rank as usize].events;
         match events.iter_mut().find(|e| e.0 == t) {
@@ -714,9 +714,9 @@ impl Simulation {
         let runtime = self.replay_time(rank, i);
         let w = &mut self.wl[rank as usize];
         if w.nodes[i as usize].is_cpu {
-            w.tics_cpu_ops += runtime;
+            w.tics_cpu_ops = w.tics_cpu_ops.saturating_add(runtime);
         } else {
-            w.tics_gpu_ops += runtime;
+            w.tics_gpu_ops = w.tics_gpu_ops.saturating_add(runtime);
         }
         self.register(rank, runtime, SysEvent::NodeDone { node: i });
     }
@@ -745,7 +745,7 @@ impl Simulation {
                         let intensity = num_ops / n.tensor_size as f64;
                         let perf = (roof.mem_bw_bytes_per_s * intensity).min(roof.peak_flops);
                         let runtime = (num_ops / perf * 1e9) as u64;
-                        self.wl[r].tics_gpu_ops += runtime;
+                        self.wl[r].tics_gpu_ops = self.wl[r].tics_gpu_ops.saturating_add(runtime);
                         self.register(rank, runtime, SysEvent::NodeDone { node: i });
                     }
                     _ => self.replay(rank, i),
@@ -838,7 +838,7 @@ impl Simulation {
         let mem = self.memory.as_ref().expect("memory model present");
         let size = self.wl[rank as usize].nodes[i as usize].tensor_size;
         let bw = mem.remote_mem_bw_bytes_per_s() as f64;
-        mem.remote_mem_latency_ns + (size as f64 / bw * 1e9) as u64
+        mem.remote_mem_latency_ns.saturating_add((size as f64 / bw * 1e9) as u64)
     }
 
     fn start_mem_access(&mut self, port: u32, rank: u32, i: u32) {
@@ -1045,7 +1045,7 @@ impl Simulation {
         let mut chunk = size / splits;
         if kind != CollKind::AllGather && self.total_nodes > chunk {
             chunk = self.total_nodes;
-            size = splits * chunk;
+            size = splits.saturating_mul(chunk);
         }
         if chunk == 0 {
             return Err(format!("{} of {size} bytes split {splits} ways gives empty chunks", kind.name()));
@@ -1695,5 +1695,69 @@ mod tests {
         sp.reissue_after_skip = true;
         let r = Simulation::new(sp).unwrap().run().unwrap();
         assert_eq!(r.ranks[0].finish_ns, Some(3_000));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arb_node(id: u64) -> impl Strategy<Value = Node> {
+            (
+                0i32..9,
+                proptest::collection::vec(0u64..8, 0..3),
+                prop_oneof![Just(0u64), 1u64..1000, Just(u64::MAX / 2)],
+                prop_oneof![Just(0i64), 1i64..(1 << 22), Just(i64::MAX)],
+                0i64..12,
+                -1i32..3,
+                any::<bool>(),
+            )
+                .prop_map(move |(ty, deps, dur, size, coll, peer, cpu)| Node {
+                    id,
+                    name: format!("n{id}"),
+                    r#type: ty,
+                    data_deps: deps,
+                    duration_micros: dur,
+                    attr: vec![
+                        attr("comm_type", AttrValue::Int64Val(coll)),
+                        attr("comm_size", AttrValue::Int64Val(size)),
+                        attr("comm_src", AttrValue::Int32Val(peer)),
+                        attr("comm_dst", AttrValue::Int32Val(peer)),
+                        attr("comm_tag", AttrValue::Int32Val(1)),
+                        attr("tensor_size", AttrValue::Uint64Val(size.unsigned_abs())),
+                        attr("num_ops", AttrValue::Int64Val(size)),
+                        attr("is_cpu_op", AttrValue::BoolVal(cpu)),
+                    ],
+                    ..Default::default()
+                })
+        }
+
+        fn arb_rank() -> impl Strategy<Value = Vec<Node>> {
+            (0usize..6).prop_flat_map(|n| (0..n as u64).map(arb_node).collect::<Vec<_>>())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+            /// Arbitrary small workloads (cycles, missing deps, huge sizes and
+            /// durations, bad peers, every node type) end in a report or an
+            /// error, never a panic or an endless run.
+            #[test]
+            fn arbitrary_workloads_never_panic(r0 in arb_rank(), r1 in arb_rank(), aware in any::<bool>()) {
+                let mut loaded = Vec::new();
+                for (i, nodes) in [r0, r1].into_iter().enumerate() {
+                    let t = EtTrace { metadata: None, nodes };
+                    match Workload::from_trace(&t, Path::new(&format!("r{i}.et"))) {
+                        Ok(w) => loaded.push(w),
+                        Err(_) => return Ok(()),
+                    }
+                }
+                let mut sp = spec(loaded, None);
+                if aware {
+                    sp.backend = BackendKind::CongestionAware;
+                }
+                if let Ok(sim) = Simulation::new(sp) {
+                    let _ = sim.run();
+                }
+            }
+        }
     }
 }

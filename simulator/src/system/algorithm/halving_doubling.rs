@@ -45,7 +45,7 @@ impl HalvingDoubling {
         };
         let (final_size, msg_size, rank_offset, offset_multiplier) = match kind {
             CollKind::AllReduce => (data_size, data_size / 2, 1, 2.0),
-            CollKind::AllGather => (data_size * n as u64, data_size, n / 2, 0.5),
+            CollKind::AllGather => (data_size.saturating_mul(n as u64), data_size, n / 2, 0.5),
             CollKind::ReduceScatter => (data_size / n as u64, data_size / 2, 1, 2.0),
             CollKind::AllToAll => unreachable!("rejected when the collective is planned"),
         };

@@ -57,7 +57,7 @@ impl RingAlgo {
         };
         let (msg_size, final_size) = match kind {
             CollKind::AllReduce => (data_size / n as u64, data_size),
-            CollKind::AllGather => (data_size, data_size * n as u64),
+            CollKind::AllGather => (data_size, data_size.saturating_mul(n as u64)),
             CollKind::ReduceScatter => (data_size / n as u64, data_size / n as u64),
             CollKind::AllToAll => (data_size / n as u64, data_size),
         };
