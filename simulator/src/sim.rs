@@ -558,6 +558,11 @@ impl Simulation {
         let key = MsgKey { tag, src, dst, size };
         let seq = self.matcher.send(key);
         let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { key, seq, on_sent });
+        if src == dst {
+            // A rank sending to itself crosses no link: delivered at once.
+            self.q.schedule(0, Event::Deliver { msg });
+            return;
+        }
         match &mut self.backend {
             Backend::Unaware(u) => {
                 let delay = u.delay(src, dst, size);
