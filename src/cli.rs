@@ -207,6 +207,62 @@ pub struct StatsArgs {
 pub enum SynthCommand {
     /// Show the libtorch runtime the generator uses (version, CPU threads, CUDA devices).
     Runtime,
+    /// Train the three LayerDAG models (layer sizes, node attributes, edges) one after the other.
+    #[command(long_about = TRAIN_ABOUT)]
+    Train(TrainArgs),
+}
+
+#[cfg(feature = "synth")]
+const TRAIN_ABOUT: &str = "Train the three LayerDAG models (layer sizes, node attributes, edges) one after the other.\n\n\
+    Each model trains with Adam (the config's lr and amsgrad) over shuffled batches, is validated after every \
+    epoch, stops early after `general.patience` epochs without improvement, and keeps its best weights. \
+    --data is a corpus folder (holding SPLIT.txt: train and validation workloads) or a TPU Tile folder \
+    (tpu_tile_val.jsonl trains, tpu_tile_test.jsonl validates).\n\n\
+    MODEL_DIR receives config.json and weights.safetensors (the checkpoint `strata synth` commands read), \
+    last.safetensors and train_state.json (what --resume continues from). One summary line per epoch goes to \
+    stderr. Exit status: 0 when training finished; 2 on bad input (an unknown config key, an empty dataset, an \
+    unreadable folder), with a message naming the file.";
+
+/// Where `strata synth train` puts its tensors.
+#[cfg(feature = "synth")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The first CUDA GPU when libtorch sees one, else the CPU.
+    Auto,
+    /// The CPU (runs are reproducible bit for bit).
+    Cpu,
+    /// The first CUDA GPU (an error when there is none).
+    Cuda,
+}
+
+/// Arguments of `strata synth train`.
+#[cfg(feature = "synth")]
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Model config (TOML), e.g. configs/synth/small.toml or configs/synth/tpu_tile.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Training data: a corpus folder (with SPLIT.txt) or a TPU Tile folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Output folder for the checkpoint and the training state.
+    #[arg(long, value_name = "MODEL_DIR")]
+    pub out: PathBuf,
+    /// Seed of initialization, shuffles and diffusion noise (a resumed run keeps its own).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Cap every model's total epochs (instead of the config's num_epochs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Continue the run recorded in MODEL_DIR/train_state.json.
+    #[arg(long)]
+    pub resume: bool,
+    /// Where tensors live.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Use only the first N graphs of each split (smoke runs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_graphs: Option<u64>,
 }
 
 #[cfg(test)]

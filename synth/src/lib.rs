@@ -8,3 +8,4 @@
 pub mod dataset;
 pub mod device;
 pub mod model;
+pub mod train;

@@ -1,0 +1,1081 @@
+//! Training the three LayerDAG sub-models (layerdag.md §3): the layer-size
+//! classifier, then the node-attribute denoiser, then the edge denoiser, each
+//! with its own Adam optimizer (the config's `lr` and `amsgrad`), epochs over
+//! shuffled batches, a validation loss after each epoch, early stopping with
+//! the config's `patience`, and the best weights kept and restored.
+//!
+//! [`train`] takes a [`TrainSpec`] (what the CLI's flags become; this module
+//! never sees clap) and reports through a `progress` callback: one
+//! [`Progress::Batch`] per step, one [`Progress::Epoch`] per epoch.
+//!
+//! # Data ([`DataSource`])
+//!
+//! | folder holds | kind | train split | validation split | condition |
+//! |---|---|---|---|---|
+//! | `SPLIT.txt` | STG corpus | `train` workloads, one rank per distinct structure | `validation` workloads, likewise | the 33 workload features, normalized on the train split (recorded in the checkpoint's data spec) |
+//! | `tpu_tile_val.jsonl` + `tpu_tile_test.jsonl` | TPU Tile | `val` | `test` | the raw scalar `y`, as the reference |
+//!
+//! The data spec comes from the train split, with `max_level` raised to the
+//! validation split's deepest graph, as in the reference.
+//!
+//! # Differences from the reference
+//!
+//! - Every sub-model selects on validation NLL (the reference selects the
+//!   layer-size model on the accuracy of a sampled prediction).
+//! - The untrained model's validation loss is measured first and counts as
+//!   "epoch 0": early stopping can keep the initial weights, so training
+//!   never makes the kept validation loss worse.
+//! - A trailing batch of one example is merged into the previous batch
+//!   (BatchNorm cannot train on one graph) instead of `drop_last`.
+//! - Validation draws the same diffusion steps and noise at every epoch
+//!   (libtorch is reseeded before each pass), so epochs are compared on equal
+//!   terms; the reference draws fresh noise each time.
+//!
+//! # Determinism
+//!
+//! The model is initialized after `tch::manual_seed(seed)`. Each epoch
+//! reseeds libtorch and shuffles with its own generator, both derived from
+//! `(seed, sub-model, epoch)`, so a run on the CPU is reproducible bit for bit
+//! and a resumed run replays the same shuffles and noise.
+//!
+//! # Output folder
+//!
+//! | file | holds | written |
+//! |---|---|---|
+//! | `config.json`, `weights.safetensors` | [`LayerDag::save`]: the best weights so far of each sub-model | after every improving epoch and at the end |
+//! | `last.safetensors` | the current weights of all three stores (what `--resume` continues from) | after every epoch |
+//! | `train_state.json` | [`TrainState`]: seed, epochs done, best losses, patience counters | after every epoch |
+//!
+//! A failed save during training is reported ([`Progress::CheckpointFailed`])
+//! and training goes on; the final save is an error. Resuming restores the
+//! weights and counters, not Adam's moment estimates (tch does not expose
+//! them): the optimizer starts afresh, and a sub-model that had finished
+//! continues from its best weights.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Tensor};
+
+use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
+use crate::dataset::corpus::{Corpus, Split};
+use crate::dataset::streams::LayerDagData;
+use crate::dataset::tpu_tile::read_tpu_tile;
+use crate::dataset::{Dag, DatasetError};
+use crate::model::diffusion::{edge_loss, node_loss};
+use crate::model::node_pred::steps_per_node;
+use crate::model::{DataSpec, LayerDag, ModelConfig, ModelError};
+
+/// The training state file of an output folder.
+pub const STATE_FILE: &str = "train_state.json";
+/// The current (not best) weights of an output folder, for resuming.
+pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
+/// The `format` value of `train_state.json`.
+pub const STATE_FORMAT: &str = "strata-layerdag-train";
+/// The TPU Tile file used for training.
+pub const TPU_TRAIN_FILE: &str = "tpu_tile_val.jsonl";
+/// The TPU Tile file used for validation.
+pub const TPU_VALIDATION_FILE: &str = "tpu_tile_test.jsonl";
+
+/// What can go wrong while training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// Reading or converting the data.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The config, the model, a checkpoint.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A file or folder that cannot be read or written.
+    #[error("{path}: {action}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was attempted.
+        action: &'static str,
+        /// The cause (in the message, so not also a `source()`).
+        error: std::io::Error,
+    },
+    /// Data that cannot be trained on (no graphs, no examples, unknown folder).
+    #[error("{path}: {what}")]
+    Data {
+        /// The data folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A device that is not there.
+    #[error("{0}")]
+    Device(String),
+    /// An output folder that cannot be started or resumed.
+    #[error("{path}: {what}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// Which device to train on, as a user names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The first CUDA GPU when libtorch sees one, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+}
+
+impl DeviceChoice {
+    /// The libtorch device; CUDA without a CUDA device is an error.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Auto => Ok(crate::device::default_device()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            DeviceChoice::Cuda => Err(TrainError::Device(format!(
+                "CUDA requested, but libtorch sees no CUDA device ({})",
+                crate::device::runtime_summary()
+            ))),
+        }
+    }
+}
+
+/// Result of this module.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Where the training graphs come from (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    /// An STG corpus folder (holding `SPLIT.txt` and `workloads/`).
+    Corpus(PathBuf),
+    /// A TPU Tile folder (holding `tpu_tile_val.jsonl` and `tpu_tile_test.jsonl`).
+    TpuTile(PathBuf),
+}
+
+impl DataSource {
+    /// Tells a corpus folder from a TPU Tile folder by the files in it.
+    pub fn detect(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|error| TrainError::Io {
+            path: path.into(),
+            action: "cannot read",
+            error,
+        })?;
+        if !meta.is_dir() {
+            return Err(TrainError::Data { path: path.into(), what: "not a folder".into() });
+        }
+        if path.join("SPLIT.txt").is_file() {
+            Ok(DataSource::Corpus(path.into()))
+        } else if path.join(TPU_TRAIN_FILE).is_file() && path.join(TPU_VALIDATION_FILE).is_file() {
+            Ok(DataSource::TpuTile(path.into()))
+        } else {
+            Err(TrainError::Data {
+                path: path.into(),
+                what: format!(
+                    "neither a corpus folder (no SPLIT.txt) nor a TPU Tile folder (no {TPU_TRAIN_FILE} and {TPU_VALIDATION_FILE})"
+                ),
+            })
+        }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataSource::Corpus(p) | DataSource::TpuTile(p) => p,
+        }
+    }
+}
+
+/// One training run, as the CLI's flags describe it.
+#[derive(Clone, Debug)]
+pub struct TrainSpec {
+    /// The model config (TOML).
+    pub config: PathBuf,
+    /// The training data.
+    pub data: DataSource,
+    /// The output folder (checkpoint and training state).
+    pub out: PathBuf,
+    /// Seeds initialization, shuffles and noise (a resumed run keeps the seed it started with).
+    pub seed: u64,
+    /// Where tensors live.
+    pub device: Device,
+    /// Caps every sub-model's total epochs (instead of the config's `num_epochs`).
+    pub max_epochs: Option<usize>,
+    /// Continue the run recorded in `out/train_state.json`.
+    pub resume: bool,
+    /// Use only the first N graphs of each split (smoke runs, tests).
+    pub max_graphs: Option<usize>,
+}
+
+/// The three sub-models, in training order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubModelKind {
+    /// The layer-size classifier.
+    NodeCount,
+    /// The node-attribute denoiser.
+    NodePred,
+    /// The edge denoiser.
+    EdgePred,
+}
+
+impl SubModelKind {
+    /// Training order.
+    pub const ALL: [SubModelKind; 3] = [SubModelKind::NodeCount, SubModelKind::NodePred, SubModelKind::EdgePred];
+
+    /// The config table's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubModelKind::NodeCount => "node_count",
+            SubModelKind::NodePred => "node_pred",
+            SubModelKind::EdgePred => "edge_pred",
+        }
+    }
+
+    /// The prefix of its variable names.
+    pub fn var_prefix(self) -> &'static str {
+        match self {
+            SubModelKind::NodeCount => "node_count_model.",
+            SubModelKind::NodePred => "node_pred_model.",
+            SubModelKind::EdgePred => "edge_pred_model.",
+        }
+    }
+
+    fn index(self) -> u64 {
+        self as u64
+    }
+
+    fn store(self, m: &LayerDag) -> &nn::VarStore {
+        match self {
+            SubModelKind::NodeCount => &m.node_count.vs,
+            SubModelKind::NodePred => &m.node_pred.vs,
+            SubModelKind::EdgePred => &m.edge_pred.vs,
+        }
+    }
+
+    fn stream_len(self, d: &LayerDagData) -> usize {
+        match self {
+            SubModelKind::NodeCount => d.node_count.len(),
+            SubModelKind::NodePred => d.node_attr.len(),
+            SubModelKind::EdgePred => d.edge.len(),
+        }
+    }
+
+    fn batch_size(self, c: &ModelConfig) -> usize {
+        match self {
+            SubModelKind::NodeCount => c.node_count.loader.batch_size,
+            SubModelKind::NodePred => c.node_pred.loader.batch_size,
+            SubModelKind::EdgePred => c.edge_pred.loader.batch_size,
+        }
+    }
+
+    fn num_epochs(self, c: &ModelConfig) -> usize {
+        match self {
+            SubModelKind::NodeCount => c.node_count.num_epochs,
+            SubModelKind::NodePred => c.node_pred.num_epochs,
+            SubModelKind::EdgePred => c.edge_pred.num_epochs,
+        }
+    }
+
+    fn optimizer(self, c: &ModelConfig) -> (f64, bool) {
+        let o = match self {
+            SubModelKind::NodeCount => &c.node_count.optimizer,
+            SubModelKind::NodePred => &c.node_pred.optimizer,
+            SubModelKind::EdgePred => &c.edge_pred.optimizer,
+        };
+        (o.lr, o.amsgrad)
+    }
+}
+
+impl std::fmt::Display for SubModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Both splits, ready to batch, and the data spec the model is built from.
+#[derive(Clone, Debug)]
+pub struct TrainData {
+    /// The train split.
+    pub train: LayerDagData,
+    /// The validation split.
+    pub validation: LayerDagData,
+    /// Facts of the train split (`max_level` over both splits, the normalizer if any).
+    pub spec: DataSpec,
+    /// Where the data came from (for messages).
+    pub origin: PathBuf,
+}
+
+/// Reads both splits of `source`, at most `max_graphs` graphs each.
+pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<TrainData> {
+    let cap = max_graphs.unwrap_or(usize::MAX);
+    let empty = |path: &Path, split: &str| TrainError::Data {
+        path: path.into(),
+        what: format!("the {split} split has no graphs: nothing to train on"),
+    };
+    let (train, validation, normalizer) = match source {
+        DataSource::TpuTile(dir) => {
+            let read = |file: &str| -> Result<(Vec<Dag>, Vec<Vec<f32>>)> {
+                let path = dir.join(file);
+                let graphs = read_tpu_tile(&path)?;
+                if graphs.is_empty() {
+                    return Err(empty(&path, if file == TPU_TRAIN_FILE { "train" } else { "validation" }));
+                }
+                Ok(graphs.into_iter().take(cap).map(|g| (g.dag, scalar_condition(g.y))).unzip())
+            };
+            (read(TPU_TRAIN_FILE)?, read(TPU_VALIDATION_FILE)?, None)
+        }
+        DataSource::Corpus(dir) => {
+            let corpus = Corpus::open(dir)?;
+            let read = |split: Split| -> Result<(Vec<Dag>, Vec<Vec<f32>>)> {
+                let ranks = corpus.ranks(split, true);
+                if ranks.is_empty() {
+                    return Err(empty(&dir.join("SPLIT.txt"), split.name()));
+                }
+                let mut out = (Vec::new(), Vec::new());
+                for r in ranks.iter().take(cap) {
+                    out.0.push(r.tokenize()?);
+                    out.1.push(workload_features(&r.workload.config, r.rank)?);
+                }
+                Ok(out)
+            };
+            let (train_dags, train_raw) = read(Split::Train)?;
+            let (val_dags, val_raw) = read(Split::Validation)?;
+            let norm = Normalizer::fit(&WORKLOAD_FEATURES, &train_raw)?;
+            let apply = |rows: &[Vec<f32>]| rows.iter().map(|r| norm.apply(r)).collect::<Result<Vec<_>, _>>();
+            let (ty, vy) = (apply(&train_raw)?, apply(&val_raw)?);
+            ((train_dags, ty), (val_dags, vy), Some(norm))
+        }
+    };
+    let train = LayerDagData::new(&train.0, &train.1)?;
+    let validation = LayerDagData::new(&validation.0, &validation.1)?;
+    let mut spec = DataSpec::from_graphs(&train.graphs);
+    spec.max_level = spec.max_level.max(validation.graphs.stats().max_level);
+    spec.y_normalizer = normalizer;
+    Ok(TrainData { train, validation, spec, origin: source.path().to_path_buf() })
+}
+
+/// Per sub-model progress, saved in `train_state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubModelState {
+    /// Which sub-model.
+    pub sub_model: SubModelKind,
+    /// Epochs trained so far (over all runs).
+    pub epochs_done: usize,
+    /// The untrained model's validation loss.
+    pub initial_val_loss: Option<f64>,
+    /// The lowest validation loss so far (the initial one included).
+    pub best_val_loss: Option<f64>,
+    /// The epoch that reached it (0: the untrained weights).
+    pub best_epoch: usize,
+    /// Epochs since the last improvement.
+    pub epochs_since_best: usize,
+    /// Whether early stopping ended it (it is not continued then).
+    pub stopped_early: bool,
+}
+
+impl SubModelState {
+    fn new(sub_model: SubModelKind) -> Self {
+        SubModelState {
+            sub_model,
+            epochs_done: 0,
+            initial_val_loss: None,
+            best_val_loss: None,
+            best_epoch: 0,
+            epochs_since_best: 0,
+            stopped_early: false,
+        }
+    }
+}
+
+/// The contents of `train_state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainState {
+    /// [`STATE_FORMAT`].
+    pub format: String,
+    /// 1.
+    pub version: u32,
+    /// The seed the run started with.
+    pub seed: u64,
+    /// One entry per sub-model, in training order.
+    pub sub_models: Vec<SubModelState>,
+}
+
+impl TrainState {
+    fn new(seed: u64) -> Self {
+        TrainState {
+            format: STATE_FORMAT.into(),
+            version: 1,
+            seed,
+            sub_models: SubModelKind::ALL.iter().map(|&k| SubModelState::new(k)).collect(),
+        }
+    }
+
+    /// Reads and checks a state file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|error| TrainError::Io {
+            path: path.into(),
+            action: "cannot read",
+            error,
+        })?;
+        let s: TrainState =
+            serde_json::from_str(&text).map_err(|e| TrainError::State { path: path.into(), what: e.to_string() })?;
+        let kinds: Vec<SubModelKind> = s.sub_models.iter().map(|m| m.sub_model).collect();
+        if s.format != STATE_FORMAT || s.version != 1 || kinds != SubModelKind::ALL {
+            return Err(TrainError::State {
+                path: path.into(),
+                what: format!("not a version 1 {STATE_FORMAT:?} file with the three sub-models in order"),
+            });
+        }
+        Ok(s)
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("the train state serializes") + "\n";
+        std::fs::write(path, json).map_err(|error| TrainError::Io { path: path.into(), action: "cannot write", error })
+    }
+
+    fn get(&self, k: SubModelKind) -> &SubModelState {
+        &self.sub_models[k as usize]
+    }
+
+    fn get_mut(&mut self, k: SubModelKind) -> &mut SubModelState {
+        &mut self.sub_models[k as usize]
+    }
+}
+
+/// One epoch of one sub-model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// Which sub-model.
+    pub sub_model: SubModelKind,
+    /// The epoch, 1-based over all runs.
+    pub epoch: usize,
+    /// The epoch cap.
+    pub max_epochs: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Validation loss after the epoch.
+    pub val_loss: f64,
+    /// The best validation loss so far.
+    pub best_val_loss: f64,
+    /// Whether this epoch set it.
+    pub improved: bool,
+    /// Wall time of training plus validation.
+    pub seconds: f64,
+}
+
+/// What [`train`] reports while it runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Both splits are loaded.
+    Loaded {
+        /// Graphs of the train split.
+        train_graphs: usize,
+        /// Graphs of the validation split.
+        validation_graphs: usize,
+        /// Trainable parameters of the three sub-models.
+        parameters: [i64; 3],
+    },
+    /// A sub-model starts (or continues) training.
+    Start {
+        /// Which sub-model.
+        sub_model: SubModelKind,
+        /// Epochs already done.
+        epochs_done: usize,
+        /// The epoch cap.
+        max_epochs: usize,
+        /// Batches per epoch.
+        batches: usize,
+        /// Validation loss of the weights it starts from.
+        val_loss: f64,
+    },
+    /// One optimizer step.
+    Batch {
+        /// Which sub-model.
+        sub_model: SubModelKind,
+        /// The epoch, 1-based.
+        epoch: usize,
+        /// The batch, 1-based.
+        batch: usize,
+        /// Batches per epoch.
+        batches: usize,
+        /// The batch's loss.
+        loss: f64,
+    },
+    /// An epoch ended.
+    Epoch(EpochReport),
+    /// A sub-model has nothing left to do (finished earlier, or stopped early).
+    Skip {
+        /// Which sub-model.
+        sub_model: SubModelKind,
+        /// Why.
+        reason: String,
+    },
+    /// A checkpoint could not be written; training goes on.
+    CheckpointFailed {
+        /// The error, naming the file.
+        error: String,
+    },
+}
+
+/// The outcome of one sub-model's training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubModelReport {
+    /// Which sub-model.
+    pub sub_model: SubModelKind,
+    /// Epochs trained in total (over all runs).
+    pub epochs: usize,
+    /// Epochs trained by this run.
+    pub epochs_run: usize,
+    /// The untrained model's validation loss.
+    pub initial_val_loss: f64,
+    /// The kept (lowest) validation loss.
+    pub best_val_loss: f64,
+    /// The epoch of the kept weights (0: untrained).
+    pub best_epoch: usize,
+    /// Whether early stopping ended it.
+    pub stopped_early: bool,
+    /// Per epoch of this run: mean training loss.
+    pub train_losses: Vec<f64>,
+    /// Per epoch of this run: validation loss.
+    pub val_losses: Vec<f64>,
+    /// Per epoch of this run: wall seconds.
+    pub epoch_seconds: Vec<f64>,
+}
+
+/// The outcome of [`train`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainReport {
+    /// The seed (the recorded one when resumed).
+    pub seed: u64,
+    /// One report per sub-model, in training order.
+    pub sub_models: Vec<SubModelReport>,
+    /// Wall seconds of the whole call (loading included).
+    pub seconds: f64,
+}
+
+/// Loads the data and trains (see the module docs).
+pub fn train(spec: &TrainSpec, progress: &mut dyn FnMut(Progress)) -> Result<TrainReport> {
+    let start = Instant::now();
+    let config = ModelConfig::load(&spec.config)?;
+    let data = load_data(&spec.data, spec.max_graphs)?;
+    let mut report = train_on(spec, config, &data, progress)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Trains on data already loaded; `spec.config` and `spec.data` only name things in messages.
+pub fn train_on(
+    spec: &TrainSpec,
+    config: ModelConfig,
+    data: &TrainData,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainReport> {
+    let start = Instant::now();
+    let out = &spec.out;
+    for kind in SubModelKind::ALL {
+        for (split, d) in [("train", &data.train), ("validation", &data.validation)] {
+            if kind.stream_len(d) == 0 {
+                return Err(TrainError::Data {
+                    path: data.origin.clone(),
+                    what: format!("the {split} split has no {kind} examples"),
+                });
+            }
+        }
+    }
+    let state_path = out.join(STATE_FILE);
+    let (mut model, mut state) = if spec.resume {
+        let state = TrainState::read(&state_path)?;
+        let mut model = LayerDag::load(out, spec.device)?;
+        if model.config != config {
+            return Err(TrainError::State {
+                path: out.join(crate::model::layer_dag::CONFIG_FILE),
+                what: format!("the checkpoint was trained with another model config than {}", spec.config.display()),
+            });
+        }
+        if model.data != data.spec {
+            return Err(TrainError::State {
+                path: out.join(crate::model::layer_dag::CONFIG_FILE),
+                what: format!("the checkpoint was trained on other data than {}", data.origin.display()),
+            });
+        }
+        model.load_weights(&out.join(LAST_WEIGHTS_FILE))?;
+        (model, state)
+    } else {
+        if state_path.exists() {
+            return Err(TrainError::State {
+                path: state_path,
+                what: "the output folder already holds a training run: resume it or choose another folder".into(),
+            });
+        }
+        tch::manual_seed(spec.seed as i64);
+        let model = LayerDag::new(config, data.spec.clone(), spec.device)?;
+        (model, TrainState::new(spec.seed))
+    };
+    std::fs::create_dir_all(out).map_err(|error| TrainError::Io {
+        path: out.clone(),
+        action: "cannot create",
+        error,
+    })?;
+    progress(Progress::Loaded {
+        train_graphs: data.train.graphs.num_graphs(),
+        validation_graphs: data.validation.graphs.num_graphs(),
+        parameters: model.parameter_counts(),
+    });
+
+    let mut reports = Vec::new();
+    for kind in SubModelKind::ALL {
+        reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, progress)?);
+    }
+    model.save(out)?;
+    save_last(&model, out)?;
+    state.write(&state_path)?;
+    Ok(TrainReport { seed: state.seed, sub_models: reports, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Writes the current weights of all three stores to `last.safetensors`.
+fn save_last(model: &LayerDag, out: &Path) -> Result<()> {
+    let path = out.join(LAST_WEIGHTS_FILE);
+    let named: Vec<(String, Tensor)> =
+        model.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
+    Tensor::write_safetensors(&named, &path)
+        .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot write: {e}") })
+}
+
+/// Deep copies of a store's variables.
+fn snapshot(vs: &nn::VarStore) -> BTreeMap<String, Tensor> {
+    let _guard = tch::no_grad_guard();
+    vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+}
+
+/// Copies a snapshot back into a store.
+fn restore(vs: &nn::VarStore, snap: &BTreeMap<String, Tensor>) {
+    let _guard = tch::no_grad_guard();
+    for (name, mut var) in vs.variables() {
+        if let Some(src) = snap.get(&name) {
+            var.copy_(src);
+        }
+    }
+}
+
+/// splitmix64: the seeds of every epoch and our shuffles.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates.
+    fn shuffle(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// A seed for `(run seed, sub-model, epoch, purpose)`; purpose 0 trains, 1 validates.
+pub(crate) fn derive_seed(seed: u64, kind: SubModelKind, epoch: usize, purpose: u64) -> u64 {
+    let mut r = SplitMix(seed);
+    let a = r.next() ^ kind.index().wrapping_mul(0xA24B_AED4_963E_E407);
+    let mut r =
+        SplitMix(a ^ (epoch as u64).wrapping_mul(0x9FB2_1C65_1E98_DF25) ^ purpose.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    r.next() >> 1 // non-negative as i64
+}
+
+/// Chunks of `batch_size`, a trailing chunk of one merged into the one before.
+fn chunks(order: &[usize], batch_size: usize) -> Vec<&[usize]> {
+    let mut out: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+    if out.len() >= 2 && out.last().is_some_and(|c| c.len() == 1) {
+        out.pop();
+        let n = out.len();
+        let start = (n - 1) * batch_size;
+        out[n - 1] = &order[start..];
+    }
+    out
+}
+
+/// One batch's mean loss and the number of terms it averages (layer sizes,
+/// new nodes, or edge candidates), so batch means combine into the split's mean.
+fn batch_loss(m: &LayerDag, kind: SubModelKind, d: &LayerDagData, idx: &[usize], train: bool) -> Result<(Tensor, f64)> {
+    let dev = m.device();
+    Ok(match kind {
+        SubModelKind::NodeCount => {
+            let b = d.node_count.batch(&d.graphs, idx)?.to_tensors(dev);
+            let logits = m.node_count.model.forward_batch(&b, train)?;
+            (m.node_count.model.loss(&logits, &b.label)?, idx.len() as f64)
+        }
+        SubModelKind::NodePred => {
+            let b = d.node_attr.batch(&d.graphs, idx)?.to_tensors(dev);
+            let t = m.node_diffusion.sample_t(b.graphs.num_graphs);
+            let x_t = m.node_diffusion.q_sample(&b.target, &steps_per_node(&t, &b.query_offsets)?)?;
+            let logits = m.node_pred.model.forward_batch(&b, &x_t, &t, train)?;
+            (node_loss(&logits, &b.target)?, b.target.size()[0] as f64)
+        }
+        SubModelKind::EdgePred => {
+            let b = d.edge.batch(&d.graphs, idx)?.to_tensors(dev);
+            let layout = m.edge_diffusion.layout(&b.num_prev, &b.num_new, &b.cand_offsets)?;
+            let t = m.edge_diffusion.sample_t(b.num_prev.size()[0]);
+            let noisy = m.edge_diffusion.q_sample(&b.label, &t, &layout)?;
+            let logits = m.edge_pred.model.forward_batch(&b, &noisy, &t, train)?;
+            (edge_loss(&logits, &b.label)?, b.label.size()[0] as f64)
+        }
+    })
+}
+
+/// The mean loss of a sub-model over every example of `d`, in eval mode, in
+/// stream order, with libtorch reseeded to `seed` first (the diffusion's steps
+/// and noise are then the same at every call).
+pub fn validation_loss(m: &LayerDag, kind: SubModelKind, d: &LayerDagData, seed: u64) -> Result<f64> {
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(seed as i64);
+    let order: Vec<usize> = (0..kind.stream_len(d)).collect();
+    let (mut sum, mut n) = (0.0, 0.0);
+    for idx in chunks(&order, kind.batch_size(&m.config)) {
+        let (loss, w) = batch_loss(m, kind, d, idx, false)?;
+        sum += loss.double_value(&[]) * w;
+        n += w;
+    }
+    Ok(if n > 0.0 { sum / n } else { f64::NAN })
+}
+
+fn train_sub_model(
+    model: &mut LayerDag,
+    kind: SubModelKind,
+    data: &TrainData,
+    spec: &TrainSpec,
+    state: &mut TrainState,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SubModelReport> {
+    let seed = state.seed;
+    let max_epochs = spec.max_epochs.unwrap_or_else(|| kind.num_epochs(&model.config));
+    let patience = model.config.general.patience;
+    let val_seed = derive_seed(seed, kind, 0, 1);
+    let s0 = state.get(kind).clone();
+    let mut report = SubModelReport {
+        sub_model: kind,
+        epochs: s0.epochs_done,
+        epochs_run: 0,
+        initial_val_loss: s0.initial_val_loss.unwrap_or(f64::NAN),
+        best_val_loss: s0.best_val_loss.unwrap_or(f64::NAN),
+        best_epoch: s0.best_epoch,
+        stopped_early: s0.stopped_early,
+        train_losses: Vec::new(),
+        val_losses: Vec::new(),
+        epoch_seconds: Vec::new(),
+    };
+    if s0.stopped_early || s0.epochs_done >= max_epochs {
+        let reason = if s0.stopped_early {
+            format!("stopped early at epoch {}", s0.epochs_done)
+        } else {
+            format!("{} of {max_epochs} epochs done", s0.epochs_done)
+        };
+        progress(Progress::Skip { sub_model: kind, reason });
+        return Ok(report);
+    }
+
+    // The weights it starts from and its validation loss; the best so far is
+    // that loss when untrained, else the best recorded (its weights are in
+    // weights.safetensors).
+    let start_loss = validation_loss(model, kind, &data.validation, val_seed)?;
+    let mut best = match s0.best_val_loss {
+        None => {
+            let st = state.get_mut(kind);
+            st.initial_val_loss = Some(start_loss);
+            st.best_val_loss = Some(start_loss);
+            st.best_epoch = 0;
+            report.initial_val_loss = start_loss;
+            report.best_val_loss = start_loss;
+            // The untrained weights are the best so far: make the checkpoint say so.
+            checkpoint(model, state, &spec.out, true, progress);
+            snapshot(kind.store(model))
+        }
+        Some(_) => {
+            let path = spec.out.join(crate::model::layer_dag::WEIGHTS_FILE);
+            let file = Tensor::read_safetensors(&path)
+                .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot read: {e}") })?;
+            file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect()
+        }
+    };
+
+    let (lr, amsgrad) = kind.optimizer(&model.config);
+    let adam = nn::Adam { amsgrad, ..Default::default() };
+    let mut opt = adam
+        .build(kind.store(model), lr)
+        .map_err(|e| ModelError::Torch { context: format!("building the {kind} optimizer"), source: e })?;
+    let n = kind.stream_len(&data.train);
+    let batch_size = kind.batch_size(&model.config);
+    let batches = chunks(&(0..n).collect::<Vec<_>>(), batch_size).len();
+    progress(Progress::Start {
+        sub_model: kind,
+        epochs_done: s0.epochs_done,
+        max_epochs,
+        batches,
+        val_loss: start_loss,
+    });
+
+    while state.get(kind).epochs_done < max_epochs {
+        let epoch = state.get(kind).epochs_done + 1;
+        let t0 = Instant::now();
+        let mut order: Vec<usize> = (0..n).collect();
+        SplitMix(derive_seed(seed, kind, epoch, 0)).shuffle(&mut order);
+        tch::manual_seed(derive_seed(seed, kind, epoch, 2) as i64);
+        let (mut sum, mut count) = (0.0, 0usize);
+        let chunked = chunks(&order, batch_size);
+        for (i, idx) in chunked.iter().enumerate() {
+            let (loss, _) = batch_loss(model, kind, &data.train, idx, true)?;
+            opt.backward_step(&loss);
+            let l = loss.double_value(&[]);
+            sum += l;
+            count += 1;
+            progress(Progress::Batch { sub_model: kind, epoch, batch: i + 1, batches, loss: l });
+        }
+        let train_loss = sum / count.max(1) as f64;
+        let val_loss = validation_loss(model, kind, &data.validation, val_seed)?;
+        let st = state.get_mut(kind);
+        st.epochs_done = epoch;
+        let improved = val_loss < st.best_val_loss.unwrap_or(f64::INFINITY);
+        if improved {
+            st.best_val_loss = Some(val_loss);
+            st.best_epoch = epoch;
+            st.epochs_since_best = 0;
+            best = snapshot(kind.store(model));
+        } else {
+            st.epochs_since_best += 1;
+        }
+        if patience.is_some_and(|p| st.epochs_since_best >= p) {
+            st.stopped_early = true;
+        }
+        let best_val_loss = st.best_val_loss.unwrap_or(val_loss);
+        let seconds = t0.elapsed().as_secs_f64();
+        report.epochs = epoch;
+        report.epochs_run += 1;
+        report.best_val_loss = best_val_loss;
+        report.best_epoch = st.best_epoch;
+        report.stopped_early = st.stopped_early;
+        report.train_losses.push(train_loss);
+        report.val_losses.push(val_loss);
+        report.epoch_seconds.push(seconds);
+        let stop = st.stopped_early;
+        checkpoint(model, state, &spec.out, improved, progress);
+        progress(Progress::Epoch(EpochReport {
+            sub_model: kind,
+            epoch,
+            max_epochs,
+            train_loss,
+            val_loss,
+            best_val_loss,
+            improved,
+            seconds,
+        }));
+        if stop {
+            break;
+        }
+    }
+    restore(kind.store(model), &best);
+    Ok(report)
+}
+
+/// The per-epoch checkpoint: current weights, the best weights when they
+/// changed, the state. Failures are reported, not fatal.
+fn checkpoint(model: &LayerDag, state: &TrainState, out: &Path, improved: bool, progress: &mut dyn FnMut(Progress)) {
+    let mut fail = |e: String| progress(Progress::CheckpointFailed { error: e });
+    if let Err(e) = save_last(model, out) {
+        fail(e.to_string());
+    }
+    if improved {
+        if let Err(e) = model.save(out) {
+            fail(e.to_string());
+        }
+    }
+    if let Err(e) = state.write(&out.join(STATE_FILE)) {
+        fail(e.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::tests::SMALL_TOML;
+    use crate::model::tests::{rng_lock, temp_dir};
+
+    const TPU_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/tpu-tile");
+    const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/corpus");
+
+    /// The first 12 graphs of each TPU Tile split.
+    fn tiny_data() -> &'static TrainData {
+        static D: std::sync::OnceLock<TrainData> = std::sync::OnceLock::new();
+        D.get_or_init(|| load_data(&DataSource::TpuTile(TPU_DIR.into()), Some(12)).unwrap())
+    }
+
+    fn spec(out: PathBuf, seed: u64, epochs: usize, resume: bool) -> TrainSpec {
+        TrainSpec {
+            config: SMALL_TOML.into(),
+            data: DataSource::TpuTile(TPU_DIR.into()),
+            out,
+            seed,
+            device: Device::Cpu,
+            max_epochs: Some(epochs),
+            resume,
+            max_graphs: Some(12),
+        }
+    }
+
+    /// The libtorch lock, with one intra-op thread: on a small shared machine
+    /// OpenMP's spinning threads make these tiny batches ~20× slower.
+    fn lock() -> std::sync::MutexGuard<'static, ()> {
+        let guard = rng_lock();
+        tch::set_num_threads(1);
+        guard
+    }
+
+    fn run(s: &TrainSpec) -> Result<TrainReport> {
+        train_on(s, ModelConfig::load(&s.config).unwrap(), tiny_data(), &mut |_| {})
+    }
+
+    #[test]
+    fn chunks_merge_a_trailing_single_example() {
+        let v: Vec<usize> = (0..9).collect();
+        let c = chunks(&v, 4);
+        assert_eq!(c, vec![&v[0..4], &v[4..9]]);
+        assert_eq!(chunks(&v, 3).len(), 3);
+        assert_eq!(chunks(&v[..1], 4), vec![&v[0..1]]);
+        let mut a: Vec<usize> = (0..50).collect();
+        SplitMix(1).shuffle(&mut a);
+        let mut b: Vec<usize> = (0..50).collect();
+        SplitMix(1).shuffle(&mut b);
+        assert_eq!(a, b);
+        assert_ne!(a, (0..50).collect::<Vec<_>>());
+        assert_ne!(derive_seed(0, SubModelKind::NodeCount, 1, 0), derive_seed(0, SubModelKind::NodeCount, 2, 0));
+    }
+
+    #[test]
+    fn data_sources_are_detected_and_named() {
+        assert_eq!(DataSource::detect(Path::new(TPU_DIR)).unwrap(), DataSource::TpuTile(TPU_DIR.into()));
+        assert_eq!(DataSource::detect(Path::new(CORPUS_DIR)).unwrap(), DataSource::Corpus(CORPUS_DIR.into()));
+        let dir = temp_dir("train-detect");
+        let e = DataSource::detect(&dir).unwrap_err().to_string();
+        assert!(e.contains(&dir.display().to_string()) && e.contains("cannot read"), "{e}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = DataSource::detect(&dir).unwrap_err().to_string();
+        assert!(e.contains(&dir.display().to_string()) && e.contains("SPLIT.txt"), "{e}");
+    }
+
+    /// Corpus ranks are conditioned on their normalized workload features,
+    /// and the normalizer travels in the data spec.
+    #[test]
+    fn corpus_data_carries_its_normalizer() {
+        let d = load_data(&DataSource::Corpus(CORPUS_DIR.into()), Some(2)).unwrap();
+        assert_eq!((d.train.graphs.num_graphs(), d.validation.graphs.num_graphs()), (2, 2));
+        assert_eq!(d.spec.y_dim, WORKLOAD_FEATURES.len());
+        assert_eq!(d.spec.y_normalizer.as_ref().map(|n| n.mean.len()), Some(WORKLOAD_FEATURES.len()));
+        let deepest = d.train.graphs.stats().max_level.max(d.validation.graphs.stats().max_level);
+        assert_eq!(d.spec.max_level, deepest);
+        d.spec.validate().unwrap();
+    }
+
+    /// An empty TPU Tile file is an error naming it, before any model is built.
+    #[test]
+    fn an_empty_dataset_is_a_clear_error() {
+        let dir = temp_dir("train-empty");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(TPU_TRAIN_FILE), "").unwrap();
+        std::fs::write(dir.join(TPU_VALIDATION_FILE), "").unwrap();
+        let source = DataSource::detect(&dir).unwrap();
+        let e = load_data(&source, None).unwrap_err().to_string();
+        assert!(e.contains(&dir.join(TPU_TRAIN_FILE).display().to_string()) && e.contains("no graphs"), "{e}");
+        let mut s = spec(dir.join("out"), 0, 1, false);
+        s.data = source;
+        let e = train(&s, &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("no graphs"), "{e}");
+        assert!(!dir.join("out").exists());
+    }
+
+    /// Two epochs lower each sub-model's validation loss, measured on the
+    /// untrained model and on the written checkpoint with the same noise.
+    #[test]
+    fn training_lowers_every_validation_loss() {
+        let _rng = lock();
+        let data = tiny_data();
+        let seed = 3;
+        tch::manual_seed(seed as i64);
+        let untrained =
+            LayerDag::new(ModelConfig::load(Path::new(SMALL_TOML)).unwrap(), data.spec.clone(), Device::Cpu).unwrap();
+        let out = temp_dir("train-lower");
+        let mut epochs = Vec::new();
+        let s = spec(out.clone(), seed, 2, false);
+        let report = train_on(&s, untrained.config.clone(), data, &mut |p| {
+            if let Progress::Epoch(e) = p {
+                epochs.push((e.sub_model, e.epoch))
+            }
+        })
+        .unwrap();
+        assert_eq!(epochs.len(), 6);
+        let trained = LayerDag::load(&out, Device::Cpu).unwrap();
+        for (kind, r) in SubModelKind::ALL.into_iter().zip(&report.sub_models) {
+            let vs = derive_seed(seed, kind, 0, 1);
+            let before = validation_loss(&untrained, kind, &data.validation, vs).unwrap();
+            let after = validation_loss(&trained, kind, &data.validation, vs).unwrap();
+            assert!(after < before, "{kind}: validation loss {before} -> {after}");
+            assert!((before - r.initial_val_loss).abs() < 1e-9, "{kind}: {before} vs {}", r.initial_val_loss);
+            assert!((after - r.best_val_loss).abs() < 1e-9, "{kind}: {after} vs {}", r.best_val_loss);
+            assert_eq!((r.epochs, r.epochs_run, r.epoch_seconds.len()), (2, 2, 2));
+        }
+        let state = TrainState::read(&out.join(STATE_FILE)).unwrap();
+        assert!(state.sub_models.iter().all(|s| s.epochs_done == 2 && !s.stopped_early));
+    }
+
+    #[test]
+    fn the_same_seed_writes_identical_weights() {
+        let _rng = lock();
+        let weights = |seed: u64| {
+            let out = temp_dir("train-seed");
+            run(&spec(out.clone(), seed, 1, false)).unwrap();
+            std::fs::read(out.join(crate::model::layer_dag::WEIGHTS_FILE)).unwrap()
+        };
+        let a = weights(7);
+        assert!(a == weights(7), "two runs with seed 7 wrote different weights");
+        assert!(a != weights(8), "seeds 7 and 8 wrote the same weights");
+    }
+
+    #[test]
+    fn resume_continues_where_the_state_file_left_off() {
+        let _rng = lock();
+        let out = temp_dir("train-resume");
+        let e = run(&spec(out.clone(), 1, 1, true)).unwrap_err().to_string();
+        assert!(e.contains(STATE_FILE), "{e}");
+        let first = run(&spec(out.clone(), 1, 1, false)).unwrap();
+        assert!(first.sub_models.iter().all(|r| r.epochs == 1));
+        // A fresh run does not overwrite a run in progress.
+        let e = run(&spec(out.clone(), 1, 2, false)).unwrap_err().to_string();
+        assert!(e.contains(STATE_FILE) && e.contains("resume"), "{e}");
+        let second = run(&spec(out.clone(), 99, 2, true)).unwrap();
+        assert_eq!(second.seed, 1, "a resumed run keeps its seed");
+        for (a, b) in first.sub_models.iter().zip(&second.sub_models) {
+            assert_eq!((b.epochs, b.epochs_run), (2, 1), "{}", b.sub_model);
+            assert_eq!(a.initial_val_loss, b.initial_val_loss);
+            assert!(b.best_val_loss <= a.best_val_loss);
+        }
+        let state = TrainState::read(&out.join(STATE_FILE)).unwrap();
+        assert!(state.sub_models.iter().all(|s| s.epochs_done == 2));
+        // Nothing left to do at the same cap.
+        let third = run(&spec(out.clone(), 1, 2, true)).unwrap();
+        assert!(third.sub_models.iter().all(|r| r.epochs_run == 0 && r.epochs == 2));
+        LayerDag::load(&out, Device::Cpu).unwrap();
+    }
+}
