@@ -9,3 +9,5 @@ mod et_cli;
 mod oracle_parity;
 mod public_traces;
 mod sim_cli;
+#[cfg(feature = "synth")]
+mod synth_cli;
