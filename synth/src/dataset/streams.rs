@@ -355,6 +355,38 @@ fn y_tensor(y: &[f32], rows: usize, y_dim: usize, device: Device) -> Tensor {
     Tensor::from_slice(y).to_kind(Kind::Float).view([rows as i64, y_dim as i64]).to_device(device)
 }
 
+/// `(graph, layer)` of every layer from `first` to the last of every graph,
+/// graph by graph, layer by layer.
+fn layer_examples(graphs: &LayeredGraphs, first: usize) -> (Vec<u32>, Vec<u32>) {
+    let (mut graph, mut layer) = (Vec::new(), Vec::new());
+    for g in 0..graphs.num_graphs() {
+        for l in first..=graphs.num_layers(g) {
+            graph.push(g as u32);
+            layer.push(l as u32);
+        }
+    }
+    (graph, layer)
+}
+
+/// `len` and `is_empty` of the example streams (one entry per example in `graph`).
+macro_rules! example_count {
+    ($($stream:ty),*) => {$(
+        impl $stream {
+            /// Number of examples.
+            pub fn len(&self) -> usize {
+                self.graph.len()
+            }
+
+            /// Whether there are none.
+            pub fn is_empty(&self) -> bool {
+                self.graph.is_empty()
+            }
+        }
+    )*};
+}
+
+example_count!(NodeCountStream, NodeAttrStream, EdgeStream);
+
 /// Layer-size examples: `L + 1` per graph.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeCountStream {
@@ -379,16 +411,6 @@ impl NodeCountStream {
             }
         }
         s
-    }
-
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.graph.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.graph.is_empty()
     }
 
     /// Gathers examples into one batch.
@@ -459,24 +481,8 @@ pub struct NodeAttrStream {
 impl NodeAttrStream {
     /// All examples of all graphs.
     pub fn new(graphs: &LayeredGraphs) -> Self {
-        let mut s = NodeAttrStream::default();
-        for g in 0..graphs.num_graphs() {
-            for l in 1..=graphs.num_layers(g) {
-                s.graph.push(g as u32);
-                s.layer.push(l as u32);
-            }
-        }
-        s
-    }
-
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.graph.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.graph.is_empty()
+        let (graph, layer) = layer_examples(graphs, 1);
+        NodeAttrStream { graph, layer }
     }
 
     /// Gathers examples into one batch.
@@ -561,24 +567,8 @@ pub struct EdgeStream {
 impl EdgeStream {
     /// All examples of all graphs.
     pub fn new(graphs: &LayeredGraphs) -> Self {
-        let mut s = EdgeStream::default();
-        for g in 0..graphs.num_graphs() {
-            for l in 2..=graphs.num_layers(g) {
-                s.graph.push(g as u32);
-                s.layer.push(l as u32);
-            }
-        }
-        s
-    }
-
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.graph.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.graph.is_empty()
+        let (graph, layer) = layer_examples(graphs, 2);
+        EdgeStream { graph, layer }
     }
 
     /// Number of candidate pairs of an example (`num_prev · num_new`).
