@@ -8,4 +8,5 @@
 pub mod dataset;
 pub mod device;
 pub mod model;
+pub mod sample;
 pub mod train;

@@ -1,0 +1,493 @@
+//! Sampling new DAGs from a trained [`LayerDag`] (layerdag.md §4).
+//!
+//! Graphs grow layer by layer, `B` of them at once, all under `no_grad`:
+//!
+//! 1. every graph starts as the dummy node alone (category `C_f` in every
+//!    feature, level 0, no edges);
+//! 2. the layer-size model draws the next layer's size `n_i` per graph (at the
+//!    first level size 0 is masked out, so the first layer is never empty;
+//!    with a node cap, sizes that would exceed it are masked out too); a
+//!    graph that draws 0 is finished;
+//! 3. the new nodes' attributes start from the marginal prior `x_T ~ m_f` and
+//!    are denoised jointly for `t = T … 1` with the node model (its graph
+//!    encoder runs once per layer) and the D3PM posterior, one
+//!    `multinomial` draw per step; the last draw is the result;
+//! 4. the nodes are appended at the next level; from the second layer on, the
+//!    candidate edges (every earlier real node × every new node) start from
+//!    the prior `Bernoulli(m_i)` plus the ≥ 1-in-edge repair and are
+//!    denoised for `t = T_e … 1`, running the whole edge model at every step,
+//!    drawing Bernoulli samples from the posterior and repairing each time;
+//! 5. sampling stops for every graph at `max_level` layers.
+//!
+//! So every sampled graph is acyclic by construction: edges go only from
+//! earlier layers into the newest one, and each node past the first layer
+//! has at least one predecessor. Categorical rows come from the denoiser's
+//! heads, so they lie inside the vocabularies.
+//!
+//! Randomness is libtorch's global generator, seeded with
+//! [`SampleOptions::seed`] at the start: on CPU the same seed, model and
+//! conditions give the same graphs (with a fixed libtorch thread count).
+
+use tch::{Device, Kind, Tensor};
+
+use crate::dataset::dag::{Dag, GraphBatch};
+use crate::model::error::{ModelError, Result, TorchContext};
+use crate::model::layers::{segment_ids, GraphInput};
+use crate::model::{EdgeQueries, LayerDag, NodeQueries};
+
+/// How to sample.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleOptions {
+    /// Seed of libtorch's generator (set once, when sampling starts).
+    pub seed: u64,
+    /// The most layers per graph; `None` takes the data spec's `max_level`.
+    pub max_level: Option<usize>,
+    /// The most real nodes per graph; `None` for no cap beyond the model's.
+    pub max_nodes: Option<usize>,
+    /// Where to run; `None` for the model's device (anything else must equal it).
+    pub device: Option<Device>,
+}
+
+/// A sampled DAG and the layers it was generated in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampledDag {
+    /// The DAG (no dummy node); nodes are numbered in generation order.
+    pub dag: Dag,
+    /// Size of each generated layer: layer `l` holds the next `layer_sizes[l]` node ids.
+    pub layer_sizes: Vec<usize>,
+}
+
+impl SampledDag {
+    /// The generation layer (1-based) of every node.
+    pub fn node_layers(&self) -> Vec<usize> {
+        self.layer_sizes.iter().enumerate().flat_map(|(l, &n)| std::iter::repeat_n(l + 1, n)).collect()
+    }
+}
+
+/// Samples one DAG per condition row (rows as the model saw them in
+/// training, i.e. already normalized when the data spec has a normalizer).
+pub fn sample_dags(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions) -> Result<Vec<Dag>> {
+    Ok(sample_layered(model, conditions, opts)?.into_iter().map(|s| s.dag).collect())
+}
+
+/// A graph being generated: local node 0 is the dummy node.
+struct Growing {
+    x: Vec<i64>,
+    level: Vec<i64>,
+    src: Vec<i64>,
+    dst: Vec<i64>,
+    layer_sizes: Vec<usize>,
+}
+
+impl Growing {
+    fn num_nodes(&self) -> usize {
+        self.level.len()
+    }
+}
+
+/// The disjoint union of some growing graphs as tensors.
+struct Batch {
+    x: Tensor,
+    src: Tensor,
+    dst: Tensor,
+    node_graph: Tensor,
+    num_graphs: i64,
+    y: Tensor,
+    /// Global id of each graph's local node 0.
+    base: Vec<i64>,
+}
+
+impl Batch {
+    fn new(graphs: &[Growing], which: &[usize], conditions: &[Vec<f32>], f: usize, y_dim: usize, dev: Device) -> Self {
+        let mut b = GraphBatch::new(f);
+        let mut base = Vec::with_capacity(which.len());
+        let mut y = Vec::with_capacity(which.len() * y_dim);
+        for &g in which {
+            let s = &graphs[g];
+            base.push(b.push(&s.x, &s.level, &s.src, &s.dst));
+            y.extend_from_slice(&conditions[g]);
+        }
+        let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
+        Batch {
+            x: long(&b.x).view([b.num_nodes() as i64, f as i64]),
+            src: long(&b.src),
+            dst: long(&b.dst),
+            node_graph: long(&b.node_graph),
+            num_graphs: which.len() as i64,
+            y: Tensor::from_slice(&y).view([which.len() as i64, y_dim as i64]).to_device(dev),
+            base,
+        }
+    }
+
+    fn input(&self) -> GraphInput<'_> {
+        GraphInput {
+            x: &self.x,
+            src: &self.src,
+            dst: &self.dst,
+            node_graph: &self.node_graph,
+            num_graphs: self.num_graphs,
+        }
+    }
+}
+
+fn to_vec_i64(t: &Tensor, ctx: &str) -> Result<Vec<i64>> {
+    Vec::<i64>::try_from(t.to_kind(Kind::Int64).to_device(Device::Cpu).contiguous().view([-1])).ctx(ctx)
+}
+
+/// Like [`sample_dags`], also returning each graph's generation layers.
+pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions) -> Result<Vec<SampledDag>> {
+    let ctx = "sampling";
+    let dev = model.device();
+    if let Some(d) = opts.device {
+        if d != dev {
+            return Err(ModelError::mismatch(ctx, format!("asked to sample on {d:?}, the model is on {dev:?}")));
+        }
+    }
+    let spec = &model.data;
+    if let Some((i, row)) = conditions.iter().enumerate().find(|(_, r)| r.len() != spec.y_dim) {
+        return Err(ModelError::mismatch(
+            ctx,
+            format!("condition row {i} has {} values, the model takes {}", row.len(), spec.y_dim),
+        ));
+    }
+    let max_level = opts.max_level.unwrap_or(spec.max_level);
+    if max_level == 0 {
+        return Err(ModelError::mismatch(ctx, "max_level is 0: no layer could be generated"));
+    }
+    if opts.max_nodes == Some(0) {
+        return Err(ModelError::mismatch(ctx, "max_nodes is 0: the first layer cannot be empty"));
+    }
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(opts.seed as i64);
+    let f = spec.num_features();
+    let dummy: Vec<i64> = spec.cardinalities.iter().map(|&c| c as i64).collect();
+    let mut graphs: Vec<Growing> = conditions
+        .iter()
+        .map(|_| Growing { x: dummy.clone(), level: vec![0], src: vec![], dst: vec![], layer_sizes: vec![] })
+        .collect();
+    let mut active: Vec<usize> = (0..graphs.len()).collect();
+    let mut level = 0usize;
+    while !active.is_empty() && level < max_level {
+        // (a) The next layer's size per graph; a graph drawing 0 is finished.
+        let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+        let sizes = layer_sizes(model, &b, &graphs, &active, level, opts.max_nodes)?;
+        let (grow, sizes): (Vec<usize>, Vec<i64>) =
+            active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
+        active = grow;
+        if active.is_empty() {
+            break;
+        }
+        // (b) Their attributes.
+        let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+        let rows = node_rows(model, &b, &sizes)?;
+        // (c) Append them at the next level.
+        level += 1;
+        let mut prev = Vec::with_capacity(active.len());
+        let mut row = 0usize;
+        for (&g, &n) in active.iter().zip(&sizes) {
+            let s = &mut graphs[g];
+            prev.push(s.num_nodes() as i64);
+            s.x.extend_from_slice(&rows[row * f..(row + n as usize) * f]);
+            s.level.extend(std::iter::repeat_n(level as i64, n as usize));
+            s.layer_sizes.push(n as usize);
+            row += n as usize;
+        }
+        // (d, e) Edges into the new layer, from the second layer on.
+        if level > 1 {
+            let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+            let edges = new_edges(model, &b, &prev, &sizes)?;
+            for (&g, e) in active.iter().zip(edges) {
+                let s = &mut graphs[g];
+                for (u, v) in e {
+                    s.src.push(u);
+                    s.dst.push(v);
+                }
+            }
+        }
+    }
+    graphs
+        .into_iter()
+        .map(|s| {
+            let x: Vec<u32> = s.x[f..].iter().map(|&v| v as u32).collect();
+            let src: Vec<i64> = s.src.iter().map(|&v| v - 1).collect();
+            let dst: Vec<i64> = s.dst.iter().map(|&v| v - 1).collect();
+            let dag = Dag::from_signed(spec.cardinalities.clone(), x, &src, &dst)
+                .map_err(|e| ModelError::mismatch(ctx, format!("a sampled graph is not a DAG: {e}")))?;
+            Ok(SampledDag { dag, layer_sizes: s.layer_sizes })
+        })
+        .collect()
+}
+
+/// Draws each graph's next layer size from the layer-size model: at level 0
+/// size 0 is impossible, and sizes above a graph's remaining node budget are.
+fn layer_sizes(
+    model: &LayerDag,
+    b: &Batch,
+    graphs: &[Growing],
+    active: &[usize],
+    level: usize,
+    max_nodes: Option<usize>,
+) -> Result<Vec<i64>> {
+    let ctx = "sampling layer sizes";
+    let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), false)?;
+    let k = logits.size()[1] as usize;
+    let mut mask = vec![0f32; active.len() * k];
+    for (i, &g) in active.iter().enumerate() {
+        let remaining = max_nodes.map(|m| m.saturating_sub(graphs[g].num_nodes() - 1));
+        for c in 0..k {
+            if (level == 0 && c == 0) || remaining.is_some_and(|r| c > r) {
+                mask[i * k + c] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let mask = Tensor::from_slice(&mask).view([active.len() as i64, k as i64]).to_device(logits.device());
+    let probs = (logits.to_kind(Kind::Float) + mask).softmax(1, Kind::Float);
+    let n = probs.f_multinomial(1, true).ctx(ctx)?;
+    to_vec_i64(&n, ctx)
+}
+
+/// Denoises the attributes of `sizes[i]` new nodes per graph of `b`; returns
+/// their rows, graph by graph, flattened `[Q * F]`.
+fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
+    let ctx = "sampling node attributes";
+    let dev = b.x.device();
+    let nd = &model.node_diffusion;
+    let h_g = model.node_pred.model.encode_t(b.input(), Some(&b.y), false)?;
+    let mut offsets = vec![0i64];
+    for &n in sizes {
+        offsets.push(offsets.last().expect("offsets start at 0") + n);
+    }
+    let query_offsets = Tensor::from_slice(&offsets).to_device(dev);
+    let query_graph = segment_ids(&query_offsets).ctx(ctx)?;
+    let q = *offsets.last().expect("offsets start at 0");
+    let mut x = nd.prior_sample(q).to_device(dev);
+    for t in (1..=nd.schedule().num_steps()).rev() {
+        let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
+        let queries = NodeQueries { x_t: &x, t: &t_b, query_graph: &query_graph, query_offsets: &query_offsets };
+        let logits = model.node_pred.model.forward_with_h_g(&h_g, queries, false)?;
+        let cols = logits
+            .iter()
+            .enumerate()
+            .map(|(f, l)| {
+                let probs = l.softmax(1, Kind::Float);
+                let w = nd.posterior(f, &x.select(1, f as i64), &probs, t)?;
+                Ok(w.f_multinomial(1, true).ctx(ctx)?.squeeze_dim(1))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        x = Tensor::f_stack(&cols, 1).ctx(ctx)?;
+    }
+    to_vec_i64(&x, ctx)
+}
+
+/// Denoises the edges into the newest layer of every graph of `b`: graph i
+/// had `prev[i]` nodes (dummy included) before its `sizes[i]` new ones.
+/// Returns per graph its new edges `(src, dst)` in local ids.
+fn new_edges(model: &LayerDag, b: &Batch, prev: &[i64], sizes: &[i64]) -> Result<Vec<Vec<(i64, i64)>>> {
+    let ctx = "sampling edges";
+    let dev = b.x.device();
+    let ed = &model.edge_diffusion;
+    let (mut cand_src, mut cand_dst, mut local) = (Vec::new(), Vec::new(), Vec::new());
+    let mut offsets = vec![0i64];
+    for (i, (&p, &n)) in prev.iter().zip(sizes).enumerate() {
+        for v in p..p + n {
+            for u in 1..p {
+                cand_src.push(b.base[i] + u);
+                cand_dst.push(b.base[i] + v);
+                local.push((i, u, v));
+            }
+        }
+        offsets.push(cand_src.len() as i64);
+    }
+    let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
+    let num_prev: Vec<i64> = prev.iter().map(|&p| p - 1).collect();
+    let layout = ed.layout(&long(&num_prev), &long(sizes), &long(&offsets))?;
+    let (cand_src, cand_dst) = (long(&cand_src), long(&cand_dst));
+    let mut z = ed.prior_sample(&layout)?;
+    for t in (1..=ed.schedule().num_steps()).rev() {
+        let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
+        let noisy_src = cand_src.f_masked_select(&z).ctx(ctx)?;
+        let noisy_dst = cand_dst.f_masked_select(&z).ctx(ctx)?;
+        let queries = EdgeQueries {
+            noisy_src: &noisy_src,
+            noisy_dst: &noisy_dst,
+            t: &t_b,
+            cand_src: &cand_src,
+            cand_dst: &cand_dst,
+            cand_graph: &layout.cand_graph,
+        };
+        let logits = model.edge_pred.model.forward_t(b.input(), Some(&b.y), queries, false)?;
+        let p = ed.posterior(&z, &logits.softmax(1, Kind::Float), t, &layout)?;
+        let drawn = p.f_bernoulli().ctx(ctx)?.gt(0.5);
+        z = crate::model::diffusion::repair(&drawn, &p, &layout)?;
+    }
+    let on = to_vec_i64(&z, ctx)?;
+    let mut out = vec![Vec::new(); prev.len()];
+    for (&(i, u, v), &keep) in local.iter().zip(&on) {
+        if keep != 0 {
+            out[i].push((u, v));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::dataset::layout::RankContext;
+    use crate::dataset::streams::LayerDagData;
+    use crate::dataset::tokenize::detokenize;
+    use crate::dataset::vocab::Representatives;
+    use crate::model::config::tests::small;
+    use crate::model::tests::{rng_lock, tiny_corpus_data, tiny_tpu_data};
+    use crate::model::DataSpec;
+
+    fn model(data: &LayerDagData, seed: i64) -> LayerDag {
+        tch::manual_seed(seed);
+        LayerDag::new(small(), DataSpec::from_graphs(&data.graphs), Device::Cpu).unwrap()
+    }
+
+    fn conditions(data: &LayerDagData, b: usize) -> Vec<Vec<f32>> {
+        (0..b).map(|i| data.graphs.y(i % data.graphs.num_graphs()).to_vec()).collect()
+    }
+
+    fn opts(seed: u64) -> SampleOptions {
+        SampleOptions { seed, max_level: Some(6), max_nodes: Some(40), device: None }
+    }
+
+    /// The §4 validity guarantees, checked on each sampled graph.
+    fn check_structure(s: &SampledDag, spec: &DataSpec, o: &SampleOptions) {
+        let dag = &s.dag;
+        let layers = s.node_layers();
+        assert_eq!(layers.len(), dag.num_nodes());
+        assert!(!s.layer_sizes.is_empty() && s.layer_sizes.iter().all(|&n| n >= 1));
+        assert!(s.layer_sizes.len() <= o.max_level.unwrap_or(spec.max_level));
+        assert!(s.layer_sizes.iter().all(|&n| n <= spec.max_layer_size));
+        assert!(dag.num_nodes() <= o.max_nodes.unwrap_or(usize::MAX));
+        dag.layering().expect("acyclic");
+        let mut has_in = vec![false; dag.num_nodes()];
+        for (u, v) in dag.edges() {
+            assert!(layers[u as usize] < layers[v as usize], "edge {u} -> {v} does not go to a later layer");
+            has_in[v as usize] = true;
+        }
+        for (v, &l) in layers.iter().enumerate() {
+            assert!(l == 1 || has_in[v], "node {v} of layer {l} has no in-edge");
+        }
+        for v in 0..dag.num_nodes() {
+            for (c, &card) in dag.features(v).iter().zip(&spec.cardinalities) {
+                assert!(*c < card);
+            }
+        }
+    }
+
+    #[test]
+    fn sampled_dags_are_layered_and_within_the_caps() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        for (name, data) in [("tpu", tiny_tpu_data()), ("corpus", tiny_corpus_data())] {
+            let m = model(data, 0);
+            let o = opts(7);
+            let start = Instant::now();
+            let out = sample_layered(&m, &conditions(data, 4), &o).unwrap();
+            assert_eq!(out.len(), 4);
+            for s in &out {
+                check_structure(s, &m.data, &o);
+            }
+            let nodes: Vec<usize> = out.iter().map(|s| s.dag.num_nodes()).collect();
+            let layers: Vec<usize> = out.iter().map(|s| s.layer_sizes.len()).collect();
+            eprintln!("{name}: nodes {nodes:?}, layers {layers:?} in {:?}", start.elapsed());
+            assert!(out.iter().any(|s| s.layer_sizes.len() >= 2 && s.dag.num_edges() > 0));
+            // A tight cap and depth bind.
+            let tight = SampleOptions { seed: 8, max_level: Some(2), max_nodes: Some(3), device: None };
+            for s in sample_layered(&m, &conditions(data, 3), &tight).unwrap() {
+                check_structure(&s, &m.data, &tight);
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_dags_other_seed_other_dags() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_tpu_data();
+        let m = model(data, 1);
+        let y = conditions(data, 4);
+        let a = sample_dags(&m, &y, &opts(11)).unwrap();
+        let b = sample_dags(&m, &y, &opts(11)).unwrap();
+        assert_eq!(a, b);
+        let c = sample_dags(&m, &y, &opts(12)).unwrap();
+        assert_ne!(a, c);
+        assert!(sample_dags(&m, &[], &opts(11)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_sampled_et_dag_detokenizes_into_a_valid_trace() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_corpus_data();
+        let m = model(data, 2);
+        let out = sample_dags(&m, &conditions(data, 2), &opts(5)).unwrap();
+        for dag in &out {
+            let det = detokenize(dag, &RankContext::standalone(), &Representatives::default()).unwrap();
+            assert_eq!(det.trace.nodes.len(), dag.num_nodes());
+            let findings = simulator::chakra::validate::validate_trace(&det.trace, Path::new("sampled.et"));
+            assert_eq!(findings.errors(), 0, "{findings}");
+        }
+    }
+
+    /// A briefly trained checkpoint, loaded back, samples valid graphs at the
+    /// data's own depth, reproducibly.
+    #[test]
+    fn a_briefly_trained_checkpoint_samples_reproducibly() {
+        use crate::train::{train, DataSource, TrainSpec};
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let out = crate::model::tests::temp_dir("sample-trained");
+        let start = Instant::now();
+        let spec = TrainSpec {
+            config: crate::model::config::tests::SMALL_TOML.into(),
+            data: DataSource::TpuTile(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/tpu-tile").into()),
+            out: out.clone(),
+            seed: 4,
+            device: Device::Cpu,
+            max_epochs: Some(1),
+            resume: false,
+            max_graphs: Some(12),
+        };
+        train(&spec, &mut |_| {}).unwrap();
+        let trained = Instant::now();
+        let m = LayerDag::load(&out, Device::Cpu).unwrap();
+        let y: Vec<Vec<f32>> = (0..4).map(|i| vec![0.25 * i as f32]).collect();
+        let o = SampleOptions { seed: 21, max_level: None, max_nodes: Some(60), device: Some(Device::Cpu) };
+        let a = sample_layered(&m, &y, &o).unwrap();
+        for s in &a {
+            check_structure(s, &m.data, &o);
+        }
+        let nodes: Vec<usize> = a.iter().map(|s| s.dag.num_nodes()).collect();
+        eprintln!(
+            "trained in {:?}, sampled {nodes:?} nodes (max_level {}) in {:?}",
+            trained - start,
+            m.data.max_level,
+            trained.elapsed()
+        );
+        assert_eq!(a, sample_layered(&m, &y, &o).unwrap());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_tpu_data();
+        let m = model(data, 3);
+        let y = conditions(data, 1);
+        let e = sample_dags(&m, &[vec![0.0, 1.0]], &opts(0)).unwrap_err().to_string();
+        assert!(e.contains("condition row 0 has 2 values"), "{e}");
+        assert!(sample_dags(&m, &y, &SampleOptions { max_nodes: Some(0), ..opts(0) }).is_err());
+        assert!(sample_dags(&m, &y, &SampleOptions { max_level: Some(0), ..opts(0) }).is_err());
+        let other = SampleOptions { device: Some(Device::Cuda(0)), ..opts(0) };
+        assert!(sample_dags(&m, &y, &other).unwrap_err().to_string().contains("model is on"));
+    }
+}
