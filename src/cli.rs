@@ -210,6 +210,55 @@ pub enum SynthCommand {
     /// Train the three LayerDAG models (layer sizes, node attributes, edges) one after the other.
     #[command(long_about = TRAIN_ABOUT)]
     Train(TrainArgs),
+    /// Generate a multi-rank what-if workload (one Chakra ET per rank + comm groups) from a trained model.
+    #[command(long_about = GENERATE_ABOUT)]
+    Generate(GenerateArgs),
+}
+
+#[cfg(feature = "synth")]
+const GENERATE_ABOUT: &str = "Generate a multi-rank what-if workload (one Chakra ET per rank + comm groups) from a trained model.\n\n\
+    --set KEY=VALUE takes the generator flags of the corpus's config.json (model_type, num_stacks, dmodel, dff, \
+    head, kvhead, seq, batch, micro_batch, dvocal, dp, tp, pp, sp, ep, experts, kexperts, weight_sharded, \
+    activation_recompute, tpsp, mixed_precision, chakra_schema_version); unset keys take the corpus defaults \
+    (its sweep base: llama, mixed precision, 4 layers, dmodel 1024, dff 4096, 16 heads, 4 kv heads, seq 512, \
+    batch 2, micro-batch 1, dp 1, tp 2, pp 2). --ranks must equal dp·tp·pp·sp·ep. Values outside the training \
+    range are what-if questions: allowed, with a warning saying how far outside they are.\n\n\
+    One graph per pipeline stage is sampled (all in one batch); every rank of a stage gets its stage's graph \
+    with its own communicators, and SEND/RECV are paired across stage boundaries, so the workload is \
+    consistent and simulates. Writes PREFIX.<rank>.et per rank and PREFIX.json (the comm groups, for \
+    `strata sim --comm-group-configuration`); with --count K, PREFIX_<k>.<rank>.et and PREFIX_<k>.json.\n\n\
+    --model is required for now: there is no shipped default model yet (train one with `strata synth train \
+    --data <corpus>`). Exit status: 0 when written; 2 on bad input (unknown --set key, impossible value such as \
+    tp=0, --ranks that disagrees with the flags, a corrupt checkpoint).";
+
+/// Arguments of `strata synth generate`.
+#[cfg(feature = "synth")]
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Trained model folder (from `strata synth train`). Required: no default model ships yet.
+    #[arg(long, value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+    /// A generator flag, KEY=VALUE (repeatable), e.g. --set num_stacks=48 --set tp=8.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Total ranks; must equal dp·tp·pp·sp·ep of the flags.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub ranks: u32,
+    /// Output prefix: writes PREFIX.<rank>.et and PREFIX.json.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+    /// Number of workloads (PREFIX_<k>.<rank>.et when more than one).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Seed of the sampler (same seed, model and flags: same bytes on the CPU).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Cap on nodes per pipeline-stage graph (default: the model's own limits).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_nodes: Option<u64>,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 }
 
 #[cfg(feature = "synth")]

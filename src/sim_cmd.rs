@@ -186,7 +186,7 @@ fn table(report: &Report) -> String {
         s.push('\n');
     }
     let last = ranks.iter().filter(|r| r.finish_ns == Some(report.makespan_ns)).map(|r| r.rank).next();
-    let sum = |f: fn(&RankReport) -> u64| format::nanos(ranks.iter().map(f).sum());
+    let sum = |f: fn(&RankReport) -> u64| format::nanos(ranks.iter().map(f).fold(0u64, u64::saturating_add));
     s += &format!(
         "\nmakespan {} ({} ns{}) on {} ranks, {}\n",
         format::nanos(report.makespan_ns),

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synth::train::{DataSource, DeviceChoice, Progress, TrainSpec};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{DeviceArg, SynthCommand, TrainArgs};
+use crate::cli::{DeviceArg, GenerateArgs, SynthCommand, TrainArgs};
 
 /// Runs one `synth` subcommand.
 pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
@@ -18,6 +18,7 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SynthCommand::Train(args) => train(args),
+        SynthCommand::Generate(args) => generate(args),
     }
 }
 
@@ -135,6 +136,50 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `strata synth generate`: warnings for what-if values, then one line per written workload.
+fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let device = match args.device {
+        DeviceArg::Auto => DeviceChoice::Auto,
+        DeviceArg::Cpu => DeviceChoice::Cpu,
+        DeviceArg::Cuda => DeviceChoice::Cuda,
+    }
+    .resolve()
+    .context("--device")?;
+    let spec = synth::generate::GenerateSpec {
+        model: args.model.clone(),
+        sets: args.sets.clone(),
+        ranks: args.ranks,
+        out: args.out.clone(),
+        count: args.count as usize,
+        seed: args.seed,
+        device,
+        max_nodes: args.max_nodes.map(|n| n as usize),
+    };
+    let report = synth::generate::generate(&spec)?;
+    for w in &report.warnings {
+        tracing::warn!("outside the training range (a what-if question): {w}");
+    }
+    for w in &report.workloads {
+        let c = &w.conversions;
+        println!(
+            "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised)",
+            w.prefix.display(),
+            w.rank_files.len().saturating_sub(1),
+            w.comm_groups.display(),
+            w.nodes_per_stage.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("/"),
+            c.p2p_pairs,
+            c.p2p_unmatched,
+            c.p2p_cyclic,
+            c.collectives,
+            c.other_types,
+            c.magnitudes_clamped,
+            c.comm_sizes_raised
+        );
+    }
+    println!("{} workload(s) of {} ranks in {:.1} s", report.workloads.len(), report.layout.ranks(), report.seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -158,5 +203,23 @@ mod tests {
         assert!(train(&[&req[..], &["--epochs", "0"]].concat()).is_err());
         assert!(train(&[&req[..], &["--device", "tpu"]].concat()).is_err());
         assert!(train(&req[..4]).is_err(), "--out is required");
+    }
+
+    #[test]
+    fn generate_flags() {
+        let parse = |args: &[&str]| {
+            let base = ["strata", "synth", "generate"];
+            Cli::try_parse_from(base.iter().chain(args)).map(|cli| match cli.command {
+                Command::Synth(SynthCommand::Generate(a)) => a,
+                _ => panic!("not synth generate"),
+            })
+        };
+        let a = parse(&["--model", "m", "--set", "tp=8", "--set", "num_stacks=48", "--ranks", "16", "--out", "o/w"])
+            .unwrap();
+        assert_eq!(a.sets, vec!["tp=8".to_string(), "num_stacks=48".to_string()]);
+        assert_eq!((a.ranks, a.count, a.seed, a.max_nodes), (16, 1, 0, None));
+        assert!(parse(&["--set", "tp=8", "--ranks", "16", "--out", "o"]).is_err(), "--model is required");
+        assert!(parse(&["--model", "m", "--ranks", "0", "--out", "o"]).is_err());
+        assert!(parse(&["--model", "m", "--ranks", "2", "--out", "o", "--count", "0"]).is_err());
     }
 }

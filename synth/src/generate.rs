@@ -1,0 +1,1117 @@
+//! `strata synth generate`: from a trained corpus model and a set of STG
+//! generator flags to a multi-rank Chakra workload that simulates.
+//!
+//! # Steps
+//!
+//! 1. The `--set key=value` pairs are parsed against the generator flag names
+//!    of the corpus's `config.json` ([`FLAG_NAMES`]); unset keys take the
+//!    corpus defaults ([`corpus_defaults`]). Unknown keys, unparsable or
+//!    impossible values (a degree of 0, `pp > num_stacks`, `batch` not a
+//!    multiple of `micro_batch`, MoE without TP-SP, `experts % ep != 0`) and a
+//!    rank count that disagrees with dp·tp·pp·sp·ep are errors.
+//! 2. One conditioning row per pipeline stage (the stage is a conditioning
+//!    feature), normalized with the checkpoint's normalizer. Features far from
+//!    what the model was trained on are what-if questions: allowed, and listed
+//!    in [`GenerateReport::warnings`] (the CLI logs them as warnings).
+//! 3. One DAG per stage and workload, all sampled in one batched call.
+//! 4. The workload is built so that it is consistent by construction:
+//!    - every rank of a stage gets the stage's DAG, detokenized with the rank's
+//!      own [`RankContext`], so every member of a (stage-local) communicator
+//!      issues the same collectives in the same order with the same sizes;
+//!    - a collective whose communicator kind has no stage-local group for the
+//!      layout (WORLD, PIPELINE, MIXED, UNKNOWN, or e.g. EXPERT in a dense
+//!      model) would span ranks with different DAGs, so it becomes a compute
+//!      node (its dependencies kept); so does a collective over a group of one
+//!      rank (a degree-1 dimension: it moves no data, and ASTRA-sim never
+//!      completes a collective that spans no active dimension) and a
+//!      collective type the corpus never has (reduce, gather, scatter,
+//!      broadcast, barrier);
+//!    - stage s's SENDs to the next stage are paired in node order with stage
+//!      s+1's RECVs from the previous stage (and the backward direction
+//!      likewise); a pair gets the sender's size on both ends, and the
+//!      detokenizer's per-peer tag counters then agree. Unmatched extras, peers
+//!      outside the pipeline (PREV on the first stage, NEXT on the last,
+//!      OTHER), and pairs that would close a wait cycle across stages (which
+//!      would deadlock the simulation) become compute nodes;
+//!    - communication sizes below [`MIN_COMM_SIZE`] (absent and 0 included)
+//!      are raised to it: ASTRA-sim rejects a collective with empty chunks;
+//!    - node types the corpus never has (memory, metadata, invalid) become
+//!      compute nodes.
+//!
+//!    Magnitude buckets the training data never had (sizes up to 2^64, a
+//!    duration, which the corpus never sets) move to the nearest bucket it had.
+//!    Every such change is counted in [`GeneratedWorkload::conversions`].
+//! 5. `PREFIX.<rank>.et` per rank and the comm groups as `PREFIX.json` (the
+//!    corpus's `workload.json` convention: `{"<pg_name>": [ranks]}`, dp groups
+//!    first, then tp, sp and, for MoE, ep), each written atomically. With
+//!    `count > 1`, workload k is `PREFIX_k.<rank>.et` + `PREFIX_k.json`.
+//!
+//! The same model, flags, seed and thread count give byte-identical files on
+//! the CPU.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use simulator::chakra::{CollectiveCommType, NodeType};
+use tch::Device;
+
+use crate::dataset::conditioning::{workload_features, WORKLOAD_FEATURES};
+use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
+use crate::dataset::layout::{CommGroups, ParallelLayout, RankContext};
+use crate::dataset::tokenize::detokenize;
+use crate::dataset::vocab::{
+    et_cardinalities, CollectiveToken, CommKind, EtFeature, Magnitude, NodeTypeToken, PeerStage, Representatives,
+};
+use crate::dataset::{Dag, DatasetError};
+use crate::model::{LayerDag, ModelError};
+use crate::sample::{sample_dags, SampleOptions};
+
+/// The generator flags `--set` accepts: the `flags` keys of the corpus's `config.json`.
+pub const FLAG_NAMES: [&str; 22] = [
+    "model_type",
+    "num_stacks",
+    "dmodel",
+    "dff",
+    "head",
+    "kvhead",
+    "seq",
+    "batch",
+    "micro_batch",
+    "dvocal",
+    "dp",
+    "tp",
+    "pp",
+    "sp",
+    "ep",
+    "experts",
+    "kexperts",
+    "weight_sharded",
+    "activation_recompute",
+    "tpsp",
+    "mixed_precision",
+    "chakra_schema_version",
+];
+
+/// How far (in training standard deviations) a feature may sit from the
+/// training mean before it is reported as outside the training range. The
+/// checkpoint keeps means and standard deviations, not minima and maxima.
+pub const OUT_OF_RANGE_STD: f64 = 3.0;
+
+/// The smallest `comm_size` written on a communication node: ASTRA-sim
+/// splits a collective into chunks and rejects one whose chunks would be
+/// empty (an all-gather of 0 bytes), so smaller sizes are raised to this.
+pub const MIN_COMM_SIZE: u64 = 1024;
+
+/// The corpus defaults: the flags of the corpus's sweep base w000 (corpus
+/// NOTES.md, "One-flag sweeps around base w000": llama + mixed precision, 4
+/// layers, dmodel 1024, seq 512, 2 micro-batches, dp1 tp2 pp2), which every
+/// one-flag sweep of the corpus varies around. The corpus has no separate
+/// defaults file, so they are written out here.
+pub fn corpus_defaults() -> StgFlags {
+    StgFlags {
+        model_type: ModelType::Llama,
+        num_stacks: 4,
+        dmodel: 1024,
+        dff: 4096,
+        head: 16,
+        kvhead: 4,
+        seq: 512,
+        batch: 2,
+        micro_batch: 1,
+        dvocal: 32000,
+        dp: 1,
+        tp: 2,
+        pp: 2,
+        sp: 1,
+        ep: 1,
+        experts: 8,
+        kexperts: 2,
+        weight_sharded: false,
+        activation_recompute: false,
+        tpsp: true,
+        mixed_precision: true,
+    }
+}
+
+/// What can go wrong while generating.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// Bad flags, a rank count that disagrees with them, a bad count.
+    #[error("{0}")]
+    Input(String),
+    /// A checkpoint that cannot be loaded or is not a corpus model.
+    #[error("model {path}: {what}")]
+    Checkpoint {
+        /// The model folder.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Sampling.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Conditioning or detokenizing.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// Writing a file.
+    #[error(transparent)]
+    Write(#[from] simulator::chakra::ChakraError),
+}
+
+/// Result of this module.
+pub type Result<T, E = GenerateError> = std::result::Result<T, E>;
+
+/// One generation request, as the CLI's flags describe it.
+#[derive(Clone, Debug)]
+pub struct GenerateSpec {
+    /// The trained model folder (`config.json` + `weights.safetensors`).
+    pub model: PathBuf,
+    /// `--set key=value` pairs, in order.
+    pub sets: Vec<String>,
+    /// `--ranks`: must equal dp·tp·pp·sp·ep of the flags.
+    pub ranks: u32,
+    /// Output prefix: `PREFIX.<rank>.et` and `PREFIX.json`.
+    pub out: PathBuf,
+    /// Workloads to write (at least 1).
+    pub count: usize,
+    /// Seed of the sampler.
+    pub seed: u64,
+    /// Where to run the model.
+    pub device: Device,
+    /// Cap on nodes per stage graph (`None`: the model's own limits).
+    pub max_nodes: Option<usize>,
+}
+
+/// What a conversion for consistency changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conversions {
+    /// SEND/RECV pairs kept across stage boundaries.
+    pub p2p_pairs: usize,
+    /// SEND/RECV nodes without a partner (extras, peers outside the pipeline) made compute nodes.
+    pub p2p_unmatched: usize,
+    /// SEND/RECV pairs that would have closed a wait cycle, made compute nodes (two nodes each).
+    pub p2p_cyclic: usize,
+    /// Collectives without a stage-local communicator of two or more ranks, or
+    /// of a type the corpus never has (reduce, gather, scatter, broadcast,
+    /// barrier), made compute nodes.
+    pub collectives: usize,
+    /// Nodes of types the corpus never has (memory, metadata, invalid) made compute nodes.
+    pub other_types: usize,
+    /// Communication sizes below [`MIN_COMM_SIZE`] (absent or 0 included) raised to it.
+    pub comm_sizes_raised: usize,
+    /// Magnitude buckets the training data never had (e.g. a duration, which
+    /// the corpus never sets), moved to the nearest bucket it had.
+    pub magnitudes_clamped: usize,
+    /// Changes the detokenizer reported (summed over ranks).
+    pub detokenize_repairs: usize,
+}
+
+/// One written workload.
+#[derive(Clone, Debug)]
+pub struct GeneratedWorkload {
+    /// Its prefix.
+    pub prefix: PathBuf,
+    /// `PREFIX.<rank>.et`, by rank.
+    pub rank_files: Vec<PathBuf>,
+    /// `PREFIX.json`.
+    pub comm_groups: PathBuf,
+    /// Nodes of each stage's graph.
+    pub nodes_per_stage: Vec<usize>,
+    /// What was changed to make it consistent.
+    pub conversions: Conversions,
+}
+
+/// The result of [`generate`].
+#[derive(Clone, Debug)]
+pub struct GenerateReport {
+    /// The flags used (defaults filled in).
+    pub flags: StgFlags,
+    /// Their layout.
+    pub layout: ParallelLayout,
+    /// Conditioning values outside the training range (what-if questions).
+    pub warnings: Vec<String>,
+    /// The workloads written.
+    pub workloads: Vec<GeneratedWorkload>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+fn input(what: impl Into<String>) -> GenerateError {
+    GenerateError::Input(what.into())
+}
+
+/// Parses `--set key=value` pairs over the corpus defaults and checks the result.
+pub fn parse_flags(sets: &[String]) -> Result<StgFlags> {
+    let mut f = corpus_defaults();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, s) in sets.iter().enumerate() {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| input(format!("--set {s:?}: expected KEY=VALUE, e.g. --set num_stacks=48")))?;
+        let (key, value) = (key.trim(), value.trim());
+        if !FLAG_NAMES.contains(&key) {
+            return Err(input(format!("--set {key}: unknown generator flag; valid keys: {}", FLAG_NAMES.join(", "))));
+        }
+        if let Some(j) = seen.insert(key.to_string(), i) {
+            return Err(input(format!("--set {key} is given twice ({:?} and {s:?})", sets[j])));
+        }
+        let num = |min: u32| -> Result<u32> {
+            let v: u32 =
+                value.parse().map_err(|_| input(format!("--set {key}={value}: expected a whole number >= {min}")))?;
+            if v < min {
+                return Err(input(format!("--set {key}={value}: impossible, {key} must be >= {min}")));
+            }
+            Ok(v)
+        };
+        let boolean = || -> Result<bool> {
+            match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(input(format!("--set {key}={value}: expected true or false"))),
+            }
+        };
+        match key {
+            "model_type" => {
+                f.model_type = serde_json::from_value(serde_json::Value::String(value.to_ascii_lowercase()))
+                    .map_err(|_| input(format!("--set model_type={value}: expected gpt, llama, dense or moe")))?
+            }
+            "num_stacks" => f.num_stacks = num(1)?,
+            "dmodel" => f.dmodel = num(1)?,
+            "dff" => f.dff = num(1)?,
+            "head" => f.head = num(1)?,
+            "kvhead" => f.kvhead = num(1)?,
+            "seq" => f.seq = num(1)?,
+            "batch" => f.batch = num(1)?,
+            "micro_batch" => f.micro_batch = num(1)?,
+            "dvocal" => f.dvocal = num(1)?,
+            "dp" => f.dp = num(1)?,
+            "tp" => f.tp = num(1)?,
+            "pp" => f.pp = num(1)?,
+            "sp" => f.sp = num(1)?,
+            "ep" => f.ep = num(1)?,
+            "experts" => f.experts = num(1)?,
+            "kexperts" => f.kexperts = num(1)?,
+            "weight_sharded" => f.weight_sharded = boolean()?,
+            "activation_recompute" => f.activation_recompute = boolean()?,
+            "tpsp" => f.tpsp = boolean()?,
+            "mixed_precision" => f.mixed_precision = boolean()?,
+            // A no-op in STG (the Chakra004 backend is hard-coded).
+            "chakra_schema_version" => {}
+            _ => unreachable!("checked against FLAG_NAMES"),
+        }
+    }
+    check_flags(&f)?;
+    Ok(f)
+}
+
+/// The combinations STG itself rejects (corpus NOTES.md, "Flags").
+fn check_flags(f: &StgFlags) -> Result<()> {
+    if f.pp > f.num_stacks {
+        return Err(input(format!("pp={} > num_stacks={}: a pipeline stage would hold no layer", f.pp, f.num_stacks)));
+    }
+    if f.batch % f.micro_batch != 0 {
+        return Err(input(format!("batch={} is not a multiple of micro_batch={}", f.batch, f.micro_batch)));
+    }
+    if f.model_type == ModelType::Moe {
+        if !f.tpsp {
+            return Err(input("model_type=moe needs tpsp=true"));
+        }
+        if f.experts % f.ep != 0 {
+            return Err(input(format!("experts={} is not a multiple of ep={}", f.experts, f.ep)));
+        }
+        if f.kexperts > f.experts {
+            return Err(input(format!("kexperts={} > experts={}", f.kexperts, f.experts)));
+        }
+    }
+    Ok(())
+}
+
+/// Layers per stage as STG assigns them: stage s gets `L / pp`, plus one for
+/// the first `L % pp` stages (checked against every corpus `config.json`).
+pub fn layers_per_stage(num_stacks: u32, pp: u32) -> Vec<u32> {
+    let (q, r) = (num_stacks / pp, num_stacks % pp);
+    (0..pp).map(|s| q + u32::from(s < r)).collect()
+}
+
+/// The `config.json` a corpus workload with these flags would have (the parts conditioning reads).
+pub fn workload_config(flags: &StgFlags) -> Result<WorkloadConfig> {
+    let layout = flags.layout()?;
+    Ok(WorkloadConfig {
+        id: "generated".into(),
+        flags: flags.clone(),
+        derived: Derived {
+            ranks: layout.ranks(),
+            ranks_per_stage: layout.ranks_per_stage(),
+            n_microbatches: flags.n_microbatches(),
+            layers_per_stage: layers_per_stage(flags.num_stacks, flags.pp),
+        },
+        per_rank: Vec::new(),
+        kept_ranks: Vec::new(),
+        complete: true,
+    })
+}
+
+/// The comm groups STG writes for a layout (corpus `workload.json`): for each
+/// of dp, tp, sp and (MoE) ep, in that order, the groups of ranks that differ
+/// only in that coordinate, members in rank order; names count from 1. Within
+/// a dimension, groups come in the order STG first meets them walking the
+/// coordinates with the stage outermost, then dp, tp, sp, and ep innermost
+/// (checked against every corpus `workload.json`).
+pub fn comm_groups(layout: &ParallelLayout) -> CommGroups {
+    let deg = [layout.dp, layout.tp, layout.sp, layout.ep, layout.pp];
+    let rank_of = |c: [u32; 5]| c.iter().zip(&deg).rev().fold(0u32, |acc, (&x, &d)| acc * d + x);
+    // Ranks in STG's walking order: stage, dp, tp, sp, ep (outermost first).
+    let mut walk = Vec::with_capacity(layout.ranks() as usize);
+    for stage in 0..layout.pp {
+        for dp in 0..layout.dp {
+            for tp in 0..layout.tp {
+                for sp in 0..layout.sp {
+                    for ep in 0..layout.ep {
+                        walk.push(rank_of([dp, tp, sp, ep, stage]));
+                    }
+                }
+            }
+        }
+    }
+    let mut dims = vec![0usize, 1, 2];
+    if layout.ep_groups {
+        dims.push(3);
+    }
+    let mut groups = Vec::new();
+    for d in dims {
+        let key = |r: u32| {
+            let mut k = layout.coords(r);
+            k[d] = 0;
+            k
+        };
+        let mut keys: Vec<[u32; 5]> = Vec::new();
+        for &r in &walk {
+            let k = key(r);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let mut members = vec![Vec::new(); keys.len()];
+        for r in 0..layout.ranks() {
+            let k = key(r);
+            let i = keys.iter().position(|x| *x == k).expect("every key was walked");
+            members[i].push(r);
+        }
+        groups.extend(members);
+    }
+    CommGroups { groups: groups.into_iter().enumerate().map(|(i, m)| ((i + 1).to_string(), m)).collect() }
+}
+
+/// Conditioning features far from the training data, as messages.
+fn range_warnings(norm: &crate::dataset::conditioning::Normalizer, raw: &[Vec<f32>], stages: &[u32]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut said = std::collections::HashSet::new();
+    for (row, &stage) in raw.iter().zip(stages) {
+        for (k, &v) in row.iter().enumerate() {
+            let (mean, std, constant) = (norm.mean[k], norm.std[k], norm.constant[k]);
+            let name = norm.names.get(k).map_or("?", |s| s.as_str());
+            let v = v as f64;
+            let describe = |x: f64| match name.strip_prefix("log2_") {
+                Some(flag) => format!("{flag} = {}", x.exp2().round()),
+                None => format!("{name} = {x}"),
+            };
+            let msg = if constant {
+                ((v - mean).abs() > 1e-6)
+                    .then(|| format!("{} (stage {stage}): the training data only had {}", describe(v), describe(mean)))
+            } else {
+                let z = (v - mean) / std;
+                (z.abs() > OUT_OF_RANGE_STD).then(|| {
+                    format!(
+                        "{} (stage {stage}): {:.1} standard deviations {} the training mean ({})",
+                        describe(v),
+                        z.abs(),
+                        if z > 0.0 { "above" } else { "below" },
+                        describe(mean)
+                    )
+                })
+            };
+            if let Some(m) = msg {
+                // One message per feature and value (stage-independent features repeat per stage).
+                if said.insert((k, v.to_bits())) {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Ids of the ET feature columns.
+const NT: usize = EtFeature::NodeType as usize;
+
+fn node_type(dag_x: &[u32], f: usize, v: usize) -> NodeType {
+    NodeTypeToken::from_id(dag_x[v * f + NT]).unwrap_or(NodeType::InvalidNode)
+}
+
+/// Makes row `v` a compute node, keeping its compute attributes.
+fn to_compute(x: &mut [u32], f: usize, v: usize) {
+    let row = &mut x[v * f..(v + 1) * f];
+    row[EtFeature::NodeType.index()] = NodeTypeToken::id(NodeType::CompNode);
+    row[EtFeature::Collective.index()] = CollectiveToken::NONE;
+    row[EtFeature::CommKind.index()] = CommKind::None.id();
+    row[EtFeature::PeerStage.index()] = PeerStage::None.id();
+    row[EtFeature::CommSize.index()] = Magnitude::ABSENT;
+}
+
+/// Whether `to` is reachable from `from` in `succ`.
+fn reaches(succ: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; succ.len()];
+    let mut stack = vec![from];
+    while let Some(u) = stack.pop() {
+        if u == to {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[u], true) {
+            stack.extend(succ[u].iter().copied().filter(|&w| !seen[w]));
+        }
+    }
+    false
+}
+
+/// Rewrites the stages' DAGs so that the multi-rank workload is consistent
+/// (module docs, step 4). `ctxs[s]` is a context of a rank of stage s.
+fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conversions)> {
+    let pp = dags.len();
+    let f = et_cardinalities().len();
+    let mut xs: Vec<Vec<u32>> = dags.iter().map(|d| d.x().to_vec()).collect();
+    let mut conv = Conversions::default();
+    // Node types and collectives.
+    for (s, x) in xs.iter_mut().enumerate() {
+        for v in 0..dags[s].num_nodes() {
+            match node_type(x, f, v) {
+                NodeType::CompNode | NodeType::CommSendNode | NodeType::CommRecvNode => {}
+                NodeType::CommCollNode => {
+                    let kind = CommKind::from_id(x[v * f + EtFeature::CommKind.index()]).unwrap_or(CommKind::Unknown);
+                    let coll = CollectiveToken::from_id(x[v * f + EtFeature::Collective.index()]).flatten();
+                    // The collectives the corpus has (none: the detokenizer writes ALL_REDUCE).
+                    let simulated = matches!(
+                        coll,
+                        None | Some(
+                            CollectiveCommType::AllReduce
+                                | CollectiveCommType::AllGather
+                                | CollectiveCommType::ReduceScatter
+                                | CollectiveCommType::AllToAll
+                        )
+                    );
+                    // A group of one rank moves no data, and ASTRA-sim never
+                    // completes a collective that spans no active dimension.
+                    let shared = ctxs[s]
+                        .group_for(kind)
+                        .and_then(|pg| ctxs[s].groups().members(pg))
+                        .is_some_and(|m| m.len() > 1);
+                    if !simulated || !shared {
+                        to_compute(x, f, v);
+                        conv.collectives += 1;
+                    }
+                }
+                _ => {
+                    to_compute(x, f, v);
+                    conv.other_types += 1;
+                }
+            }
+        }
+    }
+    // Communication sizes: ASTRA-sim rejects a collective whose chunks would
+    // be empty (e.g. an all-gather of 0 bytes), so sizes below MIN_COMM_SIZE
+    // (absent and 0 included) are raised to it.
+    for (s, x) in xs.iter_mut().enumerate() {
+        for v in 0..dags[s].num_nodes() {
+            let comm =
+                matches!(node_type(x, f, v), NodeType::CommCollNode | NodeType::CommSendNode | NodeType::CommRecvNode);
+            let col = v * f + EtFeature::CommSize.index();
+            if comm && x[col] < Magnitude::bucket(Some(MIN_COMM_SIZE)) {
+                x[col] = Magnitude::bucket(Some(MIN_COMM_SIZE));
+                conv.comm_sizes_raised += 1;
+            }
+        }
+    }
+    // Point-to-point: candidate lists per stage boundary and direction.
+    let peer =
+        |x: &[u32], v: usize| PeerStage::from_id(x[v * f + EtFeature::PeerStage.index()]).unwrap_or(PeerStage::Other);
+    let list = |x: &[u32], n: usize, ty: NodeType, rel: PeerStage| -> Vec<usize> {
+        (0..n).filter(|&v| node_type(x, f, v) == ty && peer(x, v) == rel).collect()
+    };
+    // Global graph over all stages for the wait-cycle check.
+    let offsets: Vec<usize> = dags
+        .iter()
+        .scan(0usize, |acc, d| {
+            let o = *acc;
+            *acc += d.num_nodes();
+            Some(o)
+        })
+        .collect();
+    let total: usize = dags.iter().map(|d| d.num_nodes()).sum();
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); total];
+    for (s, d) in dags.iter().enumerate() {
+        for (u, v) in d.edges() {
+            succ[offsets[s] + u as usize].push(offsets[s] + v as usize);
+        }
+    }
+    let mut paired = vec![Vec::<bool>::new(); pp];
+    for (s, d) in dags.iter().enumerate() {
+        paired[s] = vec![false; d.num_nodes()];
+    }
+    for s in 0..pp.saturating_sub(1) {
+        // (sender stage, its SEND direction, receiver stage, its RECV direction)
+        for (a, send_rel, b, recv_rel) in
+            [(s, PeerStage::Next, s + 1, PeerStage::Prev), (s + 1, PeerStage::Prev, s, PeerStage::Next)]
+        {
+            let sends = list(&xs[a], dags[a].num_nodes(), NodeType::CommSendNode, send_rel);
+            let recvs = list(&xs[b], dags[b].num_nodes(), NodeType::CommRecvNode, recv_rel);
+            for (&u, &v) in sends.iter().zip(&recvs) {
+                let (gu, gv) = (offsets[a] + u, offsets[b] + v);
+                if reaches(&succ, gv, gu) {
+                    conv.p2p_cyclic += 1;
+                    continue;
+                }
+                succ[gu].push(gv);
+                paired[a][u] = true;
+                paired[b][v] = true;
+                conv.p2p_pairs += 1;
+                let size = xs[a][u * f + EtFeature::CommSize.index()];
+                xs[b][v * f + EtFeature::CommSize.index()] = size;
+                xs[a][u * f + EtFeature::CommKind.index()] = CommKind::Pipeline.id();
+                xs[b][v * f + EtFeature::CommKind.index()] = CommKind::Pipeline.id();
+            }
+        }
+    }
+    for (x, paired) in xs.iter_mut().zip(&paired) {
+        for (v, &p) in paired.iter().enumerate() {
+            if matches!(node_type(x, f, v), NodeType::CommSendNode | NodeType::CommRecvNode) && !p {
+                to_compute(x, f, v);
+                conv.p2p_unmatched += 1;
+            }
+        }
+    }
+    // Cyclic pairs converted two nodes each; they were counted once per pair
+    // above and their nodes again as unmatched: keep only the pair count.
+    conv.p2p_unmatched -= 2 * conv.p2p_cyclic;
+    let out = xs
+        .into_iter()
+        .zip(dags)
+        .map(|(x, d)| {
+            Dag::new(d.cardinalities().to_vec(), x, d.src().to_vec(), d.dst().to_vec())
+                .map_err(|source| DatasetError::Dag { origin: "generate".into(), source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((out, conv))
+}
+
+/// The prefix of workload `k` of `count`.
+fn prefix_of(out: &Path, k: usize, count: usize) -> PathBuf {
+    if count == 1 {
+        out.to_path_buf()
+    } else {
+        let mut s = out.as_os_str().to_os_string();
+        s.push(format!("_{k}"));
+        PathBuf::from(s)
+    }
+}
+
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Writes a comm-group file (`{"<pg_name>": [ranks]}`, file order kept).
+pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
+    let mut map = serde_json::Map::new();
+    for (name, members) in &groups.groups {
+        map.insert(name.clone(), serde_json::Value::from(members.clone()));
+    }
+    let text = serde_json::to_string(&serde_json::Value::Object(map)).expect("JSON of plain values");
+    simulator::util::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
+    Ok(())
+}
+
+/// Makes one DAG per stage consistent (module docs, step 4) and writes the
+/// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`.
+pub fn write_workload(prefix: &Path, stage_dags: &[Dag], layout: &ParallelLayout) -> Result<GeneratedWorkload> {
+    if stage_dags.len() != layout.pp as usize {
+        return Err(input(format!("{} stage graphs for {} pipeline stages", stage_dags.len(), layout.pp)));
+    }
+    let groups = comm_groups(layout);
+    // Contexts are made rank by rank: each holds the whole group list.
+    let context = |r: u32| RankContext::new(r, Some(*layout), Some(groups.clone()));
+    let rps = layout.ranks_per_stage();
+    let stage_ctx: Vec<RankContext> = (0..layout.pp).map(|s| context(s * rps)).collect();
+    let (stage_dags, mut conversions) = make_consistent(stage_dags, &stage_ctx)?;
+    if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| simulator::chakra::ChakraError::Io {
+            path: dir.to_path_buf(),
+            action: "cannot create the output folder",
+            source,
+        })?;
+    }
+    let reps = Representatives::default();
+    let mut rank_files = Vec::with_capacity(layout.ranks() as usize);
+    for rank in 0..layout.ranks() {
+        let ctx = &context(rank);
+        let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
+        let det = detokenize(dag, ctx, &reps)?;
+        conversions.detokenize_repairs += det.repairs.len();
+        let path = with_suffix(prefix, &format!(".{}.et", ctx.rank()));
+        simulator::chakra::write_trace(&path, &det.trace)?;
+        rank_files.push(path);
+    }
+    let comm_path = with_suffix(prefix, ".json");
+    write_comm_groups(&comm_path, &groups)?;
+    Ok(GeneratedWorkload {
+        prefix: prefix.to_path_buf(),
+        rank_files,
+        comm_groups: comm_path,
+        nodes_per_stage: stage_dags.iter().map(|d| d.num_nodes()).collect(),
+        conversions,
+    })
+}
+
+/// Moves every magnitude bucket with no training mass (`marginals[f][b] == 0`)
+/// to the nearest bucket with some (the lower one on a tie): the model cannot
+/// have learned sizes it never saw, and such buckets (up to 2^64) make
+/// simulated times overflow. Returns the DAG and the number of changes.
+fn clamp_to_seen(dag: &Dag, marginals: &[Vec<f64>]) -> Result<(Dag, usize)> {
+    let f = dag.num_features();
+    let mut x = dag.x().to_vec();
+    let mut changed = 0;
+    for feature in EtFeature::MAGNITUDES {
+        let col = feature.index();
+        let Some(m) = marginals.get(col) else { continue };
+        let seen: Vec<u32> = (0..m.len() as u32).filter(|&b| m[b as usize] > 0.0).collect();
+        if seen.is_empty() {
+            continue;
+        }
+        for v in 0..dag.num_nodes() {
+            let b = x[v * f + col];
+            if m.get(b as usize).is_some_and(|&p| p > 0.0) {
+                continue;
+            }
+            let nearest = *seen.iter().min_by_key(|&&s| (s.abs_diff(b), s)).expect("not empty");
+            x[v * f + col] = nearest;
+            changed += 1;
+        }
+    }
+    let out = Dag::new(dag.cardinalities().to_vec(), x, dag.src().to_vec(), dag.dst().to_vec())
+        .map_err(|source| DatasetError::Dag { origin: "generate".into(), source })?;
+    Ok((out, changed))
+}
+
+/// Generates `spec.count` workloads (module docs).
+pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
+    let start = Instant::now();
+    let flags = parse_flags(&spec.sets)?;
+    let layout = flags.layout()?;
+    if spec.ranks != layout.ranks() {
+        return Err(input(format!(
+            "--ranks {} disagrees with the flags: dp·tp·pp·sp·ep = {}·{}·{}·{}·{} = {} ranks",
+            spec.ranks,
+            flags.dp,
+            flags.tp,
+            flags.pp,
+            flags.sp,
+            flags.ep,
+            layout.ranks()
+        )));
+    }
+    if spec.count == 0 {
+        return Err(input("--count 0: nothing to generate"));
+    }
+    if spec.max_nodes == Some(0) {
+        return Err(input("max nodes 0: a stage graph cannot be empty"));
+    }
+    let ckpt = |what: String| GenerateError::Checkpoint { path: spec.model.clone(), what };
+    let model = LayerDag::load(&spec.model, spec.device).map_err(|e| ckpt(e.to_string()))?;
+    let Some(norm) = model.data.y_normalizer.clone() else {
+        return Err(ckpt(format!(
+            "not a corpus model: it conditions on {} raw value(s) without a workload normalizer",
+            model.data.y_dim
+        )));
+    };
+    if model.data.y_dim != WORKLOAD_FEATURES.len() || norm.names.len() != WORKLOAD_FEATURES.len() {
+        return Err(ckpt(format!(
+            "conditions on {} features, expected the {} workload features",
+            model.data.y_dim,
+            WORKLOAD_FEATURES.len()
+        )));
+    }
+    if model.data.cardinalities != et_cardinalities() {
+        return Err(ckpt("its node features are not the Chakra ET vocabulary".into()));
+    }
+    // One condition row per stage, from the stage's first rank.
+    let cfg = workload_config(&flags)?;
+    let rps = layout.ranks_per_stage();
+    let stages: Vec<u32> = (0..layout.pp).collect();
+    let raw: Vec<Vec<f32>> = stages.iter().map(|&s| workload_features(&cfg, s * rps)).collect::<Result<_, _>>()?;
+    let warnings = range_warnings(&norm, &raw, &stages);
+    let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
+    let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
+    let opts = SampleOptions { seed: spec.seed, max_level: None, max_nodes: spec.max_nodes, device: None };
+    let dags = sample_dags(&model, &conditions, &opts)?;
+
+    let mut workloads = Vec::with_capacity(spec.count);
+    for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
+        let mut clamped = 0;
+        let chunk: Vec<Dag> = chunk
+            .iter()
+            .map(|d| {
+                let (d, n) = clamp_to_seen(d, &model.data.node_marginals)?;
+                clamped += n;
+                Ok(d)
+            })
+            .collect::<Result<_>>()?;
+        let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout)?;
+        w.conversions.magnitudes_clamped = clamped;
+        workloads.push(w);
+    }
+    Ok(GenerateReport { flags, layout, warnings, workloads, seconds: start.elapsed().as_secs_f64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::OnceLock;
+    use std::time::Instant;
+
+    use simulator::chakra::validate::validate_trace;
+    use simulator::run::{simulate, RunRequest};
+
+    use super::*;
+    use crate::dataset::corpus::{Split, Workload};
+    use crate::model::tests::{rng_lock, temp_dir};
+    use crate::train::{train, DataSource, TrainSpec};
+
+    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/corpus");
+
+    fn sets(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// A corpus model trained one epoch on a few workloads (trained once per test binary).
+    fn tiny_model() -> &'static Path {
+        static M: OnceLock<PathBuf> = OnceLock::new();
+        M.get_or_init(|| {
+            let _rng = rng_lock();
+            tch::set_num_threads(1);
+            let out = temp_dir("generate-model");
+            let start = Instant::now();
+            let spec = TrainSpec {
+                config: crate::model::config::tests::SMALL_TOML.into(),
+                data: DataSource::Corpus(CORPUS.into()),
+                out: out.clone(),
+                seed: 3,
+                device: Device::Cpu,
+                max_epochs: Some(1),
+                resume: false,
+                max_graphs: Some(4),
+            };
+            train(&spec, &mut |_| {}).unwrap();
+            eprintln!("tiny corpus model trained in {:?}", start.elapsed());
+            out
+        })
+    }
+
+    fn spec(out: PathBuf, s: &[&str], ranks: u32, seed: u64) -> GenerateSpec {
+        GenerateSpec {
+            model: tiny_model().to_path_buf(),
+            sets: sets(s),
+            ranks,
+            out,
+            count: 1,
+            seed,
+            device: Device::Cpu,
+            max_nodes: Some(120),
+        }
+    }
+
+    fn run(s: &GenerateSpec) -> Result<GenerateReport> {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        generate(s)
+    }
+
+    #[test]
+    fn flags_parse_over_the_corpus_defaults() {
+        let f = parse_flags(&sets(&["num_stacks=48", "tp=8", "model_type=GPT", "tpsp=false"])).unwrap();
+        assert_eq!((f.num_stacks, f.tp, f.model_type, f.tpsp, f.dmodel), (48, 8, ModelType::Gpt, false, 1024));
+        let e = parse_flags(&sets(&["layers=4"])).unwrap_err().to_string();
+        assert!(e.contains("unknown generator flag") && e.contains("num_stacks") && e.contains("micro_batch"), "{e}");
+        let e = parse_flags(&sets(&["tp=0"])).unwrap_err().to_string();
+        assert!(e.contains("tp=0") && e.contains(">= 1"), "{e}");
+        assert!(parse_flags(&sets(&["tp=two"])).unwrap_err().to_string().contains("whole number"));
+        assert!(parse_flags(&sets(&["tp"])).unwrap_err().to_string().contains("KEY=VALUE"));
+        assert!(parse_flags(&sets(&["tp=2", "tp=4"])).unwrap_err().to_string().contains("twice"));
+        assert!(parse_flags(&sets(&["pp=8"])).unwrap_err().to_string().contains("num_stacks"));
+        assert!(parse_flags(&sets(&["batch=3", "micro_batch=2"])).is_err());
+        assert!(parse_flags(&sets(&["model_type=moe", "tpsp=false"])).is_err());
+        assert!(parse_flags(&sets(&["weight_sharded=maybe"])).is_err());
+        assert_eq!(layers_per_stage(5, 2), vec![3, 2]);
+        assert_eq!(layers_per_stage(10, 4), vec![3, 3, 2, 2]);
+    }
+
+    /// The comm groups built from the flags are the corpus's own `workload.json`.
+    #[test]
+    fn comm_groups_match_the_corpus_convention() {
+        let mut checked = 0;
+        // Every corpus workload (dense and MoE, every mix of degrees).
+        for dir in std::fs::read_dir(Path::new(CORPUS).join("workloads")).unwrap() {
+            let dir = dir.unwrap().path();
+            let Ok(w) = Workload::open(&dir, Split::Train) else { continue };
+            assert_eq!(comm_groups(&w.layout), w.groups, "{}", dir.display());
+            checked += 1;
+        }
+        assert!(checked > 100);
+    }
+
+    /// dp=2, tp=2, pp=2: eight valid rank files and the comm groups, and the
+    /// workload simulates to completion on an 8-NPU ring with the corpus's
+    /// reference system (roofline compute, since the traces have no durations).
+    #[test]
+    fn an_eight_rank_workload_is_valid_and_simulates() {
+        let dir = temp_dir("generate-8");
+        let prefix = dir.join("gen");
+        let t0 = Instant::now();
+        let report = run(&spec(prefix.clone(), &["dp=2", "tp=2", "pp=2"], 8, 5)).unwrap();
+        let generated = t0.elapsed();
+        assert_eq!(report.workloads.len(), 1);
+        let w = &report.workloads[0];
+        eprintln!("generated {:?} nodes per stage, {:?}, in {generated:?}", w.nodes_per_stage, w.conversions);
+        assert_eq!(w.rank_files.len(), 8);
+        for (r, f) in w.rank_files.iter().enumerate() {
+            assert_eq!(f, &dir.join(format!("gen.{r}.et")));
+            let t = simulator::chakra::read_trace(f).unwrap();
+            let findings = validate_trace(&t, f);
+            assert_eq!(findings.errors(), 0, "{findings}");
+        }
+        assert_eq!(w.comm_groups, dir.join("gen.json"));
+        let groups = CommGroups::read(&w.comm_groups).unwrap();
+        assert_eq!(groups, comm_groups(&report.layout));
+        check_consistency(w);
+        simulate_on_ring(&dir, &prefix, w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Simulates a written workload to completion on an N-NPU ring with the
+    /// corpus's reference system settings (ring collectives, roofline compute
+    /// since the traces have no durations; one split, 1600 GB/s local memory).
+    fn simulate_on_ring(dir: &Path, prefix: &Path, w: &GeneratedWorkload) {
+        let n = w.rank_files.len();
+        let network = dir.join("ring.yml");
+        std::fs::write(
+            &network,
+            format!("topology: [ Ring ]\nnpus_count: [ {n} ]\nbandwidth: [ 50.0 ]\nlatency: [ 500.0 ]\n"),
+        )
+        .unwrap();
+        let system = dir.join("system.json");
+        std::fs::write(
+            &system,
+            r#"{"scheduling-policy": "LIFO", "endpoint-delay": 10, "active-chunks-per-dimension": 1,
+ "preferred-dataset-splits": 1, "all-reduce-implementation": ["ring"], "all-gather-implementation": ["ring"],
+ "reduce-scatter-implementation": ["ring"], "all-to-all-implementation": ["ring"],
+ "collective-optimization": "localBWAware", "local-mem-bw": 1600, "boost-mode": 0,
+ "roofline-enabled": 1, "peak-perf": 700}"#,
+        )
+        .unwrap();
+        let mut req = RunRequest::new(prefix, &network, &system);
+        req.comm_group = Some(w.comm_groups.clone());
+        let t1 = Instant::now();
+        let sim = simulate(&req).unwrap();
+        eprintln!("{}: simulated in {:?}: makespan {} ns", prefix.display(), t1.elapsed(), sim.makespan_ns);
+        assert_eq!(sim.ranks.len(), n);
+        assert!(sim.ranks.iter().all(|r| r.finish_ns.is_some()), "a rank did not finish");
+        assert!(sim.makespan_ns > 0 && sim.makespan_ns < u64::MAX / 1024, "makespan {}", sim.makespan_ns);
+    }
+
+    /// Checks consistency directly on the written files: every member of a
+    /// group issues the same collectives (type, size) in the same order, and
+    /// every send has exactly one receive with the same tag and size.
+    fn check_consistency(w: &GeneratedWorkload) {
+        use simulator::chakra::attr;
+        let traces: Vec<simulator::chakra::EtTrace> =
+            w.rank_files.iter().map(|f| simulator::chakra::read_trace(f).unwrap()).collect();
+        let groups = CommGroups::read(&w.comm_groups).unwrap();
+        let mut sends = BTreeMap::new();
+        let mut recvs = BTreeMap::new();
+        let mut colls: BTreeMap<(String, u32), Vec<(i64, u64)>> = BTreeMap::new();
+        for (r, t) in traces.iter().enumerate() {
+            for n in &t.nodes {
+                let size = attr::get_u64(n, "comm_size").unwrap().unwrap_or(0);
+                match n.node_type() {
+                    Some(NodeType::CommCollNode) => {
+                        let pg = attr::get_str(n, "pg_name").unwrap().expect("every collective names its group");
+                        let ty = attr::get_i64(n, "comm_type").unwrap().unwrap();
+                        colls.entry((pg.to_string(), r as u32)).or_default().push((ty, size));
+                    }
+                    Some(NodeType::CommSendNode) => {
+                        let dst = attr::get_i32(n, "comm_dst").unwrap().unwrap();
+                        let tag = attr::get_i32(n, "comm_tag").unwrap().unwrap();
+                        assert!(sends.insert((r as i32, dst, tag), size).is_none(), "duplicate send");
+                    }
+                    Some(NodeType::CommRecvNode) => {
+                        let src = attr::get_i32(n, "comm_src").unwrap().unwrap();
+                        let tag = attr::get_i32(n, "comm_tag").unwrap().unwrap();
+                        assert!(recvs.insert((src, r as i32, tag), size).is_none(), "duplicate recv");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(sends, recvs, "every send has its receive, with the same tag and size");
+        for (name, members) in &groups.groups {
+            let seqs: Vec<&Vec<(i64, u64)>> = members.iter().filter_map(|&r| colls.get(&(name.clone(), r))).collect();
+            assert!(seqs.is_empty() || seqs.len() == members.len(), "group {name}: not every member takes part");
+            assert!(seqs.windows(2).all(|p| p[0] == p[1]), "group {name}: members issue different collectives");
+        }
+        for (pg, r) in colls.keys() {
+            assert!(groups.members(pg).is_some_and(|m| m.contains(r)), "rank {r} uses group {pg} it is not in");
+        }
+    }
+
+    /// Corpus stage graphs through the same construction: nothing is
+    /// converted (the corpus is consistent), and the result simulates.
+    #[test]
+    fn corpus_stage_graphs_build_a_consistent_workload() {
+        for id in [
+            "w043_llama_mp_L4_d1024_dp2tp2pp2sp1",
+            "w000_llama_mp_L4_d1024_dp1tp2pp2sp1",
+            "w135_moe_mp_L2_d5120_dp2tp2pp2sp1",
+        ] {
+            let w = Workload::open(&Path::new(CORPUS).join("workloads").join(id), Split::Train).unwrap();
+            let dags: Vec<Dag> = (0..w.layout.pp)
+                .map(|s| {
+                    let r = s * w.layout.ranks_per_stage();
+                    let path = w.rank_path(r);
+                    let t = simulator::chakra::read_trace(&path).unwrap();
+                    crate::dataset::tokenize::tokenize(&t, &path, &w.context(r)).unwrap()
+                })
+                .collect();
+            let dir = temp_dir("generate-corpus");
+            let prefix = dir.join("wl");
+            let out = write_workload(&prefix, &dags, &w.layout).unwrap();
+            let c = &out.conversions;
+            eprintln!("{id}: {c:?}");
+            let nmb = w.config.derived.n_microbatches as usize;
+            assert_eq!(c.p2p_pairs, 2 * nmb * (w.layout.pp as usize - 1), "{id}");
+            assert_eq!(
+                (c.p2p_unmatched, c.p2p_cyclic, c.collectives, c.other_types, c.comm_sizes_raised),
+                (0, 0, 0, 0, 0),
+                "{id}"
+            );
+            for f in &out.rank_files {
+                let t = simulator::chakra::read_trace(f).unwrap();
+                assert_eq!(validate_trace(&t, f).errors(), 0);
+            }
+            check_consistency(&out);
+            simulate_on_ring(&dir, &prefix, &out);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    fn p2p_row(ty: NodeType, rel: PeerStage, size: u32) -> Vec<u32> {
+        let mut r = vec![0u32; et_cardinalities().len()];
+        r[EtFeature::NodeType.index()] = NodeTypeToken::id(ty);
+        r[EtFeature::CommKind.index()] = CommKind::Pipeline.id();
+        r[EtFeature::PeerStage.index()] = rel.id();
+        r[EtFeature::CommSize.index()] = size;
+        r
+    }
+
+    /// Pairs that would make ranks wait on each other in a cycle (a deadlock
+    /// in simulation) are broken; partners get the sender's size; peers
+    /// outside the pipeline are dropped.
+    #[test]
+    fn pairing_breaks_wait_cycles_and_drops_impossible_peers() {
+        use NodeType::{CommRecvNode as Recv, CommSendNode as Send};
+        let layout = ParallelLayout::from_degrees(1, 1, 1, 1, 2, false).unwrap();
+        let groups = comm_groups(&layout);
+        let ctxs: Vec<RankContext> = (0..2).map(|r| RankContext::new(r, Some(layout), Some(groups.clone()))).collect();
+        // Stage 0: recv(next) -> send(next) -> send(prev); stage 1: recv(prev, size 7) -> send(prev).
+        let s0 =
+            [p2p_row(Recv, PeerStage::Next, 20), p2p_row(Send, PeerStage::Next, 20), p2p_row(Send, PeerStage::Prev, 5)];
+        let s1 = [p2p_row(Recv, PeerStage::Prev, 7), p2p_row(Send, PeerStage::Prev, 20)];
+        let card = et_cardinalities();
+        let d0 = Dag::new(card.clone(), s0.concat(), vec![0, 1], vec![1, 2]).unwrap();
+        let d1 = Dag::new(card, s1.concat(), vec![0], vec![1]).unwrap();
+        let (out, c) = make_consistent(&[d0, d1], &ctxs).unwrap();
+        // Forward pair kept (stage 1's recv takes size 20); the backward pair
+        // would close recv0 -> send0 -> recv1 -> send1 -> recv0; send(prev) on stage 0 has no peer.
+        assert_eq!((c.p2p_pairs, c.p2p_cyclic, c.p2p_unmatched), (1, 1, 1), "{c:?}");
+        let ty = |d: &Dag, v: usize| NodeTypeToken::from_id(d.features(v)[EtFeature::NodeType.index()]).unwrap();
+        assert_eq!([ty(&out[0], 0), ty(&out[0], 1), ty(&out[0], 2)], [NodeType::CompNode, Send, NodeType::CompNode]);
+        assert_eq!([ty(&out[1], 0), ty(&out[1], 1)], [Recv, NodeType::CompNode]);
+        assert_eq!(out[1].features(0)[EtFeature::CommSize.index()], 20);
+        // Collectives: over tp (2 ranks) kept; over sp (degree 1), WORLD, or a BARRIER converted.
+        let tp2 = ParallelLayout::from_degrees(1, 2, 1, 1, 1, false).unwrap();
+        let ctx = RankContext::new(0, Some(tp2), Some(comm_groups(&tp2)));
+        let coll = |kind: CommKind, c: CollectiveCommType| {
+            let mut r = p2p_row(NodeType::CommCollNode, PeerStage::None, 20);
+            r[EtFeature::CommKind.index()] = kind.id();
+            r[EtFeature::Collective.index()] = CollectiveToken::id(Some(c));
+            r
+        };
+        let rows = [
+            coll(CommKind::Tensor, CollectiveCommType::AllGather),
+            coll(CommKind::Sequence, CollectiveCommType::AllReduce),
+            coll(CommKind::World, CollectiveCommType::AllReduce),
+            coll(CommKind::Tensor, CollectiveCommType::Barrier),
+        ];
+        let d = Dag::new(et_cardinalities(), rows.concat(), vec![], vec![]).unwrap();
+        let (out, c) = make_consistent(&[d], &[ctx]).unwrap();
+        assert_eq!(c.collectives, 3, "{c:?}");
+        assert_eq!(ty(&out[0], 0), NodeType::CommCollNode);
+        // One stage: no peers at all.
+        let single = ParallelLayout::from_degrees(1, 1, 1, 1, 1, false).unwrap();
+        let ctx = RankContext::new(0, Some(single), Some(comm_groups(&single)));
+        let d = Dag::new(et_cardinalities(), p2p_row(Send, PeerStage::Next, 3), vec![], vec![]).unwrap();
+        let (_, c) = make_consistent(&[d], &[ctx]).unwrap();
+        assert_eq!((c.p2p_pairs, c.p2p_unmatched), (0, 1));
+    }
+
+    #[test]
+    fn bad_requests_are_clear_errors() {
+        let dir = temp_dir("generate-bad");
+        let p = dir.join("gen");
+        let e = run(&spec(p.clone(), &["dp=2", "tp=2", "pp=2"], 4, 0)).unwrap_err().to_string();
+        assert!(e.contains("--ranks 4") && e.contains("8 ranks"), "{e}");
+        let e = run(&spec(p.clone(), &["tp=0"], 4, 0)).unwrap_err().to_string();
+        assert!(e.contains("tp=0"), "{e}");
+        let e = run(&spec(p.clone(), &["bogus=1"], 4, 0)).unwrap_err().to_string();
+        assert!(e.contains("unknown generator flag") && e.contains("valid keys"), "{e}");
+        // A corrupt checkpoint.
+        let bad = dir.join("model");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::copy(tiny_model().join("config.json"), bad.join("config.json")).unwrap();
+        std::fs::write(bad.join("weights.safetensors"), b"not a safetensors file").unwrap();
+        let e = run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).unwrap_err();
+        assert!(matches!(e, GenerateError::Checkpoint { .. }), "{e}");
+        std::fs::write(bad.join("config.json"), b"{").unwrap();
+        assert!(run(&GenerateSpec { model: bad, ..spec(p.clone(), &[], 4, 0) }).is_err());
+        assert!(!p.with_extension("0.et").exists(), "nothing is written on error");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Out-of-range values are allowed and warned about; the same seed gives
+    /// the same bytes; `count` writes numbered workloads.
+    #[test]
+    fn same_seed_same_bytes_and_what_if_warnings() {
+        let dir = temp_dir("generate-seed");
+        let a = run(&spec(dir.join("a"), &["num_stacks=48"], 4, 9)).unwrap();
+        assert!(a.warnings.iter().any(|w| w.contains("num_stacks = 48")), "{:?}", a.warnings);
+        let b = run(&spec(dir.join("b"), &["num_stacks=48"], 4, 9)).unwrap();
+        for (x, y) in a.workloads[0].rank_files.iter().zip(&b.workloads[0].rank_files) {
+            assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{}", x.display());
+        }
+        let plain = run(&spec(dir.join("c"), &[], 4, 9)).unwrap();
+        assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+        let many = run(&GenerateSpec { count: 2, ..spec(dir.join("k"), &[], 4, 9) }).unwrap();
+        assert_eq!(many.workloads.len(), 2);
+        assert!(dir.join("k_1.3.et").exists() && dir.join("k_0.json").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
