@@ -216,7 +216,8 @@ pub enum SynthCommand {
 }
 
 #[cfg(feature = "synth")]
-const GENERATE_ABOUT: &str = "Generate a multi-rank what-if workload (one Chakra ET per rank + comm groups) from a trained model.\n\n\
+const GENERATE_ABOUT: &str =
+    "Generate a multi-rank what-if workload (one Chakra ET per rank + comm groups) from a trained model.\n\n\
     --set KEY=VALUE takes the generator flags of the corpus's config.json (model_type, num_stacks, dmodel, dff, \
     head, kvhead, seq, batch, micro_batch, dvocal, dp, tp, pp, sp, ep, experts, kexperts, weight_sharded, \
     activation_recompute, tpsp, mixed_precision, chakra_schema_version); unset keys take the corpus defaults \
@@ -262,7 +263,8 @@ pub struct GenerateArgs {
 }
 
 #[cfg(feature = "synth")]
-const TRAIN_ABOUT: &str = "Train the three LayerDAG models (layer sizes, node attributes, edges) one after the other.\n\n\
+const TRAIN_ABOUT: &str =
+    "Train the three LayerDAG models (layer sizes, node attributes, edges) one after the other.\n\n\
     Each model trains with Adam (the config's lr and amsgrad) over shuffled batches, is validated after every \
     epoch, stops early after `general.patience` epochs without improvement, and keeps its best weights. \
     --data is a corpus folder (holding SPLIT.txt: train and validation workloads) or a TPU Tile folder \
@@ -320,7 +322,8 @@ mod tests {
 
     #[test]
     fn convert_takes_npus_and_passes() {
-        let cli = Cli::try_parse_from(["strata", "et", "convert", "a.txt", "out/a", "--npus", "8", "--passes", "2"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["strata", "et", "convert", "a.txt", "out/a", "--npus", "8", "--passes", "2"]).unwrap();
         let Command::Et(EtCommand::Convert(args)) = cli.command else { panic!("not convert") };
         assert_eq!((args.npus, args.passes), (Some(8), 2));
     }
@@ -358,14 +361,35 @@ mod tests {
     #[test]
     fn sim_slots_and_corrections() {
         let cli = Cli::try_parse_from([
-            "strata", "sim", "--workload", "w", "--network", "n.yml", "--system", "s.json", "--gpu-slots", "2",
+            "strata",
+            "sim",
+            "--workload",
+            "w",
+            "--network",
+            "n.yml",
+            "--system",
+            "s.json",
+            "--gpu-slots",
+            "2",
             "--reissue-after-skip",
         ])
         .unwrap();
         let Command::Sim(args) = cli.command else { panic!("not sim") };
         assert_eq!((args.cpu_slots, args.gpu_slots, args.comm_slots), (1, 2, 1));
         assert!(args.reissue_after_skip);
-        assert!(Cli::try_parse_from(["strata", "sim", "--workload", "w", "--network", "n", "--system", "s", "--comm-slots", "0"]).is_err());
+        assert!(Cli::try_parse_from([
+            "strata",
+            "sim",
+            "--workload",
+            "w",
+            "--network",
+            "n",
+            "--system",
+            "s",
+            "--comm-slots",
+            "0"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -6,9 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use simulator::chakra::{
-    self, convert, json::JsonForm, stats::TraceStats, validate::Findings, EtTrace, TraceFormat,
-};
+use simulator::chakra::{self, convert, json::JsonForm, stats::TraceStats, validate::Findings, EtTrace, TraceFormat};
 
 use crate::cli::{ConvertArgs, EtCommand, StatsArgs, ValidateArgs};
 use crate::format;
@@ -49,10 +47,7 @@ fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     match classify(&args.input, args.npus)? {
         Source::Text => {
             let Some(npus) = args.npus else {
-                bail!(
-                    "{}: a text workload needs the number of NPUs: add --npus N",
-                    args.input.display()
-                );
+                bail!("{}: a text workload needs the number of NPUs: add --npus N", args.input.display());
             };
             let opts = convert::text::TextOptions { npus, passes: args.passes };
             let traces = convert::text::convert_text_workload(&args.input, &opts)?;

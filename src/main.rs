@@ -22,7 +22,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // A closed pipe (`strata et stats ... | head`) is not a failure.
-            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if err
+                .chain()
+                .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("strata: error: {err:#}");
@@ -50,11 +53,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => tracing::Level::INFO,
         (false, _) => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .event_format(PlainFormat)
-        .init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).event_format(PlainFormat).init();
 }
 
 /// `strata: <level>: <message>` without timestamps or targets.

@@ -206,7 +206,6 @@ fn table(report: &Report) -> String {
     s
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +238,4 @@ mod tests {
         assert!(t.contains("rank 39"), "{t}");
         assert_eq!(t.lines().filter(|l| l.trim_start().starts_with("39 ")).count(), 1, "{t}");
     }
-
 }

@@ -119,7 +119,8 @@ fn bad_json_names_the_place() {
     let dir = Dir::new();
     let p = dir.create("broken.json", "{\"format\": \"chakra-et-json\", \"version\": 1, \"nodes\": [");
     assert_rejected(&dir, &p, "invalid JSON");
-    let p = dir.create("kinds.json", r#"{"format": "chakra-et-json", "version": 1, "nodes": [{"id": 1}, {"id": "abc"}]}"#);
+    let p =
+        dir.create("kinds.json", r#"{"format": "chakra-et-json", "version": 1, "nodes": [{"id": 1}, {"id": "abc"}]}"#);
     assert_rejected(&dir, &p, "nodes[1].id: expected an unsigned integer, got \"abc\"");
     let p = dir.create(
         "attr.json",

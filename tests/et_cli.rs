@@ -119,7 +119,13 @@ fn validate_reports_file_node_and_problem_and_exits_1() {
     };
     let trace = EtTrace {
         metadata: Some(GlobalMetadata { version: "1.0.0".into(), attr: vec![] }),
-        nodes: vec![node(1, "fwd", vec![3]), node(2, "bwd", vec![1]), node(3, "opt", vec![2]), coll, node(1, "dup", vec![77])],
+        nodes: vec![
+            node(1, "fwd", vec![3]),
+            node(2, "bwd", vec![1]),
+            node(3, "opt", vec![2]),
+            coll,
+            node(1, "dup", vec![77]),
+        ],
     };
     let path = dir.path("bad.0.et");
     chakra::write_trace(&path, &trace).unwrap();

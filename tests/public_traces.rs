@@ -28,7 +28,8 @@ fn every_real_et_round_trips_byte_exactly() {
 /// The streaming reader gives the same nodes as the in-memory decoder.
 #[test]
 fn streaming_reader_matches_whole_file_decode() {
-    let path = shared("public-traces/mlcommons__chakra/tests/data/feeder_tests_trace.tar.gz.extracted/tests/data/chakra.0.et");
+    let path =
+        shared("public-traces/mlcommons__chakra/tests/data/feeder_tests_trace.tar.gz.extracted/tests/data/chakra.0.et");
     let whole = chakra::decode_et_bytes(&std::fs::read(&path).unwrap(), &path).unwrap();
     let mut reader = chakra::EtReader::open(&path).unwrap();
     assert_eq!(reader.metadata(), whole.metadata.as_ref());

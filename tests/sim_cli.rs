@@ -351,7 +351,9 @@ fn public_microbenchmarks_match_documented_astra_sim_cycles() {
             "collective-optimization": "localBWAware", "local-mem-bw": 1600, "boost-mode": 0,
             "roofline-enabled": 0, "peak-perf": 900}"#,
     );
-    for (coll, npus, cycles) in [("all_reduce", 8, 64440), ("all_gather", 16, 323560), ("reduce_scatter", 4, 22240), ("all_to_all", 8, 125480)] {
+    for (coll, npus, cycles) in
+        [("all_reduce", 8, 64440), ("all_gather", 16, 323560), ("reduce_scatter", 4, 22240), ("all_to_all", 8, 125480)]
+    {
         let network = dir.create(
             &format!("Ring_{npus}.yml"),
             format!("topology: [ Ring ]\nnpus_count: [ {npus} ]\nbandwidth: [ 50.0 ]\nlatency: [ 500.0 ]\n"),
@@ -359,7 +361,8 @@ fn public_microbenchmarks_match_documented_astra_sim_cycles() {
         let prefix = shared(&format!(
             "public-traces/astra-sim__astra-sim/examples/workload/microbenchmarks/{coll}/{npus}npus_1MB/{coll}"
         ));
-        let run = strata(args!["sim", "--workload", &prefix, "--network", &network, "--system", &system, "--astra-log"]);
+        let run =
+            strata(args!["sim", "--workload", &prefix, "--network", &network, "--system", &system, "--astra-log"]);
         let out = run.ok();
         let want: String = (0..npus)
             .map(|r| format!("sys[{r}] finished, {cycles} cycles, exposed communication {cycles} cycles.\n"))
@@ -399,7 +402,8 @@ fn reissue_after_skip_finishes_the_case_astra_sim_cannot() {
     let out = run.ok();
     assert_eq!(out.lines().count(), 4, "{out}");
     for line in out.lines() {
-        let cycles: u64 = line.split(", ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
+        let cycles: u64 =
+            line.split(", ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
         assert!(cycles > stall_ns, "{line} vs stall at {stall_ns}");
     }
 }

@@ -97,8 +97,8 @@ fn synth_generate_writes_a_workload_that_simulates() {
     let prefix = dir.path("gen/whatif");
     std::fs::create_dir_all(dir.path("gen")).unwrap();
     strata(args![
-        "-q", "synth", "generate", "--model", &model, "--set", "dp=2", "--set", "tp=1", "--set", "pp=2", "--ranks", "4",
-        "--out", &prefix, "--seed", "3"
+        "-q", "synth", "generate", "--model", &model, "--set", "dp=2", "--set", "tp=1", "--set", "pp=2", "--ranks",
+        "4", "--out", &prefix, "--seed", "3"
     ])
     .ok();
     for r in 0..4 {

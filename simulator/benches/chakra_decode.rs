@@ -19,7 +19,9 @@ fn decode(c: &mut Criterion) {
     let cases = [
         (
             "pytorch_chakra.0.et",
-            shared("public-traces/mlcommons__chakra/tests/data/feeder_tests_trace.tar.gz.extracted/tests/data/chakra.0.et"),
+            shared(
+                "public-traces/mlcommons__chakra/tests/data/feeder_tests_trace.tar.gz.extracted/tests/data/chakra.0.et",
+            ),
         ),
         (
             "resnet50_rank0.et",

@@ -51,7 +51,8 @@ fn main() {
     for name in names {
         let dir = cases_dir().join(&name);
         let case: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).expect("case.json")).expect("case json");
+            serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).expect("case.json"))
+                .expect("case json");
         if !dir.join("workload.0.et").exists() {
             println!("{name:<62} (traces not stored: only workload_sha256.txt; skipped)");
             continue;

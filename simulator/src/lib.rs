@@ -14,7 +14,6 @@
 
 pub mod chakra;
 pub mod config;
-pub mod util;
 mod diagnose;
 pub mod engine;
 pub mod error;
@@ -24,4 +23,5 @@ pub mod run;
 pub mod sim;
 pub mod system;
 pub mod trace;
+pub mod util;
 pub mod workload;

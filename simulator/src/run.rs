@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use crate::chakra;
 use crate::config::{Collective, CommGroups, MemoryConfig, MemoryType, NetworkConfig, SystemConfig};
-use crate::system::CollKind;
 use crate::error::SimError;
 use crate::report::Report;
 use crate::sim::{BackendKind, SimSpec, Simulation};
+use crate::system::CollKind;
 use crate::system::SysParams;
 use crate::workload::Workload;
 
@@ -149,7 +149,10 @@ fn load_workloads(paths: &[PathBuf]) -> Result<Vec<Workload>, SimError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
     let per = paths.len().div_ceil(threads);
     let results: Vec<Result<Vec<Workload>, SimError>> = crossbeam::thread::scope(|s| {
-        let handles: Vec<_> = paths.chunks(per.max(1)).map(|chunk| s.spawn(move |_| chunk.iter().map(|p| load_one(p)).collect())).collect();
+        let handles: Vec<_> = paths
+            .chunks(per.max(1))
+            .map(|chunk| s.spawn(move |_| chunk.iter().map(|p| load_one(p)).collect()))
+            .collect();
         handles.into_iter().map(|h| h.join().expect("trace loader thread panicked")).collect()
     })
     .expect("trace loader threads");

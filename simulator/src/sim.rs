@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-
 use crate::chakra::{CollectiveCommType, NodeType};
 use crate::config::NetworkDim;
 use crate::engine::{EventQueue, Time};
@@ -82,13 +81,25 @@ struct MemPort {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Handler {
     Nop,
-    Stream { stream: u32 },
-    NodeDone { rank: u32, node: u32 },
-    CustomDone { stream: u32, node: u32 },
+    Stream {
+        stream: u32,
+    },
+    NodeDone {
+        rank: u32,
+        node: u32,
+    },
+    CustomDone {
+        stream: u32,
+        node: u32,
+    },
     /// Rendezvous: the receiver's go-ahead reached the sender; send for real.
-    RendezvousSend { op: u32 },
+    RendezvousSend {
+        op: u32,
+    },
     /// Rendezvous: the go-ahead was delivered; post the real receive.
-    RendezvousRecv { op: u32 },
+    RendezvousRecv {
+        op: u32,
+    },
 }
 
 /// A send or receive deferred by the rendezvous protocol.
@@ -173,7 +184,8 @@ struct QueueLevel {
 
 impl QueueLevel {
     fn next_any(&mut self) -> (usize, Direction) {
-        let dir = if self.count > 1 && self.next >= self.count / 2 { Direction::Anticlockwise } else { Direction::Clockwise };
+        let dir =
+            if self.count > 1 && self.next >= self.count / 2 { Direction::Anticlockwise } else { Direction::Clockwise };
         let q = self.first_queue + self.next;
         self.next += 1;
         if self.next == self.count {
@@ -320,7 +332,8 @@ impl Simulation {
         // Every communicator group a node names must exist before anything runs.
         let explicit_zero = spec.groups.as_ref().is_some_and(|g| g.group("0").is_some());
         for w in &spec.workloads {
-            let declared: Vec<&str> = w.nodes.iter().flat_map(|n| n.process_groups.iter().map(|(pg, _)| pg.as_str())).collect();
+            let declared: Vec<&str> =
+                w.nodes.iter().flat_map(|n| n.process_groups.iter().map(|(pg, _)| pg.as_str())).collect();
             for n in &w.nodes {
                 let Some(pg) = n.comm.group.as_deref() else { continue };
                 let stoi = crate::config::comm_group::stoi;
@@ -461,7 +474,9 @@ impl Simulation {
             Event::SysTick { rank } => self.call_events(rank),
             Event::Deliver { msg } => self.deliver(msg),
             Event::Aware(a) => {
-                let Backend::Aware(aware) = &mut self.backend else { unreachable!("aware event without aware backend") };
+                let Backend::Aware(aware) = &mut self.backend else {
+                    unreachable!("aware event without aware backend")
+                };
                 let mut out = std::mem::take(&mut self.aware_out);
                 let delivered = aware.handle(a, &mut out);
                 for (delay, e) in out.drain(..) {
@@ -531,7 +546,11 @@ impl Simulation {
         match ev {
             SysEvent::Bundle { stream, processing: true, size } => {
                 if !self.params.local_mem_bw_gbps.is_some_and(|b| b > 0.0) {
-                    let file = self.params.source.as_ref().map_or("the system config".to_string(), |p| p.display().to_string());
+                    let file = self
+                        .params
+                        .source
+                        .as_ref()
+                        .map_or("the system config".to_string(), |p| p.display().to_string());
                     return self.fail(SimError::Setup(format!(
                         "{file}: key `local-mem-bw` is missing or 0, but this collective's reduction steps need it (GB/s); ASTRA-sim would divide by zero here"
                     )));
@@ -674,7 +693,14 @@ impl Simulation {
                 _ => None,
             };
             if let Some(kind) = kind {
-                t.push(crate::report::Span { rank, node: n.id, name: n.name.clone(), kind, start_ns: start, end_ns: now });
+                t.push(crate::report::Span {
+                    rank,
+                    node: n.id,
+                    name: n.name.clone(),
+                    kind,
+                    start_ns: start,
+                    end_ns: now,
+                });
             }
         }
         match n.kind {
@@ -762,12 +788,20 @@ impl Simulation {
                 let (dst, size, tag) = (n.comm.dst, n.comm.size, n.comm.tag as u64 % COLL_TAG_BASE);
                 if let Some(src) = n.comm.src {
                     if src != rank {
-                        let e = self.node_error(rank, i, format!("send node says comm_src {src} but it is in rank {rank}'s trace"));
+                        let e = self.node_error(
+                            rank,
+                            i,
+                            format!("send node says comm_src {src} but it is in rank {rank}'s trace"),
+                        );
                         return self.fail(e);
                     }
                 }
                 let Some(dst) = dst.filter(|&d| (d as u64) < self.total_nodes) else {
-                    let e = self.node_error(rank, i, format!("send node needs comm_dst, a rank below {}", self.total_nodes));
+                    let e = self.node_error(
+                        rank,
+                        i,
+                        format!("send node needs comm_dst, a rank below {}", self.total_nodes),
+                    );
                     return self.fail(e);
                 };
                 self.front_send(rank, dst, size, tag, Handler::NodeDone { rank, node: i });
@@ -776,7 +810,11 @@ impl Simulation {
                 let n = &self.wl[r].nodes[i as usize];
                 let (src, size, tag) = (n.comm.src, n.comm.size, n.comm.tag as u64 % COLL_TAG_BASE);
                 let Some(src) = src.filter(|&s| (s as u64) < self.total_nodes) else {
-                    let e = self.node_error(rank, i, format!("receive node needs comm_src, a rank below {}", self.total_nodes));
+                    let e = self.node_error(
+                        rank,
+                        i,
+                        format!("receive node needs comm_src, a rank below {}", self.total_nodes),
+                    );
                     return self.fail(e);
                 };
                 self.front_recv(rank, src, size, tag, Handler::NodeDone { rank, node: i });
@@ -807,7 +845,11 @@ impl Simulation {
     fn issue_mem(&mut self, rank: u32, i: u32) {
         use crate::config::MemoryType;
         let Some(mem) = &self.memory else {
-            let e = self.node_error(rank, i, "remote memory node, but no --memory configuration with memory expansion was given".into());
+            let e = self.node_error(
+                rank,
+                i,
+                "remote memory node, but no --memory configuration with memory expansion was given".into(),
+            );
             return self.fail(e);
         };
         let port = match mem.memory_type {
@@ -815,7 +857,10 @@ impl Simulation {
                 let e = self.node_error(
                     rank,
                     i,
-                    format!("remote memory access is not supported with NO_MEMORY_EXPANSION ({})", mem.origin().path.display()),
+                    format!(
+                        "remote memory access is not supported with NO_MEMORY_EXPANSION ({})",
+                        mem.origin().path.display()
+                    ),
                 );
                 return self.fail(e);
             }
@@ -1011,7 +1056,9 @@ impl Simulation {
             }
             Some(pg) => {
                 let (members, base) = self.resolve_group(rank, &pg).ok_or_else(|| {
-                    format!("communicator group {pg} (pg_name) is not defined; give the comm-group file with --comm-group")
+                    format!(
+                        "communicator group {pg} (pg_name) is not defined; give the comm-group file with --comm-group"
+                    )
                 })?;
                 if members.len() as u64 == self.total_nodes {
                     // ASTRA-sim runs a whole-machine group on the system topology
@@ -1037,7 +1084,11 @@ impl Simulation {
                 CollectiveImpl::HalvingDoubling | CollectiveImpl::OneHalvingDoubling | CollectiveImpl::DoubleBinaryTree
             );
             if needs_pow2 && ring.size > 1 && !ring.size.is_power_of_two() {
-                return Err(format!("{} needs a power-of-two number of NPUs per dimension, got {}", alg.astra_name(), ring.size));
+                return Err(format!(
+                    "{} needs a power-of-two number of NPUs per dimension, got {}",
+                    alg.astra_name(),
+                    ring.size
+                ));
             }
             if kind == CollKind::AllToAll
                 && matches!(alg, CollectiveImpl::HalvingDoubling | CollectiveImpl::OneHalvingDoubling)
@@ -1056,7 +1107,8 @@ impl Simulation {
             return Err(format!("{} of {size} bytes split {splits} ways gives empty chunks", kind.name()));
         }
         let streams = (size as f64 / chunk as f64).ceil() as u32;
-        let dataset = alloc(&mut self.datasets, &mut self.free_datasets, DataSet { rank, node, total: streams, finished: 0 });
+        let dataset =
+            alloc(&mut self.datasets, &mut self.free_datasets, DataSet { rank, node, total: streams, finished: 0 });
         let priority = self.next_priority(rank, explicit_priority);
         let mut count = 0;
         let mut remaining = size;
@@ -1202,12 +1254,16 @@ impl Simulation {
             None => None,
         };
         let pos = match &members {
-            Some(m) => m.iter().position(|&x| x == rank).ok_or_else(|| format!("rank {rank} is not in the collective's group"))?,
+            Some(m) => m
+                .iter()
+                .position(|&x| x == rank)
+                .ok_or_else(|| format!("rank {rank} is not in the collective's group"))?,
             None => rank as usize,
         };
-        let template = self.custom_templates[&kind].get(pos).cloned().ok_or_else(|| {
-            format!("the custom {} implementation has no ET for position {pos}", kind.name())
-        })?;
+        let template = self.custom_templates[&kind]
+            .get(pos)
+            .cloned()
+            .ok_or_else(|| format!("the custom {} implementation has no ET for position {pos}", kind.name()))?;
         let run = CustomRun { graph: template, members };
         let idx = alloc(&mut self.customs, &mut self.free_customs, run);
         let dataset = alloc(&mut self.datasets, &mut self.free_datasets, DataSet { rank, node, total: 1, finished: 0 });
@@ -1273,11 +1329,19 @@ impl Simulation {
             match kind {
                 NodeType::CommSendNode => match dst {
                     Some(d) if (d as u64) < self.total_nodes => self.front_send(rank, d, size, tag, handler),
-                    _ => return self.fail(SimError::Setup(format!("custom collective on rank {rank}: a send node has no valid comm_dst"))),
+                    _ => {
+                        return self.fail(SimError::Setup(format!(
+                            "custom collective on rank {rank}: a send node has no valid comm_dst"
+                        )))
+                    }
                 },
                 NodeType::CommRecvNode => match src {
                     Some(s) if (s as u64) < self.total_nodes => self.front_recv(rank, s, size, tag, handler),
-                    _ => return self.fail(SimError::Setup(format!("custom collective on rank {rank}: a receive node has no valid comm_src"))),
+                    _ => {
+                        return self.fail(SimError::Setup(format!(
+                            "custom collective on rank {rank}: a receive node has no valid comm_src"
+                        )))
+                    }
                 },
                 NodeType::CompNode => self.register(rank, runtime, SysEvent::CustomDone { stream: sid, node: i }),
                 _ => self.custom_done(sid, i),
@@ -1661,8 +1725,9 @@ mod tests {
             .collect();
         let a = Simulation::new(spec(declared, None)).unwrap().run().unwrap();
         let after_comp = |pg: &str| Node { data_deps: vec![0], ..ar(pg) };
-        let plain: Vec<Workload> =
-            (0..4).map(|r| workload(vec![comp.clone(), after_comp(if r < 2 { "5" } else { "6" })], &format!("r{r}.et"))).collect();
+        let plain: Vec<Workload> = (0..4)
+            .map(|r| workload(vec![comp.clone(), after_comp(if r < 2 { "5" } else { "6" })], &format!("r{r}.et")))
+            .collect();
         let mut sp = spec(plain, None);
         sp.groups = Some(
             crate::config::CommGroups::from_json_str(r#"{"5": [0, 1], "6": [2, 3]}"#, Path::new("g.json")).unwrap(),
@@ -1677,7 +1742,13 @@ mod tests {
     /// one slot they run back to back.
     #[test]
     fn gpu_slots_are_configurable() {
-        let comp = |id: u64| Node { id, name: format!("c{id}"), r#type: NodeType::CompNode as i32, duration_micros: 5, ..Default::default() };
+        let comp = |id: u64| Node {
+            id,
+            name: format!("c{id}"),
+            r#type: NodeType::CompNode as i32,
+            duration_micros: 5,
+            ..Default::default()
+        };
         let wls = || vec![workload(vec![comp(1), comp(2)], "r0.et"), workload(vec![], "r1.et")];
         let one = Simulation::new(spec(wls(), None)).unwrap().run().unwrap();
         assert_eq!(one.ranks[0].finish_ns, Some(10_000));
@@ -1692,7 +1763,14 @@ mod tests {
     #[test]
     fn reissue_after_skip_completes_what_astra_sim_leaves_stuck() {
         let meta = Node { id: 1, name: "meta".into(), r#type: NodeType::MetadataNode as i32, ..Default::default() };
-        let comp = Node { id: 2, name: "after".into(), r#type: NodeType::CompNode as i32, data_deps: vec![1], duration_micros: 3, ..Default::default() };
+        let comp = Node {
+            id: 2,
+            name: "after".into(),
+            r#type: NodeType::CompNode as i32,
+            data_deps: vec![1],
+            duration_micros: 3,
+            ..Default::default()
+        };
         let wls = || vec![workload(vec![meta.clone(), comp.clone()], "r0.et"), workload(vec![], "r1.et")];
         let err = Simulation::new(spec(wls(), None)).unwrap().run().unwrap_err().to_string();
         assert!(err.contains("node 2 (after") && err.contains("ready but never issued"), "{err}");

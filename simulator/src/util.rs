@@ -8,10 +8,7 @@ use crate::chakra::ChakraError;
 /// Writes a file so that it is never seen half-written: the content goes to a
 /// temporary file in the same folder, which is renamed over `path` only after
 /// `fill` succeeded and the data was flushed. On error nothing is left behind.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), ChakraError> {
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), ChakraError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -17,10 +17,36 @@ use super::schema::{AttrValue, Node};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 pub enum AttrKind {
-    Double, DoubleList, Float, FloatList, Int32, Int32List, Int64, Int64List, Uint32, Uint32List,
-    Uint64, Uint64List, Sint32, Sint32List, Sint64, Sint64List, Fixed32, Fixed32List, Fixed64,
-    Fixed64List, Sfixed32, Sfixed32List, Sfixed64, Sfixed64List, Bool, BoolList, String,
-    StringList, Bytes, BytesList,
+    Double,
+    DoubleList,
+    Float,
+    FloatList,
+    Int32,
+    Int32List,
+    Int64,
+    Int64List,
+    Uint32,
+    Uint32List,
+    Uint64,
+    Uint64List,
+    Sint32,
+    Sint32List,
+    Sint64,
+    Sint64List,
+    Fixed32,
+    Fixed32List,
+    Fixed64,
+    Fixed64List,
+    Sfixed32,
+    Sfixed32List,
+    Sfixed64,
+    Sfixed64List,
+    Bool,
+    BoolList,
+    String,
+    StringList,
+    Bytes,
+    BytesList,
 }
 
 impl AttrKind {
@@ -28,16 +54,35 @@ impl AttrKind {
     pub fn field_name(self) -> &'static str {
         use AttrKind::*;
         match self {
-            Double => "double_val", DoubleList => "double_list", Float => "float_val",
-            FloatList => "float_list", Int32 => "int32_val", Int32List => "int32_list",
-            Int64 => "int64_val", Int64List => "int64_list", Uint32 => "uint32_val",
-            Uint32List => "uint32_list", Uint64 => "uint64_val", Uint64List => "uint64_list",
-            Sint32 => "sint32_val", Sint32List => "sint32_list", Sint64 => "sint64_val",
-            Sint64List => "sint64_list", Fixed32 => "fixed32_val", Fixed32List => "fixed32_list",
-            Fixed64 => "fixed64_val", Fixed64List => "fixed64_list", Sfixed32 => "sfixed32_val",
-            Sfixed32List => "sfixed32_list", Sfixed64 => "sfixed64_val",
-            Sfixed64List => "sfixed64_list", Bool => "bool_val", BoolList => "bool_list",
-            String => "string_val", StringList => "string_list", Bytes => "bytes_val",
+            Double => "double_val",
+            DoubleList => "double_list",
+            Float => "float_val",
+            FloatList => "float_list",
+            Int32 => "int32_val",
+            Int32List => "int32_list",
+            Int64 => "int64_val",
+            Int64List => "int64_list",
+            Uint32 => "uint32_val",
+            Uint32List => "uint32_list",
+            Uint64 => "uint64_val",
+            Uint64List => "uint64_list",
+            Sint32 => "sint32_val",
+            Sint32List => "sint32_list",
+            Sint64 => "sint64_val",
+            Sint64List => "sint64_list",
+            Fixed32 => "fixed32_val",
+            Fixed32List => "fixed32_list",
+            Fixed64 => "fixed64_val",
+            Fixed64List => "fixed64_list",
+            Sfixed32 => "sfixed32_val",
+            Sfixed32List => "sfixed32_list",
+            Sfixed64 => "sfixed64_val",
+            Sfixed64List => "sfixed64_list",
+            Bool => "bool_val",
+            BoolList => "bool_list",
+            String => "string_val",
+            StringList => "string_list",
+            Bytes => "bytes_val",
             BytesList => "bytes_list",
         }
     }
@@ -48,21 +93,36 @@ impl AttrValue {
     pub fn kind(&self) -> AttrKind {
         use AttrValue as V;
         match self {
-            V::DoubleVal(_) => AttrKind::Double, V::DoubleList(_) => AttrKind::DoubleList,
-            V::FloatVal(_) => AttrKind::Float, V::FloatList(_) => AttrKind::FloatList,
-            V::Int32Val(_) => AttrKind::Int32, V::Int32List(_) => AttrKind::Int32List,
-            V::Int64Val(_) => AttrKind::Int64, V::Int64List(_) => AttrKind::Int64List,
-            V::Uint32Val(_) => AttrKind::Uint32, V::Uint32List(_) => AttrKind::Uint32List,
-            V::Uint64Val(_) => AttrKind::Uint64, V::Uint64List(_) => AttrKind::Uint64List,
-            V::Sint32Val(_) => AttrKind::Sint32, V::Sint32List(_) => AttrKind::Sint32List,
-            V::Sint64Val(_) => AttrKind::Sint64, V::Sint64List(_) => AttrKind::Sint64List,
-            V::Fixed32Val(_) => AttrKind::Fixed32, V::Fixed32List(_) => AttrKind::Fixed32List,
-            V::Fixed64Val(_) => AttrKind::Fixed64, V::Fixed64List(_) => AttrKind::Fixed64List,
-            V::Sfixed32Val(_) => AttrKind::Sfixed32, V::Sfixed32List(_) => AttrKind::Sfixed32List,
-            V::Sfixed64Val(_) => AttrKind::Sfixed64, V::Sfixed64List(_) => AttrKind::Sfixed64List,
-            V::BoolVal(_) => AttrKind::Bool, V::BoolList(_) => AttrKind::BoolList,
-            V::StringVal(_) => AttrKind::String, V::StringList(_) => AttrKind::StringList,
-            V::BytesVal(_) => AttrKind::Bytes, V::BytesList(_) => AttrKind::BytesList,
+            V::DoubleVal(_) => AttrKind::Double,
+            V::DoubleList(_) => AttrKind::DoubleList,
+            V::FloatVal(_) => AttrKind::Float,
+            V::FloatList(_) => AttrKind::FloatList,
+            V::Int32Val(_) => AttrKind::Int32,
+            V::Int32List(_) => AttrKind::Int32List,
+            V::Int64Val(_) => AttrKind::Int64,
+            V::Int64List(_) => AttrKind::Int64List,
+            V::Uint32Val(_) => AttrKind::Uint32,
+            V::Uint32List(_) => AttrKind::Uint32List,
+            V::Uint64Val(_) => AttrKind::Uint64,
+            V::Uint64List(_) => AttrKind::Uint64List,
+            V::Sint32Val(_) => AttrKind::Sint32,
+            V::Sint32List(_) => AttrKind::Sint32List,
+            V::Sint64Val(_) => AttrKind::Sint64,
+            V::Sint64List(_) => AttrKind::Sint64List,
+            V::Fixed32Val(_) => AttrKind::Fixed32,
+            V::Fixed32List(_) => AttrKind::Fixed32List,
+            V::Fixed64Val(_) => AttrKind::Fixed64,
+            V::Fixed64List(_) => AttrKind::Fixed64List,
+            V::Sfixed32Val(_) => AttrKind::Sfixed32,
+            V::Sfixed32List(_) => AttrKind::Sfixed32List,
+            V::Sfixed64Val(_) => AttrKind::Sfixed64,
+            V::Sfixed64List(_) => AttrKind::Sfixed64List,
+            V::BoolVal(_) => AttrKind::Bool,
+            V::BoolList(_) => AttrKind::BoolList,
+            V::StringVal(_) => AttrKind::String,
+            V::StringList(_) => AttrKind::StringList,
+            V::BytesVal(_) => AttrKind::Bytes,
+            V::BytesList(_) => AttrKind::BytesList,
         }
     }
 
@@ -169,7 +229,9 @@ fn integer(node: &Node, name: &str, expected: &'static str) -> Result<Option<i12
 pub fn get_i64(node: &Node, name: &str) -> Result<Option<i64>, AttrError> {
     const EXPECTED: &str = "an integer that fits in int64";
     integer(node, name, EXPECTED)?
-        .map(|v| i64::try_from(v).map_err(|_| AttrError::OutOfRange { name: name.into(), value: v, expected: EXPECTED }))
+        .map(|v| {
+            i64::try_from(v).map_err(|_| AttrError::OutOfRange { name: name.into(), value: v, expected: EXPECTED })
+        })
         .transpose()
 }
 
@@ -177,7 +239,9 @@ pub fn get_i64(node: &Node, name: &str) -> Result<Option<i64>, AttrError> {
 pub fn get_u64(node: &Node, name: &str) -> Result<Option<u64>, AttrError> {
     const EXPECTED: &str = "a non-negative integer";
     integer(node, name, EXPECTED)?
-        .map(|v| u64::try_from(v).map_err(|_| AttrError::OutOfRange { name: name.into(), value: v, expected: EXPECTED }))
+        .map(|v| {
+            u64::try_from(v).map_err(|_| AttrError::OutOfRange { name: name.into(), value: v, expected: EXPECTED })
+        })
         .transpose()
 }
 
@@ -185,7 +249,9 @@ pub fn get_u64(node: &Node, name: &str) -> Result<Option<u64>, AttrError> {
 pub fn get_i32(node: &Node, name: &str) -> Result<Option<i32>, AttrError> {
     const EXPECTED: &str = "an integer that fits in int32";
     integer(node, name, EXPECTED)?
-        .map(|v| i32::try_from(v).map_err(|_| AttrError::OutOfRange { name: name.into(), value: v, expected: EXPECTED }))
+        .map(|v| {
+            i32::try_from(v).map_err(|_| AttrError::OutOfRange { name: name.into(), value: v, expected: EXPECTED })
+        })
         .transpose()
 }
 
@@ -245,14 +311,21 @@ mod tests {
     use crate::chakra::schema::{AttributeProto, BoolList, StringList};
 
     fn node_with(name: &str, value: Option<AttrValue>) -> Node {
-        Node { attr: vec![AttributeProto { name: name.into(), doc_string: String::new(), value }], ..Default::default() }
+        Node {
+            attr: vec![AttributeProto { name: name.into(), doc_string: String::new(), value }],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn integer_kinds_convert_and_keep_their_value() {
         for v in [
-            AttrValue::Int32Val(7), AttrValue::Int64Val(7), AttrValue::Uint32Val(7),
-            AttrValue::Uint64Val(7), AttrValue::Sint64Val(7), AttrValue::Fixed64Val(7),
+            AttrValue::Int32Val(7),
+            AttrValue::Int64Val(7),
+            AttrValue::Uint32Val(7),
+            AttrValue::Uint64Val(7),
+            AttrValue::Sint64Val(7),
+            AttrValue::Fixed64Val(7),
             AttrValue::Sfixed32Val(7),
         ] {
             assert_eq!(get_i64(&node_with("comm_size", Some(v.clone())), "comm_size"), Ok(Some(7)), "{v:?}");

@@ -99,9 +99,8 @@ impl<R: BufRead> EtReader<R> {
                 return Ok(reader);
             }
         }
-        let node = Node::decode(reader.buf.as_slice()).map_err(|e| {
-            reader.corrupt(start, format!("neither a GlobalMetadata nor a Node message: {e}"))
-        })?;
+        let node = Node::decode(reader.buf.as_slice())
+            .map_err(|e| reader.corrupt(start, format!("neither a GlobalMetadata nor a Node message: {e}")))?;
         reader.pending = Some(node);
         Ok(reader)
     }
@@ -171,10 +170,7 @@ impl<R: BufRead> EtReader<R> {
         self.buf.clear();
         // `take` + `read_to_end` grows the buffer only as bytes arrive, so a corrupt
         // length prefix cannot make us allocate gigabytes up front.
-        let got = (&mut self.input)
-            .take(len)
-            .read_to_end(&mut self.buf)
-            .map_err(|e| self.read_error(start, e))? as u64;
+        let got = (&mut self.input).take(len).read_to_end(&mut self.buf).map_err(|e| self.read_error(start, e))? as u64;
         self.offset += got;
         if got < len {
             return Err(self.corrupt(

@@ -24,7 +24,9 @@ pub enum ChakraError {
         path: PathBuf,
     },
     /// The file holds no bytes at all.
-    #[error("{path}: the file is empty, expected a Chakra ET stream (length-prefixed GlobalMetadata and Node messages)")]
+    #[error(
+        "{path}: the file is empty, expected a Chakra ET stream (length-prefixed GlobalMetadata and Node messages)"
+    )]
     Empty {
         /// The file.
         path: PathBuf,
@@ -66,11 +68,7 @@ impl ChakraError {
         ChakraError::Io { path: path.into(), action, source }
     }
 
-    pub(crate) fn format(
-        path: impl Into<PathBuf>,
-        location: impl Into<String>,
-        what: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn format(path: impl Into<PathBuf>, location: impl Into<String>, what: impl Into<String>) -> Self {
         ChakraError::Format { path: path.into(), location: location.into(), what: what.into() }
     }
 }

@@ -63,10 +63,8 @@ pub struct RankFile {
 
 /// Parses the rank out of `<stem>.<rank>.et[.gz]` or `<stem>.<rank>.json`.
 fn rank_of(name: &str) -> Option<(String, u32)> {
-    let base = name
-        .strip_suffix(".et.gz")
-        .or_else(|| name.strip_suffix(".et"))
-        .or_else(|| name.strip_suffix(".json"))?;
+    let base =
+        name.strip_suffix(".et.gz").or_else(|| name.strip_suffix(".et")).or_else(|| name.strip_suffix(".json"))?;
     let (stem, rank) = base.rsplit_once('.')?;
     if rank.is_empty() || !rank.bytes().all(|b| b.is_ascii_digit()) {
         return None;

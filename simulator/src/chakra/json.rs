@@ -82,8 +82,20 @@ pub fn detect_form(values: &[Value]) -> Option<JsonForm> {
 }
 
 const NODE_KEYS: &[&str] = &[
-    "id", "name", "type", "ctrlDeps", "ctrl_deps", "dataDeps", "data_deps", "startTimeMicros",
-    "start_time_micros", "durationMicros", "duration_micros", "inputs", "outputs", "attr",
+    "id",
+    "name",
+    "type",
+    "ctrlDeps",
+    "ctrl_deps",
+    "dataDeps",
+    "data_deps",
+    "startTimeMicros",
+    "start_time_micros",
+    "durationMicros",
+    "duration_micros",
+    "inputs",
+    "outputs",
+    "attr",
 ];
 const METADATA_KEYS: &[&str] = &["version", "attr"];
 
@@ -343,10 +355,7 @@ fn as_object<'v>(v: &'v Value, cx: &Ctx) -> Result<&'v Map<String, Value>> {
 
 fn array_of<T>(v: &Value, cx: &Ctx, f: impl Fn(&Value, &Ctx) -> Result<T>) -> Result<Vec<T>> {
     let arr = v.as_array().ok_or_else(|| cx.err(format!("expected an array, got {}", kind(v))))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, x)| f(x, &Ctx { path: cx.path, at: format!("{}[{i}]", cx.at) }))
-        .collect()
+    arr.iter().enumerate().map(|(i, x)| f(x, &Ctx { path: cx.path, at: format!("{}[{i}]", cx.at) })).collect()
 }
 
 fn list_values<T>(v: &Value, cx: &Ctx, f: impl Fn(&Value, &Ctx) -> Result<T>) -> Result<Vec<T>> {
@@ -509,9 +518,8 @@ fn jsonizer_to_trace(values: &[Value], path: &Path) -> Result<EtTrace> {
             iter.next();
         }
     }
-    let nodes = iter
-        .map(|(i, v)| node_from_json(v, &Ctx { path, at: format!("message #{i}") }))
-        .collect::<Result<Vec<_>>>()?;
+    let nodes =
+        iter.map(|(i, v)| node_from_json(v, &Ctx { path, at: format!("message #{i}") })).collect::<Result<Vec<_>>>()?;
     Ok(EtTrace { metadata, nodes })
 }
 
@@ -537,7 +545,11 @@ fn feeder_to_trace(doc: &Value, path: &Path) -> Result<EtTrace> {
         for (key, target) in [("data_deps", 0), ("dataDeps", 0), ("ctrl_deps", 1), ("ctrlDeps", 1)] {
             if let Some(v) = get(key) {
                 let deps = array_of(v, &cx.sub(key), as_u64)?;
-                if target == 0 { node.data_deps.extend(deps) } else { node.ctrl_deps.extend(deps) }
+                if target == 0 {
+                    node.data_deps.extend(deps)
+                } else {
+                    node.ctrl_deps.extend(deps)
+                }
             }
         }
         if let Some(v) = get("runtime") {
@@ -546,11 +558,16 @@ fn feeder_to_trace(doc: &Value, path: &Path) -> Result<EtTrace> {
         for (key, val) in o {
             let c = cx.sub(key);
             let attr = match key.as_str() {
-                "Id" | "Name" | "NodeType" | "data_deps" | "dataDeps" | "ctrl_deps" | "ctrlDeps" | "runtime" => continue,
-                "is_cpu_op" => int_attr(key, AttrValue::BoolVal(match val {
-                    Value::Number(_) => as_i64(val, &c)? != 0,
-                    _ => as_bool(val, &c)?,
-                })),
+                "Id" | "Name" | "NodeType" | "data_deps" | "dataDeps" | "ctrl_deps" | "ctrlDeps" | "runtime" => {
+                    continue
+                }
+                "is_cpu_op" => int_attr(
+                    key,
+                    AttrValue::BoolVal(match val {
+                        Value::Number(_) => as_i64(val, &c)? != 0,
+                        _ => as_bool(val, &c)?,
+                    }),
+                ),
                 "num_ops" | "comm_type" | "comm_size" => int_attr(key, AttrValue::Int64Val(as_i64(val, &c)?)),
                 "tensor_size" => int_attr(key, AttrValue::Uint64Val(as_u64(val, &c)?)),
                 "comm_src" | "comm_dst" | "comm_tag" | "comm_priority" => {

@@ -162,7 +162,10 @@ pub struct AttributeProto {
     #[prost(string, tag = "2")]
     pub doc_string: String,
     /// The value; `None` when the producer set no member of the oneof.
-    #[prost(oneof = "AttrValue", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32")]
+    #[prost(
+        oneof = "AttrValue",
+        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32"
+    )]
     pub value: Option<AttrValue>,
 }
 

@@ -159,7 +159,13 @@ mod tests {
     use crate::chakra::schema::{AttrValue, AttributeProto, Node};
 
     fn comp(id: u64, dur: u64, deps: &[u64]) -> Node {
-        Node { id, r#type: NodeType::CompNode as i32, duration_micros: dur, data_deps: deps.to_vec(), ..Default::default() }
+        Node {
+            id,
+            r#type: NodeType::CompNode as i32,
+            duration_micros: dur,
+            data_deps: deps.to_vec(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -168,7 +174,11 @@ mod tests {
         let mut coll = Node { id: 4, r#type: 7, ctrl_deps: vec![2, 3], ..Default::default() };
         coll.attr = vec![
             AttributeProto { name: "comm_type".into(), doc_string: String::new(), value: Some(AttrValue::Int64Val(0)) },
-            AttributeProto { name: "comm_size".into(), doc_string: String::new(), value: Some(AttrValue::Uint64Val(64)) },
+            AttributeProto {
+                name: "comm_size".into(),
+                doc_string: String::new(),
+                value: Some(AttrValue::Uint64Val(64)),
+            },
         ];
         let t = EtTrace { metadata: None, nodes: vec![comp(1, 5, &[]), comp(2, 10, &[1]), comp(3, 30, &[1]), coll] };
         let s = trace_stats(&t);

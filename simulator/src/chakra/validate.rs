@@ -209,7 +209,11 @@ fn check_node(node: &Node) -> Vec<Issue> {
     for peer in ["comm_src", "comm_dst"] {
         if let Some(Some(v)) = attr_issue(&mut out, attr::get_i32(node, peer)) {
             if v < 0 {
-                out.push((Severity::Error, FindingKind::BadAttribute, format!("{peer} = {v}; expected a rank number >= 0")));
+                out.push((
+                    Severity::Error,
+                    FindingKind::BadAttribute,
+                    format!("{peer} = {v}; expected a rank number >= 0"),
+                ));
             }
         }
     }
@@ -314,7 +318,8 @@ mod tests {
 
     #[test]
     fn reports_one_cycle_by_ids() {
-        let n = |id: u64, d: u64| Node { id, name: format!("n{id}"), r#type: 4, data_deps: vec![d], ..Default::default() };
+        let n =
+            |id: u64, d: u64| Node { id, name: format!("n{id}"), r#type: 4, data_deps: vec![d], ..Default::default() };
         let f = validate_trace(&trace(vec![n(10, 30), n(20, 10), n(30, 20)]), Path::new("c.et"));
         let cyc = f.findings.iter().find(|x| x.kind == FindingKind::Cycle).expect("cycle found");
         assert!(cyc.message.contains("10 -> 20 -> 30 -> 10"), "{}", cyc.message);

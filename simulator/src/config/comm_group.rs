@@ -71,34 +71,16 @@ impl CommGroups {
         let mut groups: Vec<CommGroup> = Vec::with_capacity(map.len());
         for (key, value) in map {
             let Value::Array(items) = value else {
-                return Err(ConfigError::invalid(
-                    path,
-                    key,
-                    "a list of ranks",
-                    describe(value),
-                ));
+                return Err(ConfigError::invalid(path, key, "a list of ranks", describe(value)));
             };
             if items.is_empty() {
-                return Err(ConfigError::invalid(
-                    path,
-                    key,
-                    "a non-empty list of ranks",
-                    "an empty list",
-                ));
+                return Err(ConfigError::invalid(path, key, "a non-empty list of ranks", "an empty list"));
             }
             let mut ranks = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                let rank = item
-                    .as_u64()
-                    .filter(|r| *r <= i32::MAX as u64)
-                    .ok_or_else(|| {
-                        ConfigError::invalid(
-                            path,
-                            format!("{key}[{i}]"),
-                            "a rank: a whole number from 0",
-                            describe(item),
-                        )
-                    })?;
+                let rank = item.as_u64().filter(|r| *r <= i32::MAX as u64).ok_or_else(|| {
+                    ConfigError::invalid(path, format!("{key}[{i}]"), "a rank: a whole number from 0", describe(item))
+                })?;
                 ranks.push(rank as u32);
             }
             let mut sorted = ranks.clone();
@@ -128,16 +110,9 @@ impl CommGroups {
                     id.unwrap_or_default()
                 );
             }
-            groups.push(CommGroup {
-                key: key.clone(),
-                id,
-                ranks,
-            });
+            groups.push(CommGroup { key: key.clone(), id, ranks });
         }
-        Ok(CommGroups {
-            groups,
-            origin: Origin::new(path, ConfigFormat::AstraJson),
-        })
+        Ok(CommGroups { groups, origin: Origin::new(path, ConfigFormat::AstraJson) })
     }
 
     /// The ranks of the group a node's `pg_name` names: the group whose id is
@@ -184,10 +159,7 @@ impl CommGroups {
                 return Err(ConfigError::invalid(
                     &self.origin.path,
                     format!("{}[{i}]", g.key),
-                    format!(
-                        "a rank below {total}, the number of NPUs of {}",
-                        network.origin().path.display()
-                    ),
+                    format!("a rank below {total}, the number of NPUs of {}", network.origin().path.display()),
                     r.to_string(),
                 ));
             }

@@ -52,9 +52,7 @@ pub enum ConfigError {
         expected: String,
     },
     /// The file name's extension names no format this kind of config comes in.
-    #[error(
-        "{path}: cannot tell the format of this {what} from the file name; expected {expected}"
-    )]
+    #[error("{path}: cannot tell the format of this {what} from the file name; expected {expected}")]
     UnknownFormat {
         /// The file.
         path: PathBuf,
@@ -67,10 +65,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        ConfigError::Io { path: path.to_path_buf(), source }
     }
 
     pub(crate) fn invalid(
@@ -79,24 +74,11 @@ impl ConfigError {
         expected: impl Into<String>,
         got: impl Into<String>,
     ) -> Self {
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key: key.into(),
-            expected: expected.into(),
-            got: got.into(),
-        }
+        ConfigError::Invalid { path: path.to_path_buf(), key: key.into(), expected: expected.into(), got: got.into() }
     }
 
-    pub(crate) fn missing(
-        path: &Path,
-        key: impl Into<String>,
-        expected: impl Into<String>,
-    ) -> Self {
-        ConfigError::Missing {
-            path: path.to_path_buf(),
-            key: key.into(),
-            expected: expected.into(),
-        }
+    pub(crate) fn missing(path: &Path, key: impl Into<String>, expected: impl Into<String>) -> Self {
+        ConfigError::Missing { path: path.to_path_buf(), key: key.into(), expected: expected.into() }
     }
 
     pub(crate) fn syntax(
@@ -105,12 +87,7 @@ impl ConfigError {
         location: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        ConfigError::Syntax {
-            path: path.to_path_buf(),
-            format,
-            location: location.into(),
-            message: message.into(),
-        }
+        ConfigError::Syntax { path: path.to_path_buf(), format, location: location.into(), message: message.into() }
     }
 
     /// The file the error is about.

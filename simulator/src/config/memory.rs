@@ -123,13 +123,7 @@ struct MemoryToml {
     num_npus_per_node: Option<i64>,
 }
 
-const KNOWN_KEYS: [&str; 5] = [
-    "memory-type",
-    "remote-mem-latency",
-    "remote-mem-bw",
-    "num-nodes",
-    "num-npus-per-node",
-];
+const KNOWN_KEYS: [&str; 5] = ["memory-type", "remote-mem-latency", "remote-mem-bw", "num-nodes", "num-npus-per-node"];
 
 /// The largest `remote-mem-bw` whose product with 1e9 fits ASTRA-sim's `uint64_t`.
 const MAX_BW_GBPS: i64 = (u64::MAX / 1_000_000_000) as i64;
@@ -142,10 +136,7 @@ impl MemoryConfig {
             remote_mem_latency_ns: 0,
             remote_mem_bw_gbps: 0,
             per_node: None,
-            origin: Origin::new(
-                Path::new("(memory config built in code)"),
-                ConfigFormat::NativeToml,
-            ),
+            origin: Origin::new(Path::new("(memory config built in code)"), ConfigFormat::NativeToml),
         }
     }
 
@@ -173,16 +164,14 @@ impl MemoryConfig {
         keys.warn_unknown("remote memory", &KNOWN_KEYS, &[], &[]);
         let memory_type = match keys.string("memory-type")? {
             None => None,
-            Some(name) => Some(MemoryType::ALL.into_iter().find(|t| t.astra_name() == name).ok_or_else(
-                || {
-                    ConfigError::invalid(
-                        path,
-                        "memory-type",
-                        "one of NO_MEMORY_EXPANSION, PER_NPU_MEMORY_EXPANSION, PER_NODE_MEMORY_EXPANSION, MEMORY_POOL",
-                        quote(name),
-                    )
-                },
-            )?),
+            Some(name) => Some(MemoryType::ALL.into_iter().find(|t| t.astra_name() == name).ok_or_else(|| {
+                ConfigError::invalid(
+                    path,
+                    "memory-type",
+                    "one of NO_MEMORY_EXPANSION, PER_NPU_MEMORY_EXPANSION, PER_NODE_MEMORY_EXPANSION, MEMORY_POOL",
+                    quote(name),
+                )
+            })?),
         };
         let raw = RawMemory {
             memory_type,
@@ -246,9 +235,7 @@ impl MemoryConfig {
     pub fn to_toml_string(&self) -> String {
         let doc = MemoryToml {
             memory_type: Some(self.memory_type),
-            remote_mem_latency_ns: Some(
-                i64::try_from(self.remote_mem_latency_ns).unwrap_or(i64::MAX),
-            ),
+            remote_mem_latency_ns: Some(i64::try_from(self.remote_mem_latency_ns).unwrap_or(i64::MAX)),
             remote_mem_bw_gbps: Some(i64::try_from(self.remote_mem_bw_gbps).unwrap_or(i64::MAX)),
             num_nodes: self.per_node.map(|l| i64::from(l.num_nodes)),
             num_npus_per_node: self.per_node.map(|l| i64::from(l.num_npus_per_node)),
@@ -261,10 +248,7 @@ impl MemoryConfig {
         let mut obj = Map::new();
         obj.insert("memory-type".into(), json!(self.memory_type.astra_name()));
         if self.memory_type.has_remote_memory() {
-            obj.insert(
-                "remote-mem-latency".into(),
-                json!(self.remote_mem_latency_ns),
-            );
+            obj.insert("remote-mem-latency".into(), json!(self.remote_mem_latency_ns));
             obj.insert("remote-mem-bw".into(), json!(self.remote_mem_bw_gbps));
         }
         if let Some(l) = self.per_node {
@@ -314,9 +298,7 @@ fn build(origin: Origin, raw: RawMemory) -> Result<MemoryConfig> {
     }
     if memory_type.has_remote_memory() && bw == 0 {
         let k = key("remote-mem-bw", "remote_mem_bw_gbps");
-        let expected = format!(
-            "a bandwidth in GB/s of at least 1 for {memory_type} (every access divides by it)"
-        );
+        let expected = format!("a bandwidth in GB/s of at least 1 for {memory_type} (every access divides by it)");
         return Err(if raw.bw.is_none() {
             ConfigError::missing(&path, k, expected)
         } else {
@@ -326,18 +308,8 @@ fn build(origin: Origin, raw: RawMemory) -> Result<MemoryConfig> {
     let per_node = if memory_type == MemoryType::PerNodeMemoryExpansion {
         let mut values = [0u32; 2];
         for (slot, (v, astra, native, what)) in values.iter_mut().zip([
-            (
-                raw.num_nodes,
-                "num-nodes",
-                "num_nodes",
-                "the number of nodes",
-            ),
-            (
-                raw.num_npus_per_node,
-                "num-npus-per-node",
-                "num_npus_per_node",
-                "NPUs per node",
-            ),
+            (raw.num_nodes, "num-nodes", "num_nodes", "the number of nodes"),
+            (raw.num_npus_per_node, "num-npus-per-node", "num_npus_per_node", "NPUs per node"),
         ]) {
             let k = key(astra, native);
             let expected = format!("{what}, at least 1, for {memory_type}");
@@ -349,18 +321,11 @@ fn build(origin: Origin, raw: RawMemory) -> Result<MemoryConfig> {
                 Some(n) => *slot = n as u32,
             }
         }
-        Some(PerNodeLayout {
-            num_nodes: values[0],
-            num_npus_per_node: values[1],
-        })
+        Some(PerNodeLayout { num_nodes: values[0], num_npus_per_node: values[1] })
     } else {
         for (v, astra, native) in [
             (raw.num_nodes, "num-nodes", "num_nodes"),
-            (
-                raw.num_npus_per_node,
-                "num-npus-per-node",
-                "num_npus_per_node",
-            ),
+            (raw.num_npus_per_node, "num-npus-per-node", "num_npus_per_node"),
         ] {
             if v.is_some() {
                 tracing::warn!(

@@ -49,8 +49,7 @@ pub use memory::{MemoryConfig, MemoryType, PerNodeLayout};
 pub use network::{NetworkConfig, NetworkDim, Topology};
 pub use paths::resolve_config_path;
 pub use system::{
-    Collective, CollectiveImpl, CollectiveOptimization, LogGp, PerCollective, SchedulingPolicy,
-    SystemConfig,
+    Collective, CollectiveImpl, CollectiveOptimization, LogGp, PerCollective, SchedulingPolicy, SystemConfig,
 };
 
 /// The on-disk form of a config, decided by the file's extension.
@@ -91,10 +90,7 @@ pub struct Origin {
 
 impl Origin {
     pub(crate) fn new(path: &Path, format: ConfigFormat) -> Self {
-        Origin {
-            path: path.to_path_buf(),
-            format,
-        }
+        Origin { path: path.to_path_buf(), format }
     }
 
     /// The key as this file spells it: ASTRA-sim's kebab-case name, or the
@@ -159,10 +155,6 @@ pub(crate) fn format_for(
 ) -> Result<ConfigFormat> {
     match ConfigFormat::from_path(path) {
         Some(f) if allowed.contains(&f) => Ok(f),
-        _ => Err(ConfigError::UnknownFormat {
-            path: path.to_path_buf(),
-            what,
-            expected,
-        }),
+        _ => Err(ConfigError::UnknownFormat { path: path.to_path_buf(), what, expected }),
     }
 }

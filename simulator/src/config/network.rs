@@ -119,21 +119,8 @@ impl NetworkConfig {
     /// Builds a network from dimensions given in code, with the same checks as
     /// a file gets.
     pub fn new(dims: Vec<NetworkDim>) -> Result<NetworkConfig> {
-        let origin = Origin::new(
-            Path::new("(network built in code)"),
-            ConfigFormat::NativeToml,
-        );
-        let raw = dims
-            .into_iter()
-            .map(|d| {
-                (
-                    d.topology,
-                    i64::from(d.npus),
-                    d.bandwidth_gbps,
-                    d.latency_ns,
-                )
-            })
-            .collect();
+        let origin = Origin::new(Path::new("(network built in code)"), ConfigFormat::NativeToml);
+        let raw = dims.into_iter().map(|d| (d.topology, i64::from(d.npus), d.bandwidth_gbps, d.latency_ns)).collect();
         validate(origin, raw)
     }
 
@@ -158,10 +145,8 @@ impl NetworkConfig {
     pub fn from_yaml_str(text: &str, path: &Path) -> Result<NetworkConfig> {
         let origin = Origin::new(path, ConfigFormat::AstraYaml);
         let doc: Yaml = serde_yaml_ng::from_str(text).map_err(|e| {
-            let location = e
-                .location()
-                .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
-                .unwrap_or_default();
+            let location =
+                e.location().map(|l| format!("line {}, column {}: ", l.line(), l.column())).unwrap_or_default();
             ConfigError::syntax(path, "YAML", location, e.to_string())
         })?;
         let Yaml::Mapping(map) = &doc else {
@@ -185,11 +170,7 @@ impl NetworkConfig {
         }
         let list = |key: &str| -> Result<&Vec<Yaml>> {
             match map.get(key) {
-                None => Err(ConfigError::missing(
-                    path,
-                    key,
-                    "a list with one entry per network dimension",
-                )),
+                None => Err(ConfigError::missing(path, key, "a list with one entry per network dimension")),
                 Some(Yaml::Sequence(items)) => Ok(items),
                 Some(other) => Err(ConfigError::invalid(
                     path,
@@ -204,26 +185,14 @@ impl NetworkConfig {
         let bandwidths = list("bandwidth")?;
         let latencies = list("latency")?;
         if topologies.is_empty() {
-            return Err(ConfigError::invalid(
-                path,
-                "topology",
-                "at least one dimension",
-                "an empty list",
-            ));
+            return Err(ConfigError::invalid(path, "topology", "at least one dimension", "an empty list"));
         }
-        for (key, items) in [
-            ("npus_count", npus),
-            ("bandwidth", bandwidths),
-            ("latency", latencies),
-        ] {
+        for (key, items) in [("npus_count", npus), ("bandwidth", bandwidths), ("latency", latencies)] {
             if items.len() != topologies.len() {
                 return Err(ConfigError::invalid(
                     path,
                     key,
-                    format!(
-                        "a list of {} item(s), one per entry of `topology`",
-                        topologies.len()
-                    ),
+                    format!("a list of {} item(s), one per entry of `topology`", topologies.len()),
                     format!("a list of {} item(s)", items.len()),
                 ));
             }
@@ -259,18 +228,8 @@ impl NetworkConfig {
                     ))
                 }
             };
-            let bw = yaml_number(
-                path,
-                &format!("bandwidth[{i}]"),
-                &bandwidths[i],
-                "a bandwidth in GB/s",
-            )?;
-            let lat = yaml_number(
-                path,
-                &format!("latency[{i}]"),
-                &latencies[i],
-                "a latency in ns",
-            )?;
+            let bw = yaml_number(path, &format!("bandwidth[{i}]"), &bandwidths[i], "a bandwidth in GB/s")?;
+            let lat = yaml_number(path, &format!("latency[{i}]"), &latencies[i], "a latency in ns")?;
             raw.push((topology, n, bw, lat));
         }
         validate(origin, raw)
@@ -281,18 +240,9 @@ impl NetworkConfig {
         let origin = Origin::new(path, ConfigFormat::NativeToml);
         let doc: NetworkToml = parse_toml(text, path)?;
         if doc.dims.is_empty() {
-            return Err(ConfigError::invalid(
-                path,
-                "dims",
-                "at least one [[dims]] table",
-                "an empty list",
-            ));
+            return Err(ConfigError::invalid(path, "dims", "at least one [[dims]] table", "an empty list"));
         }
-        let raw = doc
-            .dims
-            .into_iter()
-            .map(|d| (d.topology, d.npus, d.bandwidth_gbps, d.latency_ns))
-            .collect();
+        let raw = doc.dims.into_iter().map(|d| (d.topology, d.npus, d.bandwidth_gbps, d.latency_ns)).collect();
         validate(origin, raw)
     }
 
@@ -331,9 +281,7 @@ impl NetworkConfig {
 
     /// ASTRA-sim's YAML form of this network, for running ASTRA-sim on it.
     pub fn to_astra_yaml(&self) -> String {
-        let join = |f: &dyn Fn(&NetworkDim) -> String| {
-            self.dims.iter().map(f).collect::<Vec<_>>().join(", ")
-        };
+        let join = |f: &dyn Fn(&NetworkDim) -> String| self.dims.iter().map(f).collect::<Vec<_>>().join(", ");
         format!(
             "topology: [ {} ]\nnpus_count: [ {} ]\nbandwidth: [ {} ]  # GB/s\nlatency: [ {} ]  # ns\n",
             join(&|d| d.topology.astra_name().to_string()),
@@ -358,19 +306,9 @@ fn yaml_number(path: &Path, key: &str, v: &Yaml, what: &str) -> Result<f64> {
     match v {
         Yaml::Number(n) => match n.as_f64() {
             Some(x) if x.is_finite() => Ok(x),
-            _ => Err(ConfigError::invalid(
-                path,
-                key,
-                format!("{what} (a finite number)"),
-                describe_yaml(v),
-            )),
+            _ => Err(ConfigError::invalid(path, key, format!("{what} (a finite number)"), describe_yaml(v))),
         },
-        other => Err(ConfigError::invalid(
-            path,
-            key,
-            format!("{what} (a number)"),
-            describe_yaml(other),
-        )),
+        other => Err(ConfigError::invalid(path, key, format!("{what} (a number)"), describe_yaml(other))),
     }
 }
 
@@ -438,24 +376,12 @@ fn validate(origin: Origin, raw: Vec<(Topology, i64, f64, f64)>) -> Result<Netwo
         if total > i64::from(i32::MAX) {
             return Err(ConfigError::invalid(
                 &path,
-                if native {
-                    "dims".to_string()
-                } else {
-                    "npus_count".to_string()
-                },
-                format!(
-                    "at most {} NPUs in all (ASTRA-sim counts them in an int)",
-                    i32::MAX
-                ),
+                if native { "dims".to_string() } else { "npus_count".to_string() },
+                format!("at most {} NPUs in all (ASTRA-sim counts them in an int)", i32::MAX),
                 "a larger product",
             ));
         }
-        dims.push(NetworkDim {
-            topology,
-            npus: npus as u32,
-            bandwidth_gbps: bw,
-            latency_ns: lat,
-        });
+        dims.push(NetworkDim { topology, npus: npus as u32, bandwidth_gbps: bw, latency_ns: lat });
     }
     Ok(NetworkConfig { dims, origin })
 }

@@ -53,11 +53,9 @@ fn exists_or_prefix(p: &Path) -> bool {
         return true;
     }
     match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok()).any(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&wanted))
-        }),
+        Ok(entries) => {
+            entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&wanted)))
+        }
         Err(_) => false,
     }
 }

@@ -15,12 +15,7 @@ use super::error::{ConfigError, Result};
 /// Parses JSON text; a syntax error names the line and column.
 pub(crate) fn parse_json(text: &str, path: &Path) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| {
-        ConfigError::syntax(
-            path,
-            "JSON",
-            format!("line {}, column {}: ", e.line(), e.column()),
-            e.to_string(),
-        )
+        ConfigError::syntax(path, "JSON", format!("line {}, column {}: ", e.line(), e.column()), e.to_string())
     })
 }
 
@@ -58,12 +53,7 @@ impl<'a> Keys<'a> {
     pub(crate) fn root(value: &'a Value, path: &'a Path) -> Result<Self> {
         match value {
             Value::Object(map) => Ok(Keys { path, map }),
-            other => Err(ConfigError::invalid(
-                path,
-                "(top level)",
-                "a JSON object of settings",
-                describe(other),
-            )),
+            other => Err(ConfigError::invalid(path, "(top level)", "a JSON object of settings", describe(other))),
         }
     }
 
@@ -79,12 +69,7 @@ impl<'a> Keys<'a> {
         };
         match v.as_f64() {
             Some(x) if v.is_number() && x.is_finite() => Ok(Some(x)),
-            _ => Err(ConfigError::invalid(
-                self.path,
-                key,
-                "a number",
-                describe(v),
-            )),
+            _ => Err(ConfigError::invalid(self.path, key, "a number", describe(v))),
         }
     }
 
@@ -103,26 +88,14 @@ impl<'a> Keys<'a> {
         let expected = || format!("a whole number from {min} to {max}");
         let n = match v {
             Value::Number(n) => n,
-            other => {
-                return Err(ConfigError::invalid(
-                    self.path,
-                    key,
-                    expected(),
-                    describe(other),
-                ))
-            }
+            other => return Err(ConfigError::invalid(self.path, key, expected(), describe(other))),
         };
         let value = if let Some(i) = n.as_i64() {
             i
         } else {
             let x = n.as_f64().unwrap_or(f64::NAN);
             if !x.is_finite() || x.trunc() < min as f64 || x.trunc() > max as f64 {
-                return Err(ConfigError::invalid(
-                    self.path,
-                    key,
-                    expected(),
-                    describe(v),
-                ));
+                return Err(ConfigError::invalid(self.path, key, expected(), describe(v)));
             }
             let t = x.trunc() as i64;
             if t as f64 != x {
@@ -134,12 +107,7 @@ impl<'a> Keys<'a> {
             t
         };
         if value < min || value > max {
-            return Err(ConfigError::invalid(
-                self.path,
-                key,
-                expected(),
-                describe(v),
-            ));
+            return Err(ConfigError::invalid(self.path, key, expected(), describe(v)));
         }
         Ok(Some(value))
     }
@@ -164,12 +132,7 @@ impl<'a> Keys<'a> {
                 }
                 Ok(Some(*b))
             }
-            other => Err(ConfigError::invalid(
-                self.path,
-                key,
-                "0 or 1 (or a boolean)",
-                describe(other),
-            )),
+            other => Err(ConfigError::invalid(self.path, key, "0 or 1 (or a boolean)", describe(other))),
         }
     }
 
@@ -180,12 +143,7 @@ impl<'a> Keys<'a> {
         };
         match v {
             Value::String(s) => Ok(Some(s)),
-            other => Err(ConfigError::invalid(
-                self.path,
-                key,
-                "a string",
-                describe(other),
-            )),
+            other => Err(ConfigError::invalid(self.path, key, "a string", describe(other))),
         }
     }
 
@@ -195,24 +153,14 @@ impl<'a> Keys<'a> {
             return Ok(None);
         };
         let Value::Array(items) = v else {
-            return Err(ConfigError::invalid(
-                self.path,
-                key,
-                "a list of strings",
-                describe(v),
-            ));
+            return Err(ConfigError::invalid(self.path, key, "a list of strings", describe(v)));
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match item {
                 Value::String(s) => out.push(s.as_str()),
                 other => {
-                    return Err(ConfigError::invalid(
-                        self.path,
-                        format!("{key}[{i}]"),
-                        "a string",
-                        describe(other),
-                    ))
+                    return Err(ConfigError::invalid(self.path, format!("{key}[{i}]"), "a string", describe(other)))
                 }
             }
         }
@@ -224,13 +172,7 @@ impl<'a> Keys<'a> {
     /// read them, the one Strata follows does not. Keys starting with `_`
     /// (`"_comment"`) are comments: JSON has no other kind, and ASTRA-sim
     /// ignores them like any unknown key.
-    pub(crate) fn warn_unknown(
-        &self,
-        what: &str,
-        known: &[&str],
-        silent: &[&str],
-        legacy: &[&str],
-    ) {
+    pub(crate) fn warn_unknown(&self, what: &str, known: &[&str], silent: &[&str], legacy: &[&str]) {
         for key in self.map.keys() {
             let k = key.as_str();
             if known.contains(&k) || silent.contains(&k) || k.starts_with('_') {

@@ -110,12 +110,8 @@ pub enum Collective {
 
 impl Collective {
     /// All four, in ASTRA-sim's usual key order.
-    pub const ALL: [Collective; 4] = [
-        Collective::AllReduce,
-        Collective::AllGather,
-        Collective::ReduceScatter,
-        Collective::AllToAll,
-    ];
+    pub const ALL: [Collective; 4] =
+        [Collective::AllReduce, Collective::AllGather, Collective::ReduceScatter, Collective::AllToAll];
 
     fn stem(self) -> &'static str {
         match self {
@@ -208,8 +204,7 @@ pub enum CollectiveImpl {
     DoubleBinaryTree,
 }
 
-const ASTRA_IMPL_NAMES: &str =
-    "ring, oneRing, direct, direct<N> (window N, e.g. direct4), oneDirect, \
+const ASTRA_IMPL_NAMES: &str = "ring, oneRing, direct, direct<N> (window N, e.g. direct4), oneDirect, \
 oneDirect<N>, halvingDoubling, oneHalvingDoubling, doubleBinaryTree";
 const NATIVE_IMPL_NAMES: &str = "ring, one-ring, direct, direct-<N> (window N, e.g. direct-4), \
 one-direct, one-direct-<N>, halving-doubling, one-halving-doubling, double-binary-tree";
@@ -223,9 +218,7 @@ impl CollectiveImpl {
     /// never finish the collective in ASTRA-sim, so it is an error.
     ///
     /// On failure the `Err` says what was expected.
-    pub fn from_astra_name(
-        name: &str,
-    ) -> std::result::Result<(CollectiveImpl, Option<String>), String> {
+    pub fn from_astra_name(name: &str) -> std::result::Result<(CollectiveImpl, Option<String>), String> {
         match name {
             "ring" => Ok((CollectiveImpl::Ring, None)),
             "oneRing" => Ok((CollectiveImpl::OneRing, None)),
@@ -253,9 +246,7 @@ impl CollectiveImpl {
             }
             match rest.strip_prefix('-').map(str::parse::<u32>) {
                 Some(Ok(w)) if w >= 1 && w <= i32::MAX as u32 => Ok(Some(w)),
-                _ => Err(format!(
-                    "one of {NATIVE_IMPL_NAMES}, with a window of at least 1"
-                )),
+                _ => Err(format!("one of {NATIVE_IMPL_NAMES}, with a window of at least 1")),
             }
         };
         match name {
@@ -264,12 +255,12 @@ impl CollectiveImpl {
             "halving-doubling" => Ok(CollectiveImpl::HalvingDoubling),
             "one-halving-doubling" => Ok(CollectiveImpl::OneHalvingDoubling),
             "double-binary-tree" => Ok(CollectiveImpl::DoubleBinaryTree),
-            _ if name.starts_with("direct") => Ok(CollectiveImpl::Direct {
-                window: windowed(&name["direct".len()..])?,
-            }),
-            _ if name.starts_with("one-direct") => Ok(CollectiveImpl::OneDirect {
-                window: windowed(&name["one-direct".len()..])?,
-            }),
+            _ if name.starts_with("direct") => {
+                Ok(CollectiveImpl::Direct { window: windowed(&name["direct".len()..])? })
+            }
+            _ if name.starts_with("one-direct") => {
+                Ok(CollectiveImpl::OneDirect { window: windowed(&name["one-direct".len()..])? })
+            }
             _ => Err(format!("one of {NATIVE_IMPL_NAMES}")),
         }
     }
@@ -306,12 +297,7 @@ impl CollectiveImpl {
 
     /// True for the `one*` variants, which span every dimension at once.
     pub fn spans_all_dims(self) -> bool {
-        matches!(
-            self,
-            CollectiveImpl::OneRing
-                | CollectiveImpl::OneDirect { .. }
-                | CollectiveImpl::OneHalvingDoubling
-        )
+        matches!(self, CollectiveImpl::OneRing | CollectiveImpl::OneDirect { .. } | CollectiveImpl::OneHalvingDoubling)
     }
 }
 
@@ -330,27 +316,19 @@ impl Serialize for CollectiveImpl {
 impl<'de> Deserialize<'de> for CollectiveImpl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        CollectiveImpl::from_native_name(&name).map_err(|expected| {
-            serde::de::Error::custom(format!("expected {expected}, got {}", quote(&name)))
-        })
+        CollectiveImpl::from_native_name(&name)
+            .map_err(|expected| serde::de::Error::custom(format!("expected {expected}, got {}", quote(&name))))
     }
 }
 
 /// The window of `direct<N>`: C++ `stoi(name.substr(prefix, 5))`.
-fn stoi_window(
-    name: &str,
-    prefix: usize,
-) -> std::result::Result<(Option<u32>, Option<String>), String> {
+fn stoi_window(name: &str, prefix: usize) -> std::result::Result<(Option<u32>, Option<String>), String> {
     let bytes = name.as_bytes();
     if bytes.len() == prefix {
         return Ok((None, None));
     }
-    let expected = || {
-        format!(
-            "{} followed by a window of at least 1 (or nothing for an unlimited window)",
-            &name[..prefix]
-        )
-    };
+    let expected =
+        || format!("{} followed by a window of at least 1 (or nothing for an unlimited window)", &name[..prefix]);
     let field = &bytes[prefix..bytes.len().min(prefix + 5)];
     let mut i = 0;
     while i < field.len() && matches!(field[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
@@ -386,10 +364,7 @@ fn stoi_window(
             String::from_utf8_lossy(field)
         ))
     } else if value == -1 {
-        Some(format!(
-            "{} means an unlimited window (ASTRA-sim's -1)",
-            quote(name)
-        ))
+        Some(format!("{} means an unlimited window (ASTRA-sim's -1)", quote(name)))
     } else {
         None
     };
@@ -603,12 +578,8 @@ const KNOWN_KEYS: [&str; 27] = [
 /// In every ASTRA-sim example, read by nothing.
 const SILENT_KEYS: [&str; 1] = ["boost-mode"];
 /// Read by older ASTRA-sim versions only.
-const LEGACY_KEYS: [&str; 4] = [
-    "packet-routing",
-    "injection-policy",
-    "intra-dimension-scheduling",
-    "inter-dimension-scheduling",
-];
+const LEGACY_KEYS: [&str; 4] =
+    ["packet-routing", "injection-policy", "intra-dimension-scheduling", "inter-dimension-scheduling"];
 
 /// Settings as read, before the checks shared by both forms.
 #[derive(Default)]
@@ -662,10 +633,7 @@ impl SystemConfig {
             },
             custom_implementations: PerCollective::default(),
             per_node_custom_implementation: None,
-            origin: Origin::new(
-                Path::new("(system config built in code)"),
-                ConfigFormat::NativeToml,
-            ),
+            origin: Origin::new(Path::new("(system config built in code)"), ConfigFormat::NativeToml),
         }
     }
 
@@ -724,12 +692,7 @@ impl SystemConfig {
             collective_optimization,
             local_reduction_delay: keys.int("local-reduction-delay")?,
             active_chunks: keys.int("active-chunks-per-dimension")?,
-            loggp: [
-                keys.number("L")?,
-                keys.number("o")?,
-                keys.number("g")?,
-                keys.number("G")?,
-            ],
+            loggp: [keys.number("L")?, keys.number("o")?, keys.number("g")?, keys.number("G")?],
             endpoint_delay: keys.int("endpoint-delay")?,
             model_shared_bus: match keys.get("model-shared-bus") {
                 None => false,
@@ -752,10 +715,8 @@ impl SystemConfig {
             if let Some(names) = keys.string_list(&key)? {
                 let mut list = Vec::with_capacity(names.len());
                 for (i, name) in names.iter().enumerate() {
-                    let (imp, warning) =
-                        CollectiveImpl::from_astra_name(name).map_err(|expected| {
-                            ConfigError::invalid(path, format!("{key}[{i}]"), expected, quote(name))
-                        })?;
+                    let (imp, warning) = CollectiveImpl::from_astra_name(name)
+                        .map_err(|expected| ConfigError::invalid(path, format!("{key}[{i}]"), expected, quote(name)))?;
                     if let Some(w) = warning {
                         tracing::warn!("{}: key `{key}[{i}]`: {w}", path.display());
                     }
@@ -776,9 +737,7 @@ impl SystemConfig {
                 *raw.custom.get_mut(c) = Some(prefixes[0].to_string());
             }
         }
-        raw.per_node = keys
-            .string("per-node-custom-implementation")?
-            .map(str::to_string);
+        raw.per_node = keys.string("per-node-custom-implementation")?.map(str::to_string);
         build(Origin::new(path, ConfigFormat::AstraJson), raw)
     }
 
@@ -912,10 +871,7 @@ impl SystemConfig {
     /// The custom ET prefix for `c`, resolved with [`resolve_config_path`]
     /// against this config's file.
     pub fn custom_et_prefix(&self, c: Collective) -> Option<PathBuf> {
-        self.custom_implementations
-            .get(c)
-            .as_deref()
-            .map(|raw| resolve_config_path(raw, &self.origin.path))
+        self.custom_implementations.get(c).as_deref().map(|raw| resolve_config_path(raw, &self.origin.path))
     }
 
     /// Reads the `per-node-custom-implementation` YAML (a mapping from Chakra
@@ -928,10 +884,8 @@ impl SystemConfig {
         let file = resolve_config_path(raw, &self.origin.path);
         let text = read_text(&file)?;
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-            let location = e
-                .location()
-                .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
-                .unwrap_or_default();
+            let location =
+                e.location().map(|l| format!("line {}, column {}: ", l.line(), l.column())).unwrap_or_default();
             ConfigError::syntax(&file, "YAML", location, e.to_string())
         })?;
         let serde_yaml_ng::Value::Mapping(map) = doc else {
@@ -945,9 +899,7 @@ impl SystemConfig {
         let mut out = BTreeMap::new();
         for (k, v) in &map {
             let id = match k {
-                serde_yaml_ng::Value::Number(n) if n.as_i64().is_some() => {
-                    n.as_i64().unwrap_or_default()
-                }
+                serde_yaml_ng::Value::Number(n) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
                 serde_yaml_ng::Value::String(s) if s.trim().parse::<i64>().is_ok() => {
                     s.trim().parse::<i64>().unwrap_or_default()
                 }
@@ -984,18 +936,12 @@ impl SystemConfig {
         let dims = network.dims.len();
         for c in Collective::ALL {
             let list = self.implementations.get(c);
-            let key = self.origin.key(
-                &c.implementation_key(),
-                &format!("implementations.{}", c.native()),
-            );
+            let key = self.origin.key(&c.implementation_key(), &format!("implementations.{}", c.native()));
             if !list.is_empty() && list.len() < dims {
                 return Err(ConfigError::invalid(
                     &self.origin.path,
                     key,
-                    format!(
-                        "one algorithm per network dimension ({dims} for {})",
-                        network.origin().path.display()
-                    ),
+                    format!("one algorithm per network dimension ({dims} for {})", network.origin().path.display()),
                     format!("{} algorithm(s)", list.len()),
                 ));
             }
@@ -1053,35 +999,17 @@ impl SystemConfig {
         let mut put = |k: &str, v: Value| {
             obj.insert(k.to_string(), v);
         };
-        put(
-            "scheduling-policy",
-            json!(self.scheduling_policy.astra_name()),
-        );
-        put(
-            "collective-optimization",
-            json!(self.collective_optimization.astra_name()),
-        );
-        put(
-            "active-chunks-per-dimension",
-            json!(self.active_chunks_per_dimension),
-        );
-        put(
-            "preferred-dataset-splits",
-            json!(self.preferred_dataset_splits),
-        );
-        put(
-            "local-reduction-delay",
-            json!(self.local_reduction_delay_ns),
-        );
+        put("scheduling-policy", json!(self.scheduling_policy.astra_name()));
+        put("collective-optimization", json!(self.collective_optimization.astra_name()));
+        put("active-chunks-per-dimension", json!(self.active_chunks_per_dimension));
+        put("preferred-dataset-splits", json!(self.preferred_dataset_splits));
+        put("local-reduction-delay", json!(self.local_reduction_delay_ns));
         put("model-shared-bus", json!(i32::from(self.model_shared_bus)));
         put("roofline-enabled", json!(i32::from(self.roofline_enabled)));
         put("trace-enabled", json!(i32::from(self.trace_enabled)));
         put("replay-only", json!(i32::from(self.replay_only)));
         put("track-local-mem", json!(i32::from(self.track_local_mem)));
-        put(
-            "local-mem-trace-filename",
-            json!(self.local_mem_trace_filename),
-        );
+        put("local-mem-trace-filename", json!(self.local_mem_trace_filename));
         if let Some(d) = self.endpoint_delay_ns {
             obj.insert("endpoint-delay".into(), json!(d));
         }
@@ -1093,12 +1021,7 @@ impl SystemConfig {
         }
         if self.loggp != LogGp::default() {
             let l = self.loggp;
-            for (k, v) in [
-                ("L", l.latency_ns),
-                ("o", l.overhead_ns),
-                ("g", l.gap_ns),
-                ("G", l.gap_per_byte_ns),
-            ] {
+            for (k, v) in [("L", l.latency_ns), ("o", l.overhead_ns), ("g", l.gap_ns), ("G", l.gap_per_byte_ns)] {
                 obj.insert(k.into(), json!(v));
             }
         }
@@ -1143,12 +1066,7 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
 
     let at_least = |v: i64, min: i64, k: String, what: &str| -> Result<u32> {
         if v < min || v > i64::from(i32::MAX) {
-            Err(ConfigError::invalid(
-                &path,
-                k,
-                format!("{what}: a whole number of at least {min}"),
-                v.to_string(),
-            ))
+            Err(ConfigError::invalid(&path, k, format!("{what}: a whole number of at least {min}"), v.to_string()))
         } else {
             Ok(v as u32)
         }
@@ -1172,12 +1090,7 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
     };
     let endpoint_delay_ns = match raw.endpoint_delay {
         None => None,
-        Some(d) => Some(at_least(
-            d,
-            0,
-            key("endpoint-delay", "endpoint_delay_ns"),
-            "a delay in ns",
-        )?),
+        Some(d) => Some(at_least(d, 0, key("endpoint-delay", "endpoint_delay_ns"), "a delay in ns")?),
     };
     let local_reduction_delay_ns = at_least(
         raw.local_reduction_delay.unwrap_or(1),
@@ -1187,21 +1100,12 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
     )?;
 
     let mut loggp_values = [0f32; 4];
-    let loggp_keys = [
-        ("L", "loggp.latency_ns"),
-        ("o", "loggp.overhead_ns"),
-        ("g", "loggp.gap_ns"),
-        ("G", "loggp.gap_per_byte_ns"),
-    ];
+    let loggp_keys =
+        [("L", "loggp.latency_ns"), ("o", "loggp.overhead_ns"), ("g", "loggp.gap_ns"), ("G", "loggp.gap_per_byte_ns")];
     for ((slot, v), (astra, native)) in loggp_values.iter_mut().zip(raw.loggp).zip(loggp_keys) {
         let v = v.unwrap_or(0.0);
         if !(v.is_finite() && v >= 0.0 && v <= f64::from(f32::MAX)) {
-            return Err(ConfigError::invalid(
-                &path,
-                key(astra, native),
-                "a time in ns of at least 0",
-                v.to_string(),
-            ));
+            return Err(ConfigError::invalid(&path, key(astra, native), "a time in ns of at least 0", v.to_string()));
         }
         *slot = v as f32;
     }
@@ -1214,33 +1118,21 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
 
     let non_negative = |v: Option<f64>, k: String, what: &str| -> Result<Option<f64>> {
         match v {
-            Some(x) if !(x.is_finite() && x >= 0.0) => Err(ConfigError::invalid(
-                &path,
-                k,
-                format!("{what} of at least 0"),
-                x.to_string(),
-            )),
+            Some(x) if !(x.is_finite() && x >= 0.0) => {
+                Err(ConfigError::invalid(&path, k, format!("{what} of at least 0"), x.to_string()))
+            }
             other => Ok(other),
         }
     };
-    let peak_perf_tflops = non_negative(
-        raw.peak_perf,
-        key("peak-perf", "peak_perf_tflops"),
-        "a compute rate in TFLOPS",
-    )?;
-    let local_mem_bw_gbps = non_negative(
-        raw.local_mem_bw,
-        key("local-mem-bw", "local_mem_bw_gbps"),
-        "a bandwidth in GB/s",
-    )?;
+    let peak_perf_tflops =
+        non_negative(raw.peak_perf, key("peak-perf", "peak_perf_tflops"), "a compute rate in TFLOPS")?;
+    let local_mem_bw_gbps =
+        non_negative(raw.local_mem_bw, key("local-mem-bw", "local_mem_bw_gbps"), "a bandwidth in GB/s")?;
 
     let mut implementations: PerCollective<Vec<CollectiveImpl>> = PerCollective::default();
     let mut custom_implementations: PerCollective<Option<String>> = PerCollective::default();
     for c in Collective::ALL {
-        let k = key(
-            &c.implementation_key(),
-            &format!("implementations.{}", c.native()),
-        );
+        let k = key(&c.implementation_key(), &format!("implementations.{}", c.native()));
         if let Some(list) = raw.implementations.get(c) {
             if list.is_empty() {
                 return Err(ConfigError::invalid(
@@ -1266,18 +1158,10 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
             }
             *implementations.get_mut(c) = list.clone();
         }
-        let ck = key(
-            &c.custom_key(),
-            &format!("custom_implementations.{}", c.native()),
-        );
+        let ck = key(&c.custom_key(), &format!("custom_implementations.{}", c.native()));
         if let Some(prefix) = raw.custom.get(c) {
             if prefix.trim().is_empty() {
-                return Err(ConfigError::invalid(
-                    &path,
-                    ck,
-                    "a Chakra ET prefix",
-                    "an empty string",
-                ));
+                return Err(ConfigError::invalid(&path, ck, "a Chakra ET prefix", "an empty string"));
             }
             *custom_implementations.get_mut(c) = Some(prefix.clone());
         }
@@ -1286,10 +1170,7 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
         if p.trim().is_empty() {
             return Err(ConfigError::invalid(
                 &path,
-                key(
-                    "per-node-custom-implementation",
-                    "custom_implementations.per_node",
-                ),
+                key("per-node-custom-implementation", "custom_implementations.per_node"),
                 "the path of a YAML file mapping node ids to ET prefixes",
                 "an empty string",
             ));
@@ -1299,27 +1180,15 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
     // The roofline divides by both rates: min(local_mem_bw × OI, peak_perf).
     if raw.roofline && !raw.replay_only {
         for (value, astra, native, what) in [
-            (
-                peak_perf_tflops,
-                "peak-perf",
-                "peak_perf_tflops",
-                "the peak compute rate in TFLOPS",
-            ),
-            (
-                local_mem_bw_gbps,
-                "local-mem-bw",
-                "local_mem_bw_gbps",
-                "the local memory bandwidth in GB/s",
-            ),
+            (peak_perf_tflops, "peak-perf", "peak_perf_tflops", "the peak compute rate in TFLOPS"),
+            (local_mem_bw_gbps, "local-mem-bw", "local_mem_bw_gbps", "the local memory bandwidth in GB/s"),
         ] {
             let k = key(astra, native);
             let expected =
                 format!("{what}, greater than 0: the roofline model is on and ASTRA-sim would divide by zero");
             match value {
                 None => return Err(ConfigError::missing(&path, k, expected)),
-                Some(x) if x <= 0.0 => {
-                    return Err(ConfigError::invalid(&path, k, expected, x.to_string()))
-                }
+                Some(x) if x <= 0.0 => return Err(ConfigError::invalid(&path, k, expected, x.to_string())),
                 Some(_) => {}
             }
         }
@@ -1340,9 +1209,7 @@ fn build(origin: Origin, raw: Raw) -> Result<SystemConfig> {
         trace_enabled: raw.trace,
         replay_only: raw.replay_only,
         track_local_mem: raw.track_local_mem,
-        local_mem_trace_filename: raw
-            .trace_filename
-            .unwrap_or_else(|| "local_mem_trace".to_string()),
+        local_mem_trace_filename: raw.trace_filename.unwrap_or_else(|| "local_mem_trace".to_string()),
         implementations,
         custom_implementations,
         per_node_custom_implementation: raw.per_node,

@@ -10,10 +10,7 @@ use serde_json::Value;
 use super::comm_group::stoi;
 use super::*;
 
-const CASES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/oracle/cases"
-);
+const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/oracle/cases");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// Every case folder of the oracle suite, sorted.
@@ -29,11 +26,7 @@ fn case_dirs() -> Vec<PathBuf> {
 
 /// The files called `name` in the case folders.
 fn case_files(name: &str) -> Vec<PathBuf> {
-    case_dirs()
-        .into_iter()
-        .map(|d| d.join(name))
-        .filter(|p| p.is_file())
-        .collect()
+    case_dirs().into_iter().map(|d| d.join(name)).filter(|p| p.is_file()).collect()
 }
 
 /// The items of `key: [ a, b ]` in the YAML text, split at commas.
@@ -59,14 +52,8 @@ fn err_text<T: std::fmt::Debug>(r: Result<T>) -> String {
 
 /// Asserts that `msg` names the file and the key.
 fn assert_names(msg: &str, file: &str, key: &str) {
-    assert!(
-        msg.contains(file),
-        "message does not name the file {file}: {msg}"
-    );
-    assert!(
-        msg.contains(key),
-        "message does not name the key {key}: {msg}"
-    );
+    assert!(msg.contains(file), "message does not name the file {file}: {msg}");
+    assert!(msg.contains(key), "message does not name the key {key}: {msg}");
 }
 
 // ---------------------------------------------------------------- oracle files
@@ -74,10 +61,7 @@ fn assert_names(msg: &str, file: &str, key: &str) {
 #[test]
 fn oracle_suite_is_there() {
     let n = case_dirs().len();
-    assert!(
-        n >= 79,
-        "expected the 79 oracle cases, found {n} under {CASES}"
-    );
+    assert!(n >= 79, "expected the 79 oracle cases, found {n} under {CASES}");
     assert_eq!(case_files("network.yml").len(), n);
     assert_eq!(case_files("system.json").len(), n);
     assert_eq!(case_files("memory.json").len(), n);
@@ -97,32 +81,15 @@ fn oracle_network_configs_parse_to_their_text() {
         let mut total = 1u32;
         for (i, d) in net.dims.iter().enumerate() {
             assert_eq!(d.topology.astra_name(), topo[i], "{}", path.display());
-            assert_eq!(
-                d.npus,
-                npus[i].parse::<u32>().unwrap(),
-                "{}",
-                path.display()
-            );
-            assert_eq!(
-                d.bandwidth_gbps,
-                bw[i].parse::<f64>().unwrap(),
-                "{}",
-                path.display()
-            );
-            assert_eq!(
-                d.latency_ns,
-                lat[i].parse::<f64>().unwrap(),
-                "{}",
-                path.display()
-            );
+            assert_eq!(d.npus, npus[i].parse::<u32>().unwrap(), "{}", path.display());
+            assert_eq!(d.bandwidth_gbps, bw[i].parse::<f64>().unwrap(), "{}", path.display());
+            assert_eq!(d.latency_ns, lat[i].parse::<f64>().unwrap(), "{}", path.display());
             total *= d.npus;
         }
         assert_eq!(net.total_npus(), total);
         // The case's own record of its size agrees.
-        let case: Value = serde_json::from_str(
-            &std::fs::read_to_string(path.with_file_name("case.json")).unwrap(),
-        )
-        .unwrap();
+        let case: Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_file_name("case.json")).unwrap()).unwrap();
         if let Some(n) = case.get("npus").and_then(Value::as_u64) {
             assert_eq!(u64::from(net.total_npus()), n, "{}", path.display());
         }
@@ -131,22 +98,14 @@ fn oracle_network_configs_parse_to_their_text() {
 
 #[test]
 fn oracle_network_spot_checks() {
-    let net = NetworkConfig::load(
-        Path::new(CASES).join("A_all_reduce_Switch8_1M_hgx_h100_validated_a/network.yml"),
-    )
-    .unwrap();
+    let net =
+        NetworkConfig::load(Path::new(CASES).join("A_all_reduce_Switch8_1M_hgx_h100_validated_a/network.yml")).unwrap();
     assert_eq!(
         net.dims,
-        vec![NetworkDim {
-            topology: Topology::Switch,
-            npus: 8,
-            bandwidth_gbps: 400.0,
-            latency_ns: 936.25
-        }]
+        vec![NetworkDim { topology: Topology::Switch, npus: 8, bandwidth_gbps: 400.0, latency_ns: 936.25 }]
     );
     let net = NetworkConfig::load(
-        Path::new(CASES)
-            .join("E_ladder_stg_gpt_L2_tp8_pp2_dp16_256r_Switch8xRing16xSwitch2/network.yml"),
+        Path::new(CASES).join("E_ladder_stg_gpt_L2_tp8_pp2_dp16_256r_Switch8xRing16xSwitch2/network.yml"),
     )
     .unwrap();
     assert_eq!(net.npus_per_dim(), vec![8, 16, 2]);
@@ -165,23 +124,17 @@ fn oracle_system_configs_parse_to_their_text() {
         let at = |k: &str| raw.get(k);
         assert_eq!(
             sys.scheduling_policy.astra_name(),
-            at("scheduling-policy")
-                .and_then(Value::as_str)
-                .unwrap_or("LIFO"),
+            at("scheduling-policy").and_then(Value::as_str).unwrap_or("LIFO"),
             "{}",
             path.display()
         );
         assert_eq!(
             u64::from(sys.preferred_dataset_splits),
-            at("preferred-dataset-splits")
-                .and_then(Value::as_u64)
-                .unwrap()
+            at("preferred-dataset-splits").and_then(Value::as_u64).unwrap()
         );
         assert_eq!(
             u64::from(sys.active_chunks_per_dimension),
-            at("active-chunks-per-dimension")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
+            at("active-chunks-per-dimension").and_then(Value::as_u64).unwrap_or(1)
         );
         assert_eq!(
             sys.endpoint_delay_ns.map(u64::from),
@@ -189,18 +142,9 @@ fn oracle_system_configs_parse_to_their_text() {
             "{}",
             path.display()
         );
-        assert_eq!(
-            sys.local_mem_bw_gbps,
-            at("local-mem-bw").and_then(Value::as_f64)
-        );
-        assert_eq!(
-            sys.peak_perf_tflops,
-            at("peak-perf").and_then(Value::as_f64)
-        );
-        assert_eq!(
-            sys.roofline_enabled,
-            at("roofline-enabled").and_then(Value::as_i64).unwrap_or(0) != 0
-        );
+        assert_eq!(sys.local_mem_bw_gbps, at("local-mem-bw").and_then(Value::as_f64));
+        assert_eq!(sys.peak_perf_tflops, at("peak-perf").and_then(Value::as_f64));
+        assert_eq!(sys.roofline_enabled, at("roofline-enabled").and_then(Value::as_i64).unwrap_or(0) != 0);
         if let Some(opt) = at("collective-optimization").and_then(Value::as_str) {
             assert_eq!(sys.collective_optimization.astra_name(), opt);
         }
@@ -209,16 +153,9 @@ fn oracle_system_configs_parse_to_their_text() {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
                 .unwrap_or_default();
-            let parsed: Vec<String> = sys
-                .implementations
-                .get(c)
-                .iter()
-                .map(|i| i.astra_name())
-                .collect();
+            let parsed: Vec<String> = sys.implementations.get(c).iter().map(|i| i.astra_name()).collect();
             assert_eq!(parsed, written, "{}", path.display());
-            let custom = at(&c.custom_key())
-                .and_then(|v| v[0].as_str())
-                .map(str::to_string);
+            let custom = at(&c.custom_key()).and_then(|v| v[0].as_str()).map(str::to_string);
             assert_eq!(sys.custom_implementations.get(c), &custom);
         }
     }
@@ -227,29 +164,21 @@ fn oracle_system_configs_parse_to_their_text() {
 #[test]
 fn oracle_system_spot_checks() {
     let sys = SystemConfig::load(
-        Path::new(CASES)
-            .join("A_all_gather_FullyConnected8_64M_direct_s4_a2_FIFO_base_a/system.json"),
+        Path::new(CASES).join("A_all_gather_FullyConnected8_64M_direct_s4_a2_FIFO_base_a/system.json"),
     )
     .unwrap();
     assert_eq!(sys.scheduling_policy, SchedulingPolicy::Fifo);
-    assert_eq!(
-        sys.collective_optimization,
-        CollectiveOptimization::Baseline
-    );
+    assert_eq!(sys.collective_optimization, CollectiveOptimization::Baseline);
     assert_eq!(sys.active_chunks_per_dimension, 2);
     assert_eq!(sys.preferred_dataset_splits, 4);
-    assert_eq!(
-        sys.implementations.all_gather,
-        vec![CollectiveImpl::Direct { window: None }]
-    );
+    assert_eq!(sys.implementations.all_gather, vec![CollectiveImpl::Direct { window: None }]);
     assert_eq!(sys.communication_delay_ns(1.0), 10);
     assert_eq!(sys.local_mem_bw_bytes_per_s().unwrap(), 1600.0 * 1e9);
 
     // The endpoint-delay 0 case: kept as 0, not replaced by the default.
-    let sys = SystemConfig::load(
-        Path::new(CASES).join("A_all_reduce_Ring4_64M_ring_s1_a1_LIFO_base_u_ep0/system.json"),
-    )
-    .unwrap();
+    let sys =
+        SystemConfig::load(Path::new(CASES).join("A_all_reduce_Ring4_64M_ring_s1_a1_LIFO_base_u_ep0/system.json"))
+            .unwrap();
     assert_eq!(sys.endpoint_delay_ns, Some(0));
     assert_eq!(sys.communication_delay_ns(3.0), 0);
 
@@ -258,31 +187,19 @@ fn oracle_system_spot_checks() {
     let path = Path::new(CASES).join("D_msccl_custom_ar_Ring8_unaware/system.json");
     let sys = SystemConfig::load(&path).unwrap();
     assert!(sys.implementations.all_reduce.is_empty());
-    assert_eq!(
-        sys.custom_implementations.all_reduce.as_deref(),
-        Some("custom/custom_allreduce")
-    );
+    assert_eq!(sys.custom_implementations.all_reduce.as_deref(), Some("custom/custom_allreduce"));
     assert_eq!(sys.peak_perf_tflops, None);
     assert_eq!(sys.endpoint_delay_ns, None);
-    assert_eq!(
-        sys.communication_delay_ns(3.0),
-        10,
-        "absent endpoint-delay is 10 and unscaled"
-    );
+    assert_eq!(sys.communication_delay_ns(3.0), 10, "absent endpoint-delay is 10 and unscaled");
     assert_eq!(
         sys.custom_et_prefix(Collective::AllReduce).unwrap(),
         path.parent().unwrap().join("custom/custom_allreduce")
     );
     let e = err_text(sys.implementation(Collective::AllGather));
-    assert_names(
-        &e,
-        "D_msccl_custom_ar_Ring8_unaware/system.json",
-        "all-gather-implementation",
-    );
+    assert_names(&e, "D_msccl_custom_ar_Ring8_unaware/system.json", "all-gather-implementation");
 
     // Roofline on, with both rates.
-    let sys =
-        SystemConfig::load(Path::new(CASES).join("C_roofline_uint64_Switch8/system.json")).unwrap();
+    let sys = SystemConfig::load(Path::new(CASES).join("C_roofline_uint64_Switch8/system.json")).unwrap();
     assert!(sys.roofline_enabled);
     assert!(sys.peak_perf_flops().unwrap() > 0.0);
 }
@@ -292,10 +209,7 @@ fn oracle_memory_configs_parse() {
     for path in case_files("memory.json") {
         let mem = MemoryConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let raw: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(
-            mem.memory_type.astra_name(),
-            raw["memory-type"].as_str().unwrap()
-        );
+        assert_eq!(mem.memory_type.astra_name(), raw["memory-type"].as_str().unwrap());
         assert_eq!(mem.memory_type, MemoryType::NoMemoryExpansion);
         assert_eq!(mem, MemoryConfig::none());
     }
@@ -309,18 +223,8 @@ fn oracle_comm_groups_parse_to_their_text() {
         let obj = raw.as_object().unwrap();
         assert_eq!(groups.len(), obj.len(), "{}", path.display());
         for (key, ranks) in obj {
-            let want: Vec<u32> = ranks
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_u64().unwrap() as u32)
-                .collect();
-            assert_eq!(
-                groups.get(key),
-                Some(want.as_slice()),
-                "{} group {key}",
-                path.display()
-            );
+            let want: Vec<u32> = ranks.as_array().unwrap().iter().map(|r| r.as_u64().unwrap() as u32).collect();
+            assert_eq!(groups.get(key), Some(want.as_slice()), "{} group {key}", path.display());
         }
         // Every rank exists in the case's network.
         let net = NetworkConfig::load(path.with_file_name("network.yml")).unwrap();
@@ -330,10 +234,7 @@ fn oracle_comm_groups_parse_to_their_text() {
 
 #[test]
 fn oracle_comm_group_zero_is_kept() {
-    let g = CommGroups::load(
-        Path::new(CASES).join("D_ericdinging_test1_comm_group_Ring2/comm_group.json"),
-    )
-    .unwrap();
+    let g = CommGroups::load(Path::new(CASES).join("D_ericdinging_test1_comm_group_Ring2/comm_group.json")).unwrap();
     assert_eq!(g.groups()[0].key, "0");
     assert_eq!(g.groups()[0].id, Some(0));
     assert_eq!(g.get("0"), Some(&[0u32, 1][..]));
@@ -346,46 +247,22 @@ fn oracle_configs_round_trip_through_both_forms() {
     for dir in case_dirs() {
         let net = NetworkConfig::load(dir.join("network.yml")).unwrap();
         let toml = net.to_toml_string();
-        assert_eq!(
-            NetworkConfig::from_toml_str(&toml, Path::new("x.toml")).unwrap(),
-            net,
-            "{toml}"
-        );
+        assert_eq!(NetworkConfig::from_toml_str(&toml, Path::new("x.toml")).unwrap(), net, "{toml}");
         let yaml = net.to_astra_yaml();
-        assert_eq!(
-            NetworkConfig::from_yaml_str(&yaml, Path::new("x.yml")).unwrap(),
-            net,
-            "{yaml}"
-        );
+        assert_eq!(NetworkConfig::from_yaml_str(&yaml, Path::new("x.yml")).unwrap(), net, "{yaml}");
 
         let sys = SystemConfig::load(dir.join("system.json")).unwrap();
         let toml = sys.to_toml_string();
-        assert_eq!(
-            SystemConfig::from_toml_str(&toml, Path::new("x.toml")).unwrap(),
-            sys,
-            "{toml}"
-        );
+        assert_eq!(SystemConfig::from_toml_str(&toml, Path::new("x.toml")).unwrap(), sys, "{toml}");
         let json = sys.to_astra_json().to_string();
-        assert_eq!(
-            SystemConfig::from_json_str(&json, Path::new("x.json")).unwrap(),
-            sys,
-            "{json}"
-        );
+        assert_eq!(SystemConfig::from_json_str(&json, Path::new("x.json")).unwrap(), sys, "{json}");
         sys.check_against_network(&net).unwrap();
 
         let mem = MemoryConfig::load(dir.join("memory.json")).unwrap();
         let toml = mem.to_toml_string();
-        assert_eq!(
-            MemoryConfig::from_toml_str(&toml, Path::new("x.toml")).unwrap(),
-            mem,
-            "{toml}"
-        );
+        assert_eq!(MemoryConfig::from_toml_str(&toml, Path::new("x.toml")).unwrap(), mem, "{toml}");
         let json = mem.to_astra_json().to_string();
-        assert_eq!(
-            MemoryConfig::from_json_str(&json, Path::new("x.json")).unwrap(),
-            mem,
-            "{json}"
-        );
+        assert_eq!(MemoryConfig::from_json_str(&json, Path::new("x.json")).unwrap(), mem, "{json}");
     }
 }
 
@@ -404,9 +281,7 @@ fn sample_networks_toml_equals_yaml() {
     assert_eq!(two.total_npus(), 32);
     assert_eq!(two.dims[0].latency_ns, 936.25);
     // The sample 32-NPU network matches the oracle's hgx32 case.
-    let oracle =
-        NetworkConfig::load(Path::new(CASES).join("B_ar_Switch8xRing4_64M_lbw_hgx32/network.yml"))
-            .unwrap();
+    let oracle = NetworkConfig::load(Path::new(CASES).join("B_ar_Switch8xRing4_64M_lbw_hgx32/network.yml")).unwrap();
     assert_eq!(two, oracle);
 }
 
@@ -416,10 +291,8 @@ fn sample_system_toml_equals_json() {
     let toml = SystemConfig::load(sample("configs/system/ring_lifo.toml")).unwrap();
     assert_eq!(toml, json);
     // And both equal the oracle's ring / LIFO / 4 splits / localBWAware case.
-    let oracle = SystemConfig::load(
-        Path::new(CASES).join("A_all_reduce_Ring8_1M_ring_s4_a1_LIFO_lbw_u/system.json"),
-    )
-    .unwrap();
+    let oracle =
+        SystemConfig::load(Path::new(CASES).join("A_all_reduce_Ring8_1M_ring_s4_a1_LIFO_lbw_u/system.json")).unwrap();
     assert_eq!(json, oracle);
     let net = NetworkConfig::load(sample("topologies/Switch8xRing4.toml")).unwrap();
     // One algorithm per list, two dimensions: refused with the key named.
@@ -437,28 +310,15 @@ fn sample_memory_toml_equals_json() {
     assert_eq!(json, MemoryConfig::none());
     let per_node = MemoryConfig::load(sample("configs/memory/per_node_expansion.toml")).unwrap();
     assert_eq!(per_node.memory_type, MemoryType::PerNodeMemoryExpansion);
-    assert_eq!(
-        per_node.per_node,
-        Some(PerNodeLayout {
-            num_nodes: 4,
-            num_npus_per_node: 8
-        })
-    );
+    assert_eq!(per_node.per_node, Some(PerNodeLayout { num_nodes: 4, num_npus_per_node: 8 }));
     assert_eq!(per_node.remote_mem_bw_bytes_per_s(), 100_000_000_000);
     let net = NetworkConfig::load(sample("topologies/Switch8xRing4.toml")).unwrap();
     per_node.check_against_network(&net).unwrap();
     let small = NetworkConfig::load(sample("topologies/Ring_8npus.toml")).unwrap();
     per_node.check_against_network(&small).unwrap();
     let mut short = per_node.clone();
-    short.per_node = Some(PerNodeLayout {
-        num_nodes: 2,
-        num_npus_per_node: 8,
-    });
-    assert_names(
-        &err_text(short.check_against_network(&net)),
-        "per_node_expansion.toml",
-        "num_nodes",
-    );
+    short.per_node = Some(PerNodeLayout { num_nodes: 2, num_npus_per_node: 8 });
+    assert_names(&err_text(short.check_against_network(&net)), "per_node_expansion.toml", "num_nodes");
 }
 
 // ---------------------------------------------------------------- network errors
@@ -475,41 +335,32 @@ fn net_toml(text: &str) -> Result<NetworkConfig> {
 
 #[test]
 fn network_error_mismatched_list_lengths() {
-    let e = err_text(net_yaml(
-        "topology: [ Ring, Switch ]\nnpus_count: [ 8 ]\nbandwidth: [ 50, 50 ]\nlatency: [ 1, 1 ]\n",
-    ));
+    let e =
+        err_text(net_yaml("topology: [ Ring, Switch ]\nnpus_count: [ 8 ]\nbandwidth: [ 50, 50 ]\nlatency: [ 1, 1 ]\n"));
     assert_names(&e, NET, "npus_count");
     assert!(e.contains("2 item(s)") && e.contains("1 item(s)"), "{e}");
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 1, 2 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 1, 2 ]\n"));
     assert_names(&e, NET, "latency");
 }
 
 #[test]
 fn network_error_npus_count_one() {
-    let e = err_text(net_yaml("topology: [ Ring, Ring ]\nnpus_count: [ 8, 1 ]\nbandwidth: [ 50, 50 ]\nlatency: [ 1, 1 ]\n"));
+    let e = err_text(net_yaml(
+        "topology: [ Ring, Ring ]\nnpus_count: [ 8, 1 ]\nbandwidth: [ 50, 50 ]\nlatency: [ 1, 1 ]\n",
+    ));
     assert_names(&e, NET, "npus_count[1]");
     assert!(e.contains("greater than 1"), "{e}");
-    let e = err_text(net_toml(
-        "[[dims]]\ntopology = \"ring\"\nnpus = 1\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n",
-    ));
+    let e = err_text(net_toml("[[dims]]\ntopology = \"ring\"\nnpus = 1\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n"));
     assert_names(&e, "bad/network.toml", "dims[0].npus");
 }
 
 #[test]
 fn network_error_negative_latency_and_zero_bandwidth() {
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ -1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ -1 ]\n"));
     assert_names(&e, NET, "latency[0]");
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 0 ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 0 ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "bandwidth[0]");
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ .inf ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ .inf ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "bandwidth[0]");
     // Zero latency is valid.
     net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 0 ]\n").unwrap();
@@ -517,75 +368,43 @@ fn network_error_negative_latency_and_zero_bandwidth() {
 
 #[test]
 fn network_error_unknown_topology() {
-    let e = err_text(net_yaml(
-        "topology: [ Torus ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Torus ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "topology[0]");
-    assert!(
-        e.contains("Ring, FullyConnected, Switch") && e.contains("Torus"),
-        "{e}"
-    );
+    assert!(e.contains("Ring, FullyConnected, Switch") && e.contains("Torus"), "{e}");
     // ASTRA-sim matches the exact spelling only.
-    let e = err_text(net_yaml(
-        "topology: [ ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "topology[0]");
-    let e = err_text(net_toml(
-        "[[dims]]\ntopology = \"torus\"\nnpus = 8\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n",
-    ));
+    let e = err_text(net_toml("[[dims]]\ntopology = \"torus\"\nnpus = 8\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n"));
     assert_names(&e, "bad/network.toml", "dims[0].topology");
 }
 
 #[test]
 fn network_error_wrong_value_kinds() {
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ fast ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ fast ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "bandwidth[0]");
     assert!(e.contains("string \"fast\""), "{e}");
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8.5 ]\nbandwidth: [ 5 ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8.5 ]\nbandwidth: [ 5 ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "npus_count[0]");
-    let e = err_text(net_yaml(
-        "topology: Ring\nnpus_count: [ 8 ]\nbandwidth: [ 5 ]\nlatency: [ 1 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: Ring\nnpus_count: [ 8 ]\nbandwidth: [ 5 ]\nlatency: [ 1 ]\n"));
     assert_names(&e, NET, "topology");
-    let e = err_text(net_toml(
-        "[[dims]]\ntopology = \"ring\"\nnpus = \"eight\"\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n",
-    ));
+    let e =
+        err_text(net_toml("[[dims]]\ntopology = \"ring\"\nnpus = \"eight\"\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n"));
     assert_names(&e, "bad/network.toml", "dims[0].npus");
     assert!(e.contains("line 3"), "{e}");
 }
 
 #[test]
 fn network_error_missing_key_and_bad_documents() {
-    let e = err_text(net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\n",
-    ));
+    let e = err_text(net_yaml("topology: [ Ring ]\nnpus_count: [ 8 ]\nbandwidth: [ 50 ]\n"));
     assert_names(&e, NET, "latency");
     assert!(e.contains("missing"), "{e}");
     assert_names(&err_text(net_yaml("")), NET, "top level");
     assert_names(&err_text(net_yaml("- 1\n- 2\n")), NET, "top level");
-    assert_names(
-        &err_text(net_yaml(
-            "topology: []\nnpus_count: []\nbandwidth: []\nlatency: []\n",
-        )),
-        NET,
-        "topology",
-    );
+    assert_names(&err_text(net_yaml("topology: []\nnpus_count: []\nbandwidth: []\nlatency: []\n")), NET, "topology");
     let e = err_text(net_yaml("topology: [ Ring\n"));
     assert!(e.contains(NET) && e.contains("YAML"), "{e}");
-    assert_names(
-        &err_text(net_toml("dims = []\n")),
-        "bad/network.toml",
-        "dims",
-    );
-    assert_names(
-        &err_text(NetworkConfig::new(vec![])),
-        "built in code",
-        "dims",
-    );
+    assert_names(&err_text(net_toml("dims = []\n")), "bad/network.toml", "dims");
+    assert_names(&err_text(NetworkConfig::new(vec![])), "built in code", "dims");
 }
 
 #[test]
@@ -595,16 +414,15 @@ fn network_error_unknown_toml_key() {
     ));
     assert_names(&e, "bad/network.toml", "bandwidth");
     assert!(e.contains("unknown field"), "{e}");
-    let e = err_text(net_toml("name = \"x\"\n[[dims]]\ntopology = \"ring\"\nnpus = 8\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n"));
+    let e = err_text(net_toml(
+        "name = \"x\"\n[[dims]]\ntopology = \"ring\"\nnpus = 8\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n",
+    ));
     assert_names(&e, "bad/network.toml", "name");
 }
 
 #[test]
 fn network_unknown_yaml_key_is_accepted() {
-    let net = net_yaml(
-        "topology: [ Ring ]\nnpus_count: [ 4 ]\nbandwidth: [ 5 ]\nlatency: [ 1 ]\nextra: 3\n",
-    )
-    .unwrap();
+    let net = net_yaml("topology: [ Ring ]\nnpus_count: [ 4 ]\nbandwidth: [ 5 ]\nlatency: [ 1 ]\nextra: 3\n").unwrap();
     assert_eq!(net.total_npus(), 4);
 }
 
@@ -630,23 +448,14 @@ fn sys_toml(text: &str) -> Result<SystemConfig> {
 
 #[test]
 fn system_error_unknown_algorithm() {
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": ["ring", "tree"]}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": ["ring", "tree"]}"#));
     assert_names(&e, SYS, "all-reduce-implementation[1]");
-    assert!(
-        e.contains("halvingDoubling") && e.contains("doubleBinaryTree") && e.contains("\"tree\""),
-        "{e}"
-    );
-    let e = err_text(sys_toml(
-        "preferred_dataset_splits = 4\n[implementations]\nall_gather = [\"ring\", \"tree\"]\n",
-    ));
+    assert!(e.contains("halvingDoubling") && e.contains("doubleBinaryTree") && e.contains("\"tree\""), "{e}");
+    let e = err_text(sys_toml("preferred_dataset_splits = 4\n[implementations]\nall_gather = [\"ring\", \"tree\"]\n"));
     assert_names(&e, "bad/system.toml", "implementations.all_gather[1]");
     assert!(e.contains("halving-doubling"), "{e}");
     // camelCase is the ASTRA-sim spelling, not the native one.
-    let e = err_text(sys_toml(
-        "preferred_dataset_splits = 4\n[implementations]\nall_gather = [\"halvingDoubling\"]\n",
-    ));
+    let e = err_text(sys_toml("preferred_dataset_splits = 4\n[implementations]\nall_gather = [\"halvingDoubling\"]\n"));
     assert_names(&e, "bad/system.toml", "implementations.all_gather[0]");
 }
 
@@ -654,10 +463,7 @@ fn system_error_unknown_algorithm() {
 fn system_error_missing_or_zero_preferred_dataset_splits() {
     let e = err_text(sys_json(r#"{"scheduling-policy": "LIFO"}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
-    assert!(
-        e.contains("missing") && e.contains("divides by zero"),
-        "{e}"
-    );
+    assert!(e.contains("missing") && e.contains("divides by zero"), "{e}");
     let e = err_text(sys_json(r#"{"preferred-dataset-splits": 0}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
     let e = err_text(sys_toml("scheduling_policy = \"fifo\"\n"));
@@ -666,32 +472,20 @@ fn system_error_missing_or_zero_preferred_dataset_splits() {
 
 #[test]
 fn system_error_wrong_value_kinds() {
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "endpoint-delay": "10"}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "endpoint-delay": "10"}"#));
     assert_names(&e, SYS, "endpoint-delay");
     assert!(e.contains("string \"10\""), "{e}");
     let e = err_text(sys_json(r#"{"preferred-dataset-splits": "4"}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "local-mem-bw": "fast"}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "local-mem-bw": "fast"}"#));
     assert_names(&e, SYS, "local-mem-bw");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": "ring"}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": "ring"}"#));
     assert_names(&e, SYS, "all-reduce-implementation");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": [3]}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": [3]}"#));
     assert_names(&e, SYS, "all-reduce-implementation[0]");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "roofline-enabled": "yes"}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "roofline-enabled": "yes"}"#));
     assert_names(&e, SYS, "roofline-enabled");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "scheduling-policy": 1}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "scheduling-policy": 1}"#));
     assert_names(&e, SYS, "scheduling-policy");
     let e = err_text(sys_json(r#"{"preferred-dataset-splits": 99999999999}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
@@ -701,26 +495,17 @@ fn system_error_wrong_value_kinds() {
     assert_names(&e, "bad/system.toml", "preferred_dataset_splits");
     assert_names(&err_text(sys_json("[1, 2]")), SYS, "top level");
     let e = err_text(sys_json("{\"preferred-dataset-splits\": 4,"));
-    assert!(
-        e.contains(SYS) && e.contains("JSON") && e.contains("line 1"),
-        "{e}"
-    );
+    assert!(e.contains(SYS) && e.contains("JSON") && e.contains("line 1"), "{e}");
 }
 
 #[test]
 fn system_error_bad_enum_values() {
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "scheduling-policy": "lifo"}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "scheduling-policy": "lifo"}"#));
     assert_names(&e, SYS, "scheduling-policy");
     assert!(e.contains("LIFO, FIFO, EXPLICIT"), "{e}");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "collective-optimization": "fast"}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "collective-optimization": "fast"}"#));
     assert_names(&e, SYS, "collective-optimization");
-    let e = err_text(sys_toml(
-        "preferred_dataset_splits = 4\nscheduling_policy = \"LIFO\"\n",
-    ));
+    let e = err_text(sys_toml("preferred_dataset_splits = 4\nscheduling_policy = \"LIFO\"\n"));
     assert_names(&e, "bad/system.toml", "scheduling_policy");
 }
 
@@ -729,9 +514,7 @@ fn system_error_unknown_toml_key() {
     let e = err_text(sys_toml("preferred_dataset_splits = 4\nsplits = 4\n"));
     assert_names(&e, "bad/system.toml", "splits");
     assert!(e.contains("unknown field"), "{e}");
-    let e = err_text(sys_toml(
-        "preferred_dataset_splits = 4\n[implementations]\nall_reduc = [\"ring\"]\n",
-    ));
+    let e = err_text(sys_toml("preferred_dataset_splits = 4\n[implementations]\nall_reduc = [\"ring\"]\n"));
     assert_names(&e, "bad/system.toml", "all_reduc");
     let e = err_text(sys_toml("preferred_dataset_splits = 4\nboost_mode = 0\n"));
     assert_names(&e, "bad/system.toml", "boost_mode");
@@ -739,41 +522,24 @@ fn system_error_unknown_toml_key() {
 
 #[test]
 fn system_error_values_astra_sim_cannot_run() {
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "active-chunks-per-dimension": 0}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "active-chunks-per-dimension": 0}"#));
     assert_names(&e, SYS, "active-chunks-per-dimension");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "endpoint-delay": -5}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "endpoint-delay": -5}"#));
     assert_names(&e, SYS, "endpoint-delay");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "local-mem-bw": -1}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "local-mem-bw": -1}"#));
     assert_names(&e, SYS, "local-mem-bw");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": []}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "all-reduce-implementation": []}"#));
     assert_names(&e, SYS, "all-reduce-implementation");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "all-reduce-implementation-custom": ["a", "b"]}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "all-reduce-implementation-custom": ["a", "b"]}"#));
     assert_names(&e, SYS, "all-reduce-implementation-custom");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "roofline-enabled": 1, "local-mem-bw": 100}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "roofline-enabled": 1, "local-mem-bw": 100}"#));
     assert_names(&e, SYS, "peak-perf");
-    let e = err_text(sys_json(
-        r#"{"preferred-dataset-splits": 4, "roofline-enabled": 1, "peak-perf": 100}"#,
-    ));
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "roofline-enabled": 1, "peak-perf": 100}"#));
     assert_names(&e, SYS, "local-mem-bw");
-    let e = err_text(sys_toml(
-        "preferred_dataset_splits = 4\nroofline_enabled = true\nlocal_mem_bw_gbps = 10.0\n",
-    ));
+    let e = err_text(sys_toml("preferred_dataset_splits = 4\nroofline_enabled = true\nlocal_mem_bw_gbps = 10.0\n"));
     assert_names(&e, "bad/system.toml", "peak_perf_tflops");
     // With replay-only the roofline is never used.
-    sys_json(r#"{"preferred-dataset-splits": 4, "roofline-enabled": 1, "replay-only": 1}"#)
-        .unwrap();
+    sys_json(r#"{"preferred-dataset-splits": 4, "roofline-enabled": 1, "replay-only": 1}"#).unwrap();
 }
 
 #[test]
@@ -782,22 +548,10 @@ fn system_local_mem_bw_is_checked_when_needed() {
     let e = err_text(sys.local_mem_bw_bytes_per_s());
     assert_names(&e, SYS, "local-mem-bw");
     let sys = sys_json(r#"{"preferred-dataset-splits": 4, "local-mem-bw": 0}"#).unwrap();
-    assert_names(
-        &err_text(sys.local_mem_bw_bytes_per_s()),
-        SYS,
-        "local-mem-bw",
-    );
+    assert_names(&err_text(sys.local_mem_bw_bytes_per_s()), SYS, "local-mem-bw");
     let sys = sys_toml("preferred_dataset_splits = 4\n").unwrap();
-    assert_names(
-        &err_text(sys.local_mem_bw_bytes_per_s()),
-        "bad/system.toml",
-        "local_mem_bw_gbps",
-    );
-    assert_names(
-        &err_text(sys.peak_perf_flops()),
-        "bad/system.toml",
-        "peak_perf_tflops",
-    );
+    assert_names(&err_text(sys.local_mem_bw_bytes_per_s()), "bad/system.toml", "local_mem_bw_gbps");
+    assert_names(&err_text(sys.peak_perf_flops()), "bad/system.toml", "peak_perf_tflops");
     let sys = sys_json(r#"{"preferred-dataset-splits": 4, "local-mem-bw": 50}"#).unwrap();
     assert_eq!(sys.local_mem_bw_bytes_per_s().unwrap(), 50e9);
 }
@@ -806,10 +560,7 @@ fn system_local_mem_bw_is_checked_when_needed() {
 fn system_defaults_are_astra_sims() {
     let sys = sys_json(r#"{"preferred-dataset-splits": 2}"#).unwrap();
     assert_eq!(sys.scheduling_policy, SchedulingPolicy::Lifo);
-    assert_eq!(
-        sys.collective_optimization,
-        CollectiveOptimization::Baseline
-    );
+    assert_eq!(sys.collective_optimization, CollectiveOptimization::Baseline);
     assert_eq!(sys.active_chunks_per_dimension, 1);
     assert_eq!(sys.endpoint_delay_ns, None);
     assert_eq!(sys.communication_delay_ns(1.0), 10);
@@ -821,9 +572,7 @@ fn system_defaults_are_astra_sims() {
     assert_eq!(sys.loggp, LogGp::default());
     assert_eq!(sys.peak_perf_tflops, None);
     assert_eq!(sys.local_mem_bw_gbps, None);
-    assert!(Collective::ALL
-        .iter()
-        .all(|c| sys.implementations.get(*c).is_empty()));
+    assert!(Collective::ALL.iter().all(|c| sys.implementations.get(*c).is_empty()));
     // The TOML form with the same single key gives the same settings.
     assert_eq!(sys_toml("preferred_dataset_splits = 2\n").unwrap(), sys);
     // `new` builds the defaults plus ring everywhere.
@@ -841,10 +590,7 @@ fn system_endpoint_delay_scaling() {
     let sys = sys_json(r#"{"preferred-dataset-splits": 4, "endpoint-delay": 10.7}"#).unwrap();
     assert_eq!(sys.endpoint_delay_ns, Some(10));
     assert_eq!(sys.communication_delay_ns(3.0), 30);
-    let case = case_dirs()
-        .into_iter()
-        .find(|d| d.ends_with("C_chain8x10_scales_Ring8"))
-        .unwrap();
+    let case = case_dirs().into_iter().find(|d| d.ends_with("C_chain8x10_scales_Ring8")).unwrap();
     let args = std::fs::read_to_string(case.join("case.json")).unwrap();
     assert!(args.contains("--injection-scale=3"));
     let sys = SystemConfig::load(case.join("system.json")).unwrap();
@@ -859,21 +605,10 @@ fn system_flags_and_shared_bus() {
             "L": 1.5, "o": 2, "g": 3, "G": 0.25, "local-reduction-delay": 7, "_comment": "hi"}"#,
     )
     .unwrap();
-    assert!(
-        !sys.model_shared_bus,
-        "only exactly 1 turns the shared bus on"
-    );
+    assert!(!sys.model_shared_bus, "only exactly 1 turns the shared bus on");
     assert!(sys.trace_enabled && sys.replay_only && sys.track_local_mem);
     assert_eq!(sys.local_mem_trace_filename, "mem/x");
-    assert_eq!(
-        sys.loggp,
-        LogGp {
-            latency_ns: 1.5,
-            overhead_ns: 2.0,
-            gap_ns: 3.0,
-            gap_per_byte_ns: 0.25
-        }
-    );
+    assert_eq!(sys.loggp, LogGp { latency_ns: 1.5, overhead_ns: 2.0, gap_ns: 3.0, gap_per_byte_ns: 0.25 });
     assert_eq!(sys.local_reduction_delay_ns, 7);
     let sys = sys_json(r#"{"preferred-dataset-splits": 4, "model-shared-bus": 1}"#).unwrap();
     assert!(sys.model_shared_bus);
@@ -883,10 +618,8 @@ fn system_flags_and_shared_bus() {
 
 #[test]
 fn system_unknown_and_legacy_json_keys_are_accepted() {
-    let sys = sys_json(
-        r#"{"preferred-dataset-splits": 4, "intra-dimension-scheduling": "FIFO", "my-key": [1]}"#,
-    )
-    .unwrap();
+    let sys =
+        sys_json(r#"{"preferred-dataset-splits": 4, "intra-dimension-scheduling": "FIFO", "my-key": [1]}"#).unwrap();
     assert_eq!(sys.preferred_dataset_splits, 4);
 }
 
@@ -899,10 +632,7 @@ fn collective_impl_names_parse_like_astra_sim() {
     assert_eq!(ok("direct4"), CollectiveImpl::Direct { window: Some(4) });
     assert_eq!(ok("direct16"), CollectiveImpl::Direct { window: Some(16) });
     assert_eq!(ok("oneDirect"), CollectiveImpl::OneDirect { window: None });
-    assert_eq!(
-        ok("oneDirect8"),
-        CollectiveImpl::OneDirect { window: Some(8) }
-    );
+    assert_eq!(ok("oneDirect8"), CollectiveImpl::OneDirect { window: Some(8) });
     assert_eq!(ok("halvingDoubling"), CollectiveImpl::HalvingDoubling);
     assert_eq!(ok("oneHalvingDoubling"), CollectiveImpl::OneHalvingDoubling);
     assert_eq!(ok("doubleBinaryTree"), CollectiveImpl::DoubleBinaryTree);
@@ -910,59 +640,19 @@ fn collective_impl_names_parse_like_astra_sim() {
     assert_eq!(ok("direct 8"), CollectiveImpl::Direct { window: Some(8) });
     assert_eq!(ok("direct+3"), CollectiveImpl::Direct { window: Some(3) });
     assert_eq!(ok("direct4x"), CollectiveImpl::Direct { window: Some(4) });
-    assert_eq!(
-        ok("direct1234567"),
-        CollectiveImpl::Direct {
-            window: Some(12345)
-        }
-    );
+    assert_eq!(ok("direct1234567"), CollectiveImpl::Direct { window: Some(12345) });
     assert_eq!(ok("direct-1"), CollectiveImpl::Direct { window: None });
-    assert!(
-        CollectiveImpl::from_astra_name("direct4x")
-            .unwrap()
-            .1
-            .is_some(),
-        "warns"
-    );
-    assert!(CollectiveImpl::from_astra_name("direct4")
-        .unwrap()
-        .1
-        .is_none());
-    for bad in [
-        "directX",
-        "direct0",
-        "direct-2",
-        "direct ",
-        "directional",
-        "Ring",
-        "",
-        "oneDirectX",
-        "tree",
-    ] {
+    assert!(CollectiveImpl::from_astra_name("direct4x").unwrap().1.is_some(), "warns");
+    assert!(CollectiveImpl::from_astra_name("direct4").unwrap().1.is_none());
+    for bad in ["directX", "direct0", "direct-2", "direct ", "directional", "Ring", "", "oneDirectX", "tree"] {
         assert!(CollectiveImpl::from_astra_name(bad).is_err(), "{bad}");
     }
     // Native names.
     let native = |s: &str| CollectiveImpl::from_native_name(s).unwrap();
-    assert_eq!(
-        native("direct-4"),
-        CollectiveImpl::Direct { window: Some(4) }
-    );
-    assert_eq!(
-        native("one-direct"),
-        CollectiveImpl::OneDirect { window: None }
-    );
-    assert_eq!(
-        native("double-binary-tree"),
-        CollectiveImpl::DoubleBinaryTree
-    );
-    for bad in [
-        "direct4",
-        "direct-0",
-        "direct-",
-        "one-direct-x",
-        "Ring",
-        "oneRing",
-    ] {
+    assert_eq!(native("direct-4"), CollectiveImpl::Direct { window: Some(4) });
+    assert_eq!(native("one-direct"), CollectiveImpl::OneDirect { window: None });
+    assert_eq!(native("double-binary-tree"), CollectiveImpl::DoubleBinaryTree);
+    for bad in ["direct4", "direct-0", "direct-", "one-direct-x", "Ring", "oneRing"] {
         assert!(CollectiveImpl::from_native_name(bad).is_err(), "{bad}");
     }
     // Both spellings round-trip.
@@ -987,29 +677,17 @@ fn per_node_custom_implementation_file_is_read() {
     let yaml = dir.path().join("per_node.yml");
     std::fs::write(&yaml, "12: custom/ar\n40: /abs/et\n").unwrap();
     let sys_path = dir.path().join("system.json");
-    std::fs::write(
-        &sys_path,
-        r#"{"preferred-dataset-splits": 1, "per-node-custom-implementation": "per_node.yml"}"#,
-    )
-    .unwrap();
+    std::fs::write(&sys_path, r#"{"preferred-dataset-splits": 1, "per-node-custom-implementation": "per_node.yml"}"#)
+        .unwrap();
     let sys = SystemConfig::load(&sys_path).unwrap();
     let map = sys.per_node_custom_implementations().unwrap().unwrap();
     assert_eq!(map[&12], dir.path().join("custom/ar"));
     assert_eq!(map[&40], PathBuf::from("/abs/et"));
     std::fs::write(&yaml, "x: custom/ar\n").unwrap();
-    assert_names(
-        &err_text(sys.per_node_custom_implementations()),
-        "per_node.yml",
-        "x",
-    );
+    assert_names(&err_text(sys.per_node_custom_implementations()), "per_node.yml", "x");
     std::fs::remove_file(&yaml).unwrap();
     assert!(err_text(sys.per_node_custom_implementations()).contains("per_node.yml"));
-    assert_eq!(
-        SystemConfig::new(1)
-            .per_node_custom_implementations()
-            .unwrap(),
-        None
-    );
+    assert_eq!(SystemConfig::new(1).per_node_custom_implementations().unwrap(), None);
 }
 
 // ---------------------------------------------------------------- memory errors
@@ -1029,28 +707,16 @@ fn memory_types_and_keys() {
     assert_eq!(m.remote_mem_bw_gbps, 50);
     assert_eq!(m.per_node, None);
     let m = mem_json(r#"{"memory-type": "MEMORY_POOL", "remote-mem-bw": 6.9}"#).unwrap();
-    assert_eq!(
-        m.remote_mem_bw_gbps, 6,
-        "ASTRA-sim stores the bandwidth in a uint64_t"
-    );
+    assert_eq!(m.remote_mem_bw_gbps, 6, "ASTRA-sim stores the bandwidth in a uint64_t");
     let m = mem_json(
         r#"{"memory-type": "PER_NODE_MEMORY_EXPANSION", "remote-mem-bw": 10, "num-nodes": 2, "num-npus-per-node": 4}"#,
     )
     .unwrap();
-    assert_eq!(
-        m.per_node,
-        Some(PerNodeLayout {
-            num_nodes: 2,
-            num_npus_per_node: 4
-        })
-    );
+    assert_eq!(m.per_node, Some(PerNodeLayout { num_nodes: 2, num_npus_per_node: 4 }));
     let toml = MemoryConfig::from_toml_str(&m.to_toml_string(), Path::new("m.toml")).unwrap();
     assert_eq!(toml, m);
     // memory-type absent: no expansion (ASTRA-sim leaves it uninitialised).
-    assert_eq!(
-        mem_json("{}").unwrap().memory_type,
-        MemoryType::NoMemoryExpansion
-    );
+    assert_eq!(mem_json("{}").unwrap().memory_type, MemoryType::NoMemoryExpansion);
 }
 
 #[test]
@@ -1060,13 +726,9 @@ fn memory_errors_name_file_and_key() {
     assert!(e.contains("MEMORY_POOL"), "{e}");
     let e = err_text(mem_json(r#"{"memory-type": "MEMORY_POOL"}"#));
     assert_names(&e, MEM, "remote-mem-bw");
-    let e = err_text(mem_json(
-        r#"{"memory-type": "MEMORY_POOL", "remote-mem-bw": 0}"#,
-    ));
+    let e = err_text(mem_json(r#"{"memory-type": "MEMORY_POOL", "remote-mem-bw": 0}"#));
     assert_names(&e, MEM, "remote-mem-bw");
-    let e = err_text(mem_json(
-        r#"{"memory-type": "PER_NODE_MEMORY_EXPANSION", "remote-mem-bw": 1, "num-nodes": 2}"#,
-    ));
+    let e = err_text(mem_json(r#"{"memory-type": "PER_NODE_MEMORY_EXPANSION", "remote-mem-bw": 1, "num-nodes": 2}"#));
     assert_names(&e, MEM, "num-npus-per-node");
     let e = err_text(mem_json(
         r#"{"memory-type": "PER_NODE_MEMORY_EXPANSION", "remote-mem-bw": 1, "num-nodes": 0, "num-npus-per-node": 2}"#,
@@ -1076,14 +738,9 @@ fn memory_errors_name_file_and_key() {
         r#"{"memory-type": "PER_NPU_MEMORY_EXPANSION", "remote-mem-bw": 1, "remote-mem-latency": -3}"#,
     ));
     assert_names(&e, MEM, "remote-mem-latency");
-    let e = err_text(mem_json(
-        r#"{"memory-type": "PER_NPU_MEMORY_EXPANSION", "remote-mem-bw": "fast"}"#,
-    ));
+    let e = err_text(mem_json(r#"{"memory-type": "PER_NPU_MEMORY_EXPANSION", "remote-mem-bw": "fast"}"#));
     assert_names(&e, MEM, "remote-mem-bw");
-    let e = err_text(MemoryConfig::from_toml_str(
-        "memory_type = \"pool\"\n",
-        Path::new("bad/memory.toml"),
-    ));
+    let e = err_text(MemoryConfig::from_toml_str("memory_type = \"pool\"\n", Path::new("bad/memory.toml")));
     assert_names(&e, "bad/memory.toml", "memory_type");
     let e = err_text(MemoryConfig::from_toml_str(
         "memory_type = \"memory-pool\"\nremote_mem_bw = 5\n",
@@ -1104,16 +761,8 @@ fn cg(text: &str) -> Result<CommGroups> {
 fn comm_group_lookup_by_pg_name() {
     let g = cg(r#"{"1": [0, 1, 2, 3], "02": [4, 5], "x": [6]}"#).unwrap();
     assert_eq!(g.get("1"), Some(&[0u32, 1, 2, 3][..]));
-    assert_eq!(
-        g.get("1.0"),
-        Some(&[0u32, 1, 2, 3][..]),
-        "stoi(\"1.0\") = 1"
-    );
-    assert_eq!(
-        g.get("2"),
-        Some(&[4u32, 5][..]),
-        "the key \"02\" is group 2"
-    );
+    assert_eq!(g.get("1.0"), Some(&[0u32, 1, 2, 3][..]), "stoi(\"1.0\") = 1");
+    assert_eq!(g.get("2"), Some(&[4u32, 5][..]), "the key \"02\" is group 2");
     assert_eq!(g.get("02"), Some(&[4u32, 5][..]));
     assert_eq!(g.get("x"), Some(&[6u32][..]), "kept as written");
     assert_eq!(g.group("x").unwrap().id, None);
@@ -1156,10 +805,7 @@ fn stoi_matches_cpp() {
 #[test]
 fn load_refuses_unknown_extensions_and_missing_files() {
     let e = err_text(NetworkConfig::load("topologies/ring.json"));
-    assert!(
-        e.contains("topologies/ring.json") && e.contains(".yml"),
-        "{e}"
-    );
+    assert!(e.contains("topologies/ring.json") && e.contains(".yml"), "{e}");
     let e = err_text(SystemConfig::load("system.yml"));
     assert!(e.contains("system.yml") && e.contains(".json"), "{e}");
     let e = err_text(MemoryConfig::load("memory"));
@@ -1167,14 +813,8 @@ fn load_refuses_unknown_extensions_and_missing_files() {
     let e = err_text(CommGroups::load("groups.toml"));
     assert!(e.contains("groups.toml"), "{e}");
     let e = err_text(SystemConfig::load("/nonexistent/dir/system.json"));
-    assert!(
-        e.contains("/nonexistent/dir/system.json") && e.contains("cannot read"),
-        "{e}"
-    );
-    assert_eq!(
-        ConfigFormat::from_path(Path::new("a/B.YAML")),
-        Some(ConfigFormat::AstraYaml)
-    );
+    assert!(e.contains("/nonexistent/dir/system.json") && e.contains("cannot read"), "{e}");
+    assert_eq!(ConfigFormat::from_path(Path::new("a/B.YAML")), Some(ConfigFormat::AstraYaml));
 }
 
 #[test]
@@ -1184,32 +824,16 @@ fn config_paths_resolve_from_cwd_then_config_folder() {
     std::fs::write(dir.path().join("custom/custom_allreduce.0.et"), b"").unwrap();
     let config = dir.path().join("system.json");
     // Not there from the working directory (the crate folder during tests): next to the config.
-    assert_eq!(
-        resolve_config_path("custom/custom_allreduce", &config),
-        dir.path().join("custom/custom_allreduce")
-    );
+    assert_eq!(resolve_config_path("custom/custom_allreduce", &config), dir.path().join("custom/custom_allreduce"));
     // There from the working directory: as written, like ASTRA-sim.
     assert_eq!(resolve_config_path("src", &config), PathBuf::from("src"));
-    assert_eq!(
-        resolve_config_path("src/lib", &config),
-        PathBuf::from("src/lib"),
-        "a prefix of src/lib.rs"
-    );
+    assert_eq!(resolve_config_path("src/lib", &config), PathBuf::from("src/lib"), "a prefix of src/lib.rs");
     // Absolute: unchanged.
     let abs = dir.path().join("custom/custom_allreduce");
-    assert_eq!(
-        resolve_config_path(abs.to_str().unwrap(), Path::new("x.json")),
-        abs
-    );
+    assert_eq!(resolve_config_path(abs.to_str().unwrap(), Path::new("x.json")), abs);
     // Nowhere: next to the config.
-    assert_eq!(
-        resolve_config_path("nowhere/et", &config),
-        dir.path().join("nowhere/et")
-    );
-    assert_eq!(
-        resolve_config_path("nowhere", Path::new("system.json")),
-        PathBuf::from("nowhere")
-    );
+    assert_eq!(resolve_config_path("nowhere/et", &config), dir.path().join("nowhere/et"));
+    assert_eq!(resolve_config_path("nowhere", Path::new("system.json")), PathBuf::from("nowhere"));
 }
 
 // ---------------------------------------------------------------- no panics
@@ -1218,10 +842,7 @@ fn config_paths_resolve_from_cwd_then_config_folder() {
 /// cleanly.
 #[test]
 fn truncated_configs_never_panic() {
-    let dir = case_dirs()
-        .into_iter()
-        .find(|d| d.ends_with("D_shuoshuc_T2D_pgplus1_Ring4x4"))
-        .unwrap();
+    let dir = case_dirs().into_iter().find(|d| d.ends_with("D_shuoshuc_T2D_pgplus1_Ring4x4")).unwrap();
     let files = [
         dir.join("network.yml"),
         dir.join("system.json"),

@@ -4,7 +4,6 @@
 //! counted separately for sends and receives of that key, so the n-th send
 //! matches the n-th receive of the same size. A size mismatch never matches.
 
-
 /// The identity of a message stream between two ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MsgKey {

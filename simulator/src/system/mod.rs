@@ -9,8 +9,8 @@
 pub mod algorithm;
 pub mod topology;
 
-pub use algorithm::CollKind;
 pub use crate::config::{CollectiveImpl, SchedulingPolicy};
+pub use algorithm::CollKind;
 
 /// The roofline compute model's two ceilings.
 #[derive(Clone, Copy, Debug, PartialEq)]

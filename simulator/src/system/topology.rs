@@ -131,8 +131,8 @@ pub fn tree_node(kind: TreeKind, size: u32, start: u32, stride: u32, id: u32) ->
         };
     }
     let p = pos - shift; // position inside the complete subtree, 0..sub_n
-    // In a complete tree over in-order positions 0..n, a node at p has height h
-    // where 2^h is the lowest set bit of p+1; children at p ± 2^(h-1).
+                         // In a complete tree over in-order positions 0..n, a node at p has height h
+                         // where 2^h is the lowest set bit of p+1; children at p ± 2^(h-1).
     let low = (p + 1) & (p + 1).wrapping_neg();
     let parent = if p == sub_root {
         Some(to_id(root_pos))
@@ -180,13 +180,28 @@ mod tests {
         for leaf in [0, 2, 4, 6] {
             assert_eq!(n(TreeKind::RootMax, leaf).role, TreeRole::Leaf);
         }
-        assert_eq!(n(TreeKind::RootMax, 1), TreeNode { role: TreeRole::Intermediate, parent: Some(3), left: Some(0), right: Some(2) });
+        assert_eq!(
+            n(TreeKind::RootMax, 1),
+            TreeNode { role: TreeRole::Intermediate, parent: Some(3), left: Some(0), right: Some(2) }
+        );
         assert_eq!(n(TreeKind::RootMax, 5).parent, Some(3));
-        assert_eq!(n(TreeKind::RootMax, 3), TreeNode { role: TreeRole::Intermediate, parent: Some(7), left: Some(1), right: Some(5) });
-        assert_eq!(n(TreeKind::RootMax, 7), TreeNode { role: TreeRole::Root, parent: None, left: Some(3), right: None });
+        assert_eq!(
+            n(TreeKind::RootMax, 3),
+            TreeNode { role: TreeRole::Intermediate, parent: Some(7), left: Some(1), right: Some(5) }
+        );
+        assert_eq!(
+            n(TreeKind::RootMax, 7),
+            TreeNode { role: TreeRole::Root, parent: None, left: Some(3), right: None }
+        );
         assert_eq!(n(TreeKind::RootMax, 0).parent, Some(1));
-        assert_eq!(n(TreeKind::RootMin, 0), TreeNode { role: TreeRole::Root, parent: None, left: None, right: Some(4) });
-        assert_eq!(n(TreeKind::RootMin, 4), TreeNode { role: TreeRole::Intermediate, parent: Some(0), left: Some(2), right: Some(6) });
+        assert_eq!(
+            n(TreeKind::RootMin, 0),
+            TreeNode { role: TreeRole::Root, parent: None, left: None, right: Some(4) }
+        );
+        assert_eq!(
+            n(TreeKind::RootMin, 4),
+            TreeNode { role: TreeRole::Intermediate, parent: Some(0), left: Some(2), right: Some(6) }
+        );
         assert_eq!(n(TreeKind::RootMin, 2).left, Some(1));
         assert_eq!(n(TreeKind::RootMin, 7).role, TreeRole::Leaf);
         assert_eq!(n(TreeKind::RootMin, 7).parent, Some(6));

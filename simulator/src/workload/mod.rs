@@ -155,9 +155,9 @@ impl WorkNode {
         let rank = |name: &str| -> Result<Option<u32>, SimError> {
             match attr::get_i64(node, name).map_err(bad)? {
                 None => Ok(None),
-                Some(v) => u32::try_from(v)
-                    .map(Some)
-                    .map_err(|_| node_err(path, node, format!("attribute `{name}` = {v}; expected a rank number >= 0"))),
+                Some(v) => u32::try_from(v).map(Some).map_err(|_| {
+                    node_err(path, node, format!("attribute `{name}` = {v}; expected a rank number >= 0"))
+                }),
             }
         };
         match kind {
@@ -166,17 +166,18 @@ impl WorkNode {
                 w.tensor_size = attr::get_u64(node, "tensor_size").map_err(bad)?.unwrap_or(0);
             }
             NodeType::MemLoadNode | NodeType::MemStoreNode => {
-                w.tensor_size = attr::get_u64(node, "tensor_size").map_err(bad)?.ok_or_else(|| {
-                    node_err(path, node, "memory node needs attribute `tensor_size` (bytes)")
-                })?;
+                w.tensor_size = attr::get_u64(node, "tensor_size")
+                    .map_err(bad)?
+                    .ok_or_else(|| node_err(path, node, "memory node needs attribute `tensor_size` (bytes)"))?;
             }
             NodeType::CommCollNode => {
                 let ty = attr::get_i64(node, "comm_type")
                     .map_err(bad)?
                     .ok_or_else(|| node_err(path, node, "COMM_COLL_NODE needs attribute `comm_type`"))?;
-                let coll = i32::try_from(ty).ok().and_then(|t| CollectiveCommType::try_from(t).ok()).ok_or_else(|| {
-                    node_err(path, node, format!("comm_type {ty} is not a CollectiveCommType (expected 0..=9)"))
-                })?;
+                let coll =
+                    i32::try_from(ty).ok().and_then(|t| CollectiveCommType::try_from(t).ok()).ok_or_else(|| {
+                        node_err(path, node, format!("comm_type {ty} is not a CollectiveCommType (expected 0..=9)"))
+                    })?;
                 w.comm.coll = Some(coll);
                 w.comm.size = attr::get_u64(node, "comm_size").map_err(bad)?.unwrap_or(0);
                 if coll != CollectiveCommType::Broadcast && node.attr("comm_size").is_none() {

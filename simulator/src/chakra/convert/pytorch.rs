@@ -69,24 +69,14 @@ use serde_json::{Map, Value};
 use crate::chakra::codec::EtTrace;
 use crate::chakra::error::{ChakraError, Result};
 use crate::chakra::json::read_json_values;
-use crate::chakra::schema::{
-    AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, IoInfo, Node, NodeType,
-};
+use crate::chakra::schema::{AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, IoInfo, Node, NodeType};
 
 /// Names of the per-thread root annotations the dependency walk starts from.
-const ROOT_NAMES: [&str; 2] = [
-    "[pytorch|profiler|execution_graph|thread]",
-    "[pytorch|profiler|execution_trace|thread]",
-];
+const ROOT_NAMES: [&str; 2] =
+    ["[pytorch|profiler|execution_graph|thread]", "[pytorch|profiler|execution_trace|thread]"];
 
 /// Schema families Chakra's converter reads (any `-chakra.*` suffix).
-const KNOWN_SCHEMAS: [&str; 5] = [
-    "1.0.2-chakra.",
-    "1.0.3-chakra.",
-    "1.0.4-chakra.",
-    "1.1.0-chakra.",
-    "1.1.1-chakra.",
-];
+const KNOWN_SCHEMAS: [&str; 5] = ["1.0.2-chakra.", "1.0.3-chakra.", "1.0.4-chakra.", "1.1.0-chakra.", "1.1.1-chakra."];
 
 /// Integer attributes copied from `attrs`, in the order Chakra writes them.
 const INT_ATTRS: [&str; 6] = ["rf_id", "fw_parent", "seq_id", "scope", "tid", "fw_tid"];
@@ -169,11 +159,7 @@ impl Loc<'_> {
             Some(id) => format!("nodes[{}] (id {id})", self.index),
             None => format!("nodes[{}]", self.index),
         };
-        let location = if field.is_empty() {
-            node
-        } else {
-            format!("{node}.{field}")
-        };
+        let location = if field.is_empty() { node } else { format!("{node}.{field}") };
         ChakraError::format(self.path, location, what)
     }
 }
@@ -194,18 +180,8 @@ fn convert_document(doc: &Value, path: &Path) -> Result<EtTrace> {
     })?;
     let schema = match obj.get("schema") {
         Some(Value::String(s)) => s.as_str(),
-        Some(v) => {
-            return Err(ChakraError::format(
-                path,
-                "schema",
-                format!("found {}; expected a string", kind(v)),
-            ))
-        }
-        None => {
-            return Err(top(
-                "missing key `schema`; expected a PyTorch host execution trace".into(),
-            ))
-        }
+        Some(v) => return Err(ChakraError::format(path, "schema", format!("found {}; expected a string", kind(v)))),
+        None => return Err(top("missing key `schema`; expected a PyTorch host execution trace".into())),
     };
     if !KNOWN_SCHEMAS.iter().any(|p| schema.starts_with(p)) {
         tracing::warn!(
@@ -217,40 +193,19 @@ fn convert_document(doc: &Value, path: &Path) -> Result<EtTrace> {
     let raw_nodes = match obj.get("nodes") {
         Some(Value::Array(a)) => a,
         Some(v) => {
-            return Err(ChakraError::format(
-                path,
-                "nodes",
-                format!("found {}; expected an array of nodes", kind(v)),
-            ))
+            return Err(ChakraError::format(path, "nodes", format!("found {}; expected an array of nodes", kind(v))))
         }
-        None => {
-            return Err(top(
-                "missing key `nodes` (the array of operator nodes)".into()
-            ))
-        }
+        None => return Err(top("missing key `nodes` (the array of operator nodes)".into())),
     };
 
     let mut nodes = Vec::with_capacity(raw_nodes.len());
     let mut index_of: HashMap<u64, usize> = HashMap::with_capacity(raw_nodes.len());
     for (i, raw) in raw_nodes.iter().enumerate() {
-        let loc = Loc {
-            path,
-            index: i,
-            id: None,
-        };
+        let loc = Loc { path, index: i, id: None };
         let node = parse_node(raw, loc)?;
         if let Some(&first) = index_of.get(&node.id) {
-            let loc = Loc {
-                id: Some(node.id),
-                ..loc
-            };
-            return Err(loc.err(
-                "id",
-                format!(
-                    "id {} is also used by nodes[{first}]; expected unique ids",
-                    node.id
-                ),
-            ));
+            let loc = Loc { id: Some(node.id), ..loc };
+            return Err(loc.err("id", format!("id {} is also used by nodes[{first}]; expected unique ids", node.id)));
         }
         index_of.insert(node.id, i);
         nodes.push(node);
@@ -283,18 +238,9 @@ fn convert_document(doc: &Value, path: &Path) -> Result<EtTrace> {
         }
     }
 
-    let slot_by_id: HashMap<u64, usize> = out
-        .iter()
-        .enumerate()
-        .map(|(s, o)| (o.node.id, s))
-        .collect();
-    let roots: Vec<usize> = (0..out.len())
-        .filter(|&s| ROOT_NAMES.contains(&out[s].node.name.as_str()))
-        .collect();
-    let mut walk = Walk {
-        visited: vec![0; out.len()],
-        generation: 0,
-    };
+    let slot_by_id: HashMap<u64, usize> = out.iter().enumerate().map(|(s, o)| (o.node.id, s)).collect();
+    let roots: Vec<usize> = (0..out.len()).filter(|&s| ROOT_NAMES.contains(&out[s].node.name.as_str())).collect();
+    let mut walk = Walk { visited: vec![0; out.len()], generation: 0 };
     for root in roots {
         walk.chain(root, &nodes, &children, &slot_of, &slot_by_id, &mut out);
     }
@@ -302,39 +248,23 @@ fn convert_document(doc: &Value, path: &Path) -> Result<EtTrace> {
     let kept = drop_dangling(out);
     let mut kept_nodes: Vec<Node> = kept.into_iter().map(|o| o.node).collect();
     kept_nodes.sort_by_key(|n| n.id);
-    let ids: HashMap<u64, usize> = kept_nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id, i))
-        .collect();
+    let ids: HashMap<u64, usize> = kept_nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     for n in &mut kept_nodes {
         n.ctrl_deps.retain(|d| ids.contains_key(d));
     }
     check_acyclic(&kept_nodes, &ids, path)?;
-    Ok(EtTrace {
-        metadata: Some(metadata),
-        nodes: kept_nodes,
-    })
+    Ok(EtTrace { metadata: Some(metadata), nodes: kept_nodes })
 }
 
 /// The GlobalMetadata Chakra writes: no version, five attributes.
 fn metadata_from(obj: &Map<String, Value>, schema: &str, path: &Path) -> Result<GlobalMetadata> {
-    let mut attr = vec![attribute(
-        "schema",
-        AttrValue::StringVal(schema.to_string()),
-    )];
+    let mut attr = vec![attribute("schema", AttrValue::StringVal(schema.to_string()))];
     for key in ["pid", "time", "start_ts", "finish_ts"] {
         let Some(v) = obj.get(key) else { continue };
         let value = if key == "time" {
             match v {
                 Value::String(s) => AttrValue::StringVal(s.clone()),
-                _ => {
-                    return Err(ChakraError::format(
-                        path,
-                        key,
-                        format!("found {}; expected a string", kind(v)),
-                    ))
-                }
+                _ => return Err(ChakraError::format(path, key, format!("found {}; expected a string", kind(v)))),
             }
         } else {
             match v.as_u64() {
@@ -350,29 +280,18 @@ fn metadata_from(obj: &Map<String, Value>, schema: &str, path: &Path) -> Result<
         };
         attr.push(attribute(key, value));
     }
-    Ok(GlobalMetadata {
-        version: String::new(),
-        attr,
-    })
+    Ok(GlobalMetadata { version: String::new(), attr })
 }
 
 fn parse_node<'a>(raw: &'a Value, loc: Loc<'_>) -> Result<HostNode<'a>> {
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| loc.err("", format!("found {}; expected a node object", kind(raw))))?;
+    let obj = raw.as_object().ok_or_else(|| loc.err("", format!("found {}; expected a node object", kind(raw))))?;
     let id = match obj.get("id") {
-        Some(v) => v.as_u64().ok_or_else(|| {
-            loc.err(
-                "id",
-                format!("found {}; expected a non-negative integer", kind(v)),
-            )
-        })?,
+        Some(v) => {
+            v.as_u64().ok_or_else(|| loc.err("id", format!("found {}; expected a non-negative integer", kind(v))))?
+        }
         None => return Err(loc.err("", "missing key `id`; expected a node id")),
     };
-    let loc = Loc {
-        id: Some(id),
-        ..loc
-    };
+    let loc = Loc { id: Some(id), ..loc };
     let name = match obj.get("name") {
         Some(Value::String(s)) => s.as_str(),
         Some(v) => return Err(loc.err("name", format!("found {}; expected a string", kind(v)))),
@@ -383,12 +302,10 @@ fn parse_node<'a>(raw: &'a Value, loc: Loc<'_>) -> Result<HostNode<'a>> {
         Some(v) => Some(v.as_u64().ok_or_else(|| {
             loc.err("ctrl_deps", format!("found {}; expected the id of the calling node (an integer)", kind(v)))
         })?),
-        None => {
-            return Err(loc.err(
-                "",
-                "missing key `ctrl_deps` (the calling node's id); is this a PyTorch host trace of schema 1.0.2 or later?",
-            ))
-        }
+        None => return Err(loc.err(
+            "",
+            "missing key `ctrl_deps` (the calling node's id); is this a PyTorch host trace of schema 1.0.2 or later?",
+        )),
     };
     let inputs = parse_io(obj, "inputs", loc)?;
     let outputs = parse_io(obj, "outputs", loc)?;
@@ -398,87 +315,52 @@ fn parse_node<'a>(raw: &'a Value, loc: Loc<'_>) -> Result<HostNode<'a>> {
     let mut op_schema = None;
     let mut overrides: HashMap<&str, (String, &Value)> = HashMap::new();
     if let Some(list) = obj.get("attrs") {
-        let list = list.as_array().ok_or_else(|| {
-            loc.err(
-                "attrs",
-                format!("found {}; expected an array of attributes", kind(list)),
-            )
-        })?;
+        let list = list
+            .as_array()
+            .ok_or_else(|| loc.err("attrs", format!("found {}; expected an array of attributes", kind(list))))?;
         for (k, a) in list.iter().enumerate() {
             let field = format!("attrs[{k}]");
-            let a = a.as_object().ok_or_else(|| {
-                loc.err(
-                    &field,
-                    format!("found {}; expected {{\"name\", \"value\"}}", kind(a)),
-                )
-            })?;
+            let a = a
+                .as_object()
+                .ok_or_else(|| loc.err(&field, format!("found {}; expected {{\"name\", \"value\"}}", kind(a))))?;
             let attr_name = match a.get("name") {
                 Some(Value::String(s)) => s.as_str(),
                 Some(v) => {
-                    return Err(loc.err(
-                        &format!("{field}.name"),
-                        format!("found {}; expected a string", kind(v)),
-                    ))
+                    return Err(loc.err(&format!("{field}.name"), format!("found {}; expected a string", kind(v))))
                 }
                 None => return Err(loc.err(&field, "missing key `name`")),
             };
             let value_field = format!("{field}.value");
-            let value = a.get("value").ok_or_else(|| {
-                loc.err(&field, format!("attribute `{attr_name}` has no `value`"))
-            })?;
+            let value =
+                a.get("value").ok_or_else(|| loc.err(&field, format!("attribute `{attr_name}` has no `value`")))?;
             if let Some(pos) = INT_ATTRS.iter().position(|n| *n == attr_name) {
                 let v = value.as_i64().ok_or_else(|| {
-                    loc.err(
-                        &value_field,
-                        format!(
-                            "`{attr_name}` is {}; expected a 64-bit signed integer",
-                            kind(value)
-                        ),
-                    )
+                    loc.err(&value_field, format!("`{attr_name}` is {}; expected a 64-bit signed integer", kind(value)))
                 })?;
                 ints[pos] = Some(v);
             } else if attr_name == "op_schema" {
                 match value {
                     Value::String(s) => op_schema = Some(s.clone()),
                     _ => {
-                        return Err(loc.err(
-                            &value_field,
-                            format!("`op_schema` is {}; expected a string", kind(value)),
-                        ))
+                        return Err(loc.err(&value_field, format!("`op_schema` is {}; expected a string", kind(value))))
                     }
                 }
-            } else if let Some(key) = [
-                "cat",
-                "exclusive_dur",
-                "inter_thread_dep",
-                "stream",
-                "pg_name",
-            ]
-            .into_iter()
-            .find(|k| *k == attr_name)
+            } else if let Some(key) =
+                ["cat", "exclusive_dur", "inter_thread_dep", "stream", "pg_name"].into_iter().find(|k| *k == attr_name)
             {
                 overrides.insert(key, (value_field, value));
             }
         }
     }
     let field = |key: &'static str| -> Option<(String, &Value)> {
-        overrides
-            .get(key)
-            .map(|(f, v)| (f.clone(), *v))
-            .or_else(|| obj.get(key).map(|v| (key.to_string(), v)))
+        overrides.get(key).map(|(f, v)| (f.clone(), *v)).or_else(|| obj.get(key).map(|v| (key.to_string(), v)))
     };
 
     let gpu = matches!(field("cat"), Some((_, v)) if !v.is_null());
     let exclusive_dur = match field("exclusive_dur") {
         None | Some((_, Value::Null)) => 0,
         Some((f, v)) => whole_micros(v).ok_or_else(|| {
-            loc.err(
-                &f,
-                format!(
-                    "found {}; expected a non-negative duration in microseconds",
-                    kind(v)
-                ),
-            )
+            loc.err(&f, format!("found {}; expected a non-negative duration in microseconds", kind(v)))
         })?,
     };
     let inter_thread_dep = match field("inter_thread_dep") {
@@ -492,82 +374,41 @@ fn parse_node<'a>(raw: &'a Value, loc: Loc<'_>) -> Result<HostNode<'a>> {
     let stream = match field("stream") {
         None => Some(0),
         Some((_, Value::Null)) => None,
-        Some((f, v)) => Some(v.as_i64().ok_or_else(|| {
-            loc.err(
-                &f,
-                format!("found {}; expected an integer stream id", kind(v)),
-            )
-        })?),
+        Some((f, v)) => {
+            Some(v.as_i64().ok_or_else(|| loc.err(&f, format!("found {}; expected an integer stream id", kind(v))))?)
+        }
     };
     let pg_name = match field("pg_name") {
         None | Some((_, Value::Null)) => String::new(),
         Some((_, Value::String(s))) => s.clone(),
         Some((_, Value::Number(n))) => n.to_string(),
-        Some((f, v)) => {
-            return Err(loc.err(
-                &f,
-                format!("found {}; expected a process-group name", kind(v)),
-            ))
-        }
+        Some((f, v)) => return Err(loc.err(&f, format!("found {}; expected a process-group name", kind(v)))),
     };
 
-    let mut attrs: Vec<AttributeProto> = INT_ATTRS
-        .iter()
-        .zip(ints)
-        .filter_map(|(n, v)| v.map(|v| attribute(n, AttrValue::Int64Val(v))))
-        .collect();
+    let mut attrs: Vec<AttributeProto> =
+        INT_ATTRS.iter().zip(ints).filter_map(|(n, v)| v.map(|v| attribute(n, AttrValue::Int64Val(v)))).collect();
     if let Some(s) = op_schema {
         attrs.push(attribute("op_schema", AttrValue::StringVal(s)));
     }
-    Ok(HostNode {
-        id,
-        name,
-        parent,
-        inputs,
-        outputs,
-        attrs,
-        gpu,
-        exclusive_dur,
-        inter_thread_dep,
-        stream,
-        pg_name,
-    })
+    Ok(HostNode { id, name, parent, inputs, outputs, attrs, gpu, exclusive_dur, inter_thread_dep, stream, pg_name })
 }
 
 fn parse_io<'a>(obj: &'a Map<String, Value>, key: &str, loc: Loc<'_>) -> Result<Io<'a>> {
     let io = match obj.get(key) {
         Some(Value::Object(o)) => o,
         Some(v) => {
-            return Err(loc.err(
-                key,
-                format!(
-                    "found {}; expected an object with `values`, `shapes`, `types`",
-                    kind(v)
-                ),
-            ))
+            return Err(loc.err(key, format!("found {}; expected an object with `values`, `shapes`, `types`", kind(v))))
         }
-        None => {
-            return Err(loc.err(
-                "",
-                format!("missing key `{key}`; expected {{\"values\", \"shapes\", \"types\"}}"),
-            ))
-        }
+        None => return Err(loc.err("", format!("missing key `{key}`; expected {{\"values\", \"shapes\", \"types\"}}"))),
     };
     let list = |k: &str| -> Result<&'a Vec<Value>> {
         match io.get(k) {
             Some(Value::Array(a)) => Ok(a),
-            Some(v) => Err(loc.err(
-                &format!("{key}.{k}"),
-                format!("found {}; expected an array", kind(v)),
-            )),
+            Some(v) => Err(loc.err(&format!("{key}.{k}"), format!("found {}; expected an array", kind(v)))),
             None => Err(loc.err(key, format!("missing key `{k}`; expected an array"))),
         }
     };
-    Ok(Io {
-        values: list("values")?,
-        shapes: list("shapes")?,
-        types: list("types")?,
-    })
+    Ok(Io { values: list("values")?, shapes: list("shapes")?, types: list("types")? })
 }
 
 /// Python's `int()` of a JSON duration: whole microseconds, truncated.
@@ -590,22 +431,14 @@ fn convert_node(
     out: &mut Vec<OutNode>,
     path: &Path,
 ) -> Result<()> {
-    let loc = Loc {
-        path,
-        index: i,
-        id: Some(nodes[i].id),
-    };
+    let loc = Loc { path, index: i, id: Some(nodes[i].id) };
     let node_type = node_type(i, nodes, index_of);
     let n = &nodes[i];
     let mut node = Node {
         id: n.id,
         name: n.name.to_string(),
         r#type: node_type as i32,
-        duration_micros: if n.name.contains("Optimizer.step") {
-            0
-        } else {
-            n.exclusive_dur
-        },
+        duration_micros: if n.name.contains("Optimizer.step") { 0 } else { n.exclusive_dur },
         inputs: Some(io_info(&n.inputs)),
         outputs: Some(io_info(&n.outputs)),
         attr: n.attrs.clone(),
@@ -616,17 +449,12 @@ fn convert_node(
             node.ctrl_deps.push(nodes[p].id);
         }
     }
-    node.attr
-        .push(attribute("is_cpu_op", AttrValue::BoolVal(!n.gpu)));
+    node.attr.push(attribute("is_cpu_op", AttrValue::BoolVal(!n.gpu)));
     if let Some(stream) = n.stream {
-        node.attr
-            .push(attribute("stream", AttrValue::Int64Val(stream)));
+        node.attr.push(attribute("stream", AttrValue::Int64Val(stream)));
     }
     if n.is_gpu_op() {
-        let comm = matches!(
-            node_type,
-            NodeType::CommCollNode | NodeType::CommSendNode | NodeType::CommRecvNode
-        );
+        let comm = matches!(node_type, NodeType::CommCollNode | NodeType::CommSendNode | NodeType::CommRecvNode);
         if node_type == NodeType::CommCollNode {
             let ct = collective_type(n.name).ok_or_else(|| {
                 loc.err(
@@ -638,19 +466,12 @@ fn convert_node(
                     ),
                 )
             })?;
-            node.attr
-                .push(attribute("comm_type", AttrValue::Int64Val(ct as i64)));
+            node.attr.push(attribute("comm_type", AttrValue::Int64Val(ct as i64)));
         }
         if comm {
-            node.attr.push(attribute(
-                "comm_size",
-                AttrValue::Int64Val(comm_size(&n.inputs, loc)?),
-            ));
+            node.attr.push(attribute("comm_size", AttrValue::Int64Val(comm_size(&n.inputs, loc)?)));
             if !n.pg_name.is_empty() {
-                node.attr.push(attribute(
-                    "pg_name",
-                    AttrValue::StringVal(n.pg_name.clone()),
-                ));
+                node.attr.push(attribute("pg_name", AttrValue::StringVal(n.pg_name.clone())));
             }
         }
     }
@@ -675,10 +496,7 @@ fn node_type(i: usize, nodes: &mut [HostNode<'_>], index_of: &HashMap<u64, usize
         if let Some(p) = parent {
             let pn = &nodes[p];
             if pn.name == "record_param_comms" {
-                keyword = pn
-                    .parent
-                    .and_then(|g| index_of.get(&g))
-                    .map_or("", |&g| nodes[g].name);
+                keyword = pn.parent.and_then(|g| index_of.get(&g)).map_or("", |&g| nodes[g].name);
                 if !pn.pg_name.is_empty() {
                     inherited = Some(pn.pg_name.clone());
                 }
@@ -709,19 +527,12 @@ fn node_type(i: usize, nodes: &mut [HostNode<'_>], index_of: &HashMap<u64, usize
 
 /// The collective a kernel name stands for (Chakra's `get_collective_comm_type`).
 fn collective_type(name: &str) -> Option<CollectiveCommType> {
-    let normalized: String = name
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
+    let normalized: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
     COMM_KEYWORDS
         .iter()
         .find(|(k, _)| normalized.contains(k))
         .map(|(_, t)| *t)
-        .or_else(|| {
-            name.contains("ncclDevKernel_SendRecv")
-                .then_some(CollectiveCommType::AllToAll)
-        })
+        .or_else(|| name.contains("ncclDevKernel_SendRecv").then_some(CollectiveCommType::AllToAll))
 }
 
 /// Σ num_elem × elem_bytes over the tensor inputs (`Tensor(...)` and
@@ -730,10 +541,7 @@ fn comm_size(io: &Io<'_>, loc: Loc<'_>) -> Result<i64> {
     let mut total: u128 = 0;
     for (k, (value, ty)) in io.values.iter().zip(io.types.iter()).enumerate() {
         let ty = ty.as_str().ok_or_else(|| {
-            loc.err(
-                &format!("inputs.types[{k}]"),
-                format!("found {}; expected a type string", kind(ty)),
-            )
+            loc.err(&format!("inputs.types[{k}]"), format!("found {}; expected a type string", kind(ty)))
         })?;
         if !ty.contains("Tensor") {
             continue;
@@ -741,13 +549,7 @@ fn comm_size(io: &Io<'_>, loc: Loc<'_>) -> Result<i64> {
         let field = format!("inputs.values[{k}]");
         if ty.starts_with("GenericList[Tensor") {
             let list = value.as_array().ok_or_else(|| {
-                loc.err(
-                    &field,
-                    format!(
-                        "found {} for type {ty}; expected a list of tensors",
-                        kind(value)
-                    ),
-                )
+                loc.err(&field, format!("found {} for type {ty}; expected a list of tensors", kind(value)))
             })?;
             for t in list {
                 let bytes = tensor_bytes(t).ok_or_else(|| bad_tensor(loc, &field, t))?;
@@ -758,12 +560,8 @@ fn comm_size(io: &Io<'_>, loc: Loc<'_>) -> Result<i64> {
             total = total.saturating_add(bytes);
         }
     }
-    i64::try_from(total).map_err(|_| {
-        loc.err(
-            "inputs",
-            format!("communication size {total} bytes does not fit a 64-bit integer"),
-        )
-    })
+    i64::try_from(total)
+        .map_err(|_| loc.err("inputs", format!("communication size {total} bytes does not fit a 64-bit integer")))
 }
 
 fn bad_tensor(loc: Loc<'_>, field: &str, v: &Value) -> ChakraError {
@@ -827,9 +625,7 @@ impl Walk {
             } else {
                 if let Some(d) = n.inter_thread_dep {
                     if !slot_by_id.contains_key(&d) {
-                        tracing::warn!(
-                            "node {id}: inter_thread_dep {d} names no converted node; ignored"
-                        );
+                        tracing::warn!("node {id}: inter_thread_dep {d} names no converted node; ignored");
                     } else if !deps.contains(&d) {
                         deps.push(d);
                     }
@@ -840,29 +636,18 @@ impl Walk {
                 last_host = Some(id);
                 last_any = Some(id);
             }
-            let mut kids: Vec<(u64, usize)> = children[src]
-                .iter()
-                .filter_map(|&c| slot_of[c].map(|s| (nodes[c].id, s)))
-                .collect();
+            let mut kids: Vec<(u64, usize)> =
+                children[src].iter().filter_map(|&c| slot_of[c].map(|s| (nodes[c].id, s))).collect();
             kids.sort_unstable_by_key(|k| std::cmp::Reverse(k.0));
-            stack.extend(
-                kids.into_iter()
-                    .filter(|&(_, s)| self.visited[s] != generation)
-                    .map(|(_, s)| s),
-            );
+            stack.extend(kids.into_iter().filter(|&(_, s)| self.visited[s] != generation).map(|(_, s)| s));
         }
     }
 }
 
 /// Drops nodes with no data dependency that nothing depends on.
 fn drop_dangling(out: Vec<OutNode>) -> Vec<OutNode> {
-    let needed: std::collections::HashSet<u64> = out
-        .iter()
-        .flat_map(|o| o.node.data_deps.iter().copied())
-        .collect();
-    out.into_iter()
-        .filter(|o| !o.node.data_deps.is_empty() || needed.contains(&o.node.id))
-        .collect()
+    let needed: std::collections::HashSet<u64> = out.iter().flat_map(|o| o.node.data_deps.iter().copied()).collect();
+    out.into_iter().filter(|o| !o.node.data_deps.is_empty() || needed.contains(&o.node.id)).collect()
 }
 
 /// Fails with the nodes of one cycle if the data dependencies are not a DAG.
@@ -893,10 +678,8 @@ fn check_acyclic(nodes: &[Node], ids: &HashMap<u64, usize>, path: &Path) -> Resu
                 }
                 OPEN => {
                     let from = stack.iter().position(|&(u, _)| u == w).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[from..]
-                        .iter()
-                        .map(|&(u, _)| format!("{} ({})", nodes[u].id, nodes[u].name))
-                        .collect();
+                    let mut cycle: Vec<String> =
+                        stack[from..].iter().map(|&(u, _)| format!("{} ({})", nodes[u].id, nodes[u].name)).collect();
                     cycle.push(format!("{} ({})", nodes[w].id, nodes[w].name));
                     return Err(ChakraError::format(
                         path,
@@ -915,19 +698,11 @@ fn check_acyclic(nodes: &[Node], ids: &HashMap<u64, usize>, path: &Path) -> Resu
 }
 
 fn attribute(name: &str, value: AttrValue) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        doc_string: String::new(),
-        value: Some(value),
-    }
+    AttributeProto { name: name.to_string(), doc_string: String::new(), value: Some(value) }
 }
 
 fn io_info(io: &Io<'_>) -> IoInfo {
-    IoInfo {
-        values: py_str_list(io.values),
-        shapes: py_str_list(io.shapes),
-        types: py_str_list(io.types),
-    }
+    IoInfo { values: py_str_list(io.values), shapes: py_str_list(io.shapes), types: py_str_list(io.types) }
 }
 
 /// A short name of a JSON value's kind, for error messages.
@@ -1016,11 +791,7 @@ fn py_float(f: f64, out: &mut String) {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        out.push_str(&format!(
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        ));
+        out.push_str(&format!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs()));
     } else if decpt <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
@@ -1044,11 +815,7 @@ fn py_float(f: f64, out: &mut String) {
 /// characters. Printability of non-ASCII characters is approximated (control, format,
 /// separator and private-use characters are escaped; unassigned ones are kept).
 fn py_str_repr(s: &str, out: &mut String) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -1133,43 +900,28 @@ mod tests {
     }
 
     fn count(trace: &EtTrace, t: NodeType) -> usize {
-        trace
-            .nodes
-            .iter()
-            .filter(|n| n.node_type() == Some(t))
-            .count()
+        trace.nodes.iter().filter(|n| n.node_type() == Some(t)).count()
     }
 
     /// Ids unique and sorted, every dependency names a node, data deps acyclic.
     fn assert_well_formed(trace: &EtTrace) {
         let ids: HashSet<u64> = trace.nodes.iter().map(|n| n.id).collect();
         assert_eq!(ids.len(), trace.nodes.len(), "duplicate ids");
-        assert!(
-            trace.nodes.windows(2).all(|w| w[0].id < w[1].id),
-            "nodes not in id order"
-        );
+        assert!(trace.nodes.windows(2).all(|w| w[0].id < w[1].id), "nodes not in id order");
         for n in &trace.nodes {
             for d in n.data_deps.iter().chain(&n.ctrl_deps) {
                 assert!(ids.contains(d), "node {} depends on missing {d}", n.id);
             }
         }
         // Kahn's algorithm over data deps must consume every node.
-        let mut indeg: HashMap<u64, usize> = trace
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.data_deps.len()))
-            .collect();
+        let mut indeg: HashMap<u64, usize> = trace.nodes.iter().map(|n| (n.id, n.data_deps.len())).collect();
         let mut users: HashMap<u64, Vec<u64>> = HashMap::new();
         for n in &trace.nodes {
             for d in &n.data_deps {
                 users.entry(*d).or_default().push(n.id);
             }
         }
-        let mut ready: Vec<u64> = indeg
-            .iter()
-            .filter(|(_, &d)| d == 0)
-            .map(|(&i, _)| i)
-            .collect();
+        let mut ready: Vec<u64> = indeg.iter().filter(|(_, &d)| d == 0).map(|(&i, _)| i).collect();
         let mut done = 0;
         while let Some(v) = ready.pop() {
             done += 1;
@@ -1226,18 +978,8 @@ mod tests {
         assert_eq!((trace.nodes[0].id, trace.nodes[261].id), (2, 296));
         assert!(!by_id(&trace).contains_key(&1));
         assert_well_formed(&trace);
-        assert_eq!(
-            trace
-                .nodes
-                .iter()
-                .filter(|n| !n.ctrl_deps.is_empty())
-                .count(),
-            91
-        );
-        assert!(trace
-            .nodes
-            .iter()
-            .all(|n| n.duration_micros == 0 && n.start_time_micros == 0));
+        assert_eq!(trace.nodes.iter().filter(|n| !n.ctrl_deps.is_empty()).count(), 91);
+        assert!(trace.nodes.iter().all(|n| n.duration_micros == 0 && n.start_time_micros == 0));
 
         let meta = trace.metadata.as_ref().unwrap();
         assert_eq!(meta.version, "");
@@ -1248,11 +990,8 @@ mod tests {
             ("start_ts", AttrValue::Uint64Val(350785410)),
             ("finish_ts", AttrValue::Uint64Val(350785415)),
         ];
-        let got: Vec<(&str, &AttrValue)> = meta
-            .attr
-            .iter()
-            .map(|a| (a.name.as_str(), a.value.as_ref().unwrap()))
-            .collect();
+        let got: Vec<(&str, &AttrValue)> =
+            meta.attr.iter().map(|a| (a.name.as_str(), a.value.as_ref().unwrap())).collect();
         assert_eq!(got, expect.iter().map(|(n, v)| (*n, v)).collect::<Vec<_>>());
     }
 
@@ -1272,53 +1011,28 @@ mod tests {
         let pg = nodes[&3];
         assert_eq!(pg.name, "## process_group:init ##");
         assert_eq!(pg.node_type(), Some(NodeType::MetadataNode));
-        assert_eq!(
-            (pg.ctrl_deps.as_slice(), pg.data_deps.as_slice()),
-            (&[2][..], &[2][..])
-        );
+        assert_eq!((pg.ctrl_deps.as_slice(), pg.data_deps.as_slice()), (&[2][..], &[2][..]));
         let io = pg.inputs.as_ref().unwrap();
         assert_eq!(
             io.values,
             r#"['[{"pg_name": "0", "backend_id": 82149104, "backend_config": "cuda:nccl", "ranks": [], "group_size": 2, "group_count": 1}]']"#
         );
-        assert_eq!(
-            (io.shapes.as_str(), io.types.as_str()),
-            ("[[]]", "['String']")
-        );
+        assert_eq!((io.shapes.as_str(), io.types.as_str()), ("[[]]", "['String']"));
 
         let empty = nodes[&4];
         assert_eq!(empty.name, "aten::empty");
         assert_eq!(empty.node_type(), Some(NodeType::CompNode));
-        assert_eq!(
-            (empty.ctrl_deps.as_slice(), empty.data_deps.as_slice()),
-            (&[2][..], &[3][..])
-        );
+        assert_eq!((empty.ctrl_deps.as_slice(), empty.data_deps.as_slice()), (&[2][..], &[3][..]));
         let io = empty.inputs.as_ref().unwrap();
         assert_eq!(io.values, "[[1], 6, 0, 'cpu', False, '<None>']");
         assert_eq!(io.shapes, "[[[]], [], [], [], [], []]");
-        assert_eq!(
-            io.types,
-            "['GenericList[Int]', 'Int', 'Int', 'Device', 'Bool', 'None']"
-        );
+        assert_eq!(io.types, "['GenericList[Int]', 'Int', 'Int', 'Device', 'Bool', 'None']");
         let out = empty.outputs.as_ref().unwrap();
-        assert_eq!(
-            (out.values.as_str(), out.shapes.as_str()),
-            ("[[5, 6, 0, 1, 4, 'cpu']]", "[[1]]")
-        );
+        assert_eq!((out.values.as_str(), out.shapes.as_str()), ("[[5, 6, 0, 1, 4, 'cpu']]", "[[1]]"));
         let names: Vec<&str> = empty.attr.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(
             names,
-            [
-                "rf_id",
-                "fw_parent",
-                "seq_id",
-                "scope",
-                "tid",
-                "fw_tid",
-                "op_schema",
-                "is_cpu_op",
-                "stream"
-            ]
+            ["rf_id", "fw_parent", "seq_id", "scope", "tid", "fw_tid", "op_schema", "is_cpu_op", "stream"]
         );
         assert_eq!(attr(empty, "rf_id"), Some(&AttrValue::Int64Val(2)));
         assert_eq!(attr(empty, "seq_id"), Some(&AttrValue::Int64Val(-1)));
@@ -1341,23 +1055,13 @@ mod tests {
         assert_eq!(ag.name, "nccl:all_gather");
         assert_eq!(ag.node_type(), Some(NodeType::CompNode));
         assert_eq!(ag.data_deps, [30]);
-        assert!(
-            ag.ctrl_deps.is_empty(),
-            "its caller comes later in the file"
-        );
+        assert!(ag.ctrl_deps.is_empty(), "its caller comes later in the file");
         assert_eq!(attr(ag, "scope"), Some(&AttrValue::Int64Val(7)));
         assert_eq!(ag.attr("comm_size"), None);
         assert_eq!(ag.attr("pg_name"), None);
-        let gathers = trace
-            .nodes
-            .iter()
-            .filter(|n| n.name == "nccl:all_gather")
-            .count();
+        let gathers = trace.nodes.iter().filter(|n| n.name == "nccl:all_gather").count();
         assert_eq!(gathers, 10);
-        assert_eq!(
-            count(&trace, NodeType::CommCollNode) + count(&trace, NodeType::CommSendNode),
-            0
-        );
+        assert_eq!(count(&trace, NodeType::CommCollNode) + count(&trace, NodeType::CommSendNode), 0);
         assert_eq!(count(&trace, NodeType::CommRecvNode), 0);
     }
 
@@ -1367,12 +1071,7 @@ mod tests {
         assert_eq!(trace.nodes.len(), 4800); // 4801 input nodes minus the process annotation
         assert_eq!(count(&trace, NodeType::CompNode), 4800);
         assert_well_formed(&trace);
-        let roots: Vec<u64> = trace
-            .nodes
-            .iter()
-            .filter(|n| n.data_deps.is_empty())
-            .map(|n| n.id)
-            .collect();
+        let roots: Vec<u64> = trace.nodes.iter().filter(|n| n.data_deps.is_empty()).map(|n| n.id).collect();
         assert_eq!(roots, [2, 3702]);
         let doc = read_doc(DEMO4_HOST_TRACE);
         let (main, autograd) = (preorder(&doc, 2), preorder(&doc, 3702));
@@ -1381,24 +1080,14 @@ mod tests {
         assert_chain(&trace, &autograd);
         let nodes = by_id(&trace);
         for (order, tid) in [(&main, 1), (&autograd, 2)] {
-            assert!(order
-                .iter()
-                .all(|id| attr(nodes[id], "tid") == Some(&AttrValue::Int64Val(tid))));
+            assert!(order.iter().all(|id| attr(nodes[id], "tid") == Some(&AttrValue::Int64Val(tid))));
         }
 
         let step = nodes[&3];
-        assert_eq!(
-            (step.name.as_str(), step.data_deps.as_slice()),
-            ("ProfilerStep#4", &[2][..])
-        );
+        assert_eq!((step.name.as_str(), step.data_deps.as_slice()), ("ProfilerStep#4", &[2][..]));
         let bn = nodes[&1818];
         assert_eq!(bn.name, "aten::batch_norm");
-        assert!(bn
-            .inputs
-            .as_ref()
-            .unwrap()
-            .values
-            .ends_with(", True, 0.1, 1e-05, True]"));
+        assert!(bn.inputs.as_ref().unwrap().values.ends_with(", True, 0.1, 1e-05, True]"));
         let rpc = nodes[&464];
         assert_eq!(rpc.name, "record_param_comms");
         assert_eq!(
@@ -1406,21 +1095,12 @@ mod tests {
             "[[[461, 462, 0, 53120, 4, 'cuda:0']], 31, ['0', 'default_pg'], 0, 'broadcast', [], [], 0, 1, 2]"
         );
         let bcast = nodes[&465];
-        assert_eq!(
-            (bcast.name.as_str(), bcast.data_deps.as_slice()),
-            ("nccl:broadcast", &[464][..])
-        );
+        assert_eq!((bcast.name.as_str(), bcast.data_deps.as_slice()), ("nccl:broadcast", &[464][..]));
         assert_eq!(bcast.node_type(), Some(NodeType::CompNode));
         let ar = nodes[&3771];
-        assert_eq!(
-            (ar.name.as_str(), ar.data_deps.as_slice()),
-            ("nccl:all_reduce", &[3770][..])
-        );
+        assert_eq!((ar.name.as_str(), ar.data_deps.as_slice()), ("nccl:all_reduce", &[3770][..]));
         assert_eq!(attr(ar, "tid"), Some(&AttrValue::Int64Val(2)));
-        assert_eq!(
-            trace.metadata.as_ref().unwrap().attr[1].value,
-            Some(AttrValue::Uint64Val(3974))
-        );
+        assert_eq!(trace.metadata.as_ref().unwrap().attr[1].value, Some(AttrValue::Uint64Val(3974)));
     }
 
     #[test]
@@ -1454,8 +1134,7 @@ mod tests {
             }
             e
         };
-        let tensor_in =
-            |values: Value, types: Value| json!({"values": values, "shapes": [], "types": types});
+        let tensor_in = |values: Value, types: Value| json!({"values": values, "shapes": [], "types": types});
         json!({
             "schema": "1.1.1-chakra.0.0.4", "pid": 7, "time": "2025-01-01 00:00:00",
             "start_ts": 10, "finish_ts": 20,
@@ -1501,95 +1180,30 @@ mod tests {
         let nodes = by_id(&trace);
         let ty = |id: u64| nodes[&id].node_type().unwrap();
         assert_eq!(ty(3), NodeType::MetadataNode);
-        assert_eq!(
-            (ty(7), ty(12)),
-            (NodeType::CommCollNode, NodeType::CommCollNode)
-        );
-        assert_eq!(
-            (ty(9), ty(15), ty(17)),
-            (
-                NodeType::CompNode,
-                NodeType::CommSendNode,
-                NodeType::CommRecvNode
-            )
-        );
+        assert_eq!((ty(7), ty(12)), (NodeType::CommCollNode, NodeType::CommCollNode));
+        assert_eq!((ty(9), ty(15), ty(17)), (NodeType::CompNode, NodeType::CommSendNode, NodeType::CommRecvNode));
 
-        let names = |id: u64| {
-            nodes[&id]
-                .attr
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(7),
-            [
-                "rf_id",
-                "tid",
-                "is_cpu_op",
-                "stream",
-                "comm_type",
-                "comm_size",
-                "pg_name"
-            ]
-        );
-        assert_eq!(
-            attr(nodes[&7], "is_cpu_op"),
-            Some(&AttrValue::BoolVal(false))
-        );
+        let names = |id: u64| nodes[&id].attr.iter().map(|a| a.name.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(7), ["rf_id", "tid", "is_cpu_op", "stream", "comm_type", "comm_size", "pg_name"]);
+        assert_eq!(attr(nodes[&7], "is_cpu_op"), Some(&AttrValue::BoolVal(false)));
         assert_eq!(attr(nodes[&7], "stream"), Some(&AttrValue::Int64Val(7)));
-        assert_eq!(
-            attr(nodes[&7], "comm_type"),
-            Some(&AttrValue::Int64Val(CollectiveCommType::AllReduce as i64))
-        );
-        assert_eq!(
-            attr(nodes[&7], "comm_size"),
-            Some(&AttrValue::Int64Val(4096))
-        );
-        assert_eq!(
-            attr(nodes[&7], "pg_name"),
-            Some(&AttrValue::StringVal("1".into()))
-        );
-        assert_eq!(
-            attr(nodes[&12], "comm_size"),
-            Some(&AttrValue::Int64Val(10 * 2 + 6 * 4))
-        );
-        assert_eq!(
-            names(15),
-            [
-                "rf_id",
-                "tid",
-                "is_cpu_op",
-                "stream",
-                "comm_size",
-                "pg_name"
-            ]
-        );
-        assert_eq!(
-            attr(nodes[&15], "pg_name"),
-            Some(&AttrValue::StringVal("3".into()))
-        );
-        assert_eq!(
-            attr(nodes[&15], "comm_size"),
-            Some(&AttrValue::Int64Val(32))
-        );
+        assert_eq!(attr(nodes[&7], "comm_type"), Some(&AttrValue::Int64Val(CollectiveCommType::AllReduce as i64)));
+        assert_eq!(attr(nodes[&7], "comm_size"), Some(&AttrValue::Int64Val(4096)));
+        assert_eq!(attr(nodes[&7], "pg_name"), Some(&AttrValue::StringVal("1".into())));
+        assert_eq!(attr(nodes[&12], "comm_size"), Some(&AttrValue::Int64Val(10 * 2 + 6 * 4)));
+        assert_eq!(names(15), ["rf_id", "tid", "is_cpu_op", "stream", "comm_size", "pg_name"]);
+        assert_eq!(attr(nodes[&15], "pg_name"), Some(&AttrValue::StringVal("3".into())));
+        assert_eq!(attr(nodes[&15], "comm_size"), Some(&AttrValue::Int64Val(32)));
         assert_eq!(attr(nodes[&17], "comm_size"), Some(&AttrValue::Int64Val(0)));
         assert_eq!(nodes[&17].attr("pg_name"), None);
         assert_eq!(names(9), ["rf_id", "tid", "is_cpu_op", "stream"]);
 
-        let durations: Vec<(u64, u64)> = [4, 7, 9, 18]
-            .iter()
-            .map(|&i| (i, nodes[&i].duration_micros))
-            .collect();
+        let durations: Vec<(u64, u64)> = [4, 7, 9, 18].iter().map(|&i| (i, nodes[&i].duration_micros)).collect();
         assert_eq!(durations, [(4, 5), (7, 12), (9, 30), (18, 0)]);
 
         // Host ops chain in pre-order; a kernel follows the last node visited;
         // collectives of one process group are chained.
-        let deps: Vec<(u64, Vec<u64>)> = trace
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.data_deps.clone()))
-            .collect();
+        let deps: Vec<(u64, Vec<u64>)> = trace.nodes.iter().map(|n| (n.id, n.data_deps.clone())).collect();
         let expect: Vec<(u64, Vec<u64>)> = vec![
             (2, vec![]),
             (3, vec![2]),
@@ -1612,39 +1226,18 @@ mod tests {
         assert_eq!(deps, expect);
         // The thread's caller (the dropped process node) is not kept as a ctrl dep.
         assert!(nodes[&2].ctrl_deps.is_empty());
-        assert_eq!(
-            (
-                nodes[&7].ctrl_deps.as_slice(),
-                nodes[&15].ctrl_deps.as_slice()
-            ),
-            (&[6][..], &[14][..])
-        );
+        assert_eq!((nodes[&7].ctrl_deps.as_slice(), nodes[&15].ctrl_deps.as_slice()), (&[6][..], &[14][..]));
     }
 
     #[test]
     fn collective_type_by_kernel_name() {
         let cases = [
-            (
-                "ncclDevKernel_AllReduce_Sum_f32_RING_LL",
-                Some(CollectiveCommType::AllReduce),
-            ),
-            (
-                "ncclKernel_AllGather_RING_LL_Sum_int8_t",
-                Some(CollectiveCommType::AllGather),
-            ),
-            (
-                "ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL",
-                Some(CollectiveCommType::ReduceScatter),
-            ),
-            (
-                "ncclDevKernel_Broadcast_RING_LL",
-                Some(CollectiveCommType::Broadcast),
-            ),
+            ("ncclDevKernel_AllReduce_Sum_f32_RING_LL", Some(CollectiveCommType::AllReduce)),
+            ("ncclKernel_AllGather_RING_LL_Sum_int8_t", Some(CollectiveCommType::AllGather)),
+            ("ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL", Some(CollectiveCommType::ReduceScatter)),
+            ("ncclDevKernel_Broadcast_RING_LL", Some(CollectiveCommType::Broadcast)),
             ("ncclKernel_all-to-all", Some(CollectiveCommType::AllToAll)),
-            (
-                "ncclDevKernel_SendRecv(ncclDevKernelArgsStorage<4096ul>)",
-                Some(CollectiveCommType::AllToAll),
-            ),
+            ("ncclDevKernel_SendRecv(ncclDevKernelArgsStorage<4096ul>)", Some(CollectiveCommType::AllToAll)),
             ("ncclDevKernel_Reduce_Sum_f32", None),
         ];
         for (name, expect) in cases {
@@ -1659,17 +1252,11 @@ mod tests {
         let trace = convert_json(&doc).unwrap();
         let n15 = trace.nodes.iter().find(|n| n.id == 15).unwrap();
         assert_eq!(n15.node_type(), Some(NodeType::CommCollNode));
-        assert_eq!(
-            attr(n15, "comm_type"),
-            Some(&AttrValue::Int64Val(CollectiveCommType::AllToAll as i64))
-        );
+        assert_eq!(attr(n15, "comm_type"), Some(&AttrValue::Int64Val(CollectiveCommType::AllToAll as i64)));
 
         doc["nodes"][6]["name"] = json!("ncclDevKernel_Reduce_Sum_f32");
         let err = convert_json(&doc).unwrap_err().to_string();
-        assert!(
-            err.contains("mem.json") && err.contains("(id 7)") && err.contains("Reduce_Sum"),
-            "{err}"
-        );
+        assert!(err.contains("mem.json") && err.contains("(id 7)") && err.contains("Reduce_Sum"), "{err}");
     }
 
     #[test]
@@ -1708,10 +1295,7 @@ mod tests {
             ("a\nb\\c\t\r", r"'a\nb\\c\t\r'"),
             ("\u{1}\u{7f}", r"'\x01\x7f'"),
             ("é😀", "'é😀'"),
-            (
-                "\u{a0}\u{200b}\u{e000}\u{10ffff}",
-                r"'\xa0\u200b\ue000\U0010ffff'",
-            ),
+            ("\u{a0}\u{200b}\u{e000}\u{10ffff}", r"'\xa0\u200b\ue000\U0010ffff'"),
         ];
         for (s, expect) in cases {
             let mut out = String::new();
@@ -1729,86 +1313,39 @@ mod tests {
     fn not_json_names_the_file_and_position() {
         let (path, result) = convert_text("{\"schema\": \"1.0.2-chakra.0.0.4\", \"nodes\": [");
         let err = result.unwrap_err().to_string();
-        assert!(
-            err.starts_with(&path.display().to_string()) && err.contains("line 1"),
-            "{err}"
-        );
+        assert!(err.starts_with(&path.display().to_string()) && err.contains("line 1"), "{err}");
         let (_, result) = convert_text("   \n");
         assert!(matches!(result, Err(ChakraError::Empty { .. })));
         let (_, result) = convert_text("{} {}");
-        assert!(result
-            .unwrap_err()
-            .to_string()
-            .contains("2 concatenated JSON values"));
+        assert!(result.unwrap_err().to_string().contains("2 concatenated JSON values"));
     }
 
     #[test]
     fn missing_or_mistyped_top_level_keys() {
         let (path, result) = convert_text(r#"{"schema": "1.0.2-chakra.0.0.4", "pid": 1}"#);
         let err = result.unwrap_err().to_string();
-        assert!(
-            err.starts_with(&path.display().to_string()) && err.contains("missing key `nodes`"),
-            "{err}"
-        );
+        assert!(err.starts_with(&path.display().to_string()) && err.contains("missing key `nodes`"), "{err}");
         let cases = [
-            (
-                json!([1, 2]),
-                "expected a PyTorch host execution trace object",
-            ),
+            (json!([1, 2]), "expected a PyTorch host execution trace object"),
             (json!({"nodes": []}), "missing key `schema`"),
-            (
-                json!({"schema": 1.0, "nodes": []}),
-                "schema: found the number 1.0; expected a string",
-            ),
-            (
-                json!({"schema": "1.0.2-chakra.0.0.4", "nodes": {}}),
-                "nodes: found an object; expected an array",
-            ),
-            (
-                json!({"schema": "1.0.2-chakra.0.0.4", "pid": -4, "nodes": []}),
-                "pid: found the number -4",
-            ),
-            (
-                json!({"schema": "1.0.2-chakra.0.0.4", "time": 5, "nodes": []}),
-                "time: found the number 5",
-            ),
+            (json!({"schema": 1.0, "nodes": []}), "schema: found the number 1.0; expected a string"),
+            (json!({"schema": "1.0.2-chakra.0.0.4", "nodes": {}}), "nodes: found an object; expected an array"),
+            (json!({"schema": "1.0.2-chakra.0.0.4", "pid": -4, "nodes": []}), "pid: found the number -4"),
+            (json!({"schema": "1.0.2-chakra.0.0.4", "time": 5, "nodes": []}), "time: found the number 5"),
         ];
         for (doc, expect) in cases {
             let err = convert_json(&doc).unwrap_err().to_string();
-            assert!(
-                err.starts_with("mem.json: ") && err.contains(expect),
-                "{err}"
-            );
+            assert!(err.starts_with("mem.json: ") && err.contains(expect), "{err}");
         }
     }
 
     #[test]
     fn wrong_node_field_kinds_name_the_node() {
         let cases: [(usize, &str, Value, &str); 9] = [
-            (
-                3,
-                "inputs",
-                json!("x"),
-                "nodes[3] (id 4).inputs: found the string \"x\"; expected an object",
-            ),
-            (
-                3,
-                "outputs",
-                json!({"values": [], "shapes": []}),
-                "nodes[3] (id 4).outputs: missing key `types`",
-            ),
-            (
-                4,
-                "ctrl_deps",
-                json!("4"),
-                "nodes[4] (id 5).ctrl_deps: found the string \"4\"",
-            ),
-            (
-                4,
-                "name",
-                json!(7),
-                "nodes[4] (id 5).name: found the number 7; expected a string",
-            ),
+            (3, "inputs", json!("x"), "nodes[3] (id 4).inputs: found the string \"x\"; expected an object"),
+            (3, "outputs", json!({"values": [], "shapes": []}), "nodes[3] (id 4).outputs: missing key `types`"),
+            (4, "ctrl_deps", json!("4"), "nodes[4] (id 5).ctrl_deps: found the string \"4\""),
+            (4, "name", json!(7), "nodes[4] (id 5).name: found the number 7; expected a string"),
             (
                 4,
                 "attrs",
@@ -1821,18 +1358,8 @@ mod tests {
                 json!([{"name": "op_schema", "value": 3}]),
                 "nodes[4] (id 5).attrs[0].value: `op_schema` is the number 3",
             ),
-            (
-                6,
-                "exclusive_dur",
-                json!(-2),
-                "nodes[6] (id 7).exclusive_dur: found the number -2",
-            ),
-            (
-                6,
-                "stream",
-                json!("s"),
-                "nodes[6] (id 7).stream: found the string \"s\"",
-            ),
+            (6, "exclusive_dur", json!(-2), "nodes[6] (id 7).exclusive_dur: found the number -2"),
+            (6, "stream", json!("s"), "nodes[6] (id 7).stream: found the string \"s\""),
             (
                 6,
                 "inputs",
@@ -1844,30 +1371,16 @@ mod tests {
             let mut doc = linked_trace();
             doc["nodes"][index][key] = value;
             let err = convert_json(&doc).unwrap_err().to_string();
-            assert_eq!(
-                err.strip_prefix("mem.json: ")
-                    .map(|e| e.starts_with(expect)),
-                Some(true),
-                "{err}"
-            );
+            assert_eq!(err.strip_prefix("mem.json: ").map(|e| e.starts_with(expect)), Some(true), "{err}");
         }
         let mut doc = linked_trace();
         doc["nodes"][5].as_object_mut().unwrap().remove("ctrl_deps");
         let err = convert_json(&doc).unwrap_err().to_string();
-        assert!(
-            err.contains("nodes[5] (id 6): missing key `ctrl_deps`"),
-            "{err}"
-        );
+        assert!(err.contains("nodes[5] (id 6): missing key `ctrl_deps`"), "{err}");
         doc["nodes"][5] = json!({"name": "x"});
-        assert!(convert_json(&doc)
-            .unwrap_err()
-            .to_string()
-            .contains("nodes[5]: missing key `id`"));
+        assert!(convert_json(&doc).unwrap_err().to_string().contains("nodes[5]: missing key `id`"));
         doc["nodes"][5] = json!(4);
-        assert!(convert_json(&doc)
-            .unwrap_err()
-            .to_string()
-            .contains("nodes[5]: found the number 4; expected a node"));
+        assert!(convert_json(&doc).unwrap_err().to_string().contains("nodes[5]: found the number 4; expected a node"));
     }
 
     #[test]
@@ -1875,10 +1388,7 @@ mod tests {
         let mut doc = linked_trace();
         doc["nodes"][9]["id"] = json!(4);
         let err = convert_json(&doc).unwrap_err().to_string();
-        assert!(
-            err.contains("nodes[9] (id 4).id: id 4 is also used by nodes[3]"),
-            "{err}"
-        );
+        assert!(err.contains("nodes[9] (id 4).id: id 4 is also used by nodes[3]"), "{err}");
     }
 
     #[test]
@@ -1897,9 +1407,7 @@ mod tests {
         let err = result.unwrap_err().to_string();
         assert!(err.starts_with(&path.display().to_string()), "{err}");
         assert!(
-            err.contains("cyclic data dependency")
-                && err.contains("10 (aten::a)")
-                && err.contains("11 (aten::b)"),
+            err.contains("cyclic data dependency") && err.contains("10 (aten::a)") && err.contains("11 (aten::b)"),
             "{err}"
         );
     }
@@ -1916,14 +1424,7 @@ mod tests {
         let trace = convert_json(&doc).unwrap();
         assert_eq!(trace.metadata.unwrap().attr.len(), 1);
         let relu = &trace.nodes[1];
-        assert_eq!(
-            (
-                relu.id,
-                relu.data_deps.as_slice(),
-                relu.ctrl_deps.as_slice()
-            ),
-            (6, &[5][..], &[5][..])
-        );
+        assert_eq!((relu.id, relu.data_deps.as_slice(), relu.ctrl_deps.as_slice()), (6, &[5][..], &[5][..]));
         let names: Vec<&str> = relu.attr.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["is_cpu_op"]);
     }
@@ -1948,18 +1449,8 @@ mod tests {
         let node_count = base["nodes"].as_array().unwrap().len();
         let mut runs = 0;
         for i in 0..node_count {
-            let keys: Vec<String> = base["nodes"][i]
-                .as_object()
-                .unwrap()
-                .keys()
-                .cloned()
-                .collect();
-            for key in keys.iter().map(String::as_str).chain([
-                "cat",
-                "stream",
-                "pg_name",
-                "inter_thread_dep",
-            ]) {
+            let keys: Vec<String> = base["nodes"][i].as_object().unwrap().keys().cloned().collect();
+            for key in keys.iter().map(String::as_str).chain(["cat", "stream", "pg_name", "inter_thread_dep"]) {
                 for value in &replacements {
                     for target in ["", "values", "types"] {
                         let mut doc = base.clone();

@@ -109,9 +109,7 @@ use std::path::{Path, PathBuf};
 
 use crate::chakra::codec::EtTrace;
 use crate::chakra::error::{ChakraError, Result};
-use crate::chakra::schema::{
-    AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, Node, NodeType,
-};
+use crate::chakra::schema::{AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, Node, NodeType};
 
 /// The `schema` attribute the converter writes into each trace's GlobalMetadata: the value
 /// of the Chakra revision that made the ASTRA-sim tutorial traces (MICRO 2024), which these
@@ -192,8 +190,9 @@ impl Parallelism {
     /// The DLRM last bottom layer, `None` for the other kinds.
     pub fn last_bottom_layer(self) -> Option<usize> {
         match self {
-            Parallelism::HybridDlrm { last_bottom_layer }
-            | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => Some(last_bottom_layer),
+            Parallelism::HybridDlrm { last_bottom_layer } | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => {
+                Some(last_bottom_layer)
+            }
             _ => None,
         }
     }
@@ -229,14 +228,9 @@ impl LayerParallelism {
     }
 
     fn from_keyword(word: &str) -> Option<Self> {
-        [
-            Self::Data,
-            Self::Model,
-            Self::HybridDataModel,
-            Self::HybridModelData,
-        ]
-        .into_iter()
-        .find(|p| p.keyword() == word)
+        [Self::Data, Self::Model, Self::HybridDataModel, Self::HybridModelData]
+            .into_iter()
+            .find(|p| p.keyword() == word)
     }
 }
 
@@ -291,10 +285,7 @@ impl LayerLayout {
         ig_suffix: "",
     };
     /// Chakra's HYBRID_DATA_MODEL rule: HYBRID_MODEL_DATA's with other IG collective names.
-    const HYBRID_DATA_MODEL: LayerLayout = LayerLayout {
-        ig_suffix: "_IG_COMM_",
-        ..Self::HYBRID_MODEL_DATA
-    };
+    const HYBRID_DATA_MODEL: LayerLayout = LayerLayout { ig_suffix: "_IG_COMM_", ..Self::HYBRID_MODEL_DATA };
 
     /// The layout of every layer of a file of parallelism `p`; `None` for MICRO, DLRM and
     /// HYBRID_CUSTOMIZED, whose layers are not all alike.
@@ -312,10 +303,7 @@ impl LayerLayout {
     /// collectives, in the backward order ASTRA-sim 1.0 runs every such layer in (IG first).
     fn customized(p: LayerParallelism) -> LayerLayout {
         match p {
-            LayerParallelism::Data => LayerLayout {
-                wg_first: false,
-                ..Self::DATA
-            },
+            LayerParallelism::Data => LayerLayout { wg_first: false, ..Self::DATA },
             LayerParallelism::Model => Self::MODEL,
             LayerParallelism::HybridDataModel => Self::HYBRID_DATA_MODEL,
             LayerParallelism::HybridModelData => Self::HYBRID_MODEL_DATA,
@@ -326,10 +314,7 @@ impl LayerLayout {
     fn nodes(self, index: usize) -> u64 {
         let first = index == 0;
         let comps = if self.wg_first && first { 2 } else { 3 };
-        comps
-            + u64::from(self.fwd_comm)
-            + u64::from(self.ig_comm && !first)
-            + u64::from(self.wg_comm)
+        comps + u64::from(self.fwd_comm) + u64::from(self.ig_comm && !first) + u64::from(self.wg_comm)
     }
 }
 
@@ -371,15 +356,9 @@ impl CommKind {
     }
 
     fn from_keyword(word: &str) -> Option<Self> {
-        [
-            Self::None,
-            Self::AllReduce,
-            Self::AllToAll,
-            Self::AllGather,
-            Self::ReduceScatter,
-        ]
-        .into_iter()
-        .find(|c| c.keyword() == word)
+        [Self::None, Self::AllReduce, Self::AllToAll, Self::AllGather, Self::ReduceScatter]
+            .into_iter()
+            .find(|c| c.keyword() == word)
     }
 }
 
@@ -447,9 +426,7 @@ impl TextWorkload {
     pub fn read(path: &Path) -> Result<TextWorkload> {
         let meta = std::fs::metadata(path).map_err(|e| ChakraError::io(path, "cannot open", e))?;
         if meta.is_dir() {
-            return Err(ChakraError::IsDirectory {
-                path: path.to_path_buf(),
-            });
+            return Err(ChakraError::IsDirectory { path: path.to_path_buf() });
         }
         if meta.len() > MAX_INPUT_BYTES {
             return Err(ChakraError::format(
@@ -465,11 +442,7 @@ impl TextWorkload {
         let text = String::from_utf8(bytes).map_err(|e| {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
-            ChakraError::format(
-                path,
-                format!("line {line}"),
-                "invalid UTF-8; expected an ASTRA-sim 1.0 text workload",
-            )
+            ChakraError::format(path, format!("line {line}"), "invalid UTF-8; expected an ASTRA-sim 1.0 text workload")
         })?;
         TextWorkload::parse(&text, path)
     }
@@ -478,8 +451,7 @@ impl TextWorkload {
     pub fn parse(text: &str, path: &Path) -> Result<TextWorkload> {
         // Python's text mode turns "\r\n" and "\r" into "\n"; the metadata keeps that form.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
-        let err =
-            |line: usize, what: String| ChakraError::format(path, format!("line {line}"), what);
+        let err = |line: usize, what: String| ChakraError::format(path, format!("line {line}"), what);
         let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
 
         let header = lines.next().map_or("", |(_, l)| l);
@@ -488,12 +460,7 @@ impl TextWorkload {
 
         let count = match lines.next() {
             Some((_, l)) => parse_count(l).map_err(|what| err(2, what))?,
-            None => {
-                return Err(err(
-                    2,
-                    "the file ends here; expected the number of layer lines".into(),
-                ))
-            }
+            None => return Err(err(2, "the file ends here; expected the number of layer lines".into())),
         };
 
         let customized = parallelism == Parallelism::HybridCustomized;
@@ -519,10 +486,7 @@ impl TextWorkload {
             ));
         }
         if layers.is_empty() {
-            return Err(err(
-                2,
-                "the layer count is 0; expected at least one layer".into(),
-            ));
+            return Err(err(2, "the layer count is 0; expected at least one layer".into()));
         }
         if let Some(lbl) = parallelism.last_bottom_layer() {
             if lbl < layers.len() && layers[0].fwd.comm != CommKind::AllToAll {
@@ -537,12 +501,7 @@ impl TextWorkload {
                 ));
             }
         }
-        Ok(TextWorkload {
-            path: path.to_path_buf(),
-            text,
-            parallelism,
-            layers,
-        })
+        Ok(TextWorkload { path: path.to_path_buf(), text, parallelism, layers })
     }
 
     /// Number of nodes one pass of one rank produces (for a HYBRID_CUSTOMIZED layer without
@@ -555,24 +514,13 @@ impl TextWorkload {
             | Parallelism::Model
             | Parallelism::HybridDataModel
             | Parallelism::HybridModelData
-            | Parallelism::HybridCustomized => (0..self.layers.len())
-                .filter_map(|i| Some(self.layout(i)?.nodes(i)))
-                .sum(),
-            Parallelism::HybridDlrm { last_bottom_layer }
-            | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => {
-                let a2a = self
-                    .layers
-                    .iter()
-                    .filter(|x| x.fwd.comm == CommKind::AllToAll)
-                    .count();
-                let wg = self
-                    .layers
-                    .iter()
-                    .filter(|x| x.wg.comm != CommKind::None)
-                    .count();
-                let embedding_ig = last_bottom_layer
-                    .checked_add(1)
-                    .is_some_and(|n| n < self.layers.len());
+            | Parallelism::HybridCustomized => {
+                (0..self.layers.len()).filter_map(|i| Some(self.layout(i)?.nodes(i))).sum()
+            }
+            Parallelism::HybridDlrm { last_bottom_layer } | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => {
+                let a2a = self.layers.iter().filter(|x| x.fwd.comm == CommKind::AllToAll).count();
+                let wg = self.layers.iter().filter(|x| x.wg.comm != CommKind::None).count();
+                let embedding_ig = last_bottom_layer.checked_add(1).is_some_and(|n| n < self.layers.len());
                 (3 * l).saturating_sub(1) + a2a as u64 + wg as u64 + u64::from(embedding_ig)
             }
         }
@@ -583,9 +531,7 @@ impl TextWorkload {
     /// layer without its parallelism.
     fn layout(&self, index: usize) -> Option<LayerLayout> {
         match self.parallelism {
-            Parallelism::HybridCustomized => {
-                self.layers[index].parallelism.map(LayerLayout::customized)
-            }
+            Parallelism::HybridCustomized => self.layers[index].parallelism.map(LayerLayout::customized),
             p => LayerLayout::whole_file(p),
         }
     }
@@ -606,31 +552,19 @@ impl TextWorkload {
             }
         }
         if self.layers.is_empty() {
-            return Err(ChakraError::format(
-                &self.path,
-                "line 2",
-                "no layers; expected at least one",
-            ));
+            return Err(ChakraError::format(&self.path, "line 2", "no layers; expected at least one"));
         }
-        if let Some(l) = self.layers.iter().find(|l| {
-            [l.fwd, l.ig, l.wg]
-                .iter()
-                .any(|p| p.comm_size > i64::MAX as u64)
-        }) {
+        if let Some(l) = self.layers.iter().find(|l| [l.fwd, l.ig, l.wg].iter().any(|p| p.comm_size > i64::MAX as u64))
+        {
             return Err(ChakraError::format(
                 &self.path,
                 format!("line {}", l.line),
-                format!(
-                    "a comm size does not fit comm_size (int64); expected at most {}",
-                    i64::MAX
-                ),
+                format!("a comm size does not fit comm_size (int64); expected at most {}", i64::MAX),
             ));
         }
         let per_rank = self.nodes_per_pass().saturating_mul(u64::from(opts.passes));
         // Count each rank's trace like one more node, so that many tiny ranks are bounded too.
-        let total = per_rank
-            .saturating_add(1)
-            .saturating_mul(u64::from(opts.npus));
+        let total = per_rank.saturating_add(1).saturating_mul(u64::from(opts.npus));
         let metadata_bytes = (self.text.len() as u64).saturating_mul(u64::from(opts.npus));
         if total > MAX_TOTAL_NODES || metadata_bytes > MAX_TOTAL_METADATA_BYTES {
             return Err(ChakraError::format(
@@ -645,15 +579,10 @@ impl TextWorkload {
         }
         let metadata = GlobalMetadata {
             version: String::new(),
-            attr: vec![
-                string_attr("schema", SCHEMA_VERSION),
-                string_attr("input_file", &self.text),
-            ],
+            attr: vec![string_attr("schema", SCHEMA_VERSION), string_attr("input_file", &self.text)],
         };
         // Empty for MICRO and DLRM; every layer has one otherwise (checked above).
-        let layouts: Vec<LayerLayout> = (0..self.layers.len())
-            .map_while(|i| self.layout(i))
-            .collect();
+        let layouts: Vec<LayerLayout> = (0..self.layers.len()).map_while(|i| self.layout(i)).collect();
         let mut next_id = 0u64;
         let mut traces = Vec::with_capacity(opts.npus as usize);
         for _ in 0..opts.npus {
@@ -667,9 +596,7 @@ impl TextWorkload {
                 match self.parallelism {
                     Parallelism::Micro => rank.micro_pass(),
                     Parallelism::HybridDlrm { last_bottom_layer }
-                    | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => {
-                        rank.dlrm_pass(last_bottom_layer)
-                    }
+                    | Parallelism::HybridDlrmEnhanced { last_bottom_layer } => rank.dlrm_pass(last_bottom_layer),
                     Parallelism::Data
                     | Parallelism::Model
                     | Parallelism::HybridDataModel
@@ -677,10 +604,7 @@ impl TextWorkload {
                     | Parallelism::HybridCustomized => rank.layered_pass(&layouts),
                 }
             }
-            traces.push(EtTrace {
-                metadata: Some(metadata.clone()),
-                nodes: rank.nodes,
-            });
+            traces.push(EtTrace { metadata: Some(metadata.clone()), nodes: rank.nodes });
         }
         Ok(traces)
     }
@@ -688,18 +612,10 @@ impl TextWorkload {
 
 fn check_options(path: &Path, opts: &TextOptions) -> Result<()> {
     if opts.npus == 0 {
-        return Err(ChakraError::format(
-            path,
-            "options",
-            "0 NPUs; expected at least 1 (--num-npus)",
-        ));
+        return Err(ChakraError::format(path, "options", "0 NPUs; expected at least 1 (--num-npus)"));
     }
     if opts.passes == 0 {
-        return Err(ChakraError::format(
-            path,
-            "options",
-            "0 passes; expected at least 1 (--num-passes)",
-        ));
+        return Err(ChakraError::format(path, "options", "0 passes; expected at least 1 (--num-passes)"));
     }
     Ok(())
 }
@@ -713,20 +629,14 @@ fn string_attr(name: &str, value: &str) -> AttributeProto {
 }
 
 fn int64_attr(name: &str, value: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.to_owned(),
-        doc_string: String::new(),
-        value: Some(AttrValue::Int64Val(value)),
-    }
+    AttributeProto { name: name.to_owned(), doc_string: String::new(), value: Some(AttrValue::Int64Val(value)) }
 }
 
 /// Parses the first line.
 fn parse_parallelism(line: &str) -> std::result::Result<Parallelism, String> {
     let mut words = line.split_whitespace();
     let Some(keyword) = words.next() else {
-        return Err(format!(
-            "the line is empty; expected the parallelism: {PARALLELISM_KEYWORDS}"
-        ));
+        return Err(format!("the line is empty; expected the parallelism: {PARALLELISM_KEYWORDS}"));
     };
     let dlrm = |enhanced: bool, rest: Vec<&str>| -> std::result::Result<Parallelism, String> {
         // Chakra writes `HYBRID_DLRM 3`; ASTRA-sim 1.0 files say `DLRM_LAST_BOTTOM_LAYER: 3`.
@@ -751,13 +661,9 @@ fn parse_parallelism(line: &str) -> std::result::Result<Parallelism, String> {
             ));
         }
         Ok(if enhanced {
-            Parallelism::HybridDlrmEnhanced {
-                last_bottom_layer: n,
-            }
+            Parallelism::HybridDlrmEnhanced { last_bottom_layer: n }
         } else {
-            Parallelism::HybridDlrm {
-                last_bottom_layer: n,
-            }
+            Parallelism::HybridDlrm { last_bottom_layer: n }
         })
     };
     // Further words (ASTRA-sim 1.0 options such as `model_parallel_NPU_group: 8`) are ignored.
@@ -770,15 +676,11 @@ fn parse_parallelism(line: &str) -> std::result::Result<Parallelism, String> {
         "HYBRID_DLRM" => dlrm(false, words.collect()),
         "HYBRID_DLRM_ENHANCED" => dlrm(true, words.collect()),
         "HYBRID_CUSTOMIZED" => Ok(Parallelism::HybridCustomized),
-        "HYBRID_TRANSFORMER" | "HYBRID_TRANSFORMER_FWD_IN_BCKWD" | "DISTRIBUTED_INFERENCE" => {
-            Err(format!(
-                "{keyword} is an ASTRA-sim 1.0 parallelism that Chakra's text converter does not \
+        "HYBRID_TRANSFORMER" | "HYBRID_TRANSFORMER_FWD_IN_BCKWD" | "DISTRIBUTED_INFERENCE" => Err(format!(
+            "{keyword} is an ASTRA-sim 1.0 parallelism that Chakra's text converter does not \
                  support; expected {PARALLELISM_KEYWORDS}"
-            ))
-        }
-        other => Err(format!(
-            "unknown parallelism {other:?}; expected {PARALLELISM_KEYWORDS}"
         )),
+        other => Err(format!("unknown parallelism {other:?}; expected {PARALLELISM_KEYWORDS}")),
     }
 }
 
@@ -786,41 +688,24 @@ fn parse_parallelism(line: &str) -> std::result::Result<Parallelism, String> {
 fn parse_count(line: &str) -> std::result::Result<usize, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        [n] => n.parse().map_err(|_| {
-            format!("expected the number of layer lines as a non-negative integer, found {n:?}")
-        }),
+        [n] => {
+            n.parse().map_err(|_| format!("expected the number of layer lines as a non-negative integer, found {n:?}"))
+        }
         [] => Err("the line is empty; expected the number of layer lines".into()),
-        _ => Err(format!(
-            "expected only the number of layer lines, found {} words ({:?} ...)",
-            words.len(),
-            words[0]
-        )),
+        _ => Err(format!("expected only the number of layer lines, found {} words ({:?} ...)", words.len(), words[0])),
     }
 }
 
 /// Parses one layer line split into columns.
-fn parse_layer(
-    cols: &[&str],
-    line: usize,
-    customized: bool,
-) -> std::result::Result<TextLayer, String> {
+fn parse_layer(cols: &[&str], line: usize, customized: bool) -> std::result::Result<TextLayer, String> {
     let needed = if customized { 13 } else { 12 };
     if cols.len() < needed {
         let extra = if customized { " parallelism" } else { "" };
-        return Err(format!(
-            "{} columns; expected {needed}: {}{extra}",
-            cols.len(),
-            COLUMNS.join(" ")
-        ));
+        return Err(format!("{} columns; expected {needed}: {}{extra}", cols.len(), COLUMNS.join(" ")));
     }
     let number = |i: usize, what: &str| -> std::result::Result<u64, String> {
         cols[i].parse().map_err(|_| {
-            format!(
-                "column {} ({}): expected a non-negative integer {what}, found {:?}",
-                i + 1,
-                COLUMNS[i],
-                cols[i]
-            )
+            format!("column {} ({}): expected a non-negative integer {what}, found {:?}", i + 1, COLUMNS[i], cols[i])
         })
     };
     let size = |i: usize| -> std::result::Result<u64, String> {
@@ -847,11 +732,7 @@ fn parse_layer(
         })
     };
     let phase = |first: usize| -> std::result::Result<Phase, String> {
-        Ok(Phase {
-            comp_time: number(first, "compute time")?,
-            comm: comm(first + 1)?,
-            comm_size: size(first + 2)?,
-        })
+        Ok(Phase { comp_time: number(first, "compute time")?, comm: comm(first + 1)?, comm_size: size(first + 2)? })
     };
     let parallelism = if customized {
         Some(LayerParallelism::from_keyword(cols[12]).ok_or_else(|| {
@@ -960,16 +841,9 @@ impl RankBuilder<'_> {
                 None => None,
             };
             // Still the previous pass's nodes: this pass's come later.
-            let prev_pass = if lay.wg_comm {
-                self.emitted[i].wg_comm
-            } else {
-                self.emitted[i].wg_comp
-            };
-            let parents = if lay.previous_pass_first {
-                deps([prev_pass, prev_layer])
-            } else {
-                deps([prev_layer, prev_pass])
-            };
+            let prev_pass = if lay.wg_comm { self.emitted[i].wg_comm } else { self.emitted[i].wg_comp };
+            let parents =
+                if lay.previous_pass_first { deps([prev_pass, prev_layer]) } else { deps([prev_layer, prev_pass]) };
             let comp = self.comp(i, "FWD", l.fwd.comp_time, parents);
             self.emitted[i].fwd_comp = Some(comp);
             fwd_exit = Some(comp);
@@ -987,11 +861,7 @@ impl RankBuilder<'_> {
                 deps([fwd_exit])
             } else {
                 let next = self.emitted[i + 1];
-                let last_comp = if layouts[i + 1].wg_first {
-                    next.ig_comp
-                } else {
-                    next.wg_comp
-                };
+                let last_comp = if layouts[i + 1].wg_first { next.ig_comp } else { next.wg_comp };
                 deps([last_comp, next.ig_comm])
             };
             if lay.wg_first {
@@ -1039,23 +909,10 @@ impl RankBuilder<'_> {
         let mut last_fwd = None;
         for (i, l) in layers.iter().enumerate() {
             let previous_pass = self.emitted[i].wg_comm.or(self.emitted[i].wg_comp);
-            let prev = if i > 0 {
-                self.emitted[i - 1].fwd_comp
-            } else {
-                None
-            };
+            let prev = if i > 0 { self.emitted[i - 1].fwd_comp } else { None };
             // Parsing checked that layer 0's forward collective, emitted just before, is an all-to-all.
-            let embedding = if i == last_bottom_layer {
-                self.emitted[0].fwd_comm
-            } else {
-                None
-            };
-            let comp = self.comp(
-                i,
-                "FWD",
-                l.fwd.comp_time,
-                deps([previous_pass, prev, embedding]),
-            );
+            let embedding = if i == last_bottom_layer { self.emitted[0].fwd_comm } else { None };
+            let comp = self.comp(i, "FWD", l.fwd.comp_time, deps([previous_pass, prev, embedding]));
             self.emitted[i].fwd_comp = Some(comp);
             last_fwd = Some(comp);
             if l.fwd.comm == CommKind::AllToAll {
@@ -1095,15 +952,10 @@ mod tests {
     use crate::chakra::attr;
     use crate::chakra::codec::{encode_et, read_et_file};
 
-    const TRACES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/public-traces"
-    );
+    const TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/public-traces");
 
     fn text_workload(name: &str) -> PathBuf {
-        PathBuf::from(format!(
-            "{TRACES}/astra-sim__tutorials/micro2024/chakra-demo/demo2/text_workloads/{name}"
-        ))
+        PathBuf::from(format!("{TRACES}/astra-sim__tutorials/micro2024/chakra-demo/demo2/text_workloads/{name}"))
     }
 
     fn convert(path: &Path, npus: u32, passes: u32) -> Vec<EtTrace> {
@@ -1123,20 +975,11 @@ mod tests {
     }
 
     fn count(trace: &EtTrace, kind: NodeType) -> usize {
-        trace
-            .nodes
-            .iter()
-            .filter(|n| n.r#type == kind as i32)
-            .count()
+        trace.nodes.iter().filter(|n| n.r#type == kind as i32).count()
     }
 
     fn node<'a>(trace: &'a EtTrace, name: &str, nth: usize) -> &'a Node {
-        trace
-            .nodes
-            .iter()
-            .filter(|n| n.name == name)
-            .nth(nth)
-            .unwrap_or_else(|| panic!("no {name} #{nth}"))
+        trace.nodes.iter().filter(|n| n.name == name).nth(nth).unwrap_or_else(|| panic!("no {name} #{nth}"))
     }
 
     fn id_of(trace: &EtTrace, name: &str, nth: usize) -> u64 {
@@ -1150,11 +993,7 @@ mod tests {
             for n in &trace.nodes {
                 assert!(n.ctrl_deps.is_empty(), "rank {rank} {}: ctrl deps", n.name);
                 for d in &n.data_deps {
-                    assert!(
-                        seen.contains(d),
-                        "rank {rank} {}: dep {d} is not an earlier node",
-                        n.name
-                    );
+                    assert!(seen.contains(d), "rank {rank} {}: dep {d} is not an earlier node", n.name);
                 }
                 seen.insert(n.id);
             }
@@ -1163,10 +1002,7 @@ mod tests {
 
     /// Ids count up without gaps across ranks, from 0.
     fn assert_ids_count_across_ranks(traces: &[EtTrace]) {
-        let ids: Vec<u64> = traces
-            .iter()
-            .flat_map(|t| t.nodes.iter().map(|n| n.id))
-            .collect();
+        let ids: Vec<u64> = traces.iter().flat_map(|t| t.nodes.iter().map(|n| n.id)).collect();
         assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
     }
 
@@ -1188,9 +1024,7 @@ mod tests {
     #[test]
     fn hoti2024_workload_text_gives_the_same_nodes_as_mlp_model_parallel() {
         // The HOTI 2024 file is MLP_ModelParallel.txt with spaces for tabs and LF line ends.
-        let hoti = PathBuf::from(format!(
-            "{TRACES}/astra-sim__tutorials/hoti2024/demo2/workload_text.txt"
-        ));
+        let hoti = PathBuf::from(format!("{TRACES}/astra-sim__tutorials/hoti2024/demo2/workload_text.txt"));
         let ours = convert(&hoti, 32, 1);
         for (rank, trace) in ours.iter().enumerate() {
             let path = format!(
@@ -1199,18 +1033,8 @@ mod tests {
             let real = read_et_file(&path).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(trace.nodes, real.nodes, "rank {rank}");
             let text = std::fs::read_to_string(&hoti).unwrap_or_default();
-            let meta = trace
-                .metadata
-                .as_ref()
-                .map(|m| m.attr.clone())
-                .unwrap_or_default();
-            assert_eq!(
-                meta,
-                vec![
-                    string_attr("schema", SCHEMA_VERSION),
-                    string_attr("input_file", &text)
-                ]
-            );
+            let meta = trace.metadata.as_ref().map(|m| m.attr.clone()).unwrap_or_default();
+            assert_eq!(meta, vec![string_attr("schema", SCHEMA_VERSION), string_attr("input_file", &text)]);
         }
     }
 
@@ -1228,17 +1052,10 @@ mod tests {
         for (rank, trace) in ours.iter().enumerate() {
             let path = format!("{TRACES}/astra-sim__astra-sim/runs/example/workload/resnet50_DataParallel.{rank}.et");
             let real = read_et_file(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert!(
-                real.metadata.is_none(),
-                "{path}: expected a legacy file without metadata"
-            );
+            assert!(real.metadata.is_none(), "{path}: expected a legacy file without metadata");
             assert_eq!(trace.nodes.len(), real.nodes.len(), "{path}");
             for (a, b) in trace.nodes.iter().zip(&real.nodes) {
-                assert_eq!(
-                    (a.id, &a.name, a.r#type),
-                    (b.id, &b.name, b.r#type),
-                    "{path}"
-                );
+                assert_eq!((a.id, &a.name, a.r#type), (b.id, &b.name, b.r#type), "{path}");
                 assert_eq!(a.duration_micros, b.duration_micros, "{path} {}", a.name);
                 assert_eq!(a.data_deps, b.ctrl_deps, "{path} {}", a.name);
                 assert!(b.data_deps.is_empty() && a.ctrl_deps.is_empty());
@@ -1257,15 +1074,12 @@ mod tests {
 
     #[test]
     fn microbenchmarks_have_one_unconnected_collective_per_layer_and_pass() {
-        for (file, comm_type) in [
-            ("microAllReduce.txt", CollectiveCommType::AllReduce),
-            ("microAllToAll.txt", CollectiveCommType::AllToAll),
-        ] {
+        for (file, comm_type) in
+            [("microAllReduce.txt", CollectiveCommType::AllReduce), ("microAllToAll.txt", CollectiveCommType::AllToAll)]
+        {
             let w = TextWorkload::read(&text_workload(file)).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(w.parallelism, Parallelism::Micro);
-            let traces = w
-                .to_traces(&TextOptions { npus: 8, passes: 3 })
-                .unwrap_or_else(|e| panic!("{e}"));
+            let traces = w.to_traces(&TextOptions { npus: 8, passes: 3 }).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(traces.len(), 8);
             assert_ids_count_across_ranks(&traces);
             for t in &traces {
@@ -1274,10 +1088,7 @@ mod tests {
                     assert_eq!(n.node_type(), Some(NodeType::CommCollNode));
                     assert_eq!(
                         n.name,
-                        format!(
-                            "COMM_COLL_NODE_conv1_{}",
-                            file[5..].trim_end_matches(".txt").to_uppercase()
-                        )
+                        format!("COMM_COLL_NODE_conv1_{}", file[5..].trim_end_matches(".txt").to_uppercase())
                     );
                     assert!(n.data_deps.is_empty());
                     assert_eq!(comm(n), (comm_type as i64, 1_048_576));
@@ -1293,28 +1104,16 @@ mod tests {
         assert_deps_point_backwards(&traces);
         let t = &traces[1];
         assert_eq!(t.nodes.len(), 2 * 215);
-        assert_eq!(
-            (
-                count(t, NodeType::CompNode),
-                count(t, NodeType::CommCollNode)
-            ),
-            (2 * 161, 2 * 54)
-        );
+        assert_eq!((count(t, NodeType::CompNode), count(t, NodeType::CommCollNode)), (2 * 161, 2 * 54));
         // Pass 1: layer 0's forward has no parent; pass 2: it waits for pass 1's all-reduce.
         assert!(node(t, "COMP_NODE_conv1_FWD", 0).data_deps.is_empty());
         let second = node(t, "COMP_NODE_layer_64_1_conv4_FWD", 1);
         assert_eq!(
             second.data_deps,
-            [
-                id_of(t, "COMP_NODE_conv1_FWD", 1),
-                id_of(t, "COMM_COLL_NODE_layer_64_1_conv4_ALLREDUCE", 0)
-            ]
+            [id_of(t, "COMP_NODE_conv1_FWD", 1), id_of(t, "COMM_COLL_NODE_layer_64_1_conv4_ALLREDUCE", 0)]
         );
         // Backward: WG, its collective, IG; the first layer has no IG.
-        assert_eq!(
-            node(t, "COMP_NODE_fc1000_BWD_WG", 0).data_deps,
-            [id_of(t, "COMP_NODE_fc1000_FWD", 0)]
-        );
+        assert_eq!(node(t, "COMP_NODE_fc1000_BWD_WG", 0).data_deps, [id_of(t, "COMP_NODE_fc1000_FWD", 0)]);
         assert_eq!(
             node(t, "COMP_NODE_layer_512_3_conv3_BWD_WG", 0).data_deps,
             [id_of(t, "COMP_NODE_fc1000_BWD_IG", 0)]
@@ -1329,65 +1128,33 @@ mod tests {
         assert_deps_point_backwards(&traces);
         let t = &traces[3];
         assert_eq!(t.nodes.len(), 2 * 29);
-        assert_eq!(
-            (
-                count(t, NodeType::CompNode),
-                count(t, NodeType::CommCollNode)
-            ),
-            (2 * 18, 2 * 11)
-        );
-        let gathers = t
-            .nodes
-            .iter()
-            .filter(|n| comm(n).0 == CollectiveCommType::AllGather as i64)
-            .count();
+        assert_eq!((count(t, NodeType::CompNode), count(t, NodeType::CommCollNode)), (2 * 18, 2 * 11));
+        let gathers = t.nodes.iter().filter(|n| comm(n).0 == CollectiveCommType::AllGather as i64).count();
         assert_eq!(gathers, 2 * 6);
         // No weight-gradient collective; layer 0 has no input-gradient collective.
         assert!(!t.nodes.iter().any(|n| n.name.ends_with("_NONE")));
-        assert!(!t
-            .nodes
-            .iter()
-            .any(|n| n.name == "COMM_COLL_NODE_layer_64_1_mlp0_ALLREDUCE"));
+        assert!(!t.nodes.iter().any(|n| n.name == "COMM_COLL_NODE_layer_64_1_mlp0_ALLREDUCE"));
         // Pass 2's forward waits for the previous layer's forward collective and pass 1's WG.
         assert_eq!(
             node(t, "COMP_NODE_layer_64_1_mlp1_FWD", 1).data_deps,
-            [
-                id_of(t, "COMM_COLL_NODE_layer_64_1_mlp0_ALLGATHER", 1),
-                id_of(t, "COMP_NODE_layer_64_1_mlp1_BWD_WG", 0)
-            ]
+            [id_of(t, "COMM_COLL_NODE_layer_64_1_mlp0_ALLGATHER", 1), id_of(t, "COMP_NODE_layer_64_1_mlp1_BWD_WG", 0)]
         );
     }
 
     #[test]
     fn hybrid_parallelisms_place_all_three_collectives() {
         for (file, ig_name) in [
-            (
-                "MLP_HybridParallel_Data_Model.txt",
-                "COMM_COLL_NODE_layer_64_2_mlp3_IG_COMM__ALLREDUCE",
-            ),
-            (
-                "MLP_HybridParallel_Model_Data.txt",
-                "COMM_COLL_NODE_layer_64_2_mlp3_ALLREDUCE",
-            ),
+            ("MLP_HybridParallel_Data_Model.txt", "COMM_COLL_NODE_layer_64_2_mlp3_IG_COMM__ALLREDUCE"),
+            ("MLP_HybridParallel_Model_Data.txt", "COMM_COLL_NODE_layer_64_2_mlp3_ALLREDUCE"),
         ] {
             let traces = convert(&text_workload(file), 4, 2);
             assert_ids_count_across_ranks(&traces);
             assert_deps_point_backwards(&traces);
             let t = &traces[2];
             assert_eq!(t.nodes.len(), 2 * 35, "{file}");
-            assert_eq!(
-                (
-                    count(t, NodeType::CompNode),
-                    count(t, NodeType::CommCollNode)
-                ),
-                (2 * 18, 2 * 17)
-            );
+            assert_eq!((count(t, NodeType::CompNode), count(t, NodeType::CommCollNode)), (2 * 18, 2 * 17));
             let ig = node(t, ig_name, 0);
-            assert_eq!(
-                ig.data_deps,
-                [id_of(t, "COMP_NODE_layer_64_2_mlp3_BWD_IG", 0)],
-                "{file}"
-            );
+            assert_eq!(ig.data_deps, [id_of(t, "COMP_NODE_layer_64_2_mlp3_BWD_IG", 0)], "{file}");
             // Pass 2's forward waits for pass 1's WG collective, then the previous forward collective.
             let wg_comm = t
                 .nodes
@@ -1397,10 +1164,7 @@ mod tests {
                 .map(|n| n.id);
             assert_eq!(
                 node(t, "COMP_NODE_layer_64_2_mlp3_FWD", 1).data_deps,
-                [
-                    wg_comm.unwrap_or(u64::MAX),
-                    id_of(t, "COMM_COLL_NODE_layer_64_2_mlp2_ALLGATHER", 1)
-                ],
+                [wg_comm.unwrap_or(u64::MAX), id_of(t, "COMM_COLL_NODE_layer_64_2_mlp2_ALLGATHER", 1)],
                 "{file}"
             );
         }
@@ -1455,11 +1219,7 @@ mod tests {
             "HYBRID_DATA_MODEL" | "HYBRID_MODEL_DATA" => &[0, 1, 2],
             other => panic!("unexpected layer parallelism {other:?}"),
         };
-        phases
-            .iter()
-            .copied()
-            .filter(|&p| !(p == 1 && layer == 0))
-            .collect()
+        phases.iter().copied().filter(|&p| !(p == 1 && layer == 0)).collect()
     }
 
     /// The Chakra `comm_type` of a comm type keyword (NONE, where placed, is an all-reduce).
@@ -1476,11 +1236,7 @@ mod tests {
 
     /// The name of a sample layer's collective in phase `phase`.
     fn sample_coll_name(l: &SampleLayer, phase: usize) -> String {
-        let ig_label = if phase == 1 && l.parallelism == "HYBRID_DATA_MODEL" {
-            "_IG_COMM_"
-        } else {
-            ""
-        };
+        let ig_label = if phase == 1 && l.parallelism == "HYBRID_DATA_MODEL" { "_IG_COMM_" } else { "" };
         format!("COMM_COLL_NODE_{}{ig_label}_{}", l.name, l.comm[phase].0)
     }
 
@@ -1491,27 +1247,13 @@ mod tests {
         assert_eq!(w.parallelism, Parallelism::HybridCustomized);
         let per_layer: Vec<_> = w.layers.iter().map(|l| l.parallelism).collect();
         use LayerParallelism::*;
-        assert_eq!(
-            per_layer,
-            [
-                HybridDataModel,
-                HybridModelData,
-                Data,
-                Model,
-                Model,
-                HybridModelData
-            ]
-            .map(Some)
-        );
+        assert_eq!(per_layer, [HybridDataModel, HybridModelData, Data, Model, Model, HybridModelData].map(Some));
         // (layer, phase) -> (collective name, comm_type, comm_size), from the file alone.
         let mut expected = std::collections::BTreeMap::new();
         for (i, l) in layers.iter().enumerate() {
             for p in communicating_phases(&l.parallelism, i) {
                 let (kind, size) = &l.comm[p];
-                expected.insert(
-                    (l.name.clone(), p),
-                    (sample_coll_name(l, p), comm_type_of(kind), *size),
-                );
+                expected.insert((l.name.clone(), p), (sample_coll_name(l, p), comm_type_of(kind), *size));
             }
         }
         // 2 + 3 + 1 + 2 + 2 + 3 collectives and three computes per layer.
@@ -1521,16 +1263,13 @@ mod tests {
         assert_eq!(w.nodes_per_pass(), 31);
 
         let (npus, passes) = (4, 3);
-        let traces = w
-            .to_traces(&TextOptions { npus, passes })
-            .unwrap_or_else(|e| panic!("{e}"));
+        let traces = w.to_traces(&TextOptions { npus, passes }).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(traces.len(), npus as usize);
         assert_ids_count_across_ranks(&traces);
         assert_deps_point_backwards(&traces);
         for (rank, t) in traces.iter().enumerate() {
             assert_eq!(t.nodes.len(), passes as usize * per_pass, "rank {rank}");
-            let by_id: std::collections::HashMap<u64, &Node> =
-                t.nodes.iter().map(|n| (n.id, n)).collect();
+            let by_id: std::collections::HashMap<u64, &Node> = t.nodes.iter().map(|n| (n.id, n)).collect();
             for (pass, nodes) in t.nodes.chunks(per_pass).enumerate() {
                 let at = format!("rank {rank} pass {pass}");
                 let mut comps = std::collections::BTreeMap::new();
@@ -1539,8 +1278,7 @@ mod tests {
                     match n.node_type() {
                         Some(NodeType::CompNode) => {
                             let rest = n.name.strip_prefix("COMP_NODE_").unwrap_or("?");
-                            let phase =
-                                (0..3).find(|&p| rest.ends_with(&format!("_{}", PHASES[p])));
+                            let phase = (0..3).find(|&p| rest.ends_with(&format!("_{}", PHASES[p])));
                             let phase = phase.unwrap_or_else(|| panic!("{at}: {}", n.name));
                             let layer = &rest[..rest.len() - PHASES[phase].len() - 1];
                             let old = comps.insert((layer.to_owned(), phase), n.duration_micros);
@@ -1553,13 +1291,11 @@ mod tests {
                             };
                             let parent = by_id.get(&parent).map_or("?", |p| p.name.as_str());
                             let rest = parent.strip_prefix("COMP_NODE_").unwrap_or("?");
-                            let phase =
-                                (0..3).find(|&p| rest.ends_with(&format!("_{}", PHASES[p])));
+                            let phase = (0..3).find(|&p| rest.ends_with(&format!("_{}", PHASES[p])));
                             let phase = phase.unwrap_or_else(|| panic!("{at}: {parent}"));
                             let layer = &rest[..rest.len() - PHASES[phase].len() - 1];
                             let (kind, size) = comm(n);
-                            let old = colls
-                                .insert((layer.to_owned(), phase), (n.name.clone(), kind, size));
+                            let old = colls.insert((layer.to_owned(), phase), (n.name.clone(), kind, size));
                             assert!(old.is_none(), "{at}: a second collective after {parent}");
                         }
                         other => panic!("{at}: unexpected node type {other:?}"),
@@ -1567,10 +1303,8 @@ mod tests {
                 }
                 assert_eq!(colls, expected, "{at}");
                 // Every layer has all three computes, with the file's times.
-                let want: std::collections::BTreeMap<_, _> = layers
-                    .iter()
-                    .flat_map(|l| (0..3).map(move |p| ((l.name.clone(), p), l.comp[p])))
-                    .collect();
+                let want: std::collections::BTreeMap<_, _> =
+                    layers.iter().flat_map(|l| (0..3).map(move |p| ((l.name.clone(), p), l.comp[p]))).collect();
                 assert_eq!(comps, want, "{at}");
             }
         }
@@ -1582,54 +1316,26 @@ mod tests {
         let traces = convert(&path, 2, 2);
         let t = &traces[1];
         let comp = |layer: usize, phase: usize, pass: usize| {
-            id_of(
-                t,
-                &format!("COMP_NODE_{}_{}", layers[layer].name, PHASES[phase]),
-                pass,
-            )
+            id_of(t, &format!("COMP_NODE_{}_{}", layers[layer].name, PHASES[phase]), pass)
         };
         // The collective of a layer and phase in a pass: the one node that follows its compute.
         let coll = |layer: usize, phase: usize, pass: usize| {
             let parent = comp(layer, phase, pass);
             let name = sample_coll_name(&layers[layer], phase);
-            let found: Vec<u64> = t
-                .nodes
-                .iter()
-                .filter(|n| n.name == name && n.data_deps == [parent])
-                .map(|n| n.id)
-                .collect();
+            let found: Vec<u64> =
+                t.nodes.iter().filter(|n| n.name == name && n.data_deps == [parent]).map(|n| n.id).collect();
             assert_eq!(found.len(), 1, "{name} after {parent}");
             found[0]
         };
         // Which nodes depend on a node.
-        let children = |id: u64| -> Vec<u64> {
-            t.nodes
-                .iter()
-                .filter(|n| n.data_deps.contains(&id))
-                .map(|n| n.id)
-                .collect()
-        };
-        let deps_of = |id: u64| {
-            t.nodes
-                .iter()
-                .find(|n| n.id == id)
-                .map(|n| n.data_deps.clone())
-        };
+        let children =
+            |id: u64| -> Vec<u64> { t.nodes.iter().filter(|n| n.data_deps.contains(&id)).map(|n| n.id).collect() };
+        let deps_of = |id: u64| t.nodes.iter().find(|n| n.id == id).map(|n| n.data_deps.clone());
         let (fwd, ig, wg) = (0, 1, 2);
         // Layers: 0 HYBRID_DATA_MODEL, 1 HYBRID_MODEL_DATA, 2 DATA, 3 MODEL, 4 MODEL,
         // 5 HYBRID_MODEL_DATA.
         let kinds: Vec<&str> = layers.iter().map(|l| l.parallelism.as_str()).collect();
-        assert_eq!(
-            kinds,
-            [
-                "HYBRID_DATA_MODEL",
-                "HYBRID_MODEL_DATA",
-                "DATA",
-                "MODEL",
-                "MODEL",
-                "HYBRID_MODEL_DATA"
-            ]
-        );
+        assert_eq!(kinds, ["HYBRID_DATA_MODEL", "HYBRID_MODEL_DATA", "DATA", "MODEL", "MODEL", "HYBRID_MODEL_DATA"]);
         for pass in 0..2usize {
             let prev = pass.checked_sub(1);
             // Forward: each layer waits for the previous layer's forward collective, or its
@@ -1674,10 +1380,7 @@ mod tests {
                     "layer {layer} pass {pass}"
                 );
             }
-            assert_eq!(
-                deps_of(comp(4, ig, pass)),
-                Some(vec![comp(5, wg, pass), coll(5, ig, pass)])
-            );
+            assert_eq!(deps_of(comp(4, ig, pass)), Some(vec![comp(5, wg, pass), coll(5, ig, pass)]));
             // The DATA layer has no IG collective: layer 1's IG waits for its WG alone.
             assert_eq!(deps_of(comp(1, ig, pass)), Some(vec![comp(2, wg, pass)]));
             assert_eq!(children(comp(2, ig, pass)), [comp(2, wg, pass)]);
@@ -1717,11 +1420,7 @@ mod tests {
     fn hybrid_customized_layers_of_one_parallelism_convert_like_a_file_of_it() {
         let opts = TextOptions { npus: 3, passes: 2 };
         let nodes = |w: &TextWorkload| -> Vec<Vec<Node>> {
-            w.to_traces(&opts)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .into_iter()
-                .map(|t| t.nodes)
-                .collect()
+            w.to_traces(&opts).unwrap_or_else(|e| panic!("{e}")).into_iter().map(|t| t.nodes).collect()
         };
         for (file, kind) in [
             ("MLP_ModelParallel.txt", "MODEL"),
@@ -1736,8 +1435,7 @@ mod tests {
         }
         // DATA layers keep DATA's collectives but run IG before WG, as every HYBRID_CUSTOMIZED
         // layer does in ASTRA-sim 1.0, so layer 0 has an input-gradient compute too.
-        let whole = TextWorkload::read(&text_workload("Resnet50_DataParallel.txt"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let whole = TextWorkload::read(&text_workload("Resnet50_DataParallel.txt")).unwrap_or_else(|e| panic!("{e}"));
         let custom = TextWorkload::parse(&as_customized(&whole.text, "DATA"), Path::new("c.txt"))
             .unwrap_or_else(|e| panic!("{e}"));
         let l = custom.layers.len() as u64;
@@ -1750,23 +1448,11 @@ mod tests {
                 .map(|n| (n.name.clone(), n.attr.clone()))
                 .collect()
         };
-        let t = EtTrace {
-            metadata: None,
-            nodes: a[2].clone(),
-        };
+        let t = EtTrace { metadata: None, nodes: a[2].clone() };
         assert_eq!(colls(&a[2]), colls(&b[2]));
-        assert_eq!(
-            node(&t, "COMP_NODE_fc1000_BWD_IG", 0).data_deps,
-            [id_of(&t, "COMP_NODE_fc1000_FWD", 0)]
-        );
-        assert_eq!(
-            node(&t, "COMP_NODE_fc1000_BWD_WG", 0).data_deps,
-            [id_of(&t, "COMP_NODE_fc1000_BWD_IG", 0)]
-        );
-        assert_eq!(
-            node(&t, "COMP_NODE_conv1_BWD_WG", 1).data_deps,
-            [id_of(&t, "COMP_NODE_conv1_BWD_IG", 1)]
-        );
+        assert_eq!(node(&t, "COMP_NODE_fc1000_BWD_IG", 0).data_deps, [id_of(&t, "COMP_NODE_fc1000_FWD", 0)]);
+        assert_eq!(node(&t, "COMP_NODE_fc1000_BWD_WG", 0).data_deps, [id_of(&t, "COMP_NODE_fc1000_BWD_IG", 0)]);
+        assert_eq!(node(&t, "COMP_NODE_conv1_BWD_WG", 1).data_deps, [id_of(&t, "COMP_NODE_conv1_BWD_IG", 1)]);
     }
 
     #[test]
@@ -1779,8 +1465,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         for bad in ["PIPELINE", "MICRO", "HYBRID_DLRM", "data"] {
             let file = dir.path().join(format!("custom_{bad}.txt"));
-            std::fs::write(&file, text.replace(" DATA ", &format!(" {bad} ")))
-                .unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&file, text.replace(" DATA ", &format!(" {bad} "))).unwrap_or_else(|e| panic!("{e}"));
             let err = convert_text_workload(&file, &TextOptions { npus: 2, passes: 1 })
                 .err()
                 .map(|e| e.to_string())
@@ -1795,16 +1480,9 @@ mod tests {
         // A layer whose parallelism was taken away after parsing is refused by `to_traces`.
         let mut w = TextWorkload::read(&path).unwrap_or_else(|e| panic!("{e}"));
         w.layers[3].parallelism = None;
-        let err = w
-            .to_traces(&TextOptions { npus: 1, passes: 1 })
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = w.to_traces(&TextOptions { npus: 1, passes: 1 }).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            err.starts_with(&format!(
-                "{}: line 6: HYBRID_CUSTOMIZED: the layer has no parallelism",
-                path.display()
-            )),
+            err.starts_with(&format!("{}: line 6: HYBRID_CUSTOMIZED: the layer has no parallelism", path.display())),
             "{err}"
         );
     }
@@ -1820,80 +1498,43 @@ mod tests {
     #[test]
     fn dlrm_waits_for_the_embedding_all_to_all() {
         let w = TextWorkload::parse(DLRM, Path::new("dlrm.txt")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            w.parallelism,
-            Parallelism::HybridDlrm {
-                last_bottom_layer: 2
-            }
-        );
+        assert_eq!(w.parallelism, Parallelism::HybridDlrm { last_bottom_layer: 2 });
         // 5 FWD + 1 A2A + 5 WG + 4 WG all-reduces + 4 IG + 1 embedding IG all-to-all.
         assert_eq!(w.nodes_per_pass(), 20);
-        let traces = w
-            .to_traces(&TextOptions { npus: 2, passes: 2 })
-            .unwrap_or_else(|e| panic!("{e}"));
+        let traces = w.to_traces(&TextOptions { npus: 2, passes: 2 }).unwrap_or_else(|e| panic!("{e}"));
         assert_ids_count_across_ranks(&traces);
         assert_deps_point_backwards(&traces);
         let t = &traces[1];
         assert_eq!(t.nodes.len(), 40);
         let a2a = id_of(t, "COMM_COLL_NODE_emb_ALLTOALL", 0);
-        assert_eq!(
-            node(t, "COMM_COLL_NODE_emb_ALLTOALL", 0).data_deps,
-            [id_of(t, "COMP_NODE_emb_FWD", 0)]
-        );
-        assert_eq!(
-            node(t, "COMP_NODE_bot2_FWD", 0).data_deps,
-            [id_of(t, "COMP_NODE_bot1_FWD", 0), a2a]
-        );
+        assert_eq!(node(t, "COMM_COLL_NODE_emb_ALLTOALL", 0).data_deps, [id_of(t, "COMP_NODE_emb_FWD", 0)]);
+        assert_eq!(node(t, "COMP_NODE_bot2_FWD", 0).data_deps, [id_of(t, "COMP_NODE_bot1_FWD", 0), a2a]);
         // Backward: the embedding's IG all-to-all follows top1's IG (layer last_bottom_layer + 1),
         // and the embedding's WG waits for it; the embedding has no WG collective (NONE).
         let ig_a2a = node(t, "COMM_COLL_NODE_emb_ALLTOALL", 1);
         assert_eq!(ig_a2a.data_deps, [id_of(t, "COMP_NODE_top1_BWD_IG", 0)]);
         assert_eq!(comm(ig_a2a), (CollectiveCommType::AllToAll as i64, 101));
-        assert_eq!(
-            node(t, "COMP_NODE_emb_BWD_WG", 0).data_deps,
-            [id_of(t, "COMP_NODE_bot1_BWD_IG", 0), ig_a2a.id]
-        );
+        assert_eq!(node(t, "COMP_NODE_emb_BWD_WG", 0).data_deps, [id_of(t, "COMP_NODE_bot1_BWD_IG", 0), ig_a2a.id]);
         assert!(!t.nodes.iter().any(|n| n.name == "COMM_COLL_NODE_emb_NONE"));
         // Pass 2: a layer waits for its WG all-reduce, or its WG compute when it has none.
-        assert_eq!(
-            node(t, "COMP_NODE_emb_FWD", 1).data_deps,
-            [id_of(t, "COMP_NODE_emb_BWD_WG", 0)]
-        );
+        assert_eq!(node(t, "COMP_NODE_emb_FWD", 1).data_deps, [id_of(t, "COMP_NODE_emb_BWD_WG", 0)]);
         assert_eq!(
             node(t, "COMP_NODE_bot1_FWD", 1).data_deps,
-            [
-                id_of(t, "COMM_COLL_NODE_bot1_ALLREDUCE", 0),
-                id_of(t, "COMP_NODE_emb_FWD", 1)
-            ]
+            [id_of(t, "COMM_COLL_NODE_bot1_ALLREDUCE", 0), id_of(t, "COMP_NODE_emb_FWD", 1)]
         );
     }
 
     #[test]
     fn dlrm_accepts_the_astra_sim_header_form_and_the_enhanced_variant() {
-        let astra = DLRM.replace(
-            "HYBRID_DLRM 2",
-            "HYBRID_DLRM_ENHANCED DLRM_LAST_BOTTOM_LAYER: 2",
-        );
+        let astra = DLRM.replace("HYBRID_DLRM 2", "HYBRID_DLRM_ENHANCED DLRM_LAST_BOTTOM_LAYER: 2");
         let a = TextWorkload::parse(&astra, Path::new("a.txt")).unwrap_or_else(|e| panic!("{e}"));
         let b = TextWorkload::parse(DLRM, Path::new("a.txt")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            a.parallelism,
-            Parallelism::HybridDlrmEnhanced {
-                last_bottom_layer: 2
-            }
-        );
+        assert_eq!(a.parallelism, Parallelism::HybridDlrmEnhanced { last_bottom_layer: 2 });
         let opts = TextOptions { npus: 1, passes: 1 };
-        let nodes = |w: &TextWorkload| {
-            w.to_traces(&opts)
-                .map(|t| t[0].nodes.clone())
-                .unwrap_or_default()
-        };
+        let nodes = |w: &TextWorkload| w.to_traces(&opts).map(|t| t[0].nodes.clone()).unwrap_or_default();
         assert_eq!(nodes(&a), nodes(&b));
         // A last bottom layer past the end: no embedding synchronisation at all.
-        let late = TextWorkload::parse(
-            &DLRM.replace("HYBRID_DLRM 2", "HYBRID_DLRM 9"),
-            Path::new("a.txt"),
-        );
+        let late = TextWorkload::parse(&DLRM.replace("HYBRID_DLRM 2", "HYBRID_DLRM 9"), Path::new("a.txt"));
         assert_eq!(late.map(|w| w.nodes_per_pass()).ok(), Some(19));
     }
 
@@ -1913,10 +1554,7 @@ mod tests {
             assert_deps_point_backwards(&traces);
             for t in &traces {
                 assert_eq!(t.nodes.len(), 2 * per_pass, "{file}");
-                let meta = t
-                    .metadata
-                    .as_ref()
-                    .map(|m| (m.version.as_str(), m.attr.len()));
+                let meta = t.metadata.as_ref().map(|m| (m.version.as_str(), m.attr.len()));
                 assert_eq!(meta, Some(("", 2)), "{file}");
                 for n in &t.nodes {
                     let names: Vec<&str> = n.attr.iter().map(|a| a.name.as_str()).collect();
@@ -1935,16 +1573,13 @@ mod tests {
 
     #[test]
     fn whitespace_line_ends_blank_lines_and_extra_columns_are_tolerated() {
-        let plain = "MODEL\n2\na -1 1 ALLGATHER 8 2 ALLREDUCE 16 3 NONE 0 4\nb -1 5 ALLGATHER 8 6 ALLREDUCE 16 7 NONE 0 8\n";
+        let plain =
+            "MODEL\n2\na -1 1 ALLGATHER 8 2 ALLREDUCE 16 3 NONE 0 4\nb -1 5 ALLGATHER 8 6 ALLREDUCE 16 7 NONE 0 8\n";
         let messy = "\u{feff}MODEL \t \r\n 2\t\t\r\n\r\na\t-1\t1  ALLGATHER\t8 2 ALLREDUCE 16 3 NONE 0 4 extra cols\r\n  \r\nb -1 5 ALLGATHER 8 6 ALLREDUCE 16 7 NONE 0 8";
         let opts = TextOptions { npus: 2, passes: 2 };
         let nodes = |text: &str| {
             let w = TextWorkload::parse(text, Path::new("x.txt")).unwrap_or_else(|e| panic!("{e}"));
-            w.to_traces(&opts)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .into_iter()
-                .map(|t| t.nodes)
-                .collect::<Vec<_>>()
+            w.to_traces(&opts).unwrap_or_else(|e| panic!("{e}")).into_iter().map(|t| t.nodes).collect::<Vec<_>>()
         };
         assert_eq!(nodes(plain), nodes(messy));
         // Old Mac line ends too; the metadata keeps the text with `\n` line ends.
@@ -1958,108 +1593,36 @@ mod tests {
         let cases: Vec<(String, &str, &str)> = vec![
             (String::new(), "line 1", "expected the parallelism"),
             ("   \n1\n".into(), "line 1", "expected the parallelism"),
-            (
-                format!("PIPELINE\n1\n{layer}"),
-                "line 1",
-                "unknown parallelism \"PIPELINE\"",
-            ),
-            (
-                format!("data\n1\n{layer}"),
-                "line 1",
-                "expected MICRO, DATA",
-            ),
-            (
-                format!("HYBRID_TRANSFORMER\n1\n{layer}"),
-                "line 1",
-                "does not support",
-            ),
-            (
-                format!("HYBRID_DLRM\n1\n{layer}"),
-                "line 1",
-                "last bottom layer",
-            ),
-            (
-                format!("HYBRID_DLRM x\n1\n{layer}"),
-                "line 1",
-                "non-negative integer, found \"x\"",
-            ),
-            (
-                format!("HYBRID_DLRM 0\n1\n{layer}"),
-                "line 1",
-                "expected at least 1",
-            ),
-            (
-                format!("HYBRID_DLRM 1\n2\n{layer}\n{layer}"),
-                "line 3",
-                "expected ALLTOALL in column 4",
-            ),
-            (
-                "DATA".into(),
-                "line 2",
-                "expected the number of layer lines",
-            ),
-            (
-                format!("DATA\n\n{layer}"),
-                "line 2",
-                "expected the number of layer lines",
-            ),
+            (format!("PIPELINE\n1\n{layer}"), "line 1", "unknown parallelism \"PIPELINE\""),
+            (format!("data\n1\n{layer}"), "line 1", "expected MICRO, DATA"),
+            (format!("HYBRID_TRANSFORMER\n1\n{layer}"), "line 1", "does not support"),
+            (format!("HYBRID_DLRM\n1\n{layer}"), "line 1", "last bottom layer"),
+            (format!("HYBRID_DLRM x\n1\n{layer}"), "line 1", "non-negative integer, found \"x\""),
+            (format!("HYBRID_DLRM 0\n1\n{layer}"), "line 1", "expected at least 1"),
+            (format!("HYBRID_DLRM 1\n2\n{layer}\n{layer}"), "line 3", "expected ALLTOALL in column 4"),
+            ("DATA".into(), "line 2", "expected the number of layer lines"),
+            (format!("DATA\n\n{layer}"), "line 2", "expected the number of layer lines"),
             (format!("DATA\nsix\n{layer}"), "line 2", "found \"six\""),
-            (
-                format!("DATA\n1 2\n{layer}"),
-                "line 2",
-                "expected only the number",
-            ),
-            (
-                format!("DATA\n2\n{layer}"),
-                "line 2",
-                "the layer count is 2 but the file has 1 layer lines (lines 3-3)",
-            ),
-            (
-                format!("DATA\n1\n{layer}\n{layer}"),
-                "line 2",
-                "the layer count is 1 but the file has 2",
-            ),
+            (format!("DATA\n1 2\n{layer}"), "line 2", "expected only the number"),
+            (format!("DATA\n2\n{layer}"), "line 2", "the layer count is 2 but the file has 1 layer lines (lines 3-3)"),
+            (format!("DATA\n1\n{layer}\n{layer}"), "line 2", "the layer count is 1 but the file has 2"),
             ("DATA\n0\n".into(), "line 2", "expected at least one layer"),
-            (
-                format!("DATA\n2\n{layer}\nl -1 1 NONE 0 2 NONE 0 3 ALLREDUCE 8"),
-                "line 4",
-                "11 columns; expected 12",
-            ),
+            (format!("DATA\n2\n{layer}\nl -1 1 NONE 0 2 NONE 0 3 ALLREDUCE 8"), "line 4", "11 columns; expected 12"),
             (
                 format!("DATA\n1\n{}", layer.replace("-1 1", "-1 fast")),
                 "line 3",
                 "column 3 (fwd_comp): expected a non-negative integer compute time, found \"fast\"",
             ),
-            (
-                format!("DATA\n1\n{}", layer.replace(" 2 ", " -2 ")),
-                "line 3",
-                "column 6 (ig_comp)",
-            ),
+            (format!("DATA\n1\n{}", layer.replace(" 2 ", " -2 ")), "line 3", "column 6 (ig_comp)"),
             (
                 format!("DATA\n1\n{}", layer.replace("ALLREDUCE", "ALL_REDUCE")),
                 "line 3",
                 "column 10 (wg_comm_type): unknown comm type \"ALL_REDUCE\"",
             ),
-            (
-                format!("DATA\n1\n{}", layer.replace(" 8 ", " 1e6 ")),
-                "line 3",
-                "column 11 (wg_comm_size)",
-            ),
-            (
-                format!("DATA\n1\n{}", layer.replace(" 8 ", " 9223372036854775808 ")),
-                "line 3",
-                "does not fit comm_size",
-            ),
-            (
-                format!("DATA\n1\n{layer}").replace(" 4", " x"),
-                "line 3",
-                "column 12 (wg_update)",
-            ),
-            (
-                format!("HYBRID_CUSTOMIZED\n1\n{layer}"),
-                "line 3",
-                "12 columns; expected 13",
-            ),
+            (format!("DATA\n1\n{}", layer.replace(" 8 ", " 1e6 ")), "line 3", "column 11 (wg_comm_size)"),
+            (format!("DATA\n1\n{}", layer.replace(" 8 ", " 9223372036854775808 ")), "line 3", "does not fit comm_size"),
+            (format!("DATA\n1\n{layer}").replace(" 4", " x"), "line 3", "column 12 (wg_update)"),
+            (format!("HYBRID_CUSTOMIZED\n1\n{layer}"), "line 3", "12 columns; expected 13"),
             (
                 format!("HYBRID_CUSTOMIZED\n1\n{layer} PIPE"),
                 "line 3",
@@ -2068,10 +1631,7 @@ mod tests {
         ];
         for (text, line, what) in cases {
             let err = parse_err(&text);
-            assert!(
-                err.starts_with(&format!("bad.txt: {line}: ")),
-                "{text:?}: {err}"
-            );
+            assert!(err.starts_with(&format!("bad.txt: {line}: ")), "{text:?}: {err}");
             assert!(err.contains(what), "{text:?}: {err}");
         }
     }
@@ -2080,13 +1640,9 @@ mod tests {
     fn bad_files_and_options_are_reported_with_the_file() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let good = dir.path().join("good.txt");
-        std::fs::write(&good, "MICRO\n1\nl -1 1 NONE 0 2 NONE 0 3 ALLREDUCE 8 4\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&good, "MICRO\n1\nl -1 1 NONE 0 2 NONE 0 3 ALLREDUCE 8 4\n").unwrap_or_else(|e| panic!("{e}"));
         let err = |path: &Path, npus, passes| {
-            convert_text_workload(path, &TextOptions { npus, passes })
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
+            convert_text_workload(path, &TextOptions { npus, passes }).err().map(|e| e.to_string()).unwrap_or_default()
         };
         let shown = good.display().to_string();
         assert!(err(&good, 0, 1).starts_with(&format!("{shown}: options: 0 NPUs")));
@@ -2095,14 +1651,11 @@ mod tests {
         assert!(err(&dir.path().join("missing.txt"), 1, 1).contains("missing.txt: cannot open"));
         assert!(err(dir.path(), 1, 1).contains("is a directory"));
         let latin1 = dir.path().join("latin1.txt");
-        std::fs::write(
-            &latin1,
-            b"MICRO\n1\nl\xe9 -1 1 NONE 0 2 NONE 0 3 ALLREDUCE 8 4\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(err(&latin1, 1, 1).ends_with(
-            "latin1.txt: line 3: invalid UTF-8; expected an ASTRA-sim 1.0 text workload"
-        ));
+        std::fs::write(&latin1, b"MICRO\n1\nl\xe9 -1 1 NONE 0 2 NONE 0 3 ALLREDUCE 8 4\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            err(&latin1, 1, 1).ends_with("latin1.txt: line 3: invalid UTF-8; expected an ASTRA-sim 1.0 text workload")
+        );
     }
 
     proptest::proptest! {
