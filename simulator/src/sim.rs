@@ -988,10 +988,6 @@ impl Simulation {
 
     /// The logical dimensions of a collective: (ring, algorithm) per entry.
     fn logical_dims(&self, rank: u32, algos: &[CollectiveImpl]) -> Result<Vec<(Ring, CollectiveImpl)>, String> {
-        self.system_dims(rank, algos)
-    }
-
-    fn system_dims(&self, rank: u32, algos: &[CollectiveImpl]) -> Result<Vec<(Ring, CollectiveImpl)>, String> {
         let mut out = Vec::new();
         let mut offset = 1u32;
         for (d, &alg) in algos.iter().enumerate() {
