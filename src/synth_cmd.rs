@@ -22,15 +22,18 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Turns the flags into a [`TrainSpec`] (no I/O beyond telling the data folder's kind).
-fn train_spec(args: &TrainArgs) -> anyhow::Result<TrainSpec> {
-    let device = match args.device {
+/// The library's device choice for a `--device` value.
+fn device_choice(arg: DeviceArg) -> DeviceChoice {
+    match arg {
         DeviceArg::Auto => DeviceChoice::Auto,
         DeviceArg::Cpu => DeviceChoice::Cpu,
         DeviceArg::Cuda => DeviceChoice::Cuda,
     }
-    .resolve()
-    .context("--device")?;
+}
+
+/// Turns the flags into a [`TrainSpec`] (no I/O beyond telling the data folder's kind).
+fn train_spec(args: &TrainArgs) -> anyhow::Result<TrainSpec> {
+    let device = device_choice(args.device).resolve().context("--device")?;
     Ok(TrainSpec {
         config: args.config.clone(),
         data: DataSource::detect(&args.data)?,
@@ -138,13 +141,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
 /// `strata synth generate`: warnings for what-if values, then one line per written workload.
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let device = match args.device {
-        DeviceArg::Auto => DeviceChoice::Auto,
-        DeviceArg::Cpu => DeviceChoice::Cpu,
-        DeviceArg::Cuda => DeviceChoice::Cuda,
-    }
-    .resolve()
-    .context("--device")?;
+    let device = device_choice(args.device).resolve().context("--device")?;
     let spec = synth::generate::GenerateSpec {
         model: args.model.clone(),
         sets: args.sets.clone(),

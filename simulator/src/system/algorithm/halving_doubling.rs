@@ -22,9 +22,7 @@ pub(crate) struct HalvingDoubling {
     rank_offset: u32,
     offset_multiplier: f64,
     free_packets: u32,
-    zero_latency: u32,
-    non_zero_latency: u32,
-    toggle: bool,
+    credits: super::PacketCredits,
     curr_receiver: u32,
     /// Packets waiting to be sent: (destination, source, size).
     packets: std::collections::VecDeque<(u32, u32, u64)>,
@@ -62,9 +60,7 @@ impl HalvingDoubling {
             rank_offset,
             offset_multiplier,
             free_packets: 0,
-            zero_latency: 0,
-            non_zero_latency: 0,
-            toggle: false,
+            credits: Default::default(),
             curr_receiver: id,
             packets: Default::default(),
             processed: false,
@@ -105,23 +101,11 @@ impl HalvingDoubling {
     }
 
     fn insert_packet(&mut self, out: &mut Vec<Action>) {
-        if self.zero_latency == 0 && self.non_zero_latency == 0 {
-            self.zero_latency = 1;
-            self.non_zero_latency = log2(self.nodes) - 1;
-            self.toggle = !self.toggle;
-        }
-        // Sender and receiver are the same peer in halving-doubling.
-        let packet = (self.curr_receiver, self.curr_receiver, self.msg_size);
-        if self.zero_latency > 0 {
-            self.packets.push_back(packet);
-            self.processed = false;
+        if let Some(processed) = self.credits.take(self.kind, 1, log2(self.nodes) - 1) {
+            // Sender and receiver are the same peer in halving-doubling.
+            self.packets.push_back((self.curr_receiver, self.curr_receiver, self.msg_size));
+            self.processed = processed;
             self.process_max_count(out);
-            self.zero_latency -= 1;
-        } else if self.non_zero_latency > 0 {
-            self.packets.push_back(packet);
-            self.processed = self.kind == CollKind::ReduceScatter || (self.kind == CollKind::AllReduce && self.toggle);
-            self.process_max_count(out);
-            self.non_zero_latency -= 1;
         }
     }
 

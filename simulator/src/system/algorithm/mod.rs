@@ -30,6 +30,40 @@ pub(crate) fn count_message(remained_per_message: &mut u32, stream_count: &mut u
     }
 }
 
+/// ASTRA-sim's zero-/non-zero-latency packet credits, shared by the ring,
+/// direct and halving-doubling algorithms: each inserted packet takes a credit;
+/// when both kinds are spent they are refilled and `toggle` flips. Zero-latency
+/// packets are never reductions; non-zero ones are for reduce-scatter, and for
+/// all-reduce while `toggle` is set (its first half).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PacketCredits {
+    zero: u32,
+    non_zero: u32,
+    toggle: bool,
+}
+
+impl PacketCredits {
+    /// Takes one packet's credit, refilling with (`zero`, `non_zero`) first when
+    /// both are spent. Returns whether the packet's bundle is a reduction, or
+    /// `None` when no credit is left (ASTRA-sim: "should not inject nothing").
+    pub(crate) fn take(&mut self, kind: CollKind, zero: u32, non_zero: u32) -> Option<bool> {
+        if self.zero == 0 && self.non_zero == 0 {
+            self.zero = zero;
+            self.non_zero = non_zero;
+            self.toggle = !self.toggle;
+        }
+        if self.zero > 0 {
+            self.zero -= 1;
+            Some(false)
+        } else if self.non_zero > 0 {
+            self.non_zero -= 1;
+            Some(kind == CollKind::ReduceScatter || (kind == CollKind::AllReduce && self.toggle))
+        } else {
+            None
+        }
+    }
+}
+
 /// The collective a phase performs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CollKind {

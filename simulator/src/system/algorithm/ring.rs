@@ -26,9 +26,7 @@ pub(crate) struct RingAlgo {
     msg_size: u64,
     pub(crate) final_size: u64,
     free_packets: u32,
-    zero_latency: u32,
-    non_zero_latency: u32,
-    toggle: bool,
+    credits: super::PacketCredits,
     total_received: u32,
     curr_receiver: u32,
     curr_sender: u32,
@@ -85,9 +83,7 @@ impl RingAlgo {
             msg_size,
             final_size,
             free_packets: 0,
-            zero_latency: 0,
-            non_zero_latency: 0,
-            toggle: false,
+            credits: Default::default(),
             total_received: 0,
             curr_receiver: ring.receiver(id, dir),
             curr_sender: ring.sender(id, dir),
@@ -134,21 +130,10 @@ impl RingAlgo {
     }
 
     fn insert_packet(&mut self, out: &mut Vec<Action>) {
-        if self.zero_latency == 0 && self.non_zero_latency == 0 {
-            self.zero_latency = self.parallel_reduce;
-            self.non_zero_latency = self.non_zero_latency_packets();
-            self.toggle = !self.toggle;
-        }
-        if self.zero_latency > 0 {
+        if let Some(processed) = self.credits.take(self.kind, self.parallel_reduce, self.non_zero_latency_packets()) {
             self.packets.push_back((self.curr_receiver, self.curr_sender));
-            self.processed = false;
+            self.processed = processed;
             self.process_max_count(out);
-            self.zero_latency -= 1;
-        } else if self.non_zero_latency > 0 {
-            self.packets.push_back((self.curr_receiver, self.curr_sender));
-            self.processed = self.kind == CollKind::ReduceScatter || (self.kind == CollKind::AllReduce && self.toggle);
-            self.process_max_count(out);
-            self.non_zero_latency -= 1;
         }
     }
 
