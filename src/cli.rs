@@ -228,17 +228,17 @@ const GENERATE_ABOUT: &str =
     with its own communicators, and SEND/RECV are paired across stage boundaries, so the workload is \
     consistent and simulates. Writes PREFIX.<rank>.et per rank and PREFIX.json (the comm groups, for \
     `strata sim --comm-group-configuration`); with --count K, PREFIX_<k>.<rank>.et and PREFIX_<k>.json.\n\n\
-    --model is required for now: there is no shipped default model yet (train one with `strata synth train \
-    --data <corpus>`). Exit status: 0 when written; 2 on bad input (unknown --set key, impossible value such as \
+    Without --model the model shipped in the repository (models/default, trained by `strata synth train \
+    --config configs/synth/default.toml`) is used; STRATA_MODEL=DIR overrides it. Exit status: 0 when written; 2 on bad input (unknown --set key, impossible value such as \
     tp=0, --ranks that disagrees with the flags, a corrupt checkpoint).";
 
 /// Arguments of `strata synth generate`.
 #[cfg(feature = "synth")]
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Trained model folder (from `strata synth train`). Required: no default model ships yet.
+    /// Trained model folder (from `strata synth train`); default: $STRATA_MODEL, else the shipped models/default.
     #[arg(long, value_name = "MODEL_DIR")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// A generator flag, KEY=VALUE (repeatable), e.g. --set num_stacks=48 --set tp=8.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -260,6 +260,10 @@ pub struct GenerateArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// CPU threads libtorch may use (default: its own choice, usually one per core). Results on the CPU are
+    /// reproducible bit for bit for the same thread count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
 }
 
 #[cfg(feature = "synth")]
@@ -314,6 +318,10 @@ pub struct TrainArgs {
     /// Use only the first N graphs of each split (smoke runs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_graphs: Option<u64>,
+    /// CPU threads libtorch may use (default: its own choice, usually one per core). Results on the CPU are
+    /// reproducible bit for bit for the same thread count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
 }
 
 #[cfg(test)]

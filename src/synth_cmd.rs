@@ -1,5 +1,6 @@
 //! `strata synth ...`: front end of the `synth` crate.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -19,6 +20,13 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
         }
         SynthCommand::Train(args) => train(args),
         SynthCommand::Generate(args) => generate(args),
+    }
+}
+
+/// Caps libtorch's CPU threads when `--threads` is given.
+fn set_threads(threads: Option<u32>) {
+    if let Some(n) = threads {
+        synth::device::set_cpu_threads(n as usize);
     }
 }
 
@@ -49,6 +57,7 @@ fn train_spec(args: &TrainArgs) -> anyhow::Result<TrainSpec> {
 /// `strata synth train`: a progress bar per model (sub-model, epoch, loss)
 /// and one summary line per epoch on stderr; nothing with `-q`.
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads);
     let spec = train_spec(&args)?;
     // `-q` sets the global level to errors only: then no bar and no lines.
     let quiet = LevelFilter::current() < LevelFilter::WARN;
@@ -139,11 +148,50 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The environment variable naming the model used when `--model` is not given.
+pub const MODEL_ENV: &str = "STRATA_MODEL";
+
+/// The shipped model's folder, relative to the repository root.
+pub const DEFAULT_MODEL: &str = "models/default";
+
+/// The model folder to use: `--model`, else `$STRATA_MODEL`, else the
+/// shipped `models/default` found next to the executable (a checkout's
+/// `target/<profile>/strata` looks two folders up) or in the source tree
+/// this binary was built from.
+pub fn resolve_model(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut looked = Vec::new();
+    let exe_roots: Option<Vec<PathBuf>> =
+        std::env::current_exe().ok().map(|exe| exe.ancestors().skip(1).take(4).map(Path::to_path_buf).collect());
+    let roots: Vec<PathBuf> =
+        exe_roots.unwrap_or_default().into_iter().chain([PathBuf::from(env!("CARGO_MANIFEST_DIR"))]).collect();
+    for root in roots {
+        let dir = root.join(DEFAULT_MODEL);
+        if dir.join("config.json").is_file() {
+            return Ok(dir);
+        }
+        looked.push(dir.display().to_string());
+    }
+    anyhow::bail!(
+        "no --model given, {MODEL_ENV} is not set and no shipped model was found (looked in {}); \
+         train one with `strata synth train --config configs/synth/default.toml --data <corpus> --out DIR`",
+        looked.join(", ")
+    )
+}
+
 /// `strata synth generate`: warnings for what-if values, then one line per written workload.
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads);
     let device = device_choice(args.device).resolve().context("--device")?;
+    let model = resolve_model(args.model.as_deref())?;
+    tracing::info!("model: {}", model.display());
     let spec = synth::generate::GenerateSpec {
-        model: args.model.clone(),
+        model,
         sets: args.sets.clone(),
         ranks: args.ranks,
         out: args.out.clone(),
@@ -215,8 +263,16 @@ mod tests {
             .unwrap();
         assert_eq!(a.sets, vec!["tp=8".to_string(), "num_stacks=48".to_string()]);
         assert_eq!((a.ranks, a.count, a.seed, a.max_nodes), (16, 1, 0, None));
-        assert!(parse(&["--set", "tp=8", "--ranks", "16", "--out", "o"]).is_err(), "--model is required");
+        assert_eq!(a.model.as_deref(), Some(std::path::Path::new("m")));
+        let a = parse(&["--set", "tp=8", "--ranks", "16", "--out", "o"]).unwrap();
+        assert_eq!(a.model, None, "--model is optional: the shipped model is the default");
         assert!(parse(&["--model", "m", "--ranks", "0", "--out", "o"]).is_err());
         assert!(parse(&["--model", "m", "--ranks", "2", "--out", "o", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn an_explicit_model_wins_over_the_default() {
+        let m = super::resolve_model(Some(std::path::Path::new("some/where"))).unwrap();
+        assert_eq!(m, std::path::PathBuf::from("some/where"));
     }
 }

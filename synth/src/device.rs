@@ -18,6 +18,13 @@ pub fn runtime_summary() -> String {
     format!("libtorch via tch, {cuda}, {} threads", tch::get_num_threads())
 }
 
+/// Caps the CPU threads libtorch's operators use (intra-op parallelism).
+/// Results on the CPU are bit-for-bit reproducible for one thread count; a
+/// different count may round differently.
+pub fn set_cpu_threads(threads: usize) {
+    tch::set_num_threads(threads.clamp(1, i32::MAX as usize) as i32);
+}
+
 #[cfg(test)]
 mod tests {
     use tch::{nn, nn::Module, Kind, Tensor};
