@@ -126,6 +126,7 @@ impl Batch {
             dst: &self.dst,
             node_graph: &self.node_graph,
             num_graphs: self.num_graphs,
+            compressed: None,
         }
     }
 }

@@ -65,6 +65,7 @@ use crate::dataset::corpus::{Corpus, Split};
 use crate::dataset::streams::LayerDagData;
 use crate::dataset::tpu_tile::read_tpu_tile;
 use crate::dataset::{Dag, DatasetError};
+use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
 use crate::model::node_pred::steps_per_node;
 use crate::model::{DataSpec, LayerDag, ModelConfig, ModelError};
@@ -471,6 +472,13 @@ pub struct EpochReport {
     pub improved: bool,
     /// Wall time of training plus validation.
     pub seconds: f64,
+    /// Wall time of the training pass alone.
+    pub train_seconds: f64,
+    /// Wall time of the validation pass alone.
+    pub val_seconds: f64,
+    /// The layer-size model only: the validation accuracy of a layer size
+    /// sampled from the predicted distribution (the reference's metric).
+    pub accuracy: Option<f64>,
 }
 
 /// What [`train`] reports while it runs.
@@ -551,6 +559,9 @@ pub struct SubModelReport {
     pub val_losses: Vec<f64>,
     /// Per epoch of this run: wall seconds.
     pub epoch_seconds: Vec<f64>,
+    /// Per epoch of this run, the layer-size model only: validation accuracy
+    /// of a sampled layer size.
+    pub val_accuracies: Vec<f64>,
 }
 
 /// The outcome of [`train`].
@@ -579,6 +590,18 @@ pub fn train_on(
     spec: &TrainSpec,
     config: ModelConfig,
     data: &TrainData,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainReport> {
+    train_on_kinds(spec, config, data, &SubModelKind::ALL, progress)
+}
+
+/// [`train_on`] for some of the sub-models only (in training order; the
+/// others stay untrained, as the state file records). For benchmarks.
+pub fn train_on_kinds(
+    spec: &TrainSpec,
+    config: ModelConfig,
+    data: &TrainData,
+    kinds: &[SubModelKind],
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainReport> {
     let start = Instant::now();
@@ -634,7 +657,7 @@ pub fn train_on(
     });
 
     let mut reports = Vec::new();
-    for kind in SubModelKind::ALL {
+    for kind in SubModelKind::ALL.into_iter().filter(|k| kinds.contains(k)) {
         reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, progress)?);
     }
     model.save(out)?;
@@ -713,27 +736,88 @@ fn chunks(order: &[usize], batch_size: usize) -> Vec<&[usize]> {
 /// One batch's mean loss and the number of terms it averages (layer sizes,
 /// new nodes, or edge candidates), so batch means combine into the split's mean.
 fn batch_loss(m: &LayerDag, kind: SubModelKind, d: &LayerDagData, idx: &[usize], train: bool) -> Result<(Tensor, f64)> {
+    let (loss, w, _) = batch_loss_full(m, kind, d, idx, train)?;
+    Ok((loss, w))
+}
+
+static PER_NODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether training and validation run the encoders once per node instead of
+/// once per colour of the batch's colour graph ([`crate::model::compress`]).
+/// The two compute the same function; per node is only there to measure the
+/// difference (the TPU Tile benchmark's `STRATA_TPU_PER_NODE=1`).
+pub fn set_per_node_encoders(per_node: bool) {
+    PER_NODE.store(per_node, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn compressing() -> bool {
+    !PER_NODE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The layer-size logits and labels of a batch, for its accuracy.
+type Predictions = Option<(Tensor, Tensor)>;
+
+/// [`batch_loss`], also returning the layer-size model's logits and labels.
+fn batch_loss_full(
+    m: &LayerDag,
+    kind: SubModelKind,
+    d: &LayerDagData,
+    idx: &[usize],
+    train: bool,
+) -> Result<(Tensor, f64, Predictions)> {
     let dev = m.device();
+    let c = &m.config;
+    // Each example's conditioning group: its dataset graph.
+    let groups = |graph: &[u32]| -> Vec<i64> { idx.iter().map(|&i| graph[i] as i64).collect() };
     Ok(match kind {
         SubModelKind::NodeCount => {
-            let b = d.node_count.batch(&d.graphs, idx)?.to_tensors(dev);
+            let batch = d.node_count.batch(&d.graphs, idx)?;
+            let mut b = batch.to_tensors(dev);
+            if compressing() {
+                b.graphs.compress(&batch.graphs, &groups(&d.node_count.graph), c.node_count.model.num_mpnn_layers);
+            }
             let logits = m.node_count.model.forward_batch(&b, train)?;
-            (m.node_count.model.loss(&logits, &b.label)?, idx.len() as f64)
+            let loss = m.node_count.model.loss(&logits, &b.label)?;
+            (loss, idx.len() as f64, Some((logits, b.label)))
         }
         SubModelKind::NodePred => {
-            let b = d.node_attr.batch(&d.graphs, idx)?.to_tensors(dev);
+            let batch = d.node_attr.batch(&d.graphs, idx)?;
+            let mut b = batch.to_tensors(dev);
+            if compressing() {
+                let depth = c.node_pred.graph_encoder.num_mpnn_layers;
+                b.graphs.compress(&batch.graphs, &groups(&d.node_attr.graph), depth);
+            }
             let t = m.node_diffusion.sample_t(b.graphs.num_graphs);
             let x_t = m.node_diffusion.q_sample(&b.target, &steps_per_node(&t, &b.query_offsets)?)?;
             let logits = m.node_pred.model.forward_batch(&b, &x_t, &t, train)?;
-            (node_loss(&logits, &b.target)?, b.target.size()[0] as f64)
+            (node_loss(&logits, &b.target)?, b.target.size()[0] as f64, None)
         }
         SubModelKind::EdgePred => {
-            let b = d.edge.batch(&d.graphs, idx)?.to_tensors(dev);
+            let batch = d.edge.batch(&d.graphs, idx)?;
+            let mut b = batch.to_tensors(dev);
             let layout = m.edge_diffusion.layout(&b.num_prev, &b.num_new, &b.cand_offsets)?;
             let t = m.edge_diffusion.sample_t(b.num_prev.size()[0]);
             let noisy = m.edge_diffusion.q_sample(&b.label, &t, &layout)?;
+            // The colour graph over the true and the noisy edges, in the
+            // order the model concatenates them.
+            if compressing() {
+                let on = Vec::<bool>::try_from(noisy.to_kind(tch::Kind::Bool).to_device(Device::Cpu))
+                    .map_err(|e| ModelError::Torch { context: "reading the noisy edges".into(), source: e })?;
+                let (mut src, mut dst) = (batch.graphs.src.clone(), batch.graphs.dst.clone());
+                for ((&keep, &u), &v) in on.iter().zip(&batch.cand_src).zip(&batch.cand_dst) {
+                    if keep {
+                        src.push(u);
+                        dst.push(v);
+                    }
+                }
+                let group = groups(&d.edge.graph);
+                let node_group: Vec<i64> = batch.graphs.node_graph.iter().map(|&i| group[i as usize]).collect();
+                let depth = c.edge_pred.graph_encoder.num_mpnn_layers;
+                let comp = Compression::new(&batch.graphs.x, batch.graphs.num_features, &node_group, &src, &dst, depth);
+                b.graphs.compressed = Some(comp.to_tensors(dev));
+            }
             let logits = m.edge_pred.model.forward_batch(&b, &noisy, &t, train)?;
-            (edge_loss(&logits, &b.label)?, b.label.size()[0] as f64)
+            (edge_loss(&logits, &b.label)?, b.label.size()[0] as f64, None)
         }
     })
 }
@@ -742,16 +826,35 @@ fn batch_loss(m: &LayerDag, kind: SubModelKind, d: &LayerDagData, idx: &[usize],
 /// stream order, with libtorch reseeded to `seed` first (the diffusion's steps
 /// and noise are then the same at every call).
 pub fn validation_loss(m: &LayerDag, kind: SubModelKind, d: &LayerDagData, seed: u64) -> Result<f64> {
+    Ok(validation_metrics(m, kind, d, seed)?.0)
+}
+
+/// [`validation_loss`] and, for the layer-size model, the accuracy of a layer
+/// size drawn from each predicted distribution (the reference's selection
+/// metric; the draws come after the losses, from the same reseeded
+/// generator). Stream order keeps a graph's examples together, so batches
+/// share most of their colour graphs.
+pub fn validation_metrics(m: &LayerDag, kind: SubModelKind, d: &LayerDagData, seed: u64) -> Result<(f64, Option<f64>)> {
     let _guard = tch::no_grad_guard();
     tch::manual_seed(seed as i64);
     let order: Vec<usize> = (0..kind.stream_len(d)).collect();
     let (mut sum, mut n) = (0.0, 0.0);
+    let (mut hits, mut total) = (0i64, 0i64);
     for idx in chunks(&order, kind.batch_size(&m.config)) {
-        let (loss, w) = batch_loss(m, kind, d, idx, false)?;
+        let (loss, w, extra) = batch_loss_full(m, kind, d, idx, false)?;
         sum += loss.double_value(&[]) * w;
         n += w;
+        if let Some((logits, label)) = extra {
+            let probs = logits.softmax(1, tch::Kind::Float);
+            let drawn = probs.multinomial(1, true).squeeze_dim(1);
+            let label = label.clamp_max(m.node_count.model.num_classes() - 1);
+            hits += drawn.eq_tensor(&label).sum(tch::Kind::Int64).int64_value(&[]);
+            total += label.size()[0];
+        }
     }
-    Ok(if n > 0.0 { sum / n } else { f64::NAN })
+    let loss = if n > 0.0 { sum / n } else { f64::NAN };
+    let acc = (kind == SubModelKind::NodeCount && total > 0).then(|| hits as f64 / total as f64);
+    Ok((loss, acc))
 }
 
 fn train_sub_model(
@@ -778,6 +881,7 @@ fn train_sub_model(
         train_losses: Vec::new(),
         val_losses: Vec::new(),
         epoch_seconds: Vec::new(),
+        val_accuracies: Vec::new(),
     };
     if s0.stopped_early || s0.epochs_done >= max_epochs {
         let reason = if s0.stopped_early {
@@ -846,7 +950,9 @@ fn train_sub_model(
             progress(Progress::Batch { sub_model: kind, epoch, batch: i + 1, batches, loss: l });
         }
         let train_loss = sum / count.max(1) as f64;
-        let val_loss = validation_loss(model, kind, &data.validation, val_seed)?;
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let (val_loss, accuracy) = validation_metrics(model, kind, &data.validation, val_seed)?;
+        let val_seconds = t0.elapsed().as_secs_f64() - train_seconds;
         let st = state.get_mut(kind);
         st.epochs_done = epoch;
         let improved = val_loss < st.best_val_loss.unwrap_or(f64::INFINITY);
@@ -871,6 +977,7 @@ fn train_sub_model(
         report.train_losses.push(train_loss);
         report.val_losses.push(val_loss);
         report.epoch_seconds.push(seconds);
+        report.val_accuracies.extend(accuracy);
         let stop = st.stopped_early;
         checkpoint(model, state, &spec.out, improved, progress);
         progress(Progress::Epoch(EpochReport {
@@ -882,6 +989,9 @@ fn train_sub_model(
             best_val_loss,
             improved,
             seconds,
+            train_seconds,
+            val_seconds,
+            accuracy,
         }));
         if stop {
             break;

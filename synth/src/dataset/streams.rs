@@ -44,6 +44,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::dag::{Dag, GraphBatch};
 use super::error::{DatasetError, Result};
+use crate::model::compress::{CompressedTensors, Compression};
 
 /// Many graphs, layered, renumbered and flattened (see the module docs).
 #[derive(Clone, Debug, PartialEq)]
@@ -334,6 +335,20 @@ pub struct GraphTensors {
     pub node_graph: Tensor,
     /// Number of graphs `B`.
     pub num_graphs: i64,
+    /// The batch's colour graph, when built ([`GraphTensors::compress`]):
+    /// the encoders then compute each distinct node state once.
+    pub compressed: Option<CompressedTensors>,
+}
+
+impl GraphTensors {
+    /// Builds the colour graph of `b` (the batch these tensors came from) for
+    /// an encoder of `depth` layers; `group[i]` names example i's
+    /// conditioning row (examples of one dataset graph share it).
+    pub fn compress(&mut self, b: &GraphBatch, group: &[i64], depth: usize) {
+        let node_group: Vec<i64> = b.node_graph.iter().map(|&i| group[i as usize]).collect();
+        let c = Compression::new(&b.x, b.num_features, &node_group, &b.src, &b.dst, depth);
+        self.compressed = Some(c.to_tensors(self.x.device()));
+    }
 }
 
 fn long(v: &[i64], device: Device) -> Tensor {
@@ -348,6 +363,7 @@ fn graph_tensors(b: &GraphBatch, device: Device) -> GraphTensors {
         dst: long(&b.dst, device),
         node_graph: long(&b.node_graph, device),
         num_graphs: b.num_graphs() as i64,
+        compressed: None,
     }
 }
 

@@ -13,7 +13,7 @@ use tch::{Kind, Tensor};
 
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
-use super::layers::{segment_ids, BiMPNNEncoder, GraphInput, Mlp, SinusoidalPE};
+use super::layers::{f_linear, segment_ids, BiMPNNEncoder, GraphInput, Mlp, SinusoidalPE};
 use crate::dataset::streams::EdgeTensors;
 
 /// The candidate pairs to score and the noisy edges among them.
@@ -78,7 +78,48 @@ impl EdgePredModel {
         }
         let src = Tensor::f_cat(&[g.src, q.noisy_src], 0).ctx(ctx)?;
         let dst = Tensor::f_cat(&[g.dst, q.noisy_dst], 0).ctx(ctx)?;
-        let h = self.graph_encoder.f_forward_t(GraphInput { src: &src, dst: &dst, ..g }, y, train).ctx(ctx)?;
+        let (h, node_color) =
+            self.graph_encoder.f_node_states_t(GraphInput { src: &src, dst: &dst, ..g }, y, train).ctx(ctx)?;
+        // `pred`'s first layer on cat(PE(t), h[u], h[v]) is the sum of three
+        // products, each computed once per graph, per colour (or node):
+        // W_t·PE(t) + W_u·h[u] + W_v·h[v] + b.
+        let (hd, te) = (h.size()[1], self.t_emb.size());
+        let l0 = &self.pred.l0;
+        let w_t = l0.ws.narrow(1, 0, te);
+        let w_uv = Tensor::f_cat(&[l0.ws.narrow(1, te, hd), l0.ws.narrow(1, te + hd, hd)], 0).ctx(ctx)?;
+        let at = self.t_emb.forward(q.t).f_linear(&w_t, l0.bs.as_ref()).ctx(ctx)?;
+        let huv = h.f_linear(&w_uv, None::<Tensor>).ctx(ctx)?;
+        let out = w_uv.size()[0] / 2;
+        let (iu, iv) = match &node_color {
+            Some(nc) => (nc.f_index_select(0, q.cand_src).ctx(ctx)?, nc.f_index_select(0, q.cand_dst).ctx(ctx)?),
+            None => (q.cand_src.shallow_clone(), q.cand_dst.shallow_clone()),
+        };
+        let pre = at
+            .f_index_select(0, q.cand_graph)
+            .ctx(ctx)?
+            .f_add(&huv.narrow(1, 0, out).f_index_select(0, &iu).ctx(ctx)?)
+            .ctx(ctx)?
+            .f_add(&huv.narrow(1, out, out).f_index_select(0, &iv).ctx(ctx)?)
+            .ctx(ctx)?;
+        Ok(f_linear(&self.pred.l2, &pre.gelu("none")).ctx(ctx)?)
+    }
+
+    /// The candidate scores of [`Self::forward_t`] computed the
+    /// straightforward way, `pred(cat(PE(t), h[u], h[v]))` per candidate
+    /// (for tests).
+    #[cfg(test)]
+    pub(crate) fn forward_reference(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        q: EdgeQueries,
+        train: bool,
+    ) -> Result<Tensor> {
+        let ctx = "edge denoiser";
+        let src = Tensor::f_cat(&[g.src, q.noisy_src], 0).ctx(ctx)?;
+        let dst = Tensor::f_cat(&[g.dst, q.noisy_dst], 0).ctx(ctx)?;
+        let g = GraphInput { src: &src, dst: &dst, compressed: None, ..g };
+        let h = self.graph_encoder.f_forward_t(g, y, train).ctx(ctx)?;
         let h_t = self.t_emb.forward(q.t).f_index_select(0, q.cand_graph).ctx(ctx)?;
         let h_e = Tensor::f_cat(
             &[h_t, h.f_index_select(0, q.cand_src).ctx(ctx)?, h.f_index_select(0, q.cand_dst).ctx(ctx)?],

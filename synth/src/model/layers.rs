@@ -38,6 +38,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, TchError, Tensor};
 
+use super::compress::CompressedTensors;
 use super::config::{EncoderConfig, Pool};
 use crate::dataset::streams::GraphTensors;
 
@@ -79,8 +80,8 @@ pub fn segment_ids(offsets: &Tensor) -> TResult<Tensor> {
 /// (variables `0.*` and `2.*`).
 #[derive(Debug)]
 pub struct Mlp {
-    l0: nn::Linear,
-    l2: nn::Linear,
+    pub(crate) l0: nn::Linear,
+    pub(crate) l2: nn::Linear,
 }
 
 impl Mlp {
@@ -236,11 +237,22 @@ pub struct GraphInput<'a> {
     pub node_graph: &'a Tensor,
     /// `B`.
     pub num_graphs: i64,
+    /// The batch's colour graph ([`super::compress`]) over these nodes and
+    /// edges, when it has been built: the encoder then computes every state
+    /// once per colour. `None`: once per node.
+    pub compressed: Option<&'a CompressedTensors>,
 }
 
 impl<'a> From<&'a GraphTensors> for GraphInput<'a> {
     fn from(g: &'a GraphTensors) -> Self {
-        GraphInput { x: &g.x, src: &g.src, dst: &g.dst, node_graph: &g.node_graph, num_graphs: g.num_graphs }
+        GraphInput {
+            x: &g.x,
+            src: &g.src,
+            dst: &g.dst,
+            node_graph: &g.node_graph,
+            num_graphs: g.num_graphs,
+            compressed: g.compressed.as_ref(),
+        }
     }
 }
 
@@ -326,6 +338,156 @@ impl BiMPNNEncoder {
     /// broadcast to the graph's nodes. `train` switches BatchNorm to batch
     /// statistics (and updates its running statistics).
     pub fn f_forward_t(&self, g: GraphInput, y: Option<&Tensor>, train: bool) -> TResult<Tensor> {
+        if let Some(c) = g.compressed {
+            return match self.f_forward_compressed(g, c, y, train)? {
+                (h, Some(node_color)) => h.f_index_select(0, &node_color),
+                (hg, None) => Ok(hg),
+            };
+        }
+        self.f_forward_per_node(g, y, train)
+    }
+
+    /// Node states `[N, hidden]` as `(h, None)`, or, when `g` carries its
+    /// colour graph, per-colour states `[C, hidden]` and each node's colour
+    /// `[N]` (the node states are `h[colour]`). Without pooling only.
+    pub fn f_node_states_t(&self, g: GraphInput, y: Option<&Tensor>, train: bool) -> TResult<(Tensor, Option<Tensor>)> {
+        if self.pool.is_some() {
+            return Err(TchError::Shape("node states of a pooled encoder".into()));
+        }
+        match g.compressed {
+            Some(c) => self.f_forward_compressed(g, c, y, train),
+            None => Ok((self.f_forward_per_node(g, y, train)?, None)),
+        }
+    }
+
+    fn check_input(&self, g: &GraphInput) -> TResult<()> {
+        let n = g.x.size()[0];
+        if g.node_graph.size() != [n] {
+            return Err(TchError::Shape(format!("node_graph: expected [{n}], got {:?}", g.node_graph.size())));
+        }
+        if g.src.size() != g.dst.size() || g.src.dim() != 1 {
+            return Err(TchError::Shape(format!("edges: src {:?} and dst {:?}", g.src.size(), g.dst.size())));
+        }
+        Ok(())
+    }
+
+    /// The encoder over the colour graph `c` of `g`: every linear layer runs
+    /// once per colour, and at each depth one matrix product serves the next
+    /// layer's three projections and this depth's block of
+    /// `project_output_n`'s first layer (whose input is the concatenation of
+    /// all depths). With pooling the last linear layer runs after the pool
+    /// (`Σ_v (W u_v + b) = W Σ_v u_v + n b`). Returns pooled graph embeddings
+    /// `(hg, None)`, or per-colour states and the node → colour map.
+    fn f_forward_compressed(
+        &self,
+        g: GraphInput,
+        c: &CompressedTensors,
+        y: Option<&Tensor>,
+        train: bool,
+    ) -> TResult<(Tensor, Option<Tensor>)> {
+        self.check_input(&g)?;
+        let k_max = self.mpnn_layers.len();
+        if c.depth != k_max || c.node_color.size() != [g.x.size()[0]] {
+            return Err(TchError::Shape(format!(
+                "colour graph of depth {} over {:?} nodes for an encoder of {k_max} layers and {} nodes",
+                c.depth,
+                c.node_color.size(),
+                g.x.size()[0]
+            )));
+        }
+        let hd = self.hidden;
+        let x0 = g.x.f_index_select(0, &c.rep0)?;
+        let mut h = self.x_n_emb.f_forward(&x0)?;
+        if let Some(hy) = self.y_emb.f_forward(y, g.num_graphs)? {
+            h = Tensor::f_cat(&[h, hy.f_index_select(0, &g.node_graph.f_index_select(0, &c.rep0)?)?], 1)?;
+        }
+        let mut state = self.proj_input.f_forward(&h)?;
+        let out0 = &self.project_output_n.l0;
+        let edges = c.has_edges();
+        let mut pre: Option<Tensor> = None;
+        for k in 0..=k_max {
+            // One product: [W_self; W; W_trans] of layer k + 1 (when there is
+            // one; W and W_trans only with edges) and block k of out0.
+            let block = out0.ws.f_narrow(1, k as i64 * hd, hd)?;
+            let mut ws: Vec<Tensor> = Vec::new();
+            let mut bs: Vec<Tensor> = Vec::new();
+            let layer = self.mpnn_layers.get(k);
+            if let Some(l) = layer {
+                let lins: &[&nn::Linear] = if edges { &[&l.w_self, &l.w, &l.w_trans] } else { &[&l.w_self] };
+                for lin in lins {
+                    ws.push(lin.ws.shallow_clone());
+                    bs.push(lin.bs.as_ref().expect("BiMPNN linears have biases").shallow_clone());
+                }
+            }
+            let parts = ws.len() as i64;
+            ws.push(block);
+            bs.push(Tensor::f_zeros([hd], (state.kind(), state.device()))?);
+            let prod = state.f_linear(&Tensor::f_cat(&ws, 0)?, Some(&Tensor::f_cat(&bs, 0)?))?;
+            let jk = prod.f_narrow(1, parts * hd, hd)?;
+            let jk = if k < k_max { jk.f_index_select(0, &c.anc[k])? } else { jk };
+            pre = Some(match pre {
+                None => jk,
+                Some(p) => p.f_add(&jk)?,
+            });
+            if layer.is_some() {
+                let mut next = prod.f_narrow(1, 0, hd)?.f_index_select(0, &c.self_idx[k])?;
+                if edges {
+                    let fwd = prod.f_narrow(1, hd, hd)?.f_index_select(0, &c.fwd_src[k])?;
+                    next = next.f_index_add(0, &c.fwd_dst[k], &fwd)?;
+                    let bwd = prod.f_narrow(1, 2 * hd, hd)?.f_index_select(0, &c.bwd_src[k])?;
+                    next = next.f_index_add(0, &c.bwd_dst[k], &bwd)?;
+                }
+                state = next.f_gelu("none")?;
+            }
+        }
+        let pre = pre.expect("depth 0 is always there");
+        let u = match &out0.bs {
+            Some(b) => pre.f_add(b)?,
+            None => pre,
+        }
+        .f_gelu("none")?;
+        let out2 = &self.project_output_n.l2;
+        let Some((pool, bn)) = &self.pool else {
+            return Ok((f_linear(out2, &u)?, Some(c.node_color.shallow_clone())));
+        };
+        let opts = (u.kind(), u.device());
+        let n = g.x.size()[0];
+        let u_nodes = u.f_index_select(0, &c.node_color)?;
+        let sum_u = Tensor::f_zeros([g.num_graphs, hd], opts)?.f_index_add(0, g.node_graph, &u_nodes)?;
+        let counts =
+            Tensor::f_zeros([g.num_graphs], opts)?.f_index_add(0, g.node_graph, &Tensor::f_ones([n], opts)?)?;
+        let hg = match pool {
+            Pool::Sum => {
+                let hg = sum_u.f_linear(&out2.ws, None::<Tensor>)?;
+                match &out2.bs {
+                    Some(b) => hg.f_add(&counts.f_unsqueeze(1)?.f_mul(&b.f_unsqueeze(0)?)?)?,
+                    None => hg,
+                }
+            }
+            Pool::Mean => f_linear(out2, &sum_u.f_div(&counts.f_clamp_min(1.0)?.f_unsqueeze(1)?)?)?,
+        };
+        // A graph without nodes pools to zero, as index_add leaves it.
+        let hg = if matches!(pool, Pool::Mean) {
+            hg.f_mul(&counts.f_gt(0.0)?.f_to_kind(hg.kind())?.f_unsqueeze(1)?)?
+        } else {
+            hg
+        };
+        let hg = Tensor::f_batch_norm(
+            &hg,
+            bn.ws.as_ref(),
+            bn.bs.as_ref(),
+            Some(&bn.running_mean),
+            Some(&bn.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        )?;
+        Ok((hg, None))
+    }
+
+    /// The straightforward encoder: every state once per node.
+    fn f_forward_per_node(&self, g: GraphInput, y: Option<&Tensor>, train: bool) -> TResult<Tensor> {
         let n = g.x.size()[0];
         if g.node_graph.size() != [n] {
             return Err(TchError::Shape(format!("node_graph: expected [{n}], got {:?}", g.node_graph.size())));

@@ -11,6 +11,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | [`ModelConfig`] (the TOML hyperparameters) and [`DataSpec`] (vocabularies, marginals, widest layer, conditioning width) |
+//! | [`compress`] | the Weisfeiler–Lehman colour graph of a batch, so that encoders compute each distinct node state once |
 //! | [`layers`] | `SinusoidalPE`, `MultiEmbedding`, `BiMPNNLayer`, `BiMPNNEncoder`, `TransformerLayer`, the conditioning embedding |
 //! | [`node_count`] | [`NodeCountModel`]: layer sizes `0..=max_layer_size`, 0 = stop |
 //! | [`node_pred`] | [`NodePredModel`]: x₀ logits of a new layer's attributes |
@@ -46,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compress;
 pub mod config;
 pub mod diffusion;
 pub mod edge_pred;
