@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synth::train::{DataSource, DeviceChoice, Progress, TrainSpec};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{DeviceArg, GenerateArgs, SynthCommand, TrainArgs};
+use crate::cli::{DeviceArg, EvalArgs, GenerateArgs, SplitArg, SynthCommand, TrainArgs};
 
 /// Runs one `synth` subcommand.
 pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
@@ -20,6 +20,7 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
         }
         SynthCommand::Train(args) => train(args),
         SynthCommand::Generate(args) => generate(args),
+        SynthCommand::Eval(args) => eval(args),
     }
 }
 
@@ -225,11 +226,171 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Turns the flags of `strata synth eval` into an [`synth::eval::EvalSpec`].
+fn eval_spec(args: &EvalArgs) -> anyhow::Result<synth::eval::EvalSpec> {
+    let device = device_choice(args.device).resolve().context("--device")?;
+    Ok(synth::eval::EvalSpec {
+        model: resolve_model(args.model.as_deref())?,
+        data: args.data.clone(),
+        split: match args.split {
+            SplitArg::Train => synth::dataset::corpus::Split::Train,
+            SplitArg::Validation => synth::dataset::corpus::Split::Validation,
+        },
+        count: args.count as usize,
+        seed: args.seed,
+        max_workloads: args.max_workloads.map(|n| n as usize),
+        max_nodes: args.max_nodes.map(|n| n as usize),
+        device,
+        keep: args.keep.clone(),
+        baseline: args.baseline,
+    })
+}
+
+/// `strata synth eval`: a progress bar over workloads on stderr, one row per
+/// workload and the summary on stdout, the JSON report with `--json`. Exit 1
+/// when a generated workload is invalid.
+fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads);
+    let spec = eval_spec(&args)?;
+    let quiet = LevelFilter::current() < LevelFilter::WARN;
+    let bar =
+        if quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("eval");
+    let mut on_progress = |p: synth::eval::EvalProgress| match p {
+        synth::eval::EvalProgress::Start { workloads } => bar.set_length(workloads as u64),
+        synth::eval::EvalProgress::Workload { index, id } => {
+            bar.set_position(index as u64);
+            bar.set_message(id);
+        }
+        synth::eval::EvalProgress::Baseline => bar.set_message("baseline: reading the other split"),
+        _ => {}
+    };
+    let result = synth::eval::evaluate_with(&spec, &mut on_progress);
+    bar.finish_and_clear();
+    let report = result.with_context(|| {
+        format!("evaluating {} on the {} split of {}", spec.model.display(), spec.split.name(), spec.data.display())
+    })?;
+    for w in &report.workloads {
+        for s in w.samples.iter().filter(|s| !s.validity.valid()) {
+            tracing::warn!(
+                "{}: generated workload {} is invalid: {}",
+                w.id,
+                s.prefix.display(),
+                s.validity.problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            );
+        }
+        if let Some(note) = &w.real_note {
+            tracing::info!("{}: {note}", w.id);
+        }
+    }
+    print!("{}", eval_table(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).context("serializing the report")?;
+        simulator::util::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(if report.all_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The eval report as a table (one row per workload) and summary lines.
+fn eval_table(r: &synth::eval::EvalReport) -> String {
+    use std::fmt::Write;
+    let mmd = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.3}", v as f64 / 1e6));
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>5} {:>13} {:>5} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}",
+        "workload",
+        "ranks",
+        "nodes r->g",
+        "valid",
+        "in-deg",
+        "out-deg",
+        "width",
+        "type",
+        "real ms",
+        "gen ms",
+        "rel err"
+    );
+    for w in &r.workloads {
+        let real_nodes = w.real_nodes_per_stage.iter().max().copied().unwrap_or(0);
+        let gen_nodes = w.samples.iter().flat_map(|s| s.nodes_per_stage.iter()).max().copied().unwrap_or(0);
+        let valid = w.samples.iter().filter(|s| s.validity.valid()).count();
+        let mut spans: Vec<u64> = w.samples.iter().filter_map(|s| s.makespan_ns).collect();
+        spans.sort_unstable();
+        let _ = writeln!(
+            out,
+            "{:<40} {:>5} {:>13} {:>5} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}",
+            w.id,
+            w.ranks,
+            format!("{real_nodes}->{gen_nodes}"),
+            format!("{valid}/{}", w.samples.len()),
+            mmd(w.mmd.in_degree),
+            mmd(w.mmd.out_degree),
+            mmd(w.mmd.layer_width),
+            mmd(w.mmd.node_type),
+            ms(w.real_makespan_ns),
+            ms(spans.get(spans.len() / 2).copied()),
+            pct(w.rel_error)
+        );
+    }
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "validity: {} of {} generated workloads valid ({:.1}%), {} rank files",
+        s.valid,
+        s.generated,
+        100.0 * s.validity_rate,
+        s.rank_files
+    );
+    let _ = writeln!(
+        out,
+        "structure MMD (generated {} vs real {} stage graphs): in-degree {}, out-degree {}, layer width {}, node type {}",
+        s.generated_graphs,
+        s.real_graphs,
+        mmd(s.mmd.in_degree),
+        mmd(s.mmd.out_degree),
+        mmd(s.mmd.layer_width),
+        mmd(s.mmd.node_type)
+    );
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            out,
+            "baseline MMD ({}; {} graphs): in-degree {}, out-degree {}, layer width {}, node type {}",
+            b.description,
+            b.other_graphs,
+            mmd(b.mmd.in_degree),
+            mmd(b.mmd.out_degree),
+            mmd(b.mmd.layer_width),
+            mmd(b.mmd.node_type)
+        );
+    }
+    let e = &s.rel_error;
+    let _ = writeln!(
+        out,
+        "iteration time relative error over {} workloads: median {}, p90 {}, mean {}, max {}",
+        e.n,
+        pct(e.median),
+        pct(e.p90),
+        pct(e.mean),
+        pct(e.max)
+    );
+    let _ = writeln!(out, "{} workloads of the {} split evaluated in {:.1} s", s.workloads, r.split, r.seconds);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
-    use crate::cli::{Cli, Command, DeviceArg, SynthCommand};
+    use crate::cli::{Cli, Command, DeviceArg, SplitArg, SynthCommand};
 
     fn train(args: &[&str]) -> Result<crate::cli::TrainArgs, clap::Error> {
         let base = ["strata", "synth", "train"];
@@ -268,6 +429,27 @@ mod tests {
         assert_eq!(a.model, None, "--model is optional: the shipped model is the default");
         assert!(parse(&["--model", "m", "--ranks", "0", "--out", "o"]).is_err());
         assert!(parse(&["--model", "m", "--ranks", "2", "--out", "o", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn eval_flags() {
+        let parse = |args: &[&str]| {
+            let base = ["strata", "synth", "eval"];
+            Cli::try_parse_from(base.iter().chain(args)).map(|cli| match cli.command {
+                Command::Synth(SynthCommand::Eval(a)) => a,
+                _ => panic!("not synth eval"),
+            })
+        };
+        let a = parse(&["--model", "m"]).unwrap();
+        assert_eq!(a.data, std::path::PathBuf::from("../shared/data/corpus"));
+        assert_eq!((a.split, a.count, a.seed, a.max_workloads, a.baseline), (SplitArg::Validation, 1, 0, None, false));
+        let a =
+            parse(&["--model", "m", "--split", "train", "--count", "3", "--max-workloads", "2", "--baseline"]).unwrap();
+        assert_eq!((a.split, a.count, a.max_workloads, a.baseline), (SplitArg::Train, 3, Some(2), true));
+        assert_eq!(parse(&[]).unwrap().model, None, "--model is optional: the shipped model is the default");
+        assert!(parse(&["--model", "m", "--split", "test"]).is_err(), "unknown split");
+        assert!(parse(&["--model", "m", "--count", "0"]).is_err());
+        assert!(parse(&["--model", "m", "--max-workloads", "0"]).is_err());
     }
 
     #[test]

@@ -124,3 +124,100 @@ fn synth_generate_writes_a_workload_that_simulates() {
     let bad = strata(args!["synth", "generate", "--model", &model, "--set", "tp=0", "--ranks", "4", "--out", &prefix]);
     assert!(bad.fails().contains("tp"), "{bad:#?}");
 }
+
+/// `strata synth eval` on two validation workloads with a tiny model: every
+/// generated workload is valid, the MMDs are finite and in range, the
+/// relative errors are there, and the JSON report parses.
+#[test]
+fn synth_eval_reports_validity_structure_and_timing() {
+    let dir = Dir::new();
+    let model = dir.path("model");
+    strata(args![
+        "-q",
+        "synth",
+        "train",
+        "--config",
+        repo("configs/synth/small.toml"),
+        "--data",
+        shared("corpus"),
+        "--out",
+        &model,
+        "--epochs",
+        "1",
+        "--max-graphs",
+        "4",
+        "--device",
+        "cpu"
+    ])
+    .ok();
+    let json = dir.path("eval.json");
+    let run = strata(args![
+        "-q",
+        "synth",
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        shared("corpus"),
+        "--max-workloads",
+        "2",
+        "--max-nodes",
+        "120",
+        "--seed",
+        "1",
+        "--json",
+        &json,
+        "--device",
+        "cpu"
+    ]);
+    let out = run.ok();
+    assert!(out.contains("w000_llama_mp_L4_d1024_dp1tp2pp2sp1") && out.contains("relative error"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let workloads = report["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2, "{report}");
+    for w in workloads {
+        for s in w["samples"].as_array().unwrap() {
+            for check in ["decodes", "acyclic", "attributes", "simulates"] {
+                assert_eq!(s["validity"][check], true, "{check}: {s}");
+            }
+            assert!(s["makespan_ns"].as_u64().unwrap() > 0, "{s}");
+        }
+        assert!(w["real_makespan_ns"].as_u64().unwrap() > 0, "{w}");
+        assert!(w["rel_error"].as_f64().unwrap().is_finite(), "{w}");
+    }
+    let summary = &report["summary"];
+    assert_eq!((summary["generated"].as_u64(), summary["valid"].as_u64()), (Some(2), Some(2)), "{summary}");
+    for m in ["in_degree", "out_degree", "layer_width", "node_type"] {
+        let v = summary["mmd"][m].as_f64().unwrap();
+        assert!(v.is_finite() && (0.0..=2.0).contains(&v), "{m} = {v}");
+    }
+    assert_eq!(summary["rel_error"]["n"].as_u64(), Some(2), "{summary}");
+    for q in ["median", "p90"] {
+        assert!(summary["rel_error"][q].as_f64().unwrap() >= 0.0, "{summary}");
+    }
+}
+
+/// Bad input to `strata synth eval` is a clean exit-2 error naming what is wrong.
+#[test]
+fn synth_eval_rejects_bad_input() {
+    let dir = Dir::new();
+    let corpus = shared("corpus");
+    let missing = dir.path("no-model");
+    let run = strata(args!["synth", "eval", "--model", &missing, "--data", &corpus]);
+    let msg = run.fails();
+    assert_eq!(run.code, Some(2));
+    assert!(msg.contains("no-model"), "{msg}");
+    let msg = strata(args!["synth", "eval", "--model", &missing, "--split", "test"]).fails();
+    assert!(msg.contains("test"), "{msg}");
+    // A corrupt checkpoint.
+    let bad = dir.create("bad/config.json", "{");
+    let run =
+        strata(args!["synth", "eval", "--model", bad.parent().unwrap(), "--data", &corpus, "--max-workloads", "1"]);
+    let msg = run.fails();
+    assert_eq!(run.code, Some(2));
+    assert!(msg.contains("bad"), "{msg}");
+    // An empty split.
+    let empty = dir.create("empty/SPLIT.txt", "# nothing\n");
+    let msg = strata(args!["synth", "eval", "--model", dir.path("bad"), "--data", empty.parent().unwrap()]).fails();
+    assert!(msg.contains("validation split has no workload"), "{msg}");
+}

@@ -7,6 +7,7 @@
 
 pub mod dataset;
 pub mod device;
+pub mod eval;
 pub mod generate;
 pub mod model;
 pub mod sample;
