@@ -208,7 +208,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     for w in &report.workloads {
         let c = &w.conversions;
         println!(
-            "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised)",
+            "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
             w.prefix.display(),
             w.rank_files.len().saturating_sub(1),
             w.comm_groups.display(),
@@ -219,7 +219,8 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             c.collectives,
             c.other_types,
             c.magnitudes_clamped,
-            c.comm_sizes_raised
+            c.comm_sizes_raised,
+            c.tensor_sizes_set
         );
     }
     println!("{} workload(s) of {} ranks in {:.1} s", report.workloads.len(), report.layout.ranks(), report.seconds);

@@ -35,6 +35,9 @@
 //!      would deadlock the simulation) become compute nodes;
 //!    - communication sizes below [`MIN_COMM_SIZE`] (absent and 0 included)
 //!      are raised to it: ASTRA-sim rejects a collective with empty chunks;
+//!    - a GPU compute node without a `tensor_size` (or with 0) gets
+//!      [`MIN_TENSOR_SIZE`]: the roofline model skips such a node and, as in
+//!      ASTRA-sim, the nodes it frees are then never issued;
 //!    - node types the corpus never has (memory, metadata, invalid) become
 //!      compute nodes.
 //!
@@ -61,7 +64,8 @@ use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
 use crate::dataset::layout::{CommGroups, ParallelLayout, RankContext};
 use crate::dataset::tokenize::detokenize;
 use crate::dataset::vocab::{
-    et_cardinalities, CollectiveToken, CommKind, EtFeature, Magnitude, NodeTypeToken, PeerStage, Representatives,
+    et_cardinalities, CollectiveToken, CommKind, CpuOpToken, EtFeature, Magnitude, NodeTypeToken, PeerStage,
+    Representatives,
 };
 use crate::dataset::{Dag, DatasetError};
 use crate::model::{LayerDag, ModelError};
@@ -102,6 +106,11 @@ pub const OUT_OF_RANGE_STD: f64 = 3.0;
 /// splits a collective into chunks and rejects one whose chunks would be
 /// empty (an all-gather of 0 bytes), so smaller sizes are raised to this.
 pub const MIN_COMM_SIZE: u64 = 1024;
+
+/// The `tensor_size` written on a GPU compute node that has none (or 0):
+/// with the roofline model ASTRA-sim skips such a node, and a rank whose only
+/// ready node was skipped never issues the nodes it freed (the run stalls).
+pub const MIN_TENSOR_SIZE: u64 = 1024;
 
 /// The corpus defaults: the flags of the corpus's sweep base w000 (corpus
 /// NOTES.md, "One-flag sweeps around base w000": llama + mixed precision, 4
@@ -201,6 +210,8 @@ pub struct Conversions {
     pub other_types: usize,
     /// Communication sizes below [`MIN_COMM_SIZE`] (absent or 0 included) raised to it.
     pub comm_sizes_raised: usize,
+    /// GPU compute nodes without a `tensor_size` (or with 0) given [`MIN_TENSOR_SIZE`].
+    pub tensor_sizes_set: usize,
     /// Magnitude buckets the training data never had (e.g. a duration, which
     /// the corpus never sets), moved to the nearest bucket it had.
     pub magnitudes_clamped: usize,
@@ -593,6 +604,21 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     // Cyclic pairs converted two nodes each; they were counted once per pair
     // above and their nodes again as unmatched: keep only the pair count.
     conv.p2p_unmatched -= 2 * conv.p2p_cyclic;
+    // Compute costs: the roofline skips a GPU compute node without a
+    // tensor_size (as ASTRA-sim does), and the nodes it frees are then never
+    // issued, so the run stalls. Every GPU compute node gets at least
+    // MIN_TENSOR_SIZE bytes (converted communication nodes included).
+    for x in xs.iter_mut() {
+        for v in 0..x.len() / f {
+            let row = &mut x[v * f..(v + 1) * f];
+            let gpu = row[EtFeature::IsCpuOp.index()] != CpuOpToken::id(Some(true));
+            let col = EtFeature::TensorSize.index();
+            if node_type(row, f, 0) == NodeType::CompNode && gpu && row[col] < Magnitude::bucket(Some(1)) {
+                row[col] = Magnitude::bucket(Some(MIN_TENSOR_SIZE));
+                conv.tensor_sizes_set += 1;
+            }
+        }
+    }
     let out = xs
         .into_iter()
         .zip(dags)
