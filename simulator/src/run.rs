@@ -164,8 +164,13 @@ fn load_workloads(paths: &[PathBuf]) -> Result<Vec<Workload>, SimError> {
 }
 
 fn load_one(path: &Path) -> Result<Workload, SimError> {
-    let trace = chakra::read_trace(path)?;
-    Workload::from_trace(&trace, path)
+    // Binary traces skip the attributes the simulator never reads (tensor
+    // shapes and the like are most of the bytes of generated traces).
+    let trace = match chakra::TraceFormat::from_path(path) {
+        chakra::TraceFormat::Json => chakra::read_trace(path)?,
+        _ => chakra::EtReader::open(path)?.keep_attrs(Workload::reads_attr).read_all()?,
+    };
+    Workload::from_owned_trace(trace, path)
 }
 
 /// Loads and runs a simulation.

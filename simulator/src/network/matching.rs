@@ -30,71 +30,86 @@ type Slots<H> = Vec<(u64, Slot<H>)>;
 /// Counters and outstanding slots of one key.
 struct Entry<H> {
     tag: u64,
-    src: u32,
     size: u64,
+    src: u32,
     sends: u64,
     recvs: u64,
     slots: Slots<H>,
 }
 
+impl<H> Entry<H> {
+    /// Every send of the key has met its receive: the entry may be recycled
+    /// for another key (both counters restarting together preserves
+    /// n-th-send-to-n-th-receive matching).
+    #[inline]
+    fn settled(&self) -> bool {
+        self.sends == self.recvs && self.slots.is_empty()
+    }
+}
+
 /// Matching state of all ranks.
 ///
 /// Kept per destination rank as a short list scanned linearly: a rank has few
-/// message streams outstanding at once, and a key whose sends and receives
-/// have all met is dropped (both counters would restart together, which
-/// preserves n-th-send-to-n-th-receive matching), so lists stay short.
+/// message streams outstanding at once. A settled entry stays in place (the
+/// same key usually comes back: a ring step sends the same size to the same
+/// peer with the same tag) and is recycled for a new key, so lists stay as
+/// short as the most keys a rank ever had outstanding, and steady-state
+/// matching allocates nothing.
 pub struct Matcher<H> {
     per_dst: Vec<Vec<Entry<H>>>,
-    /// Emptied slot lists kept for reuse (no allocation per message).
-    spare: Vec<Slots<H>>,
 }
 
 impl<H> Default for Matcher<H> {
     fn default() -> Self {
-        Matcher { per_dst: Vec::new(), spare: Vec::new() }
+        Matcher { per_dst: Vec::new() }
     }
 }
 
 impl<H> Matcher<H> {
-    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize, &mut Vec<Slots<H>>) {
+    /// The entry of `key`, created (or a settled one recycled) if needed.
+    #[inline]
+    fn entry(&mut self, key: MsgKey) -> &mut Entry<H> {
         let d = key.dst as usize;
         if self.per_dst.len() <= d {
             self.per_dst.resize_with(d + 1, Vec::new);
         }
         let list = &mut self.per_dst[d];
-        let pos = match list.iter().position(|e| e.tag == key.tag && e.src == key.src && e.size == key.size) {
-            Some(p) => p,
-            None => {
-                let slots = self.spare.pop().unwrap_or_default();
-                list.push(Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots });
-                list.len() - 1
+        let mut settled = None;
+        for (i, e) in list.iter().enumerate() {
+            if e.tag == key.tag && e.src == key.src && e.size == key.size {
+                return &mut list[i];
             }
-        };
-        (list, pos, &mut self.spare)
-    }
-
-    fn gc(list: &mut Vec<Entry<H>>, pos: usize, spare: &mut Vec<Slots<H>>) {
-        let e = &list[pos];
-        if e.sends == e.recvs && e.slots.is_empty() {
-            let e = list.swap_remove(pos);
-            spare.push(e.slots);
+            if settled.is_none() && e.settled() {
+                settled = Some(i);
+            }
+        }
+        let fresh = |slots| Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots };
+        match settled {
+            Some(i) => {
+                let e = &mut list[i];
+                let slots = std::mem::take(&mut e.slots);
+                *e = fresh(slots);
+                e
+            }
+            None => {
+                list.push(fresh(Vec::new()));
+                list.last_mut().expect("just pushed")
+            }
         }
     }
 
     /// Registers a send; returns its sequence number within the key.
     pub fn send(&mut self, key: MsgKey) -> u64 {
-        let (list, pos, _) = self.entry(key);
-        list[pos].sends += 1;
-        list[pos].sends - 1
+        let e = self.entry(key);
+        e.sends += 1;
+        e.sends - 1
     }
 
     /// A sent message arrived: returns the waiting receive's handler, or
     /// remembers the arrival for a later receive.
     pub fn arrive(&mut self, key: MsgKey, seq: u64) -> Option<H> {
-        let (list, pos, spare) = self.entry(key);
-        let e = &mut list[pos];
-        let found = e.slots.iter().position(|(s, _)| *s == seq);
-        let out = match found {
+        let e = self.entry(key);
+        match e.slots.iter().position(|(s, _)| *s == seq) {
             Some(i) => match e.slots.swap_remove(i).1 {
                 Slot::Waiting(h) => Some(h),
                 Slot::Arrived => {
@@ -106,19 +121,16 @@ impl<H> Matcher<H> {
                 e.slots.push((seq, Slot::Arrived));
                 None
             }
-        };
-        Self::gc(list, pos, spare);
-        out
+        }
     }
 
     /// Posts a receive: returns the handler back when the message already
     /// arrived (the caller runs it as a new event at the current time).
     pub fn recv(&mut self, key: MsgKey, handler: H) -> Option<H> {
-        let (list, pos, spare) = self.entry(key);
-        let e = &mut list[pos];
+        let e = self.entry(key);
         let seq = e.recvs;
         e.recvs += 1;
-        let out = match e.slots.iter().position(|(s, _)| *s == seq) {
+        match e.slots.iter().position(|(s, _)| *s == seq) {
             Some(i) => {
                 e.slots.swap_remove(i);
                 Some(handler)
@@ -127,9 +139,7 @@ impl<H> Matcher<H> {
                 e.slots.push((seq, Slot::Waiting(handler)));
                 None
             }
-        };
-        Self::gc(list, pos, spare);
-        out
+        }
     }
 
     /// Receives still waiting, with their keys (for hang diagnosis).
