@@ -450,8 +450,11 @@ impl Simulation {
         }
         while let Some(ev) = self.q.pop() {
             self.handle(ev);
-            if let Some(e) = self.error.take() {
-                return Err(e);
+            // Test before taking: `take` would move the whole error slot per event.
+            if self.error.is_some() {
+                if let Some(e) = self.error.take() {
+                    return Err(e);
+                }
             }
         }
         let report = self.report();
