@@ -14,7 +14,7 @@ use crate::chakra::{CollectiveCommType, NodeType};
 use crate::config::NetworkDim;
 use crate::engine::{EventQueue, Time};
 use crate::error::SimError;
-use crate::network::matching::{Matcher, MsgKey};
+use crate::network::matching::{Matcher, MsgKey, Ticket};
 use crate::network::{Aware, AwareEvent, Unaware};
 use crate::report::{intersection_len, merged, RankReport, Report};
 use crate::system::algorithm::{Action, AlgoEvent, Algorithm, DoubleBinaryTree, HalvingDoubling, RingAlgo};
@@ -142,8 +142,7 @@ struct CustomRun {
 }
 
 struct InFlight {
-    key: MsgKey,
-    seq: u64,
+    ticket: Ticket,
     on_sent: Handler,
 }
 
@@ -578,8 +577,8 @@ impl Simulation {
 
     fn net_send(&mut self, src: u32, dst: u32, size: u64, tag: u64, on_sent: Handler) {
         let key = MsgKey { tag, src, dst, size };
-        let seq = self.matcher.send(key);
-        let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { key, seq, on_sent });
+        let ticket = self.matcher.send(key);
+        let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { ticket, on_sent });
         if src == dst {
             // A rank sending to itself crosses no link: delivered at once.
             self.q.schedule(0, Event::Deliver { msg });
@@ -611,7 +610,7 @@ impl Simulation {
     fn deliver(&mut self, msg: u32) {
         let m = self.msgs[msg as usize].take().expect("message in flight");
         self.free_msgs.push(msg);
-        let waiting = self.matcher.arrive(m.key, m.seq);
+        let waiting = self.matcher.arrive(m.ticket);
         self.call_handler(m.on_sent);
         if let Some(h) = waiting {
             self.call_handler(h);

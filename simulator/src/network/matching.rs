@@ -47,6 +47,16 @@ impl<H> Entry<H> {
     }
 }
 
+/// A sent message's place in the [`Matcher`]: its key's entry and its
+/// sequence number, so that its arrival needs no search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    dst: u32,
+    entry: u32,
+    /// Sequence number of the send within its key.
+    pub seq: u64,
+}
+
 /// Matching state of all ranks.
 ///
 /// Kept per destination rank as a short list scanned linearly: a rank has few
@@ -54,7 +64,9 @@ impl<H> Entry<H> {
 /// same key usually comes back: a ring step sends the same size to the same
 /// peer with the same tag) and is recycled for a new key, so lists stay as
 /// short as the most keys a rank ever had outstanding, and steady-state
-/// matching allocates nothing.
+/// matching allocates nothing. Entries never move within their list, and an
+/// entry with a send that has not arrived is not settled, so a [`Ticket`]
+/// stays valid until its message arrives.
 pub struct Matcher<H> {
     per_dst: Vec<Vec<Entry<H>>>,
 }
@@ -69,6 +81,13 @@ impl<H> Matcher<H> {
     /// The entry of `key`, created (or a settled one recycled) if needed.
     #[inline]
     fn entry(&mut self, key: MsgKey) -> &mut Entry<H> {
+        let i = self.entry_index(key);
+        &mut self.per_dst[key.dst as usize][i]
+    }
+
+    /// The position of `key`'s entry in its destination's list (see [`Matcher::entry`]).
+    #[inline]
+    fn entry_index(&mut self, key: MsgKey) -> usize {
         let d = key.dst as usize;
         if self.per_dst.len() <= d {
             self.per_dst.resize_with(d + 1, Vec::new);
@@ -77,7 +96,7 @@ impl<H> Matcher<H> {
         let mut settled = None;
         for (i, e) in list.iter().enumerate() {
             if e.tag == key.tag && e.src == key.src && e.size == key.size {
-                return &mut list[i];
+                return i;
             }
             if settled.is_none() && e.settled() {
                 settled = Some(i);
@@ -89,26 +108,28 @@ impl<H> Matcher<H> {
                 let e = &mut list[i];
                 let slots = std::mem::take(&mut e.slots);
                 *e = fresh(slots);
-                e
+                i
             }
             None => {
                 list.push(fresh(Vec::new()));
-                list.last_mut().expect("just pushed")
+                list.len() - 1
             }
         }
     }
 
-    /// Registers a send; returns its sequence number within the key.
-    pub fn send(&mut self, key: MsgKey) -> u64 {
-        let e = self.entry(key);
+    /// Registers a send; returns its ticket for [`Matcher::arrive`].
+    pub fn send(&mut self, key: MsgKey) -> Ticket {
+        let i = self.entry_index(key);
+        let e = &mut self.per_dst[key.dst as usize][i];
         e.sends += 1;
-        e.sends - 1
+        Ticket { dst: key.dst, entry: i as u32, seq: e.sends - 1 }
     }
 
     /// A sent message arrived: returns the waiting receive's handler, or
     /// remembers the arrival for a later receive.
-    pub fn arrive(&mut self, key: MsgKey, seq: u64) -> Option<H> {
-        let e = self.entry(key);
+    pub fn arrive(&mut self, ticket: Ticket) -> Option<H> {
+        let seq = ticket.seq;
+        let e = &mut self.per_dst[ticket.dst as usize][ticket.entry as usize];
         match e.slots.iter().position(|(s, _)| *s == seq) {
             Some(i) => match e.slots.swap_remove(i).1 {
                 Slot::Waiting(h) => Some(h),
@@ -180,8 +201,9 @@ mod tests {
         let s0 = m.send(k);
         let s1 = m.send(k);
         assert_eq!(m.recv(k, "r0"), None);
-        assert_eq!(m.arrive(k, s1), None, "second message arrives first: kept");
-        assert_eq!(m.arrive(k, s0), Some("r0"));
+        assert_eq!((s0.seq, s1.seq), (0, 1));
+        assert_eq!(m.arrive(s1), None, "second message arrives first: kept");
+        assert_eq!(m.arrive(s0), Some("r0"));
         assert_eq!(m.recv(k, "r1"), Some("r1"), "already arrived");
         let other = MsgKey { size: 9, ..k };
         assert_eq!(m.recv(other, "never"), None);
