@@ -46,7 +46,10 @@ fn main() {
         .filter(|n| if args.is_empty() { n.starts_with("E_") } else { args.iter().any(|a| n.contains(a.as_str())) })
         .collect();
     names.sort();
-    println!("{:<62} {:>6} {:>11} {:>11} {:>8}  result", "case", "ranks", "astra-sim", "strata", "speedup");
+    println!(
+        "{:<62} {:>6} {:>11} {:>11} {:>8} {:>12}  result",
+        "case", "ranks", "astra-sim", "strata", "speedup", "events"
+    );
     let mut ratios = Vec::new();
     for name in names {
         let dir = cases_dir().join(&name);
@@ -65,10 +68,12 @@ fn main() {
         let req = request(&dir, &case);
         let mut best = f64::INFINITY;
         let mut verdict = String::new();
+        let mut events = 0;
         for _ in 0..runs {
             let t0 = Instant::now();
             let result = simulate(&req);
             best = best.min(t0.elapsed().as_secs_f64());
+            events = result.as_ref().map_or(0, |r| r.events);
             verdict = match result {
                 Ok(r) if r.ranks.iter().map(|x| x.finish_ns).collect::<Vec<_>>() == want => "identical".to_string(),
                 Ok(_) => "MISMATCH".to_string(),
@@ -78,11 +83,12 @@ fn main() {
         let ratio = astra / best;
         ratios.push(ratio);
         println!(
-            "{name:<62} {:>6} {:>10.2}s {:>10.3}s {:>7.1}x  {verdict}",
+            "{name:<62} {:>6} {:>10.2}s {:>10.3}s {:>7.1}x {:>12}  {verdict}",
             case["npus"].as_u64().unwrap_or(0),
             astra,
             best,
-            ratio
+            ratio,
+            events
         );
     }
     if !ratios.is_empty() {

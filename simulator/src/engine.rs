@@ -21,17 +21,25 @@ pub type Time = u64;
 /// A deterministic queue of events over simulated time.
 ///
 /// Events are kept in one FIFO bucket per distinct time, and a min-heap holds
-/// only the distinct times. Popping takes the current bucket front to back, so
-/// an event scheduled for the current time lands behind everything already
-/// queued for it. Many events share a time in collective-heavy runs (every rank
-/// of a symmetric collective acts at the same ticks), so this does one heap
-/// operation per distinct time instead of one per event; emptied buckets are
-/// recycled, so steady-state scheduling allocates nothing.
+/// only the distinct times (with the slot of their bucket). Popping takes the
+/// current bucket front to back, so an event scheduled for the current time
+/// lands behind everything already queued for it. Many events share a time in
+/// collective-heavy runs (every rank of a symmetric collective acts at the same
+/// ticks), so this does one heap operation per distinct time instead of one per
+/// event. Scheduling finds a time's bucket through a two-entry cache of the
+/// last times used before the hash map (consecutive events mostly go to the same
+/// few times); emptied buckets are recycled, so steady-state scheduling
+/// allocates nothing.
 pub struct EventQueue<E> {
-    times: BinaryHeap<Reverse<Time>>,
-    buckets: FxHashMap<Time, VecDeque<E>>,
+    times: BinaryHeap<Reverse<(Time, u32)>>,
+    /// Future time -> its bucket's slot in `buckets`.
+    slot_of: FxHashMap<Time, u32>,
+    buckets: Vec<VecDeque<E>>,
+    free_slots: Vec<u32>,
+    /// Recently used (time, slot) pairs; time 0 marks an empty entry (a future
+    /// bucket's time is always above `now`, hence above 0).
+    recent: [(Time, u32); 2],
     current: VecDeque<E>,
-    spare: Vec<VecDeque<E>>,
     now: Time,
     popped: u64,
     pending: usize,
@@ -41,9 +49,11 @@ impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         EventQueue {
             times: BinaryHeap::new(),
-            buckets: FxHashMap::default(),
+            slot_of: FxHashMap::default(),
+            buckets: Vec::new(),
+            free_slots: Vec::new(),
+            recent: [(0, 0); 2],
             current: VecDeque::new(),
-            spare: Vec::new(),
             now: 0,
             popped: 0,
             pending: 0,
@@ -58,11 +68,13 @@ impl<E> EventQueue<E> {
     }
 
     /// The time of the event being processed (0 before the first pop).
+    #[inline]
     pub fn now(&self) -> Time {
         self.now
     }
 
     /// Schedules `event` at `now + delay`.
+    #[inline]
     pub fn schedule(&mut self, delay: Time, event: E) {
         let time = self.now.saturating_add(delay);
         self.schedule_at(time, event);
@@ -76,18 +88,38 @@ impl<E> EventQueue<E> {
             self.current.push_back(event);
             return;
         }
-        match self.buckets.get_mut(&time) {
-            Some(b) => b.push_back(event),
+        let slot = if self.recent[0].0 == time {
+            self.recent[0].1
+        } else if self.recent[1].0 == time {
+            self.recent.swap(0, 1);
+            self.recent[0].1
+        } else {
+            let slot = match self.slot_of.get(&time) {
+                Some(&s) => s,
+                None => self.new_bucket(time),
+            };
+            self.recent[1] = self.recent[0];
+            self.recent[0] = (time, slot);
+            slot
+        };
+        self.buckets[slot as usize].push_back(event);
+    }
+
+    fn new_bucket(&mut self, time: Time) -> u32 {
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
             None => {
-                let mut b = self.spare.pop().unwrap_or_default();
-                b.push_back(event);
-                self.buckets.insert(time, b);
-                self.times.push(Reverse(time));
+                self.buckets.push(VecDeque::new());
+                (self.buckets.len() - 1) as u32
             }
-        }
+        };
+        self.slot_of.insert(time, slot);
+        self.times.push(Reverse((time, slot)));
+        slot
     }
 
     /// Removes the next event and advances the clock to its time.
+    #[inline]
     pub fn pop(&mut self) -> Option<E> {
         loop {
             if let Some(e) = self.current.pop_front() {
@@ -95,12 +127,24 @@ impl<E> EventQueue<E> {
                 self.pending -= 1;
                 return Some(e);
             }
-            let Reverse(t) = self.times.pop()?;
-            let bucket = self.buckets.remove(&t).expect("every queued time has a bucket");
-            let old = std::mem::replace(&mut self.current, bucket);
-            self.spare.push(old);
-            self.now = t;
+            self.advance()?;
         }
+    }
+
+    /// Makes the earliest future bucket the current one.
+    fn advance(&mut self) -> Option<()> {
+        let Reverse((t, slot)) = self.times.pop()?;
+        self.slot_of.remove(&t);
+        for r in &mut self.recent {
+            if r.0 == t {
+                *r = (0, 0);
+            }
+        }
+        // The drained current bucket becomes the slot's spare storage.
+        std::mem::swap(&mut self.current, &mut self.buckets[slot as usize]);
+        self.free_slots.push(slot);
+        self.now = t;
+        Some(())
     }
 
     /// Number of events waiting.

@@ -145,27 +145,108 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
 }
 
 /// Reads and converts every rank's trace, spread over the available cores.
+///
+/// Rank files with identical bytes (symmetric workloads often repeat one file
+/// per rank) are decoded once and the result copied. Only files that share
+/// their size with another are read up front to compare them; the rest stream
+/// from disk as they decode.
 fn load_workloads(paths: &[PathBuf]) -> Result<Vec<Workload>, SimError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
-    let per = paths.len().div_ceil(threads);
-    let results: Vec<Result<Vec<Workload>, SimError>> = crossbeam::thread::scope(|s| {
-        let handles: Vec<_> = paths
+    let (jobs, first_of) = dedupe(paths);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let per = jobs.len().div_ceil(threads);
+    let results: Vec<Vec<Result<Workload, SimError>>> = crossbeam::thread::scope(|s| {
+        let handles: Vec<_> = jobs
             .chunks(per.max(1))
-            .map(|chunk| s.spawn(move |_| chunk.iter().map(|p| load_one(p)).collect()))
+            .map(|chunk| {
+                s.spawn(move |_| {
+                    chunk
+                        .iter()
+                        .map(|(i, bytes)| match bytes {
+                            Some(b) => load_bytes(&paths[*i], b),
+                            None => load_one(&paths[*i]),
+                        })
+                        .collect()
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().expect("trace loader thread panicked")).collect()
     })
     .expect("trace loader threads");
-    let mut out = Vec::with_capacity(paths.len());
-    for r in results {
-        out.extend(r?);
+    let mut loaded: Vec<Option<Result<Workload, SimError>>> = results.into_iter().flatten().map(Some).collect();
+    let mut out: Vec<Workload> = Vec::with_capacity(paths.len());
+    for (i, &job) in first_of.iter().enumerate() {
+        let first = jobs[job].0;
+        if first == i {
+            out.push(loaded[job].take().expect("each distinct file is loaded once")?);
+        } else {
+            let mut w = out[first].clone();
+            w.path = paths[i].clone();
+            out.push(w);
+        }
     }
     Ok(out)
 }
 
+/// Groups rank files by content: the files to decode (index of the first file
+/// with that content, its bytes when they were read) and, per file, its job.
+type DedupeJobs = (Vec<(usize, Option<Vec<u8>>)>, Vec<usize>);
+
+fn dedupe(paths: &[PathBuf]) -> DedupeJobs {
+    let sizes: Vec<Option<u64>> =
+        paths.iter().map(|p| std::fs::metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len())).collect();
+    let mut same_size: rustc_hash::FxHashMap<u64, usize> = Default::default();
+    for s in sizes.iter().flatten() {
+        *same_size.entry(*s).or_default() += 1;
+    }
+    let mut jobs: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+    let mut first_of = Vec::with_capacity(paths.len());
+    // Jobs whose bytes are held, by size.
+    let mut held: rustc_hash::FxHashMap<u64, Vec<usize>> = Default::default();
+    for (i, p) in paths.iter().enumerate() {
+        let bytes = match sizes[i] {
+            Some(s) if same_size[&s] > 1 => std::fs::read(p).ok().filter(|b| b.len() as u64 == s),
+            _ => None,
+        };
+        let Some(bytes) = bytes else {
+            jobs.push((i, None));
+            first_of.push(jobs.len() - 1);
+            continue;
+        };
+        let candidates = held.entry(bytes.len() as u64).or_default();
+        match candidates.iter().find(|&&j| jobs[j].1.as_deref() == Some(bytes.as_slice())) {
+            Some(&j) => first_of.push(j),
+            None => {
+                jobs.push((i, Some(bytes)));
+                candidates.push(jobs.len() - 1);
+                first_of.push(jobs.len() - 1);
+            }
+        }
+    }
+    (jobs, first_of)
+}
+
+/// Loads one rank's trace from its file.
 fn load_one(path: &Path) -> Result<Workload, SimError> {
-    let trace = chakra::read_trace(path)?;
-    Workload::from_trace(&trace, path)
+    // Binary traces skip the attributes the simulator never reads (tensor
+    // shapes and the like are most of the bytes of generated traces).
+    let trace = match chakra::TraceFormat::from_path(path) {
+        chakra::TraceFormat::Json => chakra::read_trace(path)?,
+        _ => chakra::EtReader::open(path)?.keep_attrs(Workload::reads_attr).read_all()?,
+    };
+    Workload::from_owned_trace(trace, path)
+}
+
+/// Loads one rank's trace from the bytes of its file, as [`load_one`] would.
+fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Workload, SimError> {
+    let trace = match chakra::TraceFormat::from_path(path) {
+        chakra::TraceFormat::Json => return load_one(path),
+        _ if bytes.starts_with(&[0x1f, 0x8b]) => {
+            let gz = std::io::BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(bytes));
+            chakra::EtReader::new(gz, path)?.keep_attrs(Workload::reads_attr).read_all()?
+        }
+        _ => chakra::EtReader::new(bytes, path)?.keep_attrs(Workload::reads_attr).read_all()?,
+    };
+    Workload::from_owned_trace(trace, path)
 }
 
 /// Loads and runs a simulation.

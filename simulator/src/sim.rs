@@ -8,12 +8,13 @@
 //! its list to the end, including events appended while it runs.
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 use crate::chakra::{CollectiveCommType, NodeType};
 use crate::config::NetworkDim;
 use crate::engine::{EventQueue, Time};
 use crate::error::SimError;
-use crate::network::matching::{Matcher, MsgKey};
+use crate::network::matching::{Matcher, MsgKey, Ticket};
 use crate::network::{Aware, AwareEvent, Unaware};
 use crate::report::{intersection_len, merged, RankReport, Report};
 use crate::system::algorithm::{Action, AlgoEvent, Algorithm, DoubleBinaryTree, HalvingDoubling, RingAlgo};
@@ -137,12 +138,11 @@ enum SysEvent {
 /// ET and the communicator members (algorithm rank -> real rank).
 struct CustomRun {
     graph: Workload,
-    members: Option<Vec<u32>>,
+    members: Option<Rc<[u32]>>,
 }
 
 struct InFlight {
-    key: MsgKey,
-    seq: u64,
+    ticket: Ticket,
     on_sent: Handler,
 }
 
@@ -248,7 +248,7 @@ struct RankSys {
     group_stream_counters: HashMap<String, u64>,
     tree_toggle: HashMap<(String, CollKind, usize), bool>,
     /// Process groups declared by the trace's metadata nodes: members, first stream id.
-    trace_groups: HashMap<String, (Vec<u32>, u64)>,
+    trace_groups: HashMap<String, (Rc<[u32]>, u64)>,
     gpu_intervals: Vec<(u64, u64)>,
     cpu_intervals: Vec<(u64, u64)>,
     comm_intervals: Vec<(u64, u64)>,
@@ -278,11 +278,14 @@ pub struct Simulation {
     free_streams: Vec<u32>,
     datasets: Vec<Option<DataSet>>,
     free_datasets: Vec<u32>,
+    /// Comm-group file groups resolved so far, by pg_name: members, first stream id.
+    file_groups: rustc_hash::FxHashMap<String, (Rc<[u32]>, u64)>,
+    /// Whether the comm-group file defines a group "0" itself.
+    explicit_zero: bool,
     /// Groups by pg_name: members and the first stream id of the group.
     groups: Option<crate::config::CommGroups>,
     action_pool: Vec<Vec<Action>>,
     aware_out: Vec<(Time, AwareEvent)>,
-    snapshot: Vec<u32>,
     pool: EventPool,
     custom_templates: HashMap<CollKind, Vec<Workload>>,
     rendezvous: bool,
@@ -414,10 +417,11 @@ impl Simulation {
             free_streams: Vec::new(),
             datasets: Vec::new(),
             free_datasets: Vec::new(),
+            file_groups: Default::default(),
+            explicit_zero,
             groups: spec.groups,
             action_pool: Vec::new(),
             aware_out: Vec::new(),
-            snapshot: Vec::new(),
             pool: EventPool::default(),
             custom_templates: spec.custom,
             rendezvous: spec.rendezvous,
@@ -445,8 +449,11 @@ impl Simulation {
         }
         while let Some(ev) = self.q.pop() {
             self.handle(ev);
-            if let Some(e) = self.error.take() {
-                return Err(e);
+            // Test before taking: `take` would move the whole error slot per event.
+            if self.error.is_some() {
+                if let Some(e) = self.error.take() {
+                    return Err(e);
+                }
             }
         }
         let report = self.report();
@@ -513,33 +520,28 @@ impl Simulation {
 
     fn call_events(&mut self, rank: u32) {
         let t = self.now();
+        // The tick's entry keeps its position while it runs: registering only
+        // appends entries, and entries are removed only here, at the end.
+        let Some(pos) = self.sys[rank as usize].events.iter().position(|e| e.0 == t) else { return };
         loop {
             // Pop the head; events appended while this tick runs are seen too.
-            let next = match self.sys[rank as usize].events.iter_mut().find(|e| e.0 == t) {
-                Some((_, head, tail)) if *head != NIL => {
-                    let i = *head;
-                    let (ev, next) = self.pool.items[i as usize];
-                    *head = next;
-                    if next == NIL {
-                        *tail = NIL;
-                    }
-                    self.pool.free.push(i);
-                    Some(ev)
-                }
-                _ => None,
-            };
-            match next {
-                Some(ev) => self.sys_event(rank, ev),
-                None => break,
+            let (_, head, tail) = &mut self.sys[rank as usize].events[pos];
+            if *head == NIL {
+                break;
             }
+            let i = *head;
+            let (ev, next) = self.pool.items[i as usize];
+            *head = next;
+            if next == NIL {
+                *tail = NIL;
+            }
+            self.pool.free.push(i);
+            self.sys_event(rank, ev);
             if self.error.is_some() {
                 return;
             }
         }
-        let events = &mut self.sys[rank as usize].events;
-        if let Some(p) = events.iter().position(|e| e.0 == t) {
-            events.swap_remove(p);
-        }
+        self.sys[rank as usize].events.swap_remove(pos);
     }
 
     fn sys_event(&mut self, rank: u32, ev: SysEvent) {
@@ -575,8 +577,8 @@ impl Simulation {
 
     fn net_send(&mut self, src: u32, dst: u32, size: u64, tag: u64, on_sent: Handler) {
         let key = MsgKey { tag, src, dst, size };
-        let seq = self.matcher.send(key);
-        let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { key, seq, on_sent });
+        let ticket = self.matcher.send(key);
+        let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { ticket, on_sent });
         if src == dst {
             // A rank sending to itself crosses no link: delivered at once.
             self.q.schedule(0, Event::Deliver { msg });
@@ -608,7 +610,7 @@ impl Simulation {
     fn deliver(&mut self, msg: u32) {
         let m = self.msgs[msg as usize].take().expect("message in flight");
         self.free_msgs.push(msg);
-        let waiting = self.matcher.arrive(m.key, m.seq);
+        let waiting = self.matcher.arrive(m.ticket);
         self.call_handler(m.on_sent);
         if let Some(h) = waiting {
             self.call_handler(h);
@@ -717,19 +719,13 @@ impl Simulation {
 
     fn issue_free_nodes(&mut self, rank: u32) {
         let r = rank as usize;
-        // A re-entrant call (none is expected) would just get a fresh buffer.
-        let mut list = std::mem::take(&mut self.snapshot);
-        self.wl[r].free_snapshot(&mut list);
-        for &i in &list {
-            if self.wl[r].state[i as usize] == crate::workload::NodeState::Free && self.wl[r].slot_available(i) {
-                self.issue(rank, i);
-                if self.error.is_some() {
-                    break;
-                }
+        let mut round = self.wl[r].begin_issue();
+        while let Some(i) = self.wl[r].next_issuable(&mut round) {
+            self.issue(rank, i);
+            if self.error.is_some() {
+                break;
             }
         }
-        list.clear();
-        self.snapshot = list;
     }
 
     fn replay_time(&self, rank: u32, i: u32) -> u64 {
@@ -827,7 +823,7 @@ impl Simulation {
                 for (pg, ranks) in groups {
                     let ranks = if ranks.is_empty() { (0..self.total_nodes as u32).collect() } else { ranks };
                     let base = (crate::config::comm_group::stoi(&pg).unwrap_or(0).max(0) as u64 + 1) * 1_000_000;
-                    self.sys[r].trace_groups.insert(pg, (ranks, base));
+                    self.sys[r].trace_groups.insert(pg, (ranks.into(), base));
                 }
                 self.finish_node(rank, i);
                 self.skipped = true;
@@ -933,7 +929,7 @@ impl Simulation {
         let involved = n.comm.involved_dims.clone();
         // "" and "0" mean all ranks (ASTRA-sim's rule), unless the comm-group
         // file defines a group "0" itself (ASTRA-sim aborts on such files).
-        let explicit_zero = self.groups.as_ref().is_some_and(|g| g.group("0").is_some());
+        let explicit_zero = self.explicit_zero;
         let group = match n.comm.group.as_deref() {
             None | Some("") => None,
             Some("0") if !explicit_zero => None,
@@ -950,7 +946,7 @@ impl Simulation {
     /// pg_name, as ASTRA-sim keys them), then the comm-group file. ASTRA-sim
     /// numbers a group's streams from id * 1,000,000; group 0 (which ASTRA-sim
     /// rejects) gets a base past every other group.
-    fn resolve_group(&self, rank: u32, pg: &str) -> Option<(Vec<u32>, u64)> {
+    fn resolve_group(&mut self, rank: u32, pg: &str) -> Option<(Rc<[u32]>, u64)> {
         use crate::config::comm_group::stoi;
         let declared = &self.sys[rank as usize].trace_groups;
         if let Some(g) = declared.get(pg) {
@@ -961,6 +957,9 @@ impl Simulation {
                 return Some(g.clone());
             }
         }
+        if let Some(g) = self.file_groups.get(pg) {
+            return Some(g.clone());
+        }
         let groups = self.groups.as_ref()?;
         let g = groups.group(pg)?;
         let max_id = groups.groups().iter().filter_map(|g| g.id).max().unwrap_or(0);
@@ -968,7 +967,9 @@ impl Simulation {
             Some(id) if id > 0 => id as u64 * 1_000_000,
             _ => (max_id.max(0) as u64 + 1) * 1_000_000,
         };
-        Some((g.ranks.clone(), base))
+        let resolved: (Rc<[u32]>, u64) = (g.ranks.as_slice().into(), base);
+        self.file_groups.insert(pg.to_string(), resolved.clone());
+        Some(resolved)
     }
 
     fn next_priority(&mut self, rank: u32, explicit: i64) -> i64 {
@@ -1245,7 +1246,7 @@ impl Simulation {
         counter: Option<(String, u64)>,
         explicit_priority: i64,
     ) -> Result<(), String> {
-        let members: Option<Vec<u32>> = match &counter {
+        let members: Option<Rc<[u32]>> = match &counter {
             Some((pg, _)) => self.resolve_group(rank, pg).map(|(m, _)| m),
             None => None,
         };

@@ -47,6 +47,10 @@ pub struct EtReader<R> {
     /// The first message when it turned out to be a Node (legacy files).
     pending: Option<Node>,
     failed: bool,
+    /// When set, node attributes whose name it rejects are dropped before decoding.
+    keep_attr: Option<fn(&[u8]) -> bool>,
+    /// Scratch buffer for a node with attributes dropped.
+    stripped: Vec<u8>,
 }
 
 impl EtReader<Box<dyn BufRead>> {
@@ -87,6 +91,8 @@ impl<R: BufRead> EtReader<R> {
             metadata: None,
             pending: None,
             failed: false,
+            keep_attr: None,
+            stripped: Vec::new(),
         };
         let start = reader.offset;
         if !reader.read_frame()? {
@@ -103,6 +109,17 @@ impl<R: BufRead> EtReader<R> {
             .map_err(|e| reader.corrupt(start, format!("neither a GlobalMetadata nor a Node message: {e}")))?;
         reader.pending = Some(node);
         Ok(reader)
+    }
+
+    /// Drops every node attribute whose name (as bytes) `keep` rejects before
+    /// decoding the node (from the next node read on), so a consumer that reads
+    /// only a few attributes does not pay for the rest. A dropped attribute is
+    /// still checked to be well-formed protobuf, so a structurally corrupt file
+    /// is reported as before; only the contents of dropped attributes (value
+    /// kinds, UTF-8 of strings) go unchecked.
+    pub fn keep_attrs(mut self, keep: fn(&[u8]) -> bool) -> Self {
+        self.keep_attr = Some(keep);
+        self
     }
 
     /// The GlobalMetadata, or `None` for a legacy file.
@@ -127,7 +144,7 @@ impl<R: BufRead> EtReader<R> {
         let start = self.offset;
         match self.read_frame() {
             Ok(false) => Ok(None),
-            Ok(true) => match Node::decode(self.buf.as_slice()) {
+            Ok(true) => match self.decode_node() {
                 Ok(node) => {
                     self.index += 1;
                     Ok(Some(node))
@@ -151,6 +168,17 @@ impl<R: BufRead> EtReader<R> {
             nodes.push(node);
         }
         Ok(EtTrace { metadata: self.metadata, nodes })
+    }
+
+    /// Decodes the node in `self.buf`, dropping attributes `keep_attr` rejects.
+    fn decode_node(&mut self) -> std::result::Result<Node, prost::DecodeError> {
+        if let Some(keep) = self.keep_attr {
+            self.stripped.clear();
+            if strip_attrs(&self.buf, keep, &mut self.stripped) {
+                return Node::decode(self.stripped.as_slice());
+            }
+        }
+        Node::decode(self.buf.as_slice())
     }
 
     fn corrupt(&self, offset: u64, what: String) -> ChakraError {
@@ -246,6 +274,74 @@ fn could_be_metadata(bytes: &[u8]) -> bool {
         rest = &rest[len as usize..];
     }
     true
+}
+
+/// Copies a Node message from `node` to `out` without the attributes (field
+/// 10) whose name `keep` rejects. Returns `false`, leaving the decision to the
+/// full decoder, when the message is not well-formed (so errors stay the same).
+fn strip_attrs(node: &[u8], keep: fn(&[u8]) -> bool, out: &mut Vec<u8>) -> bool {
+    let mut rest = node;
+    while !rest.is_empty() {
+        let field_start = rest;
+        let Some((field, wire)) = skip_field(&mut rest) else { return false };
+        let field_bytes = &field_start[..field_start.len() - rest.len()];
+        if field == 10 && wire == 2 {
+            match attr_name(field_bytes) {
+                Some(name) if !keep(name) => continue,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        out.extend_from_slice(field_bytes);
+    }
+    true
+}
+
+/// Skips one field (key and value); returns its number and wire type.
+fn skip_field(rest: &mut &[u8]) -> Option<(u64, u64)> {
+    let key = prost::encoding::decode_varint(rest).ok()?;
+    let (field, wire) = (key >> 3, key & 7);
+    if field == 0 {
+        return None;
+    }
+    match wire {
+        0 => {
+            prost::encoding::decode_varint(rest).ok()?;
+        }
+        1 | 5 => {
+            let n = if wire == 1 { 8 } else { 4 };
+            *rest = rest.get(n..)?;
+        }
+        2 => {
+            let len = prost::encoding::decode_varint(rest).ok()?;
+            *rest = rest.get(usize::try_from(len).ok()?..)?;
+        }
+        _ => return None,
+    }
+    Some((field, wire))
+}
+
+/// The name of an attribute field (key, length, AttributeProto), when the
+/// attribute is well-formed and names itself once; `None` otherwise.
+fn attr_name(field_bytes: &[u8]) -> Option<&[u8]> {
+    let mut rest = field_bytes;
+    prost::encoding::decode_varint(&mut rest).ok()?;
+    prost::encoding::decode_varint(&mut rest).ok()?;
+    let mut name = None;
+    while !rest.is_empty() {
+        let start = rest;
+        let (field, wire) = skip_field(&mut rest)?;
+        if field == 1 {
+            let mut value = &start[..start.len() - rest.len()];
+            if wire != 2 || name.is_some() {
+                return None;
+            }
+            prost::encoding::decode_varint(&mut value).ok()?;
+            prost::encoding::decode_varint(&mut value).ok()?;
+            name = Some(value);
+        }
+    }
+    name
 }
 
 /// Reads a whole binary `.et` / `.et.gz` file.

@@ -30,71 +30,107 @@ type Slots<H> = Vec<(u64, Slot<H>)>;
 /// Counters and outstanding slots of one key.
 struct Entry<H> {
     tag: u64,
-    src: u32,
     size: u64,
+    src: u32,
     sends: u64,
     recvs: u64,
     slots: Slots<H>,
 }
 
+impl<H> Entry<H> {
+    /// Every send of the key has met its receive: the entry may be recycled
+    /// for another key (both counters restarting together preserves
+    /// n-th-send-to-n-th-receive matching).
+    #[inline]
+    fn settled(&self) -> bool {
+        self.sends == self.recvs && self.slots.is_empty()
+    }
+}
+
+/// A sent message's place in the [`Matcher`]: its key's entry and its
+/// sequence number, so that its arrival needs no search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    dst: u32,
+    entry: u32,
+    /// Sequence number of the send within its key.
+    pub seq: u64,
+}
+
 /// Matching state of all ranks.
 ///
 /// Kept per destination rank as a short list scanned linearly: a rank has few
-/// message streams outstanding at once, and a key whose sends and receives
-/// have all met is dropped (both counters would restart together, which
-/// preserves n-th-send-to-n-th-receive matching), so lists stay short.
+/// message streams outstanding at once. A settled entry stays in place (the
+/// same key usually comes back: a ring step sends the same size to the same
+/// peer with the same tag) and is recycled for a new key, so lists stay as
+/// short as the most keys a rank ever had outstanding, and steady-state
+/// matching allocates nothing. Entries never move within their list, and an
+/// entry with a send that has not arrived is not settled, so a [`Ticket`]
+/// stays valid until its message arrives.
 pub struct Matcher<H> {
     per_dst: Vec<Vec<Entry<H>>>,
-    /// Emptied slot lists kept for reuse (no allocation per message).
-    spare: Vec<Slots<H>>,
 }
 
 impl<H> Default for Matcher<H> {
     fn default() -> Self {
-        Matcher { per_dst: Vec::new(), spare: Vec::new() }
+        Matcher { per_dst: Vec::new() }
     }
 }
 
 impl<H> Matcher<H> {
-    fn entry(&mut self, key: MsgKey) -> (&mut Vec<Entry<H>>, usize, &mut Vec<Slots<H>>) {
+    /// The entry of `key`, created (or a settled one recycled) if needed.
+    #[inline]
+    fn entry(&mut self, key: MsgKey) -> &mut Entry<H> {
+        let i = self.entry_index(key);
+        &mut self.per_dst[key.dst as usize][i]
+    }
+
+    /// The position of `key`'s entry in its destination's list (see [`Matcher::entry`]).
+    #[inline]
+    fn entry_index(&mut self, key: MsgKey) -> usize {
         let d = key.dst as usize;
         if self.per_dst.len() <= d {
             self.per_dst.resize_with(d + 1, Vec::new);
         }
         let list = &mut self.per_dst[d];
-        let pos = match list.iter().position(|e| e.tag == key.tag && e.src == key.src && e.size == key.size) {
-            Some(p) => p,
+        let mut settled = None;
+        for (i, e) in list.iter().enumerate() {
+            if e.tag == key.tag && e.src == key.src && e.size == key.size {
+                return i;
+            }
+            if settled.is_none() && e.settled() {
+                settled = Some(i);
+            }
+        }
+        let fresh = |slots| Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots };
+        match settled {
+            Some(i) => {
+                let e = &mut list[i];
+                let slots = std::mem::take(&mut e.slots);
+                *e = fresh(slots);
+                i
+            }
             None => {
-                let slots = self.spare.pop().unwrap_or_default();
-                list.push(Entry { tag: key.tag, src: key.src, size: key.size, sends: 0, recvs: 0, slots });
+                list.push(fresh(Vec::new()));
                 list.len() - 1
             }
-        };
-        (list, pos, &mut self.spare)
-    }
-
-    fn gc(list: &mut Vec<Entry<H>>, pos: usize, spare: &mut Vec<Slots<H>>) {
-        let e = &list[pos];
-        if e.sends == e.recvs && e.slots.is_empty() {
-            let e = list.swap_remove(pos);
-            spare.push(e.slots);
         }
     }
 
-    /// Registers a send; returns its sequence number within the key.
-    pub fn send(&mut self, key: MsgKey) -> u64 {
-        let (list, pos, _) = self.entry(key);
-        list[pos].sends += 1;
-        list[pos].sends - 1
+    /// Registers a send; returns its ticket for [`Matcher::arrive`].
+    pub fn send(&mut self, key: MsgKey) -> Ticket {
+        let i = self.entry_index(key);
+        let e = &mut self.per_dst[key.dst as usize][i];
+        e.sends += 1;
+        Ticket { dst: key.dst, entry: i as u32, seq: e.sends - 1 }
     }
 
     /// A sent message arrived: returns the waiting receive's handler, or
     /// remembers the arrival for a later receive.
-    pub fn arrive(&mut self, key: MsgKey, seq: u64) -> Option<H> {
-        let (list, pos, spare) = self.entry(key);
-        let e = &mut list[pos];
-        let found = e.slots.iter().position(|(s, _)| *s == seq);
-        let out = match found {
+    pub fn arrive(&mut self, ticket: Ticket) -> Option<H> {
+        let seq = ticket.seq;
+        let e = &mut self.per_dst[ticket.dst as usize][ticket.entry as usize];
+        match e.slots.iter().position(|(s, _)| *s == seq) {
             Some(i) => match e.slots.swap_remove(i).1 {
                 Slot::Waiting(h) => Some(h),
                 Slot::Arrived => {
@@ -106,19 +142,16 @@ impl<H> Matcher<H> {
                 e.slots.push((seq, Slot::Arrived));
                 None
             }
-        };
-        Self::gc(list, pos, spare);
-        out
+        }
     }
 
     /// Posts a receive: returns the handler back when the message already
     /// arrived (the caller runs it as a new event at the current time).
     pub fn recv(&mut self, key: MsgKey, handler: H) -> Option<H> {
-        let (list, pos, spare) = self.entry(key);
-        let e = &mut list[pos];
+        let e = self.entry(key);
         let seq = e.recvs;
         e.recvs += 1;
-        let out = match e.slots.iter().position(|(s, _)| *s == seq) {
+        match e.slots.iter().position(|(s, _)| *s == seq) {
             Some(i) => {
                 e.slots.swap_remove(i);
                 Some(handler)
@@ -127,9 +160,7 @@ impl<H> Matcher<H> {
                 e.slots.push((seq, Slot::Waiting(handler)));
                 None
             }
-        };
-        Self::gc(list, pos, spare);
-        out
+        }
     }
 
     /// Receives still waiting, with their keys (for hang diagnosis).
@@ -170,8 +201,9 @@ mod tests {
         let s0 = m.send(k);
         let s1 = m.send(k);
         assert_eq!(m.recv(k, "r0"), None);
-        assert_eq!(m.arrive(k, s1), None, "second message arrives first: kept");
-        assert_eq!(m.arrive(k, s0), Some("r0"));
+        assert_eq!((s0.seq, s1.seq), (0, 1));
+        assert_eq!(m.arrive(s1), None, "second message arrives first: kept");
+        assert_eq!(m.arrive(s0), Some("r0"));
         assert_eq!(m.recv(k, "r1"), Some("r1"), "already arrived");
         let other = MsgKey { size: 9, ..k };
         assert_eq!(m.recv(other, "never"), None);

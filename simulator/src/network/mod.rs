@@ -39,21 +39,61 @@ fn hops(topology: Topology, npus: u32, src: u32, dst: u32) -> u32 {
 #[derive(Clone, Debug)]
 pub struct Unaware {
     dims: Vec<(Topology, u32, f64, f64)>,
+    /// Every rank's coordinate in each dimension (`rank * dims + d`), so a
+    /// delay needs no integer division.
+    coords: Vec<u32>,
 }
+
+/// Ranks up to which [`Unaware`] keeps a coordinate table.
+const COORD_TABLE_RANKS: u64 = 1 << 20;
 
 impl Unaware {
     /// A backend over the given dimensions.
     pub fn new(dims: &[NetworkDim]) -> Unaware {
-        Unaware {
-            dims: dims
-                .iter()
-                .map(|d| (d.topology, d.npus, gbps_to_bytes_per_ns(d.bandwidth_gbps), d.latency_ns))
-                .collect(),
+        let dims: Vec<_> =
+            dims.iter().map(|d| (d.topology, d.npus, gbps_to_bytes_per_ns(d.bandwidth_gbps), d.latency_ns)).collect();
+        let total = dims.iter().try_fold(1u64, |acc, d| acc.checked_mul(d.1 as u64)).unwrap_or(u64::MAX);
+        let mut coords = Vec::new();
+        if total <= COORD_TABLE_RANKS && dims.iter().all(|d| d.1 > 0) {
+            coords.reserve(total as usize * dims.len());
+            for rank in 0..total as u32 {
+                let mut r = rank;
+                for d in &dims {
+                    coords.push(r % d.1);
+                    r /= d.1;
+                }
+            }
         }
+        Unaware { dims, coords }
     }
 
     /// Delivery delay of `size` bytes from `src` to `dst`.
+    #[inline]
     pub fn delay(&self, src: u32, dst: u32, size: u64) -> Time {
+        let nd = self.dims.len();
+        let (s, d) = (src as usize * nd, dst as usize * nd);
+        let (Some(a), Some(b)) = (self.coords.get(s..s + nd), self.coords.get(d..d + nd)) else {
+            return self.delay_uncached(src, dst, size);
+        };
+        for (k, &(topology, npus, bw, latency)) in self.dims.iter().enumerate() {
+            let (ca, cb) = (a[k], b[k]);
+            if ca != cb {
+                let hops = match topology {
+                    Topology::Ring => {
+                        let cw = if cb >= ca { cb - ca } else { cb + npus - ca };
+                        cw.min(npus - cw)
+                    }
+                    Topology::FullyConnected => 1,
+                    Topology::Switch => 2,
+                };
+                return (hops as f64 * latency + size as f64 / bw) as Time;
+            }
+        }
+        0
+    }
+
+    /// [`Unaware::delay`] for ranks outside the coordinate table.
+    fn delay_uncached(&self, src: u32, dst: u32, size: u64) -> Time {
         let (mut a, mut b) = (src, dst);
         for &(topology, npus, bw, latency) in &self.dims {
             let (ca, cb) = (a % npus, b % npus);
@@ -277,6 +317,9 @@ mod tests {
         let u = Unaware::new(&[dim(Topology::FullyConnected, 2, 200.0, 100.0), dim(Topology::Switch, 4, 50.0, 500.0)]);
         assert_eq!(u.delay(1, 2, 0), 100);
         assert_eq!(u.delay(0, 2, 0), 1000);
+        for (a, b) in [(0, 7), (3, 5), (6, 1), (7, 7)] {
+            assert_eq!(u.delay(a, b, 4096), u.delay_uncached(a, b, 4096));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! compute op, one GPU compute op and one GPU communication op (collective or
 //! send) in flight per rank; receives, memory and metadata nodes need none.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::chakra::attr;
@@ -89,8 +89,12 @@ pub struct Workload {
     pub missing_parents: Vec<(u32, u64)>,
     /// Node state.
     pub state: Vec<NodeState>,
-    /// Free nodes by (id, index), ascending id.
-    free: BTreeSet<(u64, u32)>,
+    /// Free nodes by (id, index), ascending id, one set per [`SlotClass`].
+    free: [BTreeSet<(u64, u32)>; 4],
+    /// When each node became free, in issue rounds (see [`Workload::begin_issue`]).
+    free_round: Vec<u64>,
+    /// Issue rounds begun so far.
+    round: u64,
     /// Nodes issued and not finished.
     pub running: u32,
     /// Compute ops in flight on the CPU.
@@ -109,6 +113,38 @@ pub struct Workload {
     pub issued_at: Vec<u64>,
     /// How many nodes of each class may be in flight at once.
     pub slots: HardwareSlots,
+    /// Each node's slot class, kept apart from `nodes` so that scanning the
+    /// free nodes for an available slot touches one byte per node.
+    class: Vec<SlotClass>,
+}
+
+/// The state of one issue round (see [`Workload::begin_issue`]).
+#[derive(Clone, Copy, Debug)]
+pub struct IssueRound {
+    round: u64,
+    /// The last node yielded (id, index).
+    last: Option<(u64, u32)>,
+}
+
+/// Which hardware slot a node occupies while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum SlotClass {
+    None,
+    Cpu,
+    Gpu,
+    Comm,
+}
+
+impl SlotClass {
+    fn of(n: &WorkNode) -> SlotClass {
+        match n.kind {
+            NodeType::CompNode if n.is_cpu => SlotClass::Cpu,
+            NodeType::CompNode => SlotClass::Gpu,
+            NodeType::CommCollNode | NodeType::CommSendNode => SlotClass::Comm,
+            _ => SlotClass::None,
+        }
+    }
 }
 
 /// Per-rank hardware slots: how many compute ops on the CPU, compute ops on the
@@ -134,6 +170,21 @@ fn node_err(path: &Path, node: &Node, what: impl Into<String>) -> SimError {
     SimError::Node { path: path.to_path_buf(), node: node.id, name: node.name.clone(), what: what.into() }
 }
 
+/// Every node attribute [`Workload::from_trace`] reads.
+const READ_ATTRS: [&[u8]; 11] = [
+    b"is_cpu_op",
+    b"num_ops",
+    b"tensor_size",
+    b"comm_type",
+    b"comm_size",
+    b"comm_priority",
+    b"pg_name",
+    b"involved_dim",
+    b"comm_src",
+    b"comm_dst",
+    b"comm_tag",
+];
+
 impl WorkNode {
     fn from_node(node: &Node, path: &Path) -> Result<WorkNode, SimError> {
         let kind = node.node_type().ok_or_else(|| {
@@ -143,7 +194,7 @@ impl WorkNode {
         let is_cpu = attr::get_bool(node, "is_cpu_op").map_err(bad)?.unwrap_or(false);
         let mut w = WorkNode {
             id: node.id,
-            name: node.name.clone(),
+            name: String::new(),
             kind,
             is_cpu,
             duration_us: node.duration_micros,
@@ -250,11 +301,37 @@ pub fn parse_process_groups(values: &str) -> Vec<(String, Vec<u32>)> {
 }
 
 impl Workload {
+    /// Whether [`Workload::from_trace`] reads the node attribute `name`; the
+    /// others may be dropped while decoding (see [`crate::chakra::EtReader::keep_attrs`]).
+    pub fn reads_attr(name: &[u8]) -> bool {
+        READ_ATTRS.contains(&name)
+    }
+
     /// Builds the feeder for one rank's trace.
     pub fn from_trace(trace: &EtTrace, path: &Path) -> Result<Workload, SimError> {
+        let mut w = Workload::build(trace, path)?;
+        for (wn, node) in w.nodes.iter_mut().zip(&trace.nodes) {
+            wn.name.clone_from(&node.name);
+        }
+        Ok(w)
+    }
+
+    /// [`Workload::from_trace`] taking the trace, so node names move instead of
+    /// being copied.
+    pub fn from_owned_trace(mut trace: EtTrace, path: &Path) -> Result<Workload, SimError> {
+        let mut w = Workload::build(&trace, path)?;
+        for (wn, node) in w.nodes.iter_mut().zip(&mut trace.nodes) {
+            wn.name = std::mem::take(&mut node.name);
+        }
+        Ok(w)
+    }
+
+    /// Builds the feeder with empty node names (the callers fill them in).
+    fn build(trace: &EtTrace, path: &Path) -> Result<Workload, SimError> {
         let n = trace.nodes.len();
         let mut nodes = Vec::with_capacity(n);
-        let mut index: HashMap<u64, u32> = HashMap::with_capacity(n);
+        let mut index: rustc_hash::FxHashMap<u64, u32> = Default::default();
+        index.reserve(n);
         for (i, node) in trace.nodes.iter().enumerate() {
             if index.insert(node.id, i as u32).is_some() {
                 return Err(node_err(path, node, "duplicate node id; ids must be unique within a rank's file"));
@@ -293,22 +370,24 @@ impl Workload {
             fill[p as usize] += 1;
         }
         let mut state = vec![NodeState::Pending; n];
-        let mut free = BTreeSet::new();
+        let class: Vec<SlotClass> = nodes.iter().map(SlotClass::of).collect();
+        let mut free: [BTreeSet<(u64, u32)>; 4] = Default::default();
         for i in 0..n {
             if parents_left[i] == 0 {
                 state[i] = NodeState::Free;
-                free.insert((nodes[i].id, i as u32));
+                free[class[i] as usize].insert((nodes[i].id, i as u32));
             }
         }
         Ok(Workload {
             path: path.to_path_buf(),
-            nodes,
             child_start,
             children,
             parents_left,
             missing_parents,
             state,
             free,
+            free_round: vec![0; n],
+            round: 0,
             running: 0,
             cpu_busy: 0,
             gpu_busy: 0,
@@ -318,45 +397,89 @@ impl Workload {
             finished_at: None,
             issued_at: vec![0; n],
             slots: HardwareSlots::default(),
+            class,
+            nodes,
         })
     }
 
     /// A snapshot of the free nodes in ascending id (ASTRA-sim copies the set
     /// before issuing, so nodes freed meanwhile wait for the next call).
     pub fn free_snapshot(&self, out: &mut Vec<u32>) {
+        let mut all: Vec<(u64, u32)> = self.free.iter().flatten().copied().collect();
+        all.sort_unstable();
         out.clear();
-        out.extend(self.free.iter().map(|&(_, i)| i));
+        out.extend(all.into_iter().map(|(_, i)| i));
     }
 
     /// Whether no node is free.
     pub fn no_free(&self) -> bool {
-        self.free.is_empty()
+        self.free.iter().all(BTreeSet::is_empty)
+    }
+
+    /// Starts an issue round: [`Workload::next_issuable`] then yields, in
+    /// ascending id, the nodes of the free-node snapshot ASTRA-sim takes at
+    /// this point whose slot is available when their turn comes. That equals
+    /// walking the snapshot and checking each node's state and slot, without
+    /// copying the snapshot or visiting nodes whose slot is full. Nodes freed
+    /// after this call (by issuing or by nested rounds) are not in the snapshot.
+    pub fn begin_issue(&mut self) -> IssueRound {
+        self.round += 1;
+        IssueRound { round: self.round, last: None }
+    }
+
+    /// The next node to issue in `round` (see [`Workload::begin_issue`]).
+    pub fn next_issuable(&self, round: &mut IssueRound) -> Option<u32> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut best: Option<(u64, u32)> = None;
+        for class in [SlotClass::None, SlotClass::Cpu, SlotClass::Gpu, SlotClass::Comm] {
+            if !self.class_available(class) {
+                continue;
+            }
+            let set = &self.free[class as usize];
+            let candidates = match round.last {
+                None => set.range(..),
+                Some(k) => set.range((Excluded(k), Unbounded)),
+            };
+            for &k in candidates {
+                if best.is_some_and(|b| k >= b) {
+                    break;
+                }
+                if self.free_round[k.1 as usize] < round.round {
+                    best = Some(k);
+                    break;
+                }
+            }
+        }
+        round.last = best.or(round.last);
+        best.map(|(_, i)| i)
+    }
+
+    fn class_available(&self, class: SlotClass) -> bool {
+        match class {
+            SlotClass::Cpu => self.cpu_busy < self.slots.cpu,
+            SlotClass::Gpu => self.gpu_busy < self.slots.gpu,
+            SlotClass::Comm => self.comm_busy < self.slots.comm,
+            SlotClass::None => true,
+        }
     }
 
     /// Whether the node's hardware slot is available.
     pub fn slot_available(&self, i: u32) -> bool {
-        let n = &self.nodes[i as usize];
-        match n.kind {
-            NodeType::CompNode if n.is_cpu => self.cpu_busy < self.slots.cpu,
-            NodeType::CompNode => self.gpu_busy < self.slots.gpu,
-            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy < self.slots.comm,
-            _ => true,
-        }
+        self.class_available(self.class[i as usize])
     }
 
     /// Moves a free node to running and occupies its slot.
     pub fn take(&mut self, i: u32, now: u64) {
         let id = self.nodes[i as usize].id;
-        self.free.remove(&(id, i));
+        self.free[self.class[i as usize] as usize].remove(&(id, i));
         self.state[i as usize] = NodeState::Running;
         self.running += 1;
         self.issued_at[i as usize] = now;
-        let n = &self.nodes[i as usize];
-        match n.kind {
-            NodeType::CompNode if n.is_cpu => self.cpu_busy += 1,
-            NodeType::CompNode => self.gpu_busy += 1,
-            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy += 1,
-            _ => {}
+        match self.class[i as usize] {
+            SlotClass::Cpu => self.cpu_busy += 1,
+            SlotClass::Gpu => self.gpu_busy += 1,
+            SlotClass::Comm => self.comm_busy += 1,
+            SlotClass::None => {}
         }
     }
 
@@ -365,12 +488,11 @@ impl Workload {
         debug_assert_eq!(self.state[i as usize], NodeState::Running);
         self.state[i as usize] = NodeState::Done;
         self.running -= 1;
-        let n = &self.nodes[i as usize];
-        match n.kind {
-            NodeType::CompNode if n.is_cpu => self.cpu_busy -= 1,
-            NodeType::CompNode => self.gpu_busy -= 1,
-            NodeType::CommCollNode | NodeType::CommSendNode => self.comm_busy -= 1,
-            _ => {}
+        match self.class[i as usize] {
+            SlotClass::Cpu => self.cpu_busy -= 1,
+            SlotClass::Gpu => self.gpu_busy -= 1,
+            SlotClass::Comm => self.comm_busy -= 1,
+            SlotClass::None => {}
         }
         let (a, b) = (self.child_start[i as usize] as usize, self.child_start[i as usize + 1] as usize);
         for k in a..b {
@@ -378,14 +500,15 @@ impl Workload {
             self.parents_left[c] -= 1;
             if self.parents_left[c] == 0 && self.state[c] == NodeState::Pending {
                 self.state[c] = NodeState::Free;
-                self.free.insert((self.nodes[c].id, c as u32));
+                self.free[self.class[c] as usize].insert((self.nodes[c].id, c as u32));
+                self.free_round[c] = self.round;
             }
         }
     }
 
     /// Whether the rank is done: nothing free, nothing running, no slot busy.
     pub fn is_complete(&self) -> bool {
-        self.free.is_empty() && self.running == 0 && self.cpu_busy == 0 && self.gpu_busy == 0 && self.comm_busy == 0
+        self.no_free() && self.running == 0 && self.cpu_busy == 0 && self.gpu_busy == 0 && self.comm_busy == 0
     }
 
     /// Nodes never finished, with the unfinished parents each waits on.
