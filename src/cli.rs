@@ -286,7 +286,8 @@ pub struct EvalArgs {
     pub baseline: bool,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,    /// CPU threads libtorch may use (default: its own choice, usually one per core). Results on the CPU are
+    pub device: DeviceArg,
+    /// CPU threads libtorch may use (default: its own choice, usually one per core). Results on the CPU are
     /// reproducible bit for bit for the same thread count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,

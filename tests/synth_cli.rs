@@ -221,3 +221,113 @@ fn synth_eval_rejects_bad_input() {
     let msg = strata(args!["synth", "eval", "--model", dir.path("bad"), "--data", empty.parent().unwrap()]).fails();
     assert!(msg.contains("validation split has no workload"), "{msg}");
 }
+
+/// The workload of `prefix` on the corpus reference system (a switch of `ranks` NPUs).
+fn simulate_on_reference(dir: &Dir, prefix: &std::path::Path, ranks: usize) -> crate::util::Run {
+    let network = dir.create(
+        &format!("ref{ranks}.yml"),
+        std::fs::read_to_string(repo("topologies/Switch_4npus_ref.yml"))
+            .unwrap()
+            .replace("[ 4 ]", &format!("[ {ranks} ]")),
+    );
+    let mut groups = prefix.as_os_str().to_os_string();
+    groups.push(".json");
+    strata(args![
+        "sim",
+        "--workload",
+        prefix,
+        "--comm-group",
+        groups,
+        "--network",
+        &network,
+        "--system",
+        repo("configs/reference/system.json"),
+        "--memory",
+        repo("configs/reference/memory.json"),
+        "--astra-log"
+    ])
+}
+
+/// The shipped model (models/default) works without --model: the generator's
+/// defaults (the corpus base workload, 4 ranks) give a workload that
+/// validates and simulates on the corpus reference system.
+#[test]
+fn the_shipped_model_generates_out_of_the_box() {
+    let dir = Dir::new();
+    let prefix = dir.path("w");
+    let run = strata(args![
+        "synth",
+        "generate",
+        "--ranks",
+        "4",
+        "--out",
+        &prefix,
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+        "--max-nodes",
+        "300"
+    ]);
+    let out = run.ok();
+    assert!(out.contains("1 workload(s) of 4 ranks"), "{run:#?}");
+    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
+    let sim = simulate_on_reference(&dir, &prefix, 4);
+    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
+}
+
+/// models/default/config.json holds exactly configs/synth/default.toml: the
+/// shipped weights come from the config the README says they come from.
+#[test]
+fn the_shipped_model_was_trained_from_its_config() {
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("models/default/config.json")).unwrap()).unwrap();
+    let toml_text = std::fs::read_to_string(repo("configs/synth/default.toml")).unwrap();
+    let config: toml::Value = toml::from_str(&toml_text).unwrap();
+    let config = serde_json::to_value(config).unwrap();
+    // Every key of the TOML file is in the checkpoint's model config with the same value.
+    fn covers(path: &str, want: &serde_json::Value, got: &serde_json::Value) {
+        match want {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    covers(&format!("{path}.{k}"), v, &got[k.as_str()]);
+                }
+            }
+            serde_json::Value::Number(n) => assert_eq!(n.as_f64(), got.as_f64(), "{path}"),
+            other => assert_eq!(other, got, "{path}"),
+        }
+    }
+    covers("model", &config, &shipped["model"]);
+    assert!(repo("models/default/weights.safetensors").is_file());
+}
+
+/// Retraining from configs/synth/default.toml reproduces the shipped weights
+/// byte for byte (minutes on one core, so run on demand:
+/// `cargo test --test integration shipped -- --ignored`).
+#[test]
+#[ignore]
+fn the_shipped_model_is_reproducible() {
+    let dir = Dir::new();
+    let out = dir.path("default");
+    strata(args![
+        "-q",
+        "synth",
+        "train",
+        "--config",
+        repo("configs/synth/default.toml"),
+        "--data",
+        shared("corpus"),
+        "--out",
+        &out,
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1"
+    ])
+    .ok();
+    let shipped = std::fs::read(repo("models/default/weights.safetensors")).unwrap();
+    let again = std::fs::read(out.join("weights.safetensors")).unwrap();
+    assert!(shipped == again, "retrained weights differ from models/default/weights.safetensors");
+}
