@@ -12,7 +12,8 @@
 //! `torch.set_num_threads(2)`), `STRATA_TPU_DATA` (default
 //! `../shared/data/tpu-tile` from the workspace root), `STRATA_TPU_ONLY`
 //! (comma-separated sub-models to train, e.g. `node_count`; default all),
-//! `STRATA_TPU_SAMPLE` (`0` skips sampling), `STRATA_TPU_PER_NODE` (`1` runs
+//! `STRATA_TPU_SAMPLE` (`0` skips sampling), `STRATA_TPU_SAMPLE_FROM` (a
+//! checkpoint folder: only sample from it), `STRATA_TPU_PER_NODE` (`1` runs
 //! the encoders once per node instead of once per colour, to measure that).
 
 use std::path::{Path, PathBuf};
@@ -132,6 +133,11 @@ fn main() {
     );
     println!("machine: {} CPUs; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), load_average());
 
+    if let Ok(dir) = std::env::var("STRATA_TPU_SAMPLE_FROM") {
+        // Only sample, from a checkpoint trained elsewhere.
+        sample_and_report(&LayerDag::load(Path::new(&dir), Device::Cpu).expect("the checkpoint"), &data_dir);
+        return;
+    }
     let t_load = Instant::now();
     let source = DataSource::TpuTile(data_dir.clone());
     let data = load_data(&source, None).expect("loading TPU Tile");
@@ -246,14 +252,19 @@ fn main() {
         return;
     }
 
-    // Sampling: 32 graphs conditioned on the first 32 test labels.
-    let model = LayerDag::load(&out, Device::Cpu).expect("the trained checkpoint");
+    sample_and_report(&LayerDag::load(&out, Device::Cpu).expect("the trained checkpoint"), &data_dir);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Samples 32 graphs conditioned on the first 32 test labels and compares
+/// them (and the time) with the reference.
+fn sample_and_report(model: &LayerDag, data_dir: &Path) {
     let test = read_tpu_tile(&data_dir.join("tpu_tile_test.jsonl")).expect("the test split");
     let val = read_tpu_tile(&data_dir.join("tpu_tile_val.jsonl")).expect("the val split");
     let conditions: Vec<Vec<f32>> = test.iter().take(32).map(|g| scalar_condition(g.y)).collect();
     let opts = SampleOptions { seed: 0, ..Default::default() };
     let t = Instant::now();
-    let sampled = sample_layered(&model, &conditions, &opts).expect("sampling");
+    let sampled = sample_layered(model, &conditions, &opts).expect("sampling");
     let secs = t.elapsed().as_secs_f64();
     let n = sampled.len() as f64;
     let nodes = sampled.iter().map(|s| s.dag.num_nodes()).sum::<usize>() as f64 / n;
@@ -283,7 +294,6 @@ fn main() {
             if nodes >= r.1 { " (our graphs are at least as large)" } else { " (our graphs are smaller)" }
         );
     }
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// A sampled graph is valid when it is a DAG (the sampler's [`synth::dataset::Dag`]

@@ -31,6 +31,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::dataset::dag::{Dag, GraphBatch};
+use crate::model::compress::{CompressedTensors, Compression};
 use crate::model::error::{ModelError, Result, TorchContext};
 use crate::model::layers::{segment_ids, GraphInput};
 use crate::model::{EdgeQueries, LayerDag, NodeQueries};
@@ -95,6 +96,10 @@ struct Batch {
     y: Tensor,
     /// Global id of each graph's local node 0.
     base: Vec<i64>,
+    /// The flat batch the tensors came from (for colour graphs).
+    flat: GraphBatch,
+    /// The colour graph the encoders run on, when built.
+    compressed: Option<CompressedTensors>,
 }
 
 impl Batch {
@@ -116,7 +121,23 @@ impl Batch {
             num_graphs: which.len() as i64,
             y: Tensor::from_slice(&y).view([which.len() as i64, y_dim as i64]).to_device(dev),
             base,
+            flat: b,
+            compressed: None,
         }
+    }
+
+    /// Builds the colour graph for an encoder of `depth` layers over the
+    /// batch's edges plus `extra` ones (each graph its own conditioning group).
+    fn compress(&mut self, depth: usize, extra_src: &[i64], extra_dst: &[i64]) {
+        let b = &self.flat;
+        let c = if extra_src.is_empty() {
+            Compression::new(&b.x, b.num_features, &b.node_graph, &b.src, &b.dst, depth)
+        } else {
+            let src: Vec<i64> = b.src.iter().chain(extra_src).copied().collect();
+            let dst: Vec<i64> = b.dst.iter().chain(extra_dst).copied().collect();
+            Compression::new(&b.x, b.num_features, &b.node_graph, &src, &dst, depth)
+        };
+        self.compressed = Some(c.to_tensors(self.x.device()));
     }
 
     fn input(&self) -> GraphInput<'_> {
@@ -126,7 +147,7 @@ impl Batch {
             dst: &self.dst,
             node_graph: &self.node_graph,
             num_graphs: self.num_graphs,
-            compressed: None,
+            compressed: self.compressed.as_ref(),
         }
     }
 }
@@ -170,7 +191,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
     let mut level = 0usize;
     while !active.is_empty() && level < max_level {
         // (a) The next layer's size per graph; a graph drawing 0 is finished.
-        let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+        let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+        b.compress(model.config.node_count.model.num_mpnn_layers, &[], &[]);
         let sizes = layer_sizes(model, &b, &graphs, &active, level, opts.max_nodes)?;
         let (grow, sizes): (Vec<usize>, Vec<i64>) =
             active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
@@ -179,7 +201,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             break;
         }
         // (b) Their attributes.
-        let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+        let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+        b.compress(model.config.node_pred.graph_encoder.num_mpnn_layers, &[], &[]);
         let rows = node_rows(model, &b, &sizes)?;
         // (c) Append them at the next level.
         level += 1;
@@ -195,8 +218,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         }
         // (d, e) Edges into the new layer, from the second layer on.
         if level > 1 {
-            let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
-            let edges = new_edges(model, &b, &prev, &sizes)?;
+            let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+            let edges = new_edges(model, &mut b, &prev, &sizes)?;
             for (&g, e) in active.iter().zip(edges) {
                 let s = &mut graphs[g];
                 for (u, v) in e {
@@ -283,7 +306,7 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
 /// Denoises the edges into the newest layer of every graph of `b`: graph i
 /// had `prev[i]` nodes (dummy included) before its `sizes[i]` new ones.
 /// Returns per graph its new edges `(src, dst)` in local ids.
-fn new_edges(model: &LayerDag, b: &Batch, prev: &[i64], sizes: &[i64]) -> Result<Vec<Vec<(i64, i64)>>> {
+fn new_edges(model: &LayerDag, b: &mut Batch, prev: &[i64], sizes: &[i64]) -> Result<Vec<Vec<(i64, i64)>>> {
     let ctx = "sampling edges";
     let dev = b.x.device();
     let ed = &model.edge_diffusion;
@@ -302,9 +325,21 @@ fn new_edges(model: &LayerDag, b: &Batch, prev: &[i64], sizes: &[i64]) -> Result
     let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
     let num_prev: Vec<i64> = prev.iter().map(|&p| p - 1).collect();
     let layout = ed.layout(&long(&num_prev), &long(sizes), &long(&offsets))?;
-    let (cand_src, cand_dst) = (long(&cand_src), long(&cand_dst));
+    let (cand_src_v, cand_dst_v) = (cand_src, cand_dst);
+    let (cand_src, cand_dst) = (long(&cand_src_v), long(&cand_dst_v));
+    let depth = model.config.edge_pred.graph_encoder.num_mpnn_layers;
     let mut z = ed.prior_sample(&layout)?;
     for t in (1..=ed.schedule().num_steps()).rev() {
+        // The colour graph over the true and the current noisy edges.
+        let on = to_vec_i64(&z, ctx)?;
+        let (mut es, mut ed_) = (Vec::new(), Vec::new());
+        for ((&keep, &u), &v) in on.iter().zip(&cand_src_v).zip(&cand_dst_v) {
+            if keep != 0 {
+                es.push(u);
+                ed_.push(v);
+            }
+        }
+        b.compress(depth, &es, &ed_);
         let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
         let noisy_src = cand_src.f_masked_select(&z).ctx(ctx)?;
         let noisy_dst = cand_dst.f_masked_select(&z).ctx(ctx)?;

@@ -419,23 +419,27 @@ impl BiMPNNEncoder {
                     bs.push(lin.bs.as_ref().expect("BiMPNN linears have biases").shallow_clone());
                 }
             }
-            let parts = ws.len() as i64;
+            let parts = ws.len();
             ws.push(block);
             bs.push(Tensor::f_zeros([hd], (state.kind(), state.device()))?);
             let prod = state.f_linear(&Tensor::f_cat(&ws, 0)?, Some(&Tensor::f_cat(&bs, 0)?))?;
-            let jk = prod.f_narrow(1, parts * hd, hd)?;
+            // One split (its backward concatenates) rather than one narrow per
+            // part (each of whose backward would fill a zero tensor of the
+            // whole product).
+            let mut split = prod.f_split_with_sizes(vec![hd; parts + 1], 1)?;
+            let jk = split.pop().expect("the out0 block");
             let jk = if k < k_max { jk.f_index_select(0, &c.anc[k])? } else { jk };
             pre = Some(match pre {
                 None => jk,
                 Some(p) => p.f_add(&jk)?,
             });
             if layer.is_some() {
-                let mut next = prod.f_narrow(1, 0, hd)?.f_index_select(0, &c.self_idx[k])?;
+                let mut next = split[0].f_index_select(0, &c.self_idx[k])?;
                 if edges {
-                    let fwd = prod.f_narrow(1, hd, hd)?.f_index_select(0, &c.fwd_src[k])?;
-                    next = next.f_index_add(0, &c.fwd_dst[k], &fwd)?;
-                    let bwd = prod.f_narrow(1, 2 * hd, hd)?.f_index_select(0, &c.bwd_src[k])?;
-                    next = next.f_index_add(0, &c.bwd_dst[k], &bwd)?;
+                    let fwd = split[1].f_index_select(0, &c.fwd_src[k])?;
+                    let _ = next.f_index_add_(0, &c.fwd_dst[k], &fwd)?;
+                    let bwd = split[2].f_index_select(0, &c.bwd_src[k])?;
+                    let _ = next.f_index_add_(0, &c.bwd_dst[k], &bwd)?;
                 }
                 state = next.f_gelu("none")?;
             }
