@@ -105,15 +105,18 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Progress::Epoch(e) => say(
             &bar,
             format!(
-                "strata: {} epoch {}/{}: train loss {:.4}, validation loss {:.4}{} (best {:.4}), {:.2} s",
+                "strata: {} epoch {}/{}: train loss {:.4}, validation loss {:.4}{}{} (best {:.4}), {:.2} s ({:.2} s training, {:.2} s validation)",
                 e.sub_model,
                 e.epoch,
                 e.max_epochs,
                 e.train_loss,
                 e.val_loss,
+                e.accuracy.map(|a| format!(", accuracy of a sampled size {a:.4}")).unwrap_or_default(),
                 if e.improved { " *" } else { "" },
                 e.best_val_loss,
-                e.seconds
+                e.seconds,
+                e.train_seconds,
+                e.val_seconds
             ),
         ),
         Progress::Skip { sub_model, reason } => say(&bar, format!("strata: {sub_model}: nothing to do ({reason})")),
