@@ -305,6 +305,15 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
 fn eval_table(r: &synth::eval::EvalReport) -> String {
     use std::fmt::Write;
     let mmd = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let four = |m: &synth::eval::StructureMmd| {
+        format!(
+            "in-degree {}, out-degree {}, layer width {}, node type {}",
+            mmd(m.in_degree),
+            mmd(m.out_degree),
+            mmd(m.layer_width),
+            mmd(m.node_type)
+        )
+    };
     let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.3}", v as f64 / 1e6));
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
     let mut out = String::new();
@@ -356,25 +365,13 @@ fn eval_table(r: &synth::eval::EvalReport) -> String {
     );
     let _ = writeln!(
         out,
-        "structure MMD (generated {} vs real {} stage graphs): in-degree {}, out-degree {}, layer width {}, node type {}",
+        "structure MMD (generated {} vs real {} stage graphs): {}",
         s.generated_graphs,
         s.real_graphs,
-        mmd(s.mmd.in_degree),
-        mmd(s.mmd.out_degree),
-        mmd(s.mmd.layer_width),
-        mmd(s.mmd.node_type)
+        four(&s.mmd)
     );
     if let Some(b) = &r.baseline {
-        let _ = writeln!(
-            out,
-            "baseline MMD ({}; {} graphs): in-degree {}, out-degree {}, layer width {}, node type {}",
-            b.description,
-            b.other_graphs,
-            mmd(b.mmd.in_degree),
-            mmd(b.mmd.out_degree),
-            mmd(b.mmd.layer_width),
-            mmd(b.mmd.node_type)
-        );
+        let _ = writeln!(out, "baseline MMD ({}; {} graphs): {}", b.description, b.other_graphs, four(&b.mmd));
     }
     let e = &s.rel_error;
     let _ = writeln!(

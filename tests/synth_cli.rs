@@ -69,12 +69,8 @@ fn synth_train_rejects_a_folder_without_data() {
     assert!(msg.contains("nothing"), "{msg}");
 }
 
-/// Train a tiny model on corpus traces, generate a 4-rank what-if workload
-/// (dp 2, pp 2), and simulate it on the corpus reference system: the
-/// generate → simulate path end to end.
-#[test]
-fn synth_generate_writes_a_workload_that_simulates() {
-    let dir = Dir::new();
+/// Trains the small config one epoch on 4 corpus graphs into `dir/model`.
+fn train_tiny_corpus_model(dir: &Dir) -> std::path::PathBuf {
     let model = dir.path("model");
     strata(args![
         "-q",
@@ -94,6 +90,16 @@ fn synth_generate_writes_a_workload_that_simulates() {
         "cpu"
     ])
     .ok();
+    model
+}
+
+/// Train a tiny model on corpus traces, generate a 4-rank what-if workload
+/// (dp 2, pp 2), and simulate it on the corpus reference system: the
+/// generate → simulate path end to end.
+#[test]
+fn synth_generate_writes_a_workload_that_simulates() {
+    let dir = Dir::new();
+    let model = train_tiny_corpus_model(&dir);
     let prefix = dir.path("gen/whatif");
     std::fs::create_dir_all(dir.path("gen")).unwrap();
     strata(args![
@@ -131,25 +137,7 @@ fn synth_generate_writes_a_workload_that_simulates() {
 #[test]
 fn synth_eval_reports_validity_structure_and_timing() {
     let dir = Dir::new();
-    let model = dir.path("model");
-    strata(args![
-        "-q",
-        "synth",
-        "train",
-        "--config",
-        repo("configs/synth/small.toml"),
-        "--data",
-        shared("corpus"),
-        "--out",
-        &model,
-        "--epochs",
-        "1",
-        "--max-graphs",
-        "4",
-        "--device",
-        "cpu"
-    ])
-    .ok();
+    let model = train_tiny_corpus_model(&dir);
     let json = dir.path("eval.json");
     let run = strata(args![
         "-q",

@@ -476,18 +476,7 @@ impl BiMPNNEncoder {
         } else {
             hg
         };
-        let hg = Tensor::f_batch_norm(
-            &hg,
-            bn.ws.as_ref(),
-            bn.bs.as_ref(),
-            Some(&bn.running_mean),
-            Some(&bn.running_var),
-            train,
-            0.1,
-            1e-5,
-            true,
-        )?;
-        Ok((hg, None))
+        Ok((pooled_norm(bn, &hg, train)?, None))
     }
 
     /// The straightforward encoder: every state once per node.
@@ -519,18 +508,24 @@ impl BiMPNNEncoder {
             let counts = Tensor::f_zeros([g.num_graphs], opts)?.f_index_add(0, g.node_graph, &ones)?;
             hg = hg.f_div(&counts.f_clamp_min(1.0)?.f_unsqueeze(1)?)?;
         }
-        Tensor::f_batch_norm(
-            &hg,
-            bn.ws.as_ref(),
-            bn.bs.as_ref(),
-            Some(&bn.running_mean),
-            Some(&bn.running_var),
-            train,
-            0.1,
-            1e-5,
-            true,
-        )
+        pooled_norm(bn, &hg, train)
     }
+}
+
+/// The pooled encoders' BatchNorm over graph states (momentum 0.1, eps 1e-5,
+/// as the reference's `nn.BatchNorm1d`), fallible where `nn::BatchNorm` panics.
+fn pooled_norm(bn: &nn::BatchNorm, hg: &Tensor, train: bool) -> TResult<Tensor> {
+    Tensor::f_batch_norm(
+        hg,
+        bn.ws.as_ref(),
+        bn.bs.as_ref(),
+        Some(&bn.running_mean),
+        Some(&bn.running_var),
+        train,
+        0.1,
+        1e-5,
+        true,
+    )
 }
 
 /// A post-norm transformer block over each new layer's node set
