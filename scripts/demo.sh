@@ -56,9 +56,7 @@ strata sim --workload traces/stg_llama_w000/workload --comm-group traces/stg_lla
 
 step "Generate the same configuration with the shipped LayerDAG model (models/default)"
 # No --set: the generator's defaults are this trace's flags (traces/stg_llama_w000/config.json).
-# --max-nodes: the small shipped model tends to grow graphs well past the real
-# ones (see README, "The shipped model"); the cap keeps the demo to seconds.
-strata synth generate --ranks 4 --out "$OUT/generated/w000" --seed 0 --threads 1 --max-nodes 400
+strata synth generate --ranks 4 --out "$OUT/generated/w000" --seed 0 --threads 1
 strata et validate "$OUT/generated/w000"
 
 step "Simulate the generated workload on the same system"
@@ -71,8 +69,7 @@ echo "real:      $real"
 echo "generated: $gen"
 
 step "What if: twice the layers and data parallelism 2 (8 ranks), same system"
-strata synth generate --set num_stacks=8 --set dp=2 --ranks 8 --out "$OUT/generated/whatif" --seed 0 --threads 1 \
-  --max-nodes 800
+strata synth generate --set num_stacks=8 --set dp=2 --ranks 8 --out "$OUT/generated/whatif" --seed 0 --threads 1
 sed 's/\[ 4 \]/[ 8 ]/' topologies/Switch_4npus_ref.yml > "$OUT/Switch_8npus_ref.yml"
 strata sim --workload "$OUT/generated/whatif" --comm-group "$OUT/generated/whatif.json" \
   --network "$OUT/Switch_8npus_ref.yml" --system configs/reference/system.json --memory configs/reference/memory.json \

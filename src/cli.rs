@@ -275,6 +275,9 @@ pub struct EvalArgs {
     /// Cap on nodes per generated pipeline-stage graph (default: the model's own limits).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_nodes: Option<u64>,
+    /// Generate without the checkpoint's size prior (see `strata synth generate --help`).
+    #[arg(long)]
+    pub no_size_prior: bool,
     /// Write the full report as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -306,6 +309,9 @@ const GENERATE_ABOUT: &str =
     with its own communicators, and SEND/RECV are paired across stage boundaries, so the workload is \
     consistent and simulates. Writes PREFIX.<rank>.et per rank and PREFIX.json (the comm groups, for \
     `strata sim --comm-group-configuration`); with --count K, PREFIX_<k>.<rank>.et and PREFIX_<k>.json.\n\n\
+    Each stage graph ends at the depth and node count the checkpoint's size prior predicts from the flags \
+    (fitted on the corpus train split; --no-size-prior turns it off), the model's own stop, or --max-nodes, \
+    whichever comes first.\n\n\
     Without --model the model shipped in the repository (models/default, trained by `strata synth train \
     --config configs/synth/default.toml`) is used; STRATA_MODEL=DIR overrides it. Exit status: 0 when written; 2 on bad input (unknown --set key, impossible value such as \
     tp=0, --ranks that disagrees with the flags, a corrupt checkpoint).";
@@ -335,6 +341,10 @@ pub struct GenerateArgs {
     /// Cap on nodes per pipeline-stage graph (default: the model's own limits).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_nodes: Option<u64>,
+    /// Let the model alone decide when each stage graph ends: ignore the size prior (the depth and node
+    /// count the checkpoint predicts from the flags), within --max-nodes and the model's deepest layer.
+    #[arg(long)]
+    pub no_size_prior: bool,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,

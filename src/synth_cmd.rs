@@ -148,6 +148,15 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             r.best_epoch
         );
     }
+    if let Some(p) = &report.size_prior {
+        println!(
+            "size prior: median relative error of the predicted depth {:.1} % (train) / {:.1} % (validation), of the node count {:.1} % / {:.1} %",
+            100.0 * p.train.0,
+            100.0 * p.validation.0,
+            100.0 * p.train.1,
+            100.0 * p.validation.1
+        );
+    }
     println!("model written to {} in {:.1} s", spec.out.display(), report.seconds);
     Ok(ExitCode::SUCCESS)
 }
@@ -203,6 +212,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         device,
         max_nodes: args.max_nodes.map(|n| n as usize),
+        ignore_size_prior: args.no_size_prior,
     };
     let report = synth::generate::generate(&spec)?;
     for w in &report.warnings {
@@ -244,6 +254,7 @@ fn eval_spec(args: &EvalArgs) -> anyhow::Result<synth::eval::EvalSpec> {
         seed: args.seed,
         max_workloads: args.max_workloads.map(|n| n as usize),
         max_nodes: args.max_nodes.map(|n| n as usize),
+        ignore_size_prior: args.no_size_prior,
         device,
         keep: args.keep.clone(),
         baseline: args.baseline,

@@ -90,6 +90,13 @@ fn train_tiny_corpus_model(dir: &Dir) -> std::path::PathBuf {
         "cpu"
     ])
     .ok();
+    // Corpus checkpoints carry the size prior: one weight per conditioning feature.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let y_dim = config["data"]["y_dim"].as_u64().unwrap() as usize;
+    for fit in ["layers", "nodes"] {
+        assert_eq!(config["data"]["size_prior"][fit]["weights"].as_array().map(|w| w.len()), Some(y_dim), "{fit}");
+    }
     model
 }
 
@@ -236,29 +243,32 @@ fn simulate_on_reference(dir: &Dir, prefix: &std::path::Path, ranks: usize) -> c
     ])
 }
 
-/// The shipped model (models/default) works without --model: the generator's
-/// defaults (the corpus base workload, 4 ranks) give a workload that
-/// validates and simulates on the corpus reference system.
+/// Nodes in one rank file, from `strata et stats`.
+fn trace_nodes(path: &std::path::Path) -> usize {
+    let out = strata(args!["et", "stats", path]).ok();
+    let line = out.lines().find(|l| l.trim_start().starts_with("nodes")).unwrap_or_else(|| panic!("{out}"));
+    line.split_whitespace().nth(1).unwrap().replace(',', "").parse().unwrap()
+}
+
+/// The shipped model (models/default) works without --model and without a
+/// node cap: the generator's defaults (the corpus base workload, 4 ranks)
+/// give a workload that validates, simulates on the corpus reference system,
+/// and is as large as the real trace of that workload (traces/stg_llama_w000,
+/// 209 and 213 nodes per stage): within 25 % per stage.
 #[test]
 fn the_shipped_model_generates_out_of_the_box() {
     let dir = Dir::new();
     let prefix = dir.path("w");
-    let run = strata(args![
-        "synth",
-        "generate",
-        "--ranks",
-        "4",
-        "--out",
-        &prefix,
-        "--seed",
-        "0",
-        "--threads",
-        "1",
-        "--max-nodes",
-        "300"
-    ]);
+    let run = strata(args!["synth", "generate", "--ranks", "4", "--out", &prefix, "--seed", "0", "--threads", "1"]);
     let out = run.ok();
     assert!(out.contains("1 workload(s) of 4 ranks"), "{run:#?}");
+    let real: Vec<usize> =
+        (0..4).map(|r| trace_nodes(&repo(&format!("traces/stg_llama_w000/workload.{r}.et")))).collect();
+    let real_mean = real.iter().sum::<usize>() as f64 / real.len() as f64;
+    for r in 0..4 {
+        let n = trace_nodes(&dir.path(&format!("w.{r}.et")));
+        assert!((n as f64 / real_mean - 1.0).abs() < 0.25, "rank {r}: {n} nodes generated, real {real:?}");
+    }
     strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
     let sim = simulate_on_reference(&dir, &prefix, 4);
     assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
@@ -286,6 +296,7 @@ fn the_shipped_model_was_trained_from_its_config() {
         }
     }
     covers("model", &config, &shipped["model"]);
+    assert!(shipped["data"]["size_prior"]["layers"]["weights"].is_array(), "the shipped model has no size prior");
     assert!(repo("models/default/weights.safetensors").is_file());
 }
 
@@ -315,7 +326,9 @@ fn the_shipped_model_is_reproducible() {
         "1"
     ])
     .ok();
-    let shipped = std::fs::read(repo("models/default/weights.safetensors")).unwrap();
-    let again = std::fs::read(out.join("weights.safetensors")).unwrap();
-    assert!(shipped == again, "retrained weights differ from models/default/weights.safetensors");
+    for file in ["weights.safetensors", "config.json"] {
+        let shipped = std::fs::read(repo(&format!("models/default/{file}"))).unwrap();
+        let again = std::fs::read(out.join(file)).unwrap();
+        assert!(shipped == again, "retrained {file} differs from models/default/{file}");
+    }
 }

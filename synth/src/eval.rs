@@ -135,6 +135,8 @@ pub struct EvalSpec {
     pub max_workloads: Option<usize>,
     /// Cap on nodes per generated stage graph (`None`: the model's own limits).
     pub max_nodes: Option<usize>,
+    /// Sample without the checkpoint's size prior.
+    pub ignore_size_prior: bool,
     /// Where the model runs.
     pub device: Device,
     /// Keep the generated workloads (and networks) in this folder; `None`:
@@ -771,6 +773,7 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
             seed: spec.seed.wrapping_add(i as u64),
             device: spec.device,
             max_nodes: spec.max_nodes,
+            ignore_size_prior: spec.ignore_size_prior,
         };
         let generated = generate(&gen_spec).map_err(|source| EvalError::Generate { id: id.clone(), source })?;
         let mut samples = Vec::with_capacity(generated.workloads.len());

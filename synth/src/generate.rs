@@ -191,6 +191,8 @@ pub struct GenerateSpec {
     pub device: Device,
     /// Cap on nodes per stage graph (`None`: the model's own limits).
     pub max_nodes: Option<usize>,
+    /// Sample without the checkpoint's size prior (`--no-size-prior`).
+    pub ignore_size_prior: bool,
 }
 
 /// What a conversion for consistency changed.
@@ -778,7 +780,14 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let warnings = range_warnings(&norm, &raw, &stages);
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
-    let opts = SampleOptions { seed: spec.seed, max_level: None, max_nodes: spec.max_nodes, device: None };
+    let opts = SampleOptions {
+        seed: spec.seed,
+        max_level: None,
+        max_nodes: spec.max_nodes,
+        device: None,
+        ignore_size_prior: spec.ignore_size_prior,
+        keep_layers: true,
+    };
     let dags = sample_dags(&model, &conditions, &opts)?;
 
     let mut workloads = Vec::with_capacity(spec.count);
@@ -853,6 +862,7 @@ mod tests {
             seed,
             device: Device::Cpu,
             max_nodes: Some(120),
+            ignore_size_prior: false,
         }
     }
 

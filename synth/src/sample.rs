@@ -19,6 +19,22 @@
 //!    drawing Bernoulli samples from the posterior and repairing each time;
 //! 5. sampling stops for every graph at `max_level` layers.
 //!
+//! Two Strata extensions; neither touches a TPU Tile checkpoint sampled with
+//! [`SampleOptions::default`], which is the reference's sampler (what the
+//! TPU Tile check compares against):
+//!
+//! - a checkpoint trained on the corpus carries a size prior
+//!   ([`crate::dataset::size_prior`]): each graph stops at the depth its
+//!   conditioning row predicts, and its layer sizes are masked to stay
+//!   within the predicted node count (unless
+//!   [`SampleOptions::ignore_size_prior`]);
+//! - [`SampleOptions::keep_layers`] (off by default; `strata synth generate`
+//!   turns it on) makes every node of layer l keep an in-edge from layer
+//!   l − 1, moved there from its least likely in-edge. The reference only
+//!   guarantees some in-edge, so re-layering a sampled graph collapses it:
+//!   the corpus base workload's stage came out 21 Kahn layers deep instead
+//!   of 65.
+//!
 //! So every sampled graph is acyclic by construction: edges go only from
 //! earlier layers into the newest one, and each node past the first layer
 //! has at least one predecessor. Categorical rows come from the denoiser's
@@ -47,6 +63,14 @@ pub struct SampleOptions {
     pub max_nodes: Option<usize>,
     /// Where to run; `None` for the model's device (anything else must equal it).
     pub device: Option<Device>,
+    /// Sample without the checkpoint's size prior (the model alone decides
+    /// when to stop, within `max_level` and `max_nodes`).
+    pub ignore_size_prior: bool,
+    /// After the last edge-denoising step of a layer, give every new node an
+    /// in-edge from the layer just before (moving its least likely edge), so
+    /// that generation layers stay Kahn layers (a Strata extension; off is
+    /// the reference's sampler).
+    pub keep_layers: bool,
 }
 
 /// A sampled DAG and the layers it was generated in.
@@ -187,13 +211,19 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         .iter()
         .map(|_| Growing { x: dummy.clone(), level: vec![0], src: vec![], dst: vec![], layer_sizes: vec![] })
         .collect();
+    let caps = graph_caps(model, conditions, opts, max_level);
     let mut active: Vec<usize> = (0..graphs.len()).collect();
     let mut level = 0usize;
     while !active.is_empty() && level < max_level {
+        // Graphs at their depth cap are finished.
+        active.retain(|&g| graphs[g].layer_sizes.len() < caps[g].layers);
+        if active.is_empty() {
+            break;
+        }
         // (a) The next layer's size per graph; a graph drawing 0 is finished.
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
         b.compress(model.config.node_count.model.num_mpnn_layers, &[], &[]);
-        let sizes = layer_sizes(model, &b, &graphs, &active, level, opts.max_nodes)?;
+        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps)?;
         let (grow, sizes): (Vec<usize>, Vec<i64>) =
             active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
         active = grow;
@@ -207,10 +237,12 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         // (c) Append them at the next level.
         level += 1;
         let mut prev = Vec::with_capacity(active.len());
+        let mut prev_first = Vec::with_capacity(active.len());
         let mut row = 0usize;
         for (&g, &n) in active.iter().zip(&sizes) {
             let s = &mut graphs[g];
             prev.push(s.num_nodes() as i64);
+            prev_first.push((s.num_nodes() - s.layer_sizes.last().copied().unwrap_or(0)) as i64);
             s.x.extend_from_slice(&rows[row * f..(row + n as usize) * f]);
             s.level.extend(std::iter::repeat_n(level as i64, n as usize));
             s.layer_sizes.push(n as usize);
@@ -219,7 +251,7 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         // (d, e) Edges into the new layer, from the second layer on.
         if level > 1 {
             let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
-            let edges = new_edges(model, &mut b, &prev, &sizes)?;
+            let edges = new_edges(model, &mut b, &prev, &sizes, opts.keep_layers.then_some(&prev_first[..]))?;
             for (&g, e) in active.iter().zip(edges) {
                 let s = &mut graphs[g];
                 for (u, v) in e {
@@ -242,6 +274,26 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         .collect()
 }
 
+/// One graph's limits: the most layers and the most real nodes.
+#[derive(Clone, Copy, Debug)]
+struct Caps {
+    layers: usize,
+    nodes: usize,
+}
+
+/// Each graph's limits: `max_level` and `opts.max_nodes`, tightened by the
+/// checkpoint's size prior unless the options ignore it.
+fn graph_caps(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions, max_level: usize) -> Vec<Caps> {
+    let prior = model.data.size_prior.as_ref().filter(|_| !opts.ignore_size_prior);
+    conditions
+        .iter()
+        .map(|y| {
+            let (layers, nodes) = prior.map_or((usize::MAX, usize::MAX), |p| p.predict(y));
+            Caps { layers: layers.min(max_level), nodes: nodes.min(opts.max_nodes.unwrap_or(usize::MAX)) }
+        })
+        .collect()
+}
+
 /// Draws each graph's next layer size from the layer-size model: at level 0
 /// size 0 is impossible, and sizes above a graph's remaining node budget are.
 fn layer_sizes(
@@ -250,16 +302,16 @@ fn layer_sizes(
     graphs: &[Growing],
     active: &[usize],
     level: usize,
-    max_nodes: Option<usize>,
+    caps: &[Caps],
 ) -> Result<Vec<i64>> {
     let ctx = "sampling layer sizes";
     let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), false)?;
     let k = logits.size()[1] as usize;
     let mut mask = vec![0f32; active.len() * k];
     for (i, &g) in active.iter().enumerate() {
-        let remaining = max_nodes.map(|m| m.saturating_sub(graphs[g].num_nodes() - 1));
+        let remaining = caps[g].nodes.saturating_sub(graphs[g].num_nodes() - 1);
         for c in 0..k {
-            if (level == 0 && c == 0) || remaining.is_some_and(|r| c > r) {
+            if (level == 0 && c == 0) || c > remaining {
                 mask[i * k + c] = f32::NEG_INFINITY;
             }
         }
@@ -306,7 +358,13 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
 /// Denoises the edges into the newest layer of every graph of `b`: graph i
 /// had `prev[i]` nodes (dummy included) before its `sizes[i]` new ones.
 /// Returns per graph its new edges `(src, dst)` in local ids.
-fn new_edges(model: &LayerDag, b: &mut Batch, prev: &[i64], sizes: &[i64]) -> Result<Vec<Vec<(i64, i64)>>> {
+fn new_edges(
+    model: &LayerDag,
+    b: &mut Batch,
+    prev: &[i64],
+    sizes: &[i64],
+    prev_layer_first: Option<&[i64]>,
+) -> Result<Vec<Vec<(i64, i64)>>> {
     let ctx = "sampling edges";
     let dev = b.x.device();
     let ed = &model.edge_diffusion;
@@ -329,6 +387,7 @@ fn new_edges(model: &LayerDag, b: &mut Batch, prev: &[i64], sizes: &[i64]) -> Re
     let (cand_src, cand_dst) = (long(&cand_src_v), long(&cand_dst_v));
     let depth = model.config.edge_pred.graph_encoder.num_mpnn_layers;
     let mut z = ed.prior_sample(&layout)?;
+    let mut last_p: Option<Tensor> = None;
     for t in (1..=ed.schedule().num_steps()).rev() {
         // The colour graph over the true and the current noisy edges.
         let on = to_vec_i64(&z, ctx)?;
@@ -355,8 +414,13 @@ fn new_edges(model: &LayerDag, b: &mut Batch, prev: &[i64], sizes: &[i64]) -> Re
         let p = ed.posterior(&z, &logits.softmax(1, Kind::Float), t, &layout)?;
         let drawn = p.f_bernoulli().ctx(ctx)?.gt(0.5);
         z = crate::model::diffusion::repair(&drawn, &p, &layout)?;
+        last_p = Some(p);
     }
-    let on = to_vec_i64(&z, ctx)?;
+    let mut on = to_vec_i64(&z, ctx)?;
+    if let (Some(first), Some(p)) = (prev_layer_first, &last_p) {
+        let p: Vec<f32> = Vec::try_from(p.to_kind(Kind::Float).to_device(Device::Cpu).contiguous()).ctx(ctx)?;
+        keep_layers(&mut on, &p, &local, first);
+    }
     let mut out = vec![Vec::new(); prev.len()];
     for (&(i, u, v), &keep) in local.iter().zip(&on) {
         if keep != 0 {
@@ -364,6 +428,42 @@ fn new_edges(model: &LayerDag, b: &mut Batch, prev: &[i64], sizes: &[i64]) -> Re
         }
     }
     Ok(out)
+}
+
+/// Moves one in-edge of every new node without an in-edge from the layer
+/// just before its own: its least likely edge (by the final posterior `p`)
+/// is replaced by the most likely candidate from that layer (the first on
+/// ties). In-degrees stay as sampled, and the graph's Kahn layering equals
+/// its generation layering. `on` and `p` run over the candidates `local`
+/// (`(graph, src, dst)` in local ids, grouped by destination);
+/// `prev_first[i]` is graph i's first node of the previous layer.
+fn keep_layers(on: &mut [i64], p: &[f32], local: &[(usize, i64, i64)], prev_first: &[i64]) {
+    let mut start = 0;
+    while start < local.len() {
+        let (i, _, v) = local[start];
+        let mut end = start;
+        while end < local.len() && local[end].0 == i && local[end].2 == v {
+            end += 1;
+        }
+        let from_prev = |c: &usize| local[*c].1 >= prev_first[i];
+        if !(start..end).filter(from_prev).any(|c| on[c] != 0) {
+            let best = (start..end).filter(from_prev).fold(None, |best: Option<usize>, c| match best {
+                Some(b) if p[b] >= p[c] => Some(b),
+                _ => Some(c),
+            });
+            if let Some(c) = best {
+                let worst = (start..end).filter(|&c| on[c] != 0).fold(None, |w: Option<usize>, c| match w {
+                    Some(w) if p[w] <= p[c] => Some(w),
+                    _ => Some(c),
+                });
+                if let Some(w) = worst {
+                    on[w] = 0;
+                }
+                on[c] = 1;
+            }
+        }
+        start = end;
+    }
 }
 
 #[cfg(test)]
@@ -390,7 +490,7 @@ mod tests {
     }
 
     fn opts(seed: u64) -> SampleOptions {
-        SampleOptions { seed, max_level: Some(6), max_nodes: Some(40), device: None }
+        SampleOptions { seed, max_level: Some(6), max_nodes: Some(40), ..Default::default() }
     }
 
     /// The §4 validity guarantees, checked on each sampled graph.
@@ -436,11 +536,61 @@ mod tests {
             eprintln!("{name}: nodes {nodes:?}, layers {layers:?} in {:?}", start.elapsed());
             assert!(out.iter().any(|s| s.layer_sizes.len() >= 2 && s.dag.num_edges() > 0));
             // A tight cap and depth bind.
-            let tight = SampleOptions { seed: 8, max_level: Some(2), max_nodes: Some(3), device: None };
+            let tight = SampleOptions { seed: 8, max_level: Some(2), max_nodes: Some(3), ..Default::default() };
             for s in sample_layered(&m, &conditions(data, 3), &tight).unwrap() {
                 check_structure(&s, &m.data, &tight);
             }
         }
+    }
+
+    /// With a size prior in the checkpoint each graph stops at the depth and
+    /// node count its condition predicts; ignoring the prior lifts both caps.
+    #[test]
+    fn the_size_prior_caps_each_graph_by_its_condition() {
+        use crate::dataset::size_prior::SizePrior;
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_corpus_data();
+        let mut m = model(data, 4);
+        let mut prior = SizePrior::fit(&data.graphs).unwrap();
+        let y = conditions(data, 3);
+        // An untrained model rarely draws "stop": without the prior it runs to max_level.
+        let free = SampleOptions { seed: 3, max_level: Some(12), max_nodes: Some(200), ..Default::default() };
+        let unbounded = sample_layered(&m, &y, &free).unwrap();
+        assert!(
+            unbounded.iter().any(|s| s.layer_sizes.len() > 4),
+            "{:?}",
+            unbounded.iter().map(|s| s.layer_sizes.len()).collect::<Vec<_>>()
+        );
+        // A prior of 4 layers and 9 nodes for every condition.
+        prior.layers.weights.iter_mut().for_each(|w| *w = 0.0);
+        prior.nodes.weights.iter_mut().for_each(|w| *w = 0.0);
+        prior.layers.intercept = 2.0;
+        prior.nodes.intercept = 9f64.log2();
+        m.data.size_prior = Some(prior);
+        for s in sample_layered(&m, &y, &free).unwrap() {
+            check_structure(&s, &m.data, &free);
+            assert!(s.layer_sizes.len() <= 4 && s.dag.num_nodes() <= 9, "{:?}", s.layer_sizes);
+        }
+        let ignored = SampleOptions { ignore_size_prior: true, ..free.clone() };
+        assert_eq!(sample_layered(&m, &y, &ignored).unwrap(), unbounded);
+    }
+
+    /// Layer 2 = nodes 3, 4 (earlier: 1, 2); the new layer is 5, 6, 7.
+    #[test]
+    fn keep_layers_moves_the_least_likely_edge_to_the_previous_layer() {
+        let local: Vec<(usize, i64, i64)> =
+            [5, 6, 7].iter().flat_map(|&v| (1..=4).map(move |u| (0usize, u, v))).collect();
+        #[rustfmt::skip]
+        let p = [0.9, 0.1, 0.3, 0.6,   0.5, 0.5, 0.2, 0.1,   0.2, 0.8, 0.5, 0.5];
+        #[rustfmt::skip]
+        let mut on = vec![1, 0, 0, 0,   1, 0, 1, 0,   1, 1, 0, 0];
+        keep_layers(&mut on, &p, &local, &[3]);
+        // 5: its only edge (from 1) moves to 4, the likelier of 3 and 4.
+        // 6: already has one from 3, untouched. 7: its least likely edge (from 1)
+        // moves to 3 (3 and 4 tie: the first wins); in-degrees stay 1, 2, 2.
+        #[rustfmt::skip]
+        assert_eq!(on, vec![0, 0, 0, 1,   1, 0, 1, 0,   0, 1, 1, 0]);
     }
 
     #[test]
@@ -496,7 +646,13 @@ mod tests {
         let trained = Instant::now();
         let m = LayerDag::load(&out, Device::Cpu).unwrap();
         let y: Vec<Vec<f32>> = (0..4).map(|i| vec![0.25 * i as f32]).collect();
-        let o = SampleOptions { seed: 21, max_level: None, max_nodes: Some(60), device: Some(Device::Cpu) };
+        let o = SampleOptions {
+            seed: 21,
+            max_level: None,
+            max_nodes: Some(60),
+            device: Some(Device::Cpu),
+            ..Default::default()
+        };
         let a = sample_layered(&m, &y, &o).unwrap();
         for s in &a {
             check_structure(s, &m.data, &o);

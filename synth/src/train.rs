@@ -62,6 +62,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Corpus, Split};
+use crate::dataset::size_prior::SizePrior;
 use crate::dataset::streams::LayerDagData;
 use crate::dataset::tpu_tile::read_tpu_tile;
 use crate::dataset::{Dag, DatasetError};
@@ -358,6 +359,11 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
     let validation = LayerDagData::new(&validation.0, &validation.1)?;
     let mut spec = DataSpec::from_graphs(&train.graphs);
     spec.max_level = spec.max_level.max(validation.graphs.stats().max_level);
+    // Only the corpus's feature vectors predict sizes; the reference's scalar
+    // TPU Tile label keeps the reference's sampler.
+    if normalizer.is_some() {
+        spec.size_prior = SizePrior::fit(&train.graphs);
+    }
     spec.y_normalizer = normalizer;
     Ok(TrainData { train, validation, spec, origin: source.path().to_path_buf() })
 }
@@ -571,8 +577,20 @@ pub struct TrainReport {
     pub seed: u64,
     /// One report per sub-model, in training order.
     pub sub_models: Vec<SubModelReport>,
+    /// How well the checkpoint's size prior predicts depth and node count,
+    /// when it has one.
+    pub size_prior: Option<SizePriorReport>,
     /// Wall seconds of the whole call (loading included).
     pub seconds: f64,
+}
+
+/// Median relative errors of the size prior ([`SizePrior`]) on both splits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SizePriorReport {
+    /// `(layers, nodes)` on the train split the prior was fitted on.
+    pub train: (f64, f64),
+    /// `(layers, nodes)` on the validation split.
+    pub validation: (f64, f64),
 }
 
 /// Loads the data and trains (see the module docs).
@@ -663,7 +681,11 @@ pub fn train_on_kinds(
     model.save(out)?;
     save_last(&model, out)?;
     state.write(&state_path)?;
-    Ok(TrainReport { seed: state.seed, sub_models: reports, seconds: start.elapsed().as_secs_f64() })
+    let size_prior = data.spec.size_prior.as_ref().map(|p| SizePriorReport {
+        train: (p.layers.train_median_rel_error, p.nodes.train_median_rel_error),
+        validation: p.median_rel_errors(&data.validation.graphs).unwrap_or((f64::NAN, f64::NAN)),
+    });
+    Ok(TrainReport { seed: state.seed, sub_models: reports, size_prior, seconds: start.elapsed().as_secs_f64() })
 }
 
 /// Writes the current weights of all three stores to `last.safetensors`.

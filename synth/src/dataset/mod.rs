@@ -12,6 +12,7 @@
 //! | [`layout`] | the rank layout, comm-group files, and the per-rank context that resolves `pg_name` to a communicator kind |
 //! | [`tokenize`] | Chakra ET → [`Dag`] and [`Dag`] → a valid ET |
 //! | [`streams`] | the flat layered storage, the node-count / node-attribute / edge streams, their batches and tensors |
+//! | [`size_prior`] | the depth and node count a condition predicts (fitted on the train split; caps sampling) |
 //! | [`conditioning`] | the workload feature vector, its train-split normalization, and the scalar form |
 //! | [`corpus`] | the STG corpus on disk: splits, `config.json`, comm groups, rank files |
 //! | [`tpu_tile`] | the TPU Tile JSON Lines reader |
@@ -47,6 +48,7 @@ pub mod corpus;
 pub mod dag;
 pub mod error;
 pub mod layout;
+pub mod size_prior;
 pub mod streams;
 pub mod tokenize;
 pub mod tpu_tile;

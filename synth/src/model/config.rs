@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ModelError, Result};
 use crate::dataset::conditioning::Normalizer;
+use crate::dataset::size_prior::SizePrior;
 use crate::dataset::streams::LayeredGraphs;
 
 /// All hyperparameters of the three LayerDAG models (see the module docs).
@@ -409,6 +410,11 @@ pub struct DataSpec {
     /// the reference's raw scalar; filled in by whoever fits one).
     #[serde(default)]
     pub y_normalizer: Option<Normalizer>,
+    /// Depth and node count predicted from the conditioning row (corpus
+    /// data only; the sampler caps each graph there). Absent in checkpoints
+    /// of the reference's data and in ones written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_prior: Option<SizePrior>,
 }
 
 impl DataSpec {
@@ -423,6 +429,7 @@ impl DataSpec {
             node_marginals: stats.marginals,
             avg_in_deg: stats.avg_in_deg,
             y_normalizer: None,
+            size_prior: None,
         }
     }
 
@@ -472,6 +479,16 @@ impl DataSpec {
         if let Some(n) = &self.y_normalizer {
             if n.mean.len() != self.y_dim {
                 return err("y_normalizer", format!("{} features, y_dim is {}", n.mean.len(), self.y_dim));
+            }
+        }
+        if let Some(p) = &self.size_prior {
+            for (key, fit) in [("size_prior.layers", &p.layers), ("size_prior.nodes", &p.nodes)] {
+                if fit.weights.len() != self.y_dim {
+                    return err(key, format!("{} weights, y_dim is {}", fit.weights.len(), self.y_dim));
+                }
+                if !fit.intercept.is_finite() || fit.weights.iter().any(|w| !w.is_finite()) {
+                    return err(key, "weights must be finite numbers".into());
+                }
             }
         }
         Ok(())
@@ -544,6 +561,7 @@ pub(crate) mod tests {
             node_marginals: vec![vec![0.5, 0.25, 0.25]],
             avg_in_deg: 1.0,
             y_normalizer: None,
+            size_prior: None,
         };
         d.validate().unwrap();
         assert!(ModelConfig::tpu_tile().check_data(&d).unwrap_err().to_string().contains("general.conditional"));

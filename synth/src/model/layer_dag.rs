@@ -220,6 +220,7 @@ mod tests {
             node_marginals: vec![vec![1.0 / 47.0; 47]],
             avg_in_deg: 1.0737,
             y_normalizer: None,
+            size_prior: None,
         }
     }
 
