@@ -17,6 +17,10 @@ use std::time::Instant;
 use simulator::run::{simulate, RunRequest};
 use simulator::sim::BackendKind;
 
+/// The allocator the `strata` binary uses, so the times are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/oracle/cases")
 }
