@@ -422,3 +422,18 @@ fn symmetry_is_not_used_for_double_binary_tree() {
     assert!(!report.reduced, "double binary tree must not be reduced");
     assert_eq!(report, simulate(&RunRequest { symmetry: false, ..req }).expect("full run"));
 }
+
+/// A symmetric run that stalls is diagnosed by the full simulation: the same
+/// error, word for word, with the reduction on or off.
+#[test]
+fn symmetric_stall_is_diagnosed_as_in_the_full_run() {
+    let case = shared("oracle/cases/C_roofline_int64_tszero_cpu_Ring4");
+    let req = RunRequest::new(case.join("workload"), case.join("network.yml"), case.join("system.json"));
+    let stall = |req: &RunRequest| match simulate(req) {
+        Err(e @ SimError::Stalled { .. }) => e.to_string(),
+        other => panic!("expected a stall, got {other:?}"),
+    };
+    let reduced = stall(&req);
+    assert!(reduced.contains("4 of 4 ranks did not finish"), "{reduced}");
+    assert_eq!(reduced, stall(&RunRequest { symmetry: false, ..req }));
+}

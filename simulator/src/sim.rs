@@ -478,11 +478,11 @@ impl Simulation {
                     return Ok(crate::symmetry::expand(report, ranks));
                 }
                 Err(e) => {
-                    let why = e.to_string();
-                    tracing::info!(
-                        "rank symmetry abandoned ({}); simulating all {ranks} ranks",
-                        why.lines().next().unwrap_or_default()
-                    );
+                    let why = match e {
+                        SimError::Stalled { .. } => "the representative stalled".to_string(),
+                        e => e.to_string().lines().next().unwrap_or_default().to_string(),
+                    };
+                    tracing::info!("rank symmetry abandoned ({why}); simulating all {ranks} ranks");
                 }
             }
         }
