@@ -92,6 +92,11 @@ pub struct SimArgs {
     /// whose only progress was such a node never finishes; off by default for parity.
     #[arg(long)]
     pub reissue_after_skip: bool,
+    /// Simulate every rank even when all ranks are symmetric. By default a run whose
+    /// ranks share one trace (and qualify, see the README) simulates one representative
+    /// rank; the results are the same.
+    #[arg(long)]
+    pub no_symmetry: bool,
     /// Queues per network dimension (ASTRA-sim's --num-queues-per-dim).
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "ASTRA-sim options",
           value_parser = clap::value_parser!(u32).range(1..))]

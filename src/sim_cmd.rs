@@ -56,8 +56,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         write!(out, "{}", table(&report))?;
         writeln!(
             out,
-            "{} events; loaded {} ranks in {}, simulated in {} ({} events/s)",
+            "{} events{}; loaded {} ranks in {}, simulated in {} ({} events/s)",
             format::count(report.events),
+            if report.reduced { " (one representative rank stood for all)" } else { "" },
             report.ranks.len(),
             format::elapsed(loaded),
             format::elapsed(simulated),
@@ -102,6 +103,7 @@ fn request(args: &SimArgs) -> RunRequest {
     req.record_timeline = args.trace.is_some();
     req.slots = simulator::workload::HardwareSlots { cpu: args.cpu_slots, gpu: args.gpu_slots, comm: args.comm_slots };
     req.reissue_after_skip = args.reissue_after_skip;
+    req.symmetry = !args.no_symmetry;
     req
 }
 

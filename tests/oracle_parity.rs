@@ -75,6 +75,8 @@ fn oracle_request(dir: &Path, case: &Value) -> RunRequest {
 /// How one case went.
 enum Outcome {
     Exact,
+    /// Exact, by one representative rank, and equal to the full simulation.
+    ExactReduced,
     FailedCaseCompleted,
     FailedCaseDiagnosed(String),
     NotYetSupported,
@@ -117,10 +119,33 @@ fn run_case(dir: &Path) -> Outcome {
         Ok(r) => r,
         Err(_) => return Outcome::Mismatch(format!("{name}: the simulator panicked")),
     };
+    if let Some(reduced) = result.as_ref().ok().filter(|r| r.reduced) {
+        // One representative rank stood for all: the full simulation must agree
+        // on every per-rank field.
+        let full_req = RunRequest { symmetry: false, ..req.clone() };
+        match catch_unwind(AssertUnwindSafe(|| simulate(&full_req))) {
+            Ok(Ok(full)) if full.reduced => {
+                return Outcome::Mismatch(format!("{name}: symmetry = false still reduced the run"))
+            }
+            Ok(Ok(full)) => {
+                if full.ranks != reduced.ranks || full.makespan_ns != reduced.makespan_ns {
+                    let got: Vec<Option<u64>> = reduced.ranks.iter().map(|r| r.finish_ns).collect();
+                    let want: Vec<Option<u64>> = full.ranks.iter().map(|r| r.finish_ns).collect();
+                    let why = diff("finish", &want, &got).unwrap_or_else(|| "another per-rank field".into());
+                    return Outcome::Mismatch(format!("{name}: the reduced run differs from the full run: {why}"));
+                }
+            }
+            Ok(Err(e)) => {
+                return Outcome::Mismatch(format!("{name}: the full run fails where the reduced one completed: {e}"))
+            }
+            Err(_) => return Outcome::Mismatch(format!("{name}: the simulator panicked (full run)")),
+        }
+    }
+    let reduced = result.as_ref().is_ok_and(|r| r.reduced);
     let status_ok = case["status"] == "ok";
     let listed = NOT_YET_SUPPORTED.contains(&name.as_str());
     let not_supported = |e: &SimError| matches!(e, SimError::Setup(m) if m.contains("not supported yet"));
-    match &result {
+    let outcome = match &result {
         Err(e) if not_supported(e) => {
             if listed {
                 Outcome::NotYetSupported
@@ -147,6 +172,10 @@ fn run_case(dir: &Path) -> Outcome {
         Ok(_) => Outcome::FailedCaseCompleted,
         Err(e) if status_ok => Outcome::Mismatch(format!("{name}: {}", first_lines(&e.to_string(), 6))),
         Err(e) => Outcome::FailedCaseDiagnosed(first_lines(&e.to_string(), 2)),
+    };
+    match outcome {
+        Outcome::Exact if reduced => Outcome::ExactReduced,
+        other => other,
     }
 }
 
@@ -202,8 +231,9 @@ fn oracle_cases() -> Vec<PathBuf> {
     dirs
 }
 
-/// Runs the cases, prints one line each and the counts, and fails with every mismatch.
-fn check_oracle(cases: &[PathBuf]) {
+/// Runs the cases, prints one line each and the counts, and fails with every
+/// mismatch. Returns the cases run by one representative rank.
+fn check_oracle(cases: &[PathBuf]) -> Vec<String> {
     let t0 = Instant::now();
     let outcomes = par_map(cases, |dir| {
         let t = Instant::now();
@@ -211,12 +241,18 @@ fn check_oracle(cases: &[PathBuf]) {
     });
     let (mut exact, mut completed, mut diagnosed, mut unsupported, mut skipped) = (0, 0, 0, 0, 0);
     let mut mismatches = Vec::new();
+    let mut reduced = Vec::new();
     for (dir, (outcome, took)) in cases.iter().zip(&outcomes) {
         let name = dir.file_name().unwrap().to_string_lossy();
         let line = match outcome {
             Outcome::Exact => {
                 exact += 1;
                 "exact".to_string()
+            }
+            Outcome::ExactReduced => {
+                exact += 1;
+                reduced.push(name.to_string());
+                "exact (one representative rank; the full run agrees)".to_string()
             }
             Outcome::FailedCaseCompleted => {
                 completed += 1;
@@ -242,10 +278,11 @@ fn check_oracle(cases: &[PathBuf]) {
         println!("{name:<66} {:>8.2}s  {line}", took.as_secs_f64());
     }
     println!(
-        "oracle: {} cases in {:.1}s: {exact} exact, {completed} ASTRA-sim-failed cases completed, {diagnosed} \
+        "oracle: {} cases in {:.1}s: {exact} exact ({} by one representative rank), {completed} ASTRA-sim-failed cases completed, {diagnosed} \
          ASTRA-sim-failed cases diagnosed, {unsupported} not supported yet, {skipped} skipped, {} mismatches",
         cases.len(),
         t0.elapsed().as_secs_f64(),
+        reduced.len(),
         mismatches.len()
     );
     assert!(
@@ -254,6 +291,7 @@ fn check_oracle(cases: &[PathBuf]) {
         mismatches.len(),
         mismatches.join("\n  ")
     );
+    reduced
 }
 
 #[test]
@@ -337,4 +375,65 @@ fn corpus_parity() {
         mismatches.len(),
         mismatches.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")
     );
+}
+
+/// The rank-symmetry reduction needs every rank to run the same trace: with
+/// one rank's compute made longer, the run simulates every rank, and the
+/// result is the full simulation's.
+#[test]
+fn symmetry_needs_the_same_trace_on_every_rank() {
+    use simulator::chakra::{read_et_file, write_et_file, NodeType};
+    let case = shared("oracle/cases/C_chain8x10_comp10us_ar1M_Ring8");
+    let request = |workload: PathBuf| RunRequest::new(workload, case.join("network.yml"), case.join("system.json"));
+    let same = simulate(&request(case.join("workload"))).expect("symmetric case runs");
+    assert!(same.reduced, "the unchanged case has identical rank files");
+
+    let tmp = Dir::new();
+    for r in 0..8 {
+        let mut trace = read_et_file(case.join(format!("workload.{r}.et"))).expect("rank trace");
+        if r == 5 {
+            let comp = trace.nodes.iter_mut().find(|n| n.r#type == NodeType::CompNode as i32).expect("a compute node");
+            comp.duration_micros += 7;
+        }
+        write_et_file(tmp.path(&format!("workload.{r}.et")), &trace).expect("write rank trace");
+    }
+    let req = request(tmp.path("workload"));
+    let changed = simulate(&req).expect("changed case runs");
+    assert!(!changed.reduced, "one rank differs: every rank must be simulated");
+    let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
+    assert_eq!(changed, full);
+    assert_ne!(changed.ranks, same.ranks, "the longer compute shows in the results");
+}
+
+/// Double binary tree is not rank-symmetric (leaves, inner nodes and roots do
+/// different work): a case that is reduced with halving-doubling is simulated
+/// rank by rank with doubleBinaryTree.
+#[test]
+fn symmetry_is_not_used_for_double_binary_tree() {
+    let case = shared("oracle/cases/A_all_reduce_Switch8_1M_hd_s4_a1_LIFO_base_u");
+    let hd = RunRequest::new(case.join("workload"), case.join("network.yml"), case.join("system.json"));
+    assert!(simulate(&hd).expect("hd case runs").reduced, "halving-doubling on a switch is reduced");
+    let tmp = Dir::new();
+    let mut system = read_json(&case.join("system.json"));
+    system["all-reduce-implementation"] = serde_json::json!(["doubleBinaryTree"]);
+    let dbt = tmp.create("system.json", system.to_string());
+    let req = RunRequest { system: dbt, ..hd };
+    let report = simulate(&req).expect("dbt case runs");
+    assert!(!report.reduced, "double binary tree must not be reduced");
+    assert_eq!(report, simulate(&RunRequest { symmetry: false, ..req }).expect("full run"));
+}
+
+/// A symmetric run that stalls is diagnosed by the full simulation: the same
+/// error, word for word, with the reduction on or off.
+#[test]
+fn symmetric_stall_is_diagnosed_as_in_the_full_run() {
+    let case = shared("oracle/cases/C_roofline_int64_tszero_cpu_Ring4");
+    let req = RunRequest::new(case.join("workload"), case.join("network.yml"), case.join("system.json"));
+    let stall = |req: &RunRequest| match simulate(req) {
+        Err(e @ SimError::Stalled { .. }) => e.to_string(),
+        other => panic!("expected a stall, got {other:?}"),
+    };
+    let reduced = stall(&req);
+    assert!(reduced.contains("4 of 4 ranks did not finish"), "{reduced}");
+    assert_eq!(reduced, stall(&RunRequest { symmetry: false, ..req }));
 }

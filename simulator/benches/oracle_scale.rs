@@ -6,13 +6,20 @@
 //! `cargo bench -p simulator --bench oracle_scale` (all E cases with stored
 //! traces), or `cargo bench -p simulator --bench oracle_scale -- E_chain64x1000_Ring64`.
 //! Wall time includes loading the traces. Each case runs `STRATA_BENCH_RUNS`
-//! times (default 1) and the best run counts.
+//! times (default 1) and the best run counts. `STRATA_BENCH_NO_SYMMETRY=1`
+//! simulates every rank even where one representative rank would do (the
+//! rank-symmetry reduction, see the README), to compare both in one sitting;
+//! `events` is the number of events actually processed.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use simulator::run::{simulate, RunRequest};
 use simulator::sim::BackendKind;
+
+/// The allocator the `strata` binary uses, so the times are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/oracle/cases")
@@ -40,6 +47,7 @@ fn request(dir: &Path, case: &serde_json::Value) -> RunRequest {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let runs: usize = std::env::var("STRATA_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let symmetry = std::env::var("STRATA_BENCH_NO_SYMMETRY").map_or(true, |v| v.is_empty() || v == "0");
     let mut names: Vec<String> = std::fs::read_dir(cases_dir())
         .expect("oracle cases folder")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -65,7 +73,7 @@ fn main() {
             .map(|a| a.iter().map(|x| x.as_u64()).collect())
             .unwrap_or_default();
         let astra = case["astra_sim_wall_s"].as_f64().unwrap_or(f64::NAN);
-        let req = request(&dir, &case);
+        let req = RunRequest { symmetry, ..request(&dir, &case) };
         let mut best = f64::INFINITY;
         let mut verdict = String::new();
         let mut events = 0;
@@ -75,7 +83,9 @@ fn main() {
             best = best.min(t0.elapsed().as_secs_f64());
             events = result.as_ref().map_or(0, |r| r.events);
             verdict = match result {
-                Ok(r) if r.ranks.iter().map(|x| x.finish_ns).collect::<Vec<_>>() == want => "identical".to_string(),
+                Ok(r) if r.ranks.iter().map(|x| x.finish_ns).collect::<Vec<_>>() == want => {
+                    if r.reduced { "identical (one representative rank)" } else { "identical" }.to_string()
+                }
                 Ok(_) => "MISMATCH".to_string(),
                 Err(e) => format!("error: {}", e.to_string().lines().next().unwrap_or_default()),
             };

@@ -21,6 +21,7 @@ pub mod network;
 pub mod report;
 pub mod run;
 pub mod sim;
+mod symmetry;
 pub mod system;
 pub mod trace;
 pub mod util;

@@ -71,6 +71,10 @@ pub struct Report {
     /// Every node's execution span, when the run was asked to record them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<Span>>,
+    /// Whether one representative rank was simulated for all ranks (see
+    /// [`crate::sim::SimSpec::symmetry`]); not written to JSON reports.
+    #[serde(skip)]
+    pub reduced: bool,
 }
 
 /// Total length of the union of half-open intervals `[start, end)`.

@@ -51,6 +51,9 @@ pub struct RunRequest {
     pub slots: crate::workload::HardwareSlots,
     /// Issue what a skipped node freed right away (corrects ASTRA-sim; off by default).
     pub reissue_after_skip: bool,
+    /// Simulate one representative rank when every rank is symmetric (on by
+    /// default; the results are the same, see [`SimSpec::symmetry`]).
+    pub symmetry: bool,
 }
 
 impl RunRequest {
@@ -71,6 +74,7 @@ impl RunRequest {
             record_timeline: false,
             slots: Default::default(),
             reissue_after_skip: false,
+            symmetry: true,
         }
     }
 }
@@ -114,7 +118,7 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         )));
     }
     let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
-    let workloads = load_workloads(&paths)?;
+    let (workloads, identical_ranks) = load_workloads(&paths)?;
     let params = SysParams::from_config(&system, network.dims.len(), req.injection_scale, req.num_queues_per_dim)?;
     let mut custom = std::collections::HashMap::new();
     for (c, kind) in [
@@ -126,7 +130,7 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         if let Some(prefix) = system.custom_et_prefix(c) {
             let files = chakra::expand_workload(&prefix)?;
             let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
-            custom.insert(kind, load_workloads(&paths)?);
+            custom.insert(kind, load_workloads(&paths)?.0);
         }
     }
     Ok(SimSpec {
@@ -141,6 +145,8 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         memory,
         slots: req.slots,
         reissue_after_skip: req.reissue_after_skip,
+        identical_ranks,
+        symmetry: req.symmetry,
     })
 }
 
@@ -149,8 +155,8 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
 /// Rank files with identical bytes (symmetric workloads often repeat one file
 /// per rank) are decoded once and the result copied. Only files that share
 /// their size with another are read up front to compare them; the rest stream
-/// from disk as they decode.
-fn load_workloads(paths: &[PathBuf]) -> Result<Vec<Workload>, SimError> {
+/// from disk as they decode. Also says whether every file has the same bytes.
+fn load_workloads(paths: &[PathBuf]) -> Result<(Vec<Workload>, bool), SimError> {
     let (jobs, first_of) = dedupe(paths);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
     let per = jobs.len().div_ceil(threads);
@@ -184,7 +190,8 @@ fn load_workloads(paths: &[PathBuf]) -> Result<Vec<Workload>, SimError> {
             out.push(w);
         }
     }
-    Ok(out)
+    let identical = first_of.iter().all(|&j| j == first_of[0]);
+    Ok((out, identical))
 }
 
 /// Groups rank files by content: the files to decode (index of the first file

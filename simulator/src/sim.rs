@@ -17,6 +17,7 @@ use crate::error::SimError;
 use crate::network::matching::{Matcher, MsgKey, Ticket};
 use crate::network::{Aware, AwareEvent, Unaware};
 use crate::report::{intersection_len, merged, RankReport, Report};
+use crate::symmetry::{Mirror, LOCAL};
 use crate::system::algorithm::{Action, AlgoEvent, Algorithm, DoubleBinaryTree, HalvingDoubling, RingAlgo};
 use crate::system::topology::{tree_node, Direction, Ring, TreeKind};
 use crate::system::{CollKind, CollectiveImpl, SchedulingPolicy, SysParams};
@@ -69,6 +70,12 @@ pub struct SimSpec {
     /// nodes it freed are issued at once. ASTRA-sim does not, and a rank whose
     /// only progress was such a node never finishes. Off by default (parity).
     pub reissue_after_skip: bool,
+    /// Every rank's trace file has the same bytes (set by the loader; the
+    /// rank-symmetry check then need not compare the loaded traces).
+    pub identical_ranks: bool,
+    /// Simulate one representative rank when all ranks are symmetric (see
+    /// the `symmetry` module); results are the same either way.
+    pub symmetry: bool,
 }
 
 /// One remote-memory port: serves one access at a time, FIFO.
@@ -299,12 +306,34 @@ pub struct Simulation {
     free_customs: Vec<u32>,
     error: Option<SimError>,
     timeline: Option<Vec<crate::report::Span>>,
+    /// The run qualifies for the rank-symmetry reduction.
+    symmetric: bool,
+    /// Set in a representative run (one rank standing for all).
+    mirror: Option<Box<Mirror>>,
 }
 
 const COLL_TAG_BASE: u64 = 500_000_000;
 
 fn dims_len_max(dims: &[(Ring, CollectiveImpl)]) -> usize {
     dims.len().max(10)
+}
+
+fn rank_sys(levels: &[QueueLevel]) -> RankSys {
+    RankSys {
+        events: Vec::new(),
+        active: vec![Vec::new(); levels.iter().map(|l| l.count).sum()],
+        running: vec![0; levels.iter().map(|l| l.count).sum()],
+        levels: levels.to_vec(),
+        priority_counter: 0,
+        stream_counter: 0,
+        group_stream_counters: HashMap::new(),
+        tree_toggle: HashMap::new(),
+        trace_groups: HashMap::new(),
+        gpu_intervals: Vec::new(),
+        cpu_intervals: Vec::new(),
+        comm_intervals: Vec::new(),
+        nodes_done: 0,
+    }
 }
 
 fn alloc<T>(slab: &mut Vec<Option<T>>, free: &mut Vec<u32>, v: T) -> u32 {
@@ -381,25 +410,17 @@ impl Simulation {
             levels.push(QueueLevel { first_queue: base, count, next: 0, first: 0, last: count / 2 });
             base += count;
         }
-        let n_queues = base;
         let concurrent_streams = spec.params.active_chunks.div_ceil(queues_per_dim[0].max(1)).max(1);
-        let sys = (0..total)
-            .map(|_| RankSys {
-                events: Vec::new(),
-                active: vec![Vec::new(); n_queues],
-                running: vec![0; n_queues],
-                levels: levels.clone(),
-                priority_counter: 0,
-                stream_counter: 0,
-                group_stream_counters: HashMap::new(),
-                tree_toggle: HashMap::new(),
-                trace_groups: HashMap::new(),
-                gpu_intervals: Vec::new(),
-                cpu_intervals: Vec::new(),
-                comm_intervals: Vec::new(),
-                nodes_done: 0,
-            })
-            .collect();
+        let sys = (0..total).map(|_| rank_sys(&levels)).collect();
+        let symmetric = match crate::symmetry::ineligible(&spec) {
+            None => true,
+            Some(why) => {
+                if spec.symmetry && spec.workloads.len() > 1 {
+                    tracing::debug!("rank symmetry not used: {why}");
+                }
+                false
+            }
+        };
         Ok(Simulation {
             q: EventQueue::new(),
             params: spec.params,
@@ -435,12 +456,86 @@ impl Simulation {
             free_customs: Vec::new(),
             error: None,
             timeline: spec.record_timeline.then(Vec::new),
+            symmetric,
+            mirror: None,
         })
     }
 
     /// Runs to completion. A run that ends with unfinished work is an error
     /// carrying a diagnosis and the partial report.
-    pub fn run(mut self) -> Result<Report, SimError> {
+    ///
+    /// When every rank is symmetric (see the `symmetry` module) one
+    /// representative rank is simulated and its results given to every rank;
+    /// if that run ends in anything but success, or meets a same-tick order
+    /// that could differ between ranks, the full simulation runs instead (and
+    /// gives the exact error or diagnosis).
+    pub fn run(self) -> Result<Report, SimError> {
+        if let Some(rep) = self.representative() {
+            let ranks = self.wl.len();
+            match rep.run_events() {
+                Ok(report) => {
+                    tracing::info!("all {ranks} ranks symmetric: simulated one representative");
+                    return Ok(crate::symmetry::expand(report, ranks));
+                }
+                Err(e) => {
+                    let why = match e {
+                        SimError::Stalled { .. } => "the representative stalled".to_string(),
+                        e => e.to_string().lines().next().unwrap_or_default().to_string(),
+                    };
+                    tracing::info!("rank symmetry abandoned ({why}); simulating all {ranks} ranks");
+                }
+            }
+        }
+        self.run_events()
+    }
+
+    /// A one-rank simulation standing for all ranks, when the run qualifies.
+    fn representative(&self) -> Option<Simulation> {
+        let Backend::Unaware(unaware) = &self.backend else { return None };
+        if !self.symmetric {
+            return None;
+        }
+        Some(Simulation {
+            q: EventQueue::new(),
+            params: self.params.clone(),
+            dims: self.dims.clone(),
+            total_nodes: self.total_nodes,
+            concurrent_streams: self.concurrent_streams,
+            backend: Backend::Unaware(unaware.clone()),
+            backend_kind: self.backend_kind,
+            matcher: Matcher::default(),
+            msgs: Vec::new(),
+            free_msgs: Vec::new(),
+            wl: vec![self.wl[0].clone()],
+            sys: vec![rank_sys(&self.sys[0].levels)],
+            streams: Vec::new(),
+            free_streams: Vec::new(),
+            datasets: Vec::new(),
+            free_datasets: Vec::new(),
+            file_groups: Default::default(),
+            explicit_zero: false,
+            groups: None,
+            action_pool: Vec::new(),
+            aware_out: Vec::new(),
+            pool: EventPool::default(),
+            custom_templates: HashMap::new(),
+            rendezvous: false,
+            reissue_after_skip: self.reissue_after_skip,
+            skipped: false,
+            memory: self.memory.clone(),
+            mem_ports: Vec::new(),
+            deferred: Vec::new(),
+            free_deferred: Vec::new(),
+            customs: Vec::new(),
+            free_customs: Vec::new(),
+            error: None,
+            timeline: None,
+            symmetric: false,
+            mirror: Some(Box::default()),
+        })
+    }
+
+    fn run_events(mut self) -> Result<Report, SimError> {
         for r in 0..self.wl.len() as u32 {
             self.workload_call(r, None);
             if let Some(e) = self.error.take() {
@@ -448,6 +543,12 @@ impl Simulation {
             }
         }
         while let Some(ev) = self.q.pop() {
+            if self.mirror.is_some() && !self.mirror_order_safe(ev) {
+                return Err(SimError::Setup(format!(
+                    "events at {} ns scheduled at the same tick by different ranks",
+                    self.now()
+                )));
+            }
             self.handle(ev);
             // Test before taking: `take` would move the whole error slot per event.
             if self.error.is_some() {
@@ -466,6 +567,42 @@ impl Simulation {
 
     fn now(&self) -> Time {
         self.q.now()
+    }
+
+    /// Representative runs: whether `ev` (just popped) runs in the same order,
+    /// relative to the previous event, on every rank of the full simulation.
+    fn mirror_order_safe(&mut self, ev: Event) -> bool {
+        let now = self.now();
+        let Some(m) = self.mirror.as_deref_mut() else { return true };
+        let (born, source) = match ev {
+            Event::SysTick { .. } => (m.tick_fired(now), LOCAL),
+            Event::Deliver { msg } => m.msg(msg),
+            Event::Late { .. } => (now, LOCAL),
+            Event::Aware(_) => return false,
+        };
+        m.observe(now, born, source)
+    }
+
+    /// Representative runs: the representative sends `size` bytes to `dst`
+    /// and, in the same step, receives from `src`; it gets `src`'s message
+    /// (the mirror image of its own) with the delay of `src`'s real send.
+    fn mirror_send(&mut self, rank: u32, dst: u32, src: u32, size: u64, tag: u64) {
+        let Backend::Unaware(u) = &self.backend else {
+            return self.fail(SimError::Setup("rank symmetry needs the congestion-unaware backend".into()));
+        };
+        let delay = u.delay(src, rank, size);
+        if delay == 0 || delay != u.delay(rank, dst, size) {
+            return self.fail(SimError::Setup(format!(
+                "a message from rank {src} takes {delay} ns, not the delay of the send to rank {dst}"
+            )));
+        }
+        let now = self.now();
+        let ticket = self.matcher.send(MsgKey { tag, src, dst: rank, size });
+        let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { ticket, on_sent: Handler::Nop });
+        if let Some(m) = self.mirror.as_deref_mut() {
+            m.msg_sent(msg, now, src);
+        }
+        self.q.schedule(delay, Event::Deliver { msg });
     }
 
     fn fail(&mut self, e: SimError) {
@@ -514,6 +651,9 @@ impl Simulation {
             None => {
                 events.push((t, item, item));
                 self.q.schedule(delay, Event::SysTick { rank });
+                if let Some(m) = self.mirror.as_deref_mut() {
+                    m.tick_scheduled(t, self.q.now());
+                }
             }
         }
     }
@@ -1375,8 +1515,14 @@ impl Simulation {
         phase.algo.run(ev, &mut actions);
         let (rank, tag) = (stream.rank, stream.tag);
         let bundle_delay = if phase.fast { 10 } else { self.params.endpoint_delay_ns };
-        for &a in &actions {
+        for (k, &a) in actions.iter().enumerate() {
             match a {
+                Action::Send { dst, size } if self.mirror.is_some() => match actions.get(k + 1) {
+                    // Ring, direct and halving-doubling pair each send with a
+                    // receive of the same size from the peer sending here.
+                    Some(&Action::Recv { src, size: s }) if s == size => self.mirror_send(rank, dst, src, size, tag),
+                    _ => self.fail(SimError::Setup("a send without its paired receive".into())),
+                },
                 Action::Send { dst, size } => self.front_send(rank, dst, size, tag, Handler::Nop),
                 Action::Recv { src, size } => self.front_recv(rank, src, size, tag, Handler::Stream { stream: sid }),
                 Action::Bundle { processed, size } => {
@@ -1502,6 +1648,7 @@ impl Simulation {
             events: self.q.processed(),
             backend: self.backend_kind.name().to_string(),
             timeline: self.timeline.take(),
+            reduced: false,
         }
     }
 
@@ -1556,6 +1703,8 @@ mod tests {
             memory,
             slots: Default::default(),
             reissue_after_skip: false,
+            identical_ranks: false,
+            symmetry: true,
         }
     }
 

@@ -402,6 +402,37 @@ impl Workload {
         })
     }
 
+    /// Whether `other` (as loaded, not run) runs the same program as this
+    /// workload: the same nodes in the same order with the same attributes and
+    /// dependencies (by position), and node ids in the same relative order (free
+    /// nodes issue in ascending id). Ids, names and the file path may differ.
+    pub fn same_program(&self, other: &Workload) -> bool {
+        let same_node = |(a, b): (&WorkNode, &WorkNode)| {
+            a.kind == b.kind
+                && a.is_cpu == b.is_cpu
+                && a.duration_us == b.duration_us
+                && a.num_ops == b.num_ops
+                && a.tensor_size == b.tensor_size
+                && a.comm == b.comm
+                && a.process_groups == b.process_groups
+        };
+        self.nodes.len() == other.nodes.len()
+            && self.child_start == other.child_start
+            && self.children == other.children
+            && self.parents_left == other.parents_left
+            && self.class == other.class
+            && self.missing_parents.iter().map(|m| m.0).eq(other.missing_parents.iter().map(|m| m.0))
+            && self.nodes.iter().zip(&other.nodes).all(same_node)
+            && self.id_order() == other.id_order()
+    }
+
+    /// Node positions in ascending id.
+    fn id_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.nodes.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| self.nodes[i as usize].id);
+        order
+    }
+
     /// A snapshot of the free nodes in ascending id (ASTRA-sim copies the set
     /// before issuing, so nodes freed meanwhile wait for the next call).
     pub fn free_snapshot(&self, out: &mut Vec<u32>) {
