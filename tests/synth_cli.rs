@@ -245,7 +245,8 @@ fn simulate_on_reference(dir: &Dir, prefix: &std::path::Path, ranks: usize) -> c
 
 /// Nodes in one rank file, from `strata et stats`.
 fn trace_nodes(path: &std::path::Path) -> usize {
-    let out = strata(args!["et", "stats", path]).ok();
+    let run = strata(args!["et", "stats", path]);
+    let out = run.ok();
     let line = out.lines().find(|l| l.trim_start().starts_with("nodes")).unwrap_or_else(|| panic!("{out}"));
     line.split_whitespace().nth(1).unwrap().replace(',', "").parse().unwrap()
 }
