@@ -358,13 +358,23 @@ fn corpus_parity() {
             Ok(Err(e)) => Err(format!("{id}: {}", first_lines(&e.to_string(), 6))),
             Ok(Ok(report)) => {
                 let got: Vec<Option<u64>> = report.ranks.iter().map(|r| r.finish_ns).collect();
-                diff("finish", want, &got).map_or(Ok(()), |d| Err(format!("{id}: {d}")))
+                diff("finish", want, &got).map_or(Ok(()), |d| Err(format!("{id}: {d}")))?;
+                if !report.reduced {
+                    return Ok(false);
+                }
+                // A reduced run must equal the full simulation on every per-rank field.
+                match simulate(&RunRequest { symmetry: false, ..req.clone() }) {
+                    Ok(full) if full.ranks == report.ranks && full.makespan_ns == report.makespan_ns => Ok(true),
+                    Ok(_) => Err(format!("{id}: the reduced run differs from the full run")),
+                    Err(e) => Err(format!("{id}: the full run fails where the reduced one completed: {e}")),
+                }
             }
         }
     });
+    let reduced = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
     let mismatches: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
     println!(
-        "corpus: {} of {} workloads exact in {:.1}s ({not_ok} rows without reference times: one-rank workloads)",
+        "corpus: {} of {} workloads exact in {:.1}s ({reduced} reduced, each equal to its full run; {not_ok} rows without reference times: one-rank workloads)",
         rows.len() - mismatches.len(),
         rows.len(),
         t0.elapsed().as_secs_f64()
@@ -403,6 +413,40 @@ fn symmetry_needs_the_same_trace_on_every_rank() {
     let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
     assert_eq!(changed, full);
     assert_ne!(changed.ranks, same.ranks, "the longer compute shows in the results");
+}
+
+/// The replica reduction needs every data-parallel replica to run a translate
+/// of replica 0's program: the STG case is reduced as stored, and with one
+/// rank of replica 1 given a longer compute it simulates every rank, with the
+/// full simulation's results.
+#[test]
+fn replica_symmetry_needs_every_replica_the_same() {
+    use simulator::chakra::{read_et_file, write_et_file, NodeType};
+    let case = shared("oracle/cases/E_stg_gpt_dp16_tp4_pp4_L8_Switch16xSwitch16");
+    let request = |workload: PathBuf| {
+        let mut req = RunRequest::new(workload, case.join("network.yml"), case.join("system.json"));
+        req.memory = Some(case.join("memory.json"));
+        req.comm_group = Some(case.join("comm_group.json"));
+        req
+    };
+    let same = simulate(&request(case.join("workload"))).expect("STG case runs");
+    assert!(same.reduced, "the dp replicas of the STG case are translates of each other");
+    assert!(same.events < 387_712 / 8, "one replica of 16 ranks is simulated, not 256 ranks: {} events", same.events);
+
+    let tmp = Dir::new();
+    for r in 0..256 {
+        let mut trace = read_et_file(case.join(format!("workload.{r}.et"))).expect("rank trace");
+        if r == 17 {
+            let comp = trace.nodes.iter_mut().find(|n| n.r#type == NodeType::CompNode as i32).expect("a compute node");
+            comp.duration_micros += 7;
+        }
+        write_et_file(tmp.path(&format!("workload.{r}.et")), &trace).expect("write rank trace");
+    }
+    let req = request(tmp.path("workload"));
+    let changed = simulate(&req).expect("changed case runs");
+    assert!(!changed.reduced, "one replica differs: every rank must be simulated");
+    let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
+    assert_eq!(changed, full);
 }
 
 /// Double binary tree is not rank-symmetric (leaves, inner nodes and roots do
