@@ -75,7 +75,7 @@ fn oracle_request(dir: &Path, case: &Value) -> RunRequest {
 /// How one case went.
 enum Outcome {
     Exact,
-    /// Exact, by one representative rank, and equal to the full simulation.
+    /// Exact, by one representative rank or replica, and equal to the full simulation.
     ExactReduced,
     FailedCaseCompleted,
     FailedCaseDiagnosed(String),
@@ -232,7 +232,7 @@ fn oracle_cases() -> Vec<PathBuf> {
 }
 
 /// Runs the cases, prints one line each and the counts, and fails with every
-/// mismatch. Returns the cases run by one representative rank.
+/// mismatch. Returns the cases run by one representative rank or replica.
 fn check_oracle(cases: &[PathBuf]) -> Vec<String> {
     let t0 = Instant::now();
     let outcomes = par_map(cases, |dir| {
@@ -278,7 +278,7 @@ fn check_oracle(cases: &[PathBuf]) -> Vec<String> {
         println!("{name:<66} {:>8.2}s  {line}", took.as_secs_f64());
     }
     println!(
-        "oracle: {} cases in {:.1}s: {exact} exact ({} by one representative rank), {completed} ASTRA-sim-failed cases completed, {diagnosed} \
+        "oracle: {} cases in {:.1}s: {exact} exact ({} reduced to one representative rank or replica), {completed} ASTRA-sim-failed cases completed, {diagnosed} \
          ASTRA-sim-failed cases diagnosed, {unsupported} not supported yet, {skipped} skipped, {} mismatches",
         cases.len(),
         t0.elapsed().as_secs_f64(),
@@ -447,6 +447,31 @@ fn replica_symmetry_needs_every_replica_the_same() {
     assert!(!changed.reduced, "one replica differs: every rank must be simulated");
     let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
     assert_eq!(changed, full);
+}
+
+/// The replica reduction needs every replica's messages to take the routes of
+/// replica 0's: the llama STG traces on a 64 x 2 network are reduced when the
+/// first dimension is a switch, and simulated rank by rank on a 64-NPU ring,
+/// where the data-parallel ring's closing hop (rank 7 to 0) is 7 hops and the
+/// tensor-parallel ring's (24 to 0) 24. Both give the full run's results.
+#[test]
+fn replica_symmetry_needs_the_same_routes_in_every_replica() {
+    let case = shared("oracle/cases/E_stg_llama_mp_dp8_tp4_pp4_L6_mb4_Switch4xRing8xSwitch4");
+    let tmp = Dir::new();
+    for (first, reduced) in [("Switch", true), ("Ring", false)] {
+        let network = tmp.create(
+            &format!("{first}.yml"),
+            format!("topology: [ {first}, Ring ]\nnpus_count: [ 64, 2 ]\nbandwidth: [ 400, 100 ]\nlatency: [ 936.25, 1000 ]\n"),
+        );
+        let mut req = RunRequest::new(case.join("workload"), network, case.join("system.json"));
+        req.memory = Some(case.join("memory.json"));
+        req.comm_group = Some(case.join("comm_group.json"));
+        let report = simulate(&req).expect("llama STG runs");
+        assert_eq!(report.reduced, reduced, "{first} x Ring");
+        let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
+        assert!(!full.reduced);
+        assert_eq!((report.ranks, report.makespan_ns), (full.ranks, full.makespan_ns), "{first} x Ring");
+    }
 }
 
 /// Double binary tree is not rank-symmetric (leaves, inner nodes and roots do

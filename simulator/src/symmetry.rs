@@ -215,11 +215,11 @@ fn verify(
     };
     for &r in &rp.ranks {
         for node in &spec.workloads[r as usize].nodes {
+            if !node.process_groups.is_empty() {
+                return Err("process groups declared in the trace".into());
+            }
             match node.kind {
                 NodeType::MemLoadNode | NodeType::MemStoreNode => return Err("remote memory nodes".into()),
-                NodeType::MetadataNode if !node.process_groups.is_empty() => {
-                    return Err("process groups declared in the trace".into())
-                }
                 NodeType::CommCollNode => {
                     let g = node.comm.group.as_deref().filter(|g| !g.is_empty() && *g != "0");
                     let Some(g) = g.and_then(|g| groups.group(g)) else {
@@ -440,6 +440,33 @@ mod tests {
         assert!(!m.observe(100, 60, 3), "two peers' messages scheduled at the same tick");
         assert!(m.observe(200, 60, LOCAL), "another tick starts afresh");
         assert!(!m.observe(200, 60, 3));
+    }
+
+    /// In a replica run only messages leaving replica 0 are mirrored, and a
+    /// mirrored message counts as coming from its sender's replica.
+    #[test]
+    fn replica_mirror_counts_sources_by_replica() {
+        let rp = Replicas { d: 2, replica: vec![0, 1, 0, 1], rep: vec![0, 0, 2, 2], ranks: vec![0, 2] };
+        let m = Mirror::for_replicas(&rp);
+        assert!(!m.crosses(2) && m.crosses(1) && m.crosses(3));
+        assert_eq!((m.source(1), m.source(3)), (1, 1));
+        let one = Mirror::default();
+        assert!(one.crosses(0) && one.source(3) == 3, "one representative rank: every peer is its own source");
+        let r = expand_replicas(
+            Report {
+                ranks: vec![
+                    RankReport { rank: 0, finish_ns: Some(5), ..Default::default() },
+                    RankReport { rank: 2, finish_ns: Some(9), ..Default::default() },
+                ],
+                ..Default::default()
+            },
+            &rp,
+        );
+        assert!(r.reduced);
+        assert_eq!(
+            r.ranks.iter().map(|x| (x.rank, x.finish_ns)).collect::<Vec<_>>(),
+            [(0, Some(5)), (1, Some(5)), (2, Some(9)), (3, Some(9))]
+        );
     }
 
     #[test]
