@@ -204,7 +204,14 @@ fn verify(
     net: &Unaware,
 ) -> Result<(), String> {
     let n = spec.workloads.len() as u32;
-    let is_cross = |g: &CommGroup| g.ranks.len() as u32 == rp.d && cross.iter().any(|c| c.key == g.key);
+    let cross_keys: std::collections::HashSet<&str> = cross.iter().map(|g| g.key.as_str()).collect();
+    let is_cross = |g: &CommGroup| cross_keys.contains(g.key.as_str());
+    // ASTRA-sim's lookup (`CommGroups::group`) tries the exact key first.
+    let mut by_key: std::collections::HashMap<&str, &CommGroup> = std::collections::HashMap::new();
+    for g in groups.groups() {
+        by_key.entry(g.key.as_str()).or_insert(g);
+    }
+    let group = |name: &str| by_key.get(name).copied().or_else(|| groups.group(name));
     // The rank at `r`'s position (r in replica 0) in replica `j`.
     let pos: std::collections::HashMap<u32, &CommGroup> = cross.iter().map(|g| (g.ranks[0], *g)).collect();
     let tau = |r: u32, j: u32| -> Option<u32> {
@@ -263,7 +270,7 @@ fn verify(
         let same_comm = |a: &CommAttrs, b: &CommAttrs| {
             let group = match (a.group.as_deref(), b.group.as_deref()) {
                 (None, None) => true,
-                (Some(ga), Some(gb)) => match (groups.group(ga), groups.group(gb)) {
+                (Some(ga), Some(gb)) => match (group(ga), group(gb)) {
                     (Some(ga), Some(gb)) if is_cross(ga) => ga.key == gb.key,
                     (Some(ga), Some(gb)) => ga.ranks.iter().map(|&m| tau(m, j)).eq(gb.ranks.iter().map(|&m| Some(m))),
                     (None, None) => ga == gb,
