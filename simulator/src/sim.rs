@@ -669,7 +669,7 @@ impl Simulation {
         let now = self.now();
         let Some(m) = self.mirror.as_deref_mut() else { return true };
         let (born, source) = match ev {
-            Event::SysTick { .. } => (m.tick_fired(now), LOCAL),
+            Event::SysTick { rank } => (m.tick_fired(rank, now), LOCAL),
             Event::Deliver { msg } => m.msg(msg),
             Event::Late { .. } => (now, LOCAL),
             Event::Aware(_) => return false,
@@ -747,7 +747,7 @@ impl Simulation {
                 events.push((t, item, item));
                 self.q.schedule(delay, Event::SysTick { rank });
                 if let Some(m) = self.mirror.as_deref_mut() {
-                    m.tick_scheduled(t, self.q.now());
+                    m.tick_scheduled(rank, t, self.q.now());
                 }
             }
         }

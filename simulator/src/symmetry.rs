@@ -41,7 +41,10 @@
 //! (none spans every rank) that lies inside replica 0 or is a cross group;
 //! point-to-point peers lie inside the replica; every pair of replica-0 ranks
 //! is as far apart (first differing dimension and hops) in every replica; and
-//! every member of a cross group reaches both ring neighbours by one route.
+//! every member of a cross group reaches both ring neighbours by one route;
+//! and every replica's ranks, position by position, are in replica 0's rank
+//! order (ranks start in rank order, so each replica orders its same-tick
+//! events as replica 0 does).
 //! Partial groups run the ring over the member list, which the translation
 //! from replica `j` to `j + k` rotates, so the argument above holds with
 //! replica 0 as the representative: it is simulated with the full machinery
@@ -220,6 +223,14 @@ fn verify(
         }
         pos.get(&r).map(|g| g.ranks[j as usize])
     };
+    // Every replica lists its positions in replica 0's rank order: ranks start
+    // in rank order, so each replica then handles same-tick events in the
+    // order replica 0 does.
+    for j in 1..rp.d {
+        if !rp.ranks.windows(2).all(|w| tau(w[0], j) < tau(w[1], j)) {
+            return Err(format!("replica {j} orders its ranks unlike replica 0"));
+        }
+    }
     for &r in &rp.ranks {
         for node in &spec.workloads[r as usize].nodes {
             if !node.process_groups.is_empty() {
@@ -342,8 +353,8 @@ pub(crate) const LOCAL: u32 = u32::MAX;
 /// Same-tick ordering bookkeeping of a representative run.
 #[derive(Default)]
 pub(crate) struct Mirror {
-    /// Pending system ticks: (tick, when it was scheduled).
-    ticks: Vec<(Time, Time)>,
+    /// Pending system ticks: (rank, tick, when it was scheduled).
+    ticks: Vec<(u32, Time, Time)>,
     /// Per in-flight message id: (when it was sent, the peer it stands for).
     msgs: Vec<(Time, u32)>,
     /// The last event seen: (tick, when it was scheduled, source).
@@ -374,9 +385,9 @@ impl Mirror {
         }
     }
 
-    /// A system tick at `t` was scheduled at `now`.
-    pub(crate) fn tick_scheduled(&mut self, t: Time, now: Time) {
-        self.ticks.push((t, now));
+    /// A system tick of `rank` at `t` was scheduled at `now`.
+    pub(crate) fn tick_scheduled(&mut self, rank: u32, t: Time, now: Time) {
+        self.ticks.push((rank, t, now));
     }
 
     /// A mirrored message standing for `peer`'s was sent at `now` as `msg`.
@@ -388,10 +399,11 @@ impl Mirror {
         self.msgs[i] = (now, peer);
     }
 
-    /// When the system tick firing at `now` was scheduled.
-    pub(crate) fn tick_fired(&mut self, now: Time) -> Time {
-        match self.ticks.iter().position(|&(t, _)| t == now) {
-            Some(i) => self.ticks.swap_remove(i).1,
+    /// When `rank`'s system tick firing at `now` was scheduled (a rank has at
+    /// most one pending tick per time).
+    pub(crate) fn tick_fired(&mut self, rank: u32, now: Time) -> Time {
+        match self.ticks.iter().position(|&(r, t, _)| r == rank && t == now) {
+            Some(i) => self.ticks.swap_remove(i).2,
             None => now,
         }
     }
