@@ -58,7 +58,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             out,
             "{} events{}; loaded {} ranks in {}, simulated in {} ({} events/s)",
             format::count(report.events),
-            if report.reduced { " (one representative rank stood for all)" } else { "" },
+            if report.reduced { " (one representative rank or replica stood for all)" } else { "" },
             report.ranks.len(),
             format::elapsed(loaded),
             format::elapsed(simulated),

@@ -75,7 +75,7 @@ fn oracle_request(dir: &Path, case: &Value) -> RunRequest {
 /// How one case went.
 enum Outcome {
     Exact,
-    /// Exact, by one representative rank, and equal to the full simulation.
+    /// Exact, by one representative rank or replica, and equal to the full simulation.
     ExactReduced,
     FailedCaseCompleted,
     FailedCaseDiagnosed(String),
@@ -232,7 +232,7 @@ fn oracle_cases() -> Vec<PathBuf> {
 }
 
 /// Runs the cases, prints one line each and the counts, and fails with every
-/// mismatch. Returns the cases run by one representative rank.
+/// mismatch. Returns the cases run by one representative rank or replica.
 fn check_oracle(cases: &[PathBuf]) -> Vec<String> {
     let t0 = Instant::now();
     let outcomes = par_map(cases, |dir| {
@@ -278,7 +278,7 @@ fn check_oracle(cases: &[PathBuf]) -> Vec<String> {
         println!("{name:<66} {:>8.2}s  {line}", took.as_secs_f64());
     }
     println!(
-        "oracle: {} cases in {:.1}s: {exact} exact ({} by one representative rank), {completed} ASTRA-sim-failed cases completed, {diagnosed} \
+        "oracle: {} cases in {:.1}s: {exact} exact ({} reduced to one representative rank or replica), {completed} ASTRA-sim-failed cases completed, {diagnosed} \
          ASTRA-sim-failed cases diagnosed, {unsupported} not supported yet, {skipped} skipped, {} mismatches",
         cases.len(),
         t0.elapsed().as_secs_f64(),
@@ -358,13 +358,23 @@ fn corpus_parity() {
             Ok(Err(e)) => Err(format!("{id}: {}", first_lines(&e.to_string(), 6))),
             Ok(Ok(report)) => {
                 let got: Vec<Option<u64>> = report.ranks.iter().map(|r| r.finish_ns).collect();
-                diff("finish", want, &got).map_or(Ok(()), |d| Err(format!("{id}: {d}")))
+                diff("finish", want, &got).map_or(Ok(()), |d| Err(format!("{id}: {d}")))?;
+                if !report.reduced {
+                    return Ok(false);
+                }
+                // A reduced run must equal the full simulation on every per-rank field.
+                match simulate(&RunRequest { symmetry: false, ..req.clone() }) {
+                    Ok(full) if full.ranks == report.ranks && full.makespan_ns == report.makespan_ns => Ok(true),
+                    Ok(_) => Err(format!("{id}: the reduced run differs from the full run")),
+                    Err(e) => Err(format!("{id}: the full run fails where the reduced one completed: {e}")),
+                }
             }
         }
     });
+    let reduced = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
     let mismatches: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
     println!(
-        "corpus: {} of {} workloads exact in {:.1}s ({not_ok} rows without reference times: one-rank workloads)",
+        "corpus: {} of {} workloads exact in {:.1}s ({reduced} reduced, each equal to its full run; {not_ok} rows without reference times: one-rank workloads)",
         rows.len() - mismatches.len(),
         rows.len(),
         t0.elapsed().as_secs_f64()
@@ -403,6 +413,65 @@ fn symmetry_needs_the_same_trace_on_every_rank() {
     let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
     assert_eq!(changed, full);
     assert_ne!(changed.ranks, same.ranks, "the longer compute shows in the results");
+}
+
+/// The replica reduction needs every data-parallel replica to run a translate
+/// of replica 0's program: the STG case is reduced as stored, and with one
+/// rank of replica 1 given a longer compute it simulates every rank, with the
+/// full simulation's results.
+#[test]
+fn replica_symmetry_needs_every_replica_the_same() {
+    use simulator::chakra::{read_et_file, write_et_file, NodeType};
+    let case = shared("oracle/cases/E_stg_gpt_dp16_tp4_pp4_L8_Switch16xSwitch16");
+    let request = |workload: PathBuf| {
+        let mut req = RunRequest::new(workload, case.join("network.yml"), case.join("system.json"));
+        req.memory = Some(case.join("memory.json"));
+        req.comm_group = Some(case.join("comm_group.json"));
+        req
+    };
+    let same = simulate(&request(case.join("workload"))).expect("STG case runs");
+    assert!(same.reduced, "the dp replicas of the STG case are translates of each other");
+    assert!(same.events < 387_712 / 8, "one replica of 16 ranks is simulated, not 256 ranks: {} events", same.events);
+
+    let tmp = Dir::new();
+    for r in 0..256 {
+        let mut trace = read_et_file(case.join(format!("workload.{r}.et"))).expect("rank trace");
+        if r == 17 {
+            let comp = trace.nodes.iter_mut().find(|n| n.r#type == NodeType::CompNode as i32).expect("a compute node");
+            comp.duration_micros += 7;
+        }
+        write_et_file(tmp.path(&format!("workload.{r}.et")), &trace).expect("write rank trace");
+    }
+    let req = request(tmp.path("workload"));
+    let changed = simulate(&req).expect("changed case runs");
+    assert!(!changed.reduced, "one replica differs: every rank must be simulated");
+    let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
+    assert_eq!(changed, full);
+}
+
+/// The replica reduction needs every replica's messages to take the routes of
+/// replica 0's: the llama STG traces on a 64 x 2 network are reduced when the
+/// first dimension is a switch, and simulated rank by rank on a 64-NPU ring,
+/// where the data-parallel ring's closing hop (rank 7 to 0) is 7 hops and the
+/// tensor-parallel ring's (24 to 0) 24. Both give the full run's results.
+#[test]
+fn replica_symmetry_needs_the_same_routes_in_every_replica() {
+    let case = shared("oracle/cases/E_stg_llama_mp_dp8_tp4_pp4_L6_mb4_Switch4xRing8xSwitch4");
+    let tmp = Dir::new();
+    for (first, reduced) in [("Switch", true), ("Ring", false)] {
+        let network = tmp.create(
+            &format!("{first}.yml"),
+            format!("topology: [ {first}, Ring ]\nnpus_count: [ 64, 2 ]\nbandwidth: [ 400, 100 ]\nlatency: [ 936.25, 1000 ]\n"),
+        );
+        let mut req = RunRequest::new(case.join("workload"), network, case.join("system.json"));
+        req.memory = Some(case.join("memory.json"));
+        req.comm_group = Some(case.join("comm_group.json"));
+        let report = simulate(&req).expect("llama STG runs");
+        assert_eq!(report.reduced, reduced, "{first} x Ring");
+        let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
+        assert!(!full.reduced);
+        assert_eq!((report.ranks, report.makespan_ns), (full.ranks, full.makespan_ns), "{first} x Ring");
+    }
 }
 
 /// Double binary tree is not rank-symmetric (leaves, inner nodes and roots do

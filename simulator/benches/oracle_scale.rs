@@ -7,8 +7,8 @@
 //! traces), or `cargo bench -p simulator --bench oracle_scale -- E_chain64x1000_Ring64`.
 //! Wall time includes loading the traces. Each case runs `STRATA_BENCH_RUNS`
 //! times (default 1) and the best run counts. `STRATA_BENCH_NO_SYMMETRY=1`
-//! simulates every rank even where one representative rank would do (the
-//! rank-symmetry reduction, see the README), to compare both in one sitting;
+//! simulates every rank even where one representative rank or replica would
+//! do (the rank-symmetry reduction, see the README), to compare both in one sitting;
 //! `events` is the number of events actually processed.
 
 use std::path::{Path, PathBuf};
@@ -84,7 +84,8 @@ fn main() {
             events = result.as_ref().map_or(0, |r| r.events);
             verdict = match result {
                 Ok(r) if r.ranks.iter().map(|x| x.finish_ns).collect::<Vec<_>>() == want => {
-                    if r.reduced { "identical (one representative rank)" } else { "identical" }.to_string()
+                    if r.reduced { "identical (reduced: one representative rank or replica)" } else { "identical" }
+                        .to_string()
                 }
                 Ok(_) => "MISMATCH".to_string(),
                 Err(e) => format!("error: {}", e.to_string().lines().next().unwrap_or_default()),

@@ -310,6 +310,10 @@ pub struct Simulation {
     symmetric: bool,
     /// Set in a representative run (one rank standing for all).
     mirror: Option<Box<Mirror>>,
+    /// The run qualifies for the replica reduction (see the `symmetry` module).
+    replicas: Option<Rc<crate::symmetry::Replicas>>,
+    /// The ranks simulated, when not all are (a replica run).
+    active: Option<Rc<[u32]>>,
 }
 
 const COLL_TAG_BASE: u64 = 500_000_000;
@@ -421,6 +425,18 @@ impl Simulation {
                 false
             }
         };
+        let replicas = match &backend {
+            Backend::Unaware(u) if !symmetric && spec.groups.is_some() && spec.symmetry => {
+                match crate::symmetry::replicas(&spec, u) {
+                    Ok(rp) => Some(Rc::new(rp)),
+                    Err(why) => {
+                        tracing::debug!("replica symmetry not used: {why}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(Simulation {
             q: EventQueue::new(),
             params: spec.params,
@@ -458,6 +474,8 @@ impl Simulation {
             timeline: spec.record_timeline.then(Vec::new),
             symmetric,
             mirror: None,
+            replicas,
+            active: None,
         })
     }
 
@@ -470,6 +488,26 @@ impl Simulation {
     /// that could differ between ranks, the full simulation runs instead (and
     /// gives the exact error or diagnosis).
     pub fn run(self) -> Result<Report, SimError> {
+        if let Some(rp) = self.replicas.clone() {
+            let ranks = self.wl.len();
+            match self.replica_run(&rp).ok_or(SimError::Setup(String::new())).and_then(Simulation::run_events) {
+                Ok(report) => {
+                    tracing::info!(
+                        "{ranks} ranks in {} symmetric replicas of {}: simulated one replica",
+                        rp.count(),
+                        rp.ranks.len()
+                    );
+                    return Ok(crate::symmetry::expand_replicas(report, &rp));
+                }
+                Err(e) => {
+                    let why = match e {
+                        SimError::Stalled { .. } => "the replica stalled".to_string(),
+                        e => e.to_string().lines().next().unwrap_or_default().to_string(),
+                    };
+                    tracing::info!("replica symmetry abandoned ({why}); simulating all {ranks} ranks");
+                }
+            }
+        }
         if let Some(rep) = self.representative() {
             let ranks = self.wl.len();
             match rep.run_events() {
@@ -532,11 +570,67 @@ impl Simulation {
             timeline: None,
             symmetric: false,
             mirror: Some(Box::default()),
+            replicas: None,
+            active: None,
+        })
+    }
+
+    /// A simulation of replica 0's ranks standing for every replica.
+    fn replica_run(&self, rp: &crate::symmetry::Replicas) -> Option<Simulation> {
+        let Backend::Unaware(unaware) = &self.backend else { return None };
+        let mut wl: Vec<Workload> = Vec::with_capacity(self.wl.len());
+        wl.resize_with(self.wl.len(), Workload::default);
+        for &r in &rp.ranks {
+            wl[r as usize] = self.wl[r as usize].clone();
+        }
+        Some(Simulation {
+            q: EventQueue::new(),
+            params: self.params.clone(),
+            dims: self.dims.clone(),
+            total_nodes: self.total_nodes,
+            concurrent_streams: self.concurrent_streams,
+            backend: Backend::Unaware(unaware.clone()),
+            backend_kind: self.backend_kind,
+            matcher: Matcher::default(),
+            msgs: Vec::new(),
+            free_msgs: Vec::new(),
+            wl,
+            sys: self.sys.iter().map(|s| rank_sys(&s.levels)).collect(),
+            streams: Vec::new(),
+            free_streams: Vec::new(),
+            datasets: Vec::new(),
+            free_datasets: Vec::new(),
+            file_groups: Default::default(),
+            explicit_zero: self.explicit_zero,
+            groups: self.groups.clone(),
+            action_pool: Vec::new(),
+            aware_out: Vec::new(),
+            pool: EventPool::default(),
+            custom_templates: HashMap::new(),
+            rendezvous: false,
+            reissue_after_skip: self.reissue_after_skip,
+            skipped: false,
+            memory: self.memory.clone(),
+            mem_ports: Vec::new(),
+            deferred: Vec::new(),
+            free_deferred: Vec::new(),
+            customs: Vec::new(),
+            free_customs: Vec::new(),
+            error: None,
+            timeline: None,
+            symmetric: false,
+            mirror: Some(Box::new(Mirror::for_replicas(rp))),
+            replicas: None,
+            active: Some(rp.ranks.clone().into()),
         })
     }
 
     fn run_events(mut self) -> Result<Report, SimError> {
-        for r in 0..self.wl.len() as u32 {
+        let ranks: Rc<[u32]> = match &self.active {
+            Some(a) => a.clone(),
+            None => (0..self.wl.len() as u32).collect(),
+        };
+        for &r in ranks.iter() {
             self.workload_call(r, None);
             if let Some(e) = self.error.take() {
                 return Err(e);
@@ -575,7 +669,7 @@ impl Simulation {
         let now = self.now();
         let Some(m) = self.mirror.as_deref_mut() else { return true };
         let (born, source) = match ev {
-            Event::SysTick { .. } => (m.tick_fired(now), LOCAL),
+            Event::SysTick { rank } => (m.tick_fired(rank, now), LOCAL),
             Event::Deliver { msg } => m.msg(msg),
             Event::Late { .. } => (now, LOCAL),
             Event::Aware(_) => return false,
@@ -600,7 +694,8 @@ impl Simulation {
         let ticket = self.matcher.send(MsgKey { tag, src, dst: rank, size });
         let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { ticket, on_sent: Handler::Nop });
         if let Some(m) = self.mirror.as_deref_mut() {
-            m.msg_sent(msg, now, src);
+            let source = m.source(src);
+            m.msg_sent(msg, now, source);
         }
         self.q.schedule(delay, Event::Deliver { msg });
     }
@@ -652,7 +747,7 @@ impl Simulation {
                 events.push((t, item, item));
                 self.q.schedule(delay, Event::SysTick { rank });
                 if let Some(m) = self.mirror.as_deref_mut() {
-                    m.tick_scheduled(t, self.q.now());
+                    m.tick_scheduled(rank, t, self.q.now());
                 }
             }
         }
@@ -719,6 +814,9 @@ impl Simulation {
         let key = MsgKey { tag, src, dst, size };
         let ticket = self.matcher.send(key);
         let msg = alloc(&mut self.msgs, &mut self.free_msgs, InFlight { ticket, on_sent });
+        if let Some(m) = self.mirror.as_deref_mut() {
+            m.msg_sent(msg, self.q.now(), LOCAL);
+        }
         if src == dst {
             // A rank sending to itself crosses no link: delivered at once.
             self.q.schedule(0, Event::Deliver { msg });
@@ -1517,7 +1615,9 @@ impl Simulation {
         let bundle_delay = if phase.fast { 10 } else { self.params.endpoint_delay_ns };
         for (k, &a) in actions.iter().enumerate() {
             match a {
-                Action::Send { dst, size } if self.mirror.is_some() => match actions.get(k + 1) {
+                Action::Send { dst, size } if self.mirror.as_ref().is_some_and(|m| m.crosses(dst)) => match actions
+                    .get(k + 1)
+                {
                     // Ring, direct and halving-doubling pair each send with a
                     // receive of the same size from the peer sending here.
                     Some(&Action::Recv { src, size: s }) if s == size => self.mirror_send(rank, dst, src, size, tag),
@@ -1628,6 +1728,9 @@ impl Simulation {
     fn report(&mut self) -> Report {
         let mut ranks = Vec::with_capacity(self.wl.len());
         for (r, (w, s)) in self.wl.iter().zip(self.sys.iter_mut()).enumerate() {
+            if self.active.as_ref().is_some_and(|a| a.binary_search(&(r as u32)).is_err()) {
+                continue;
+            }
             let gpu = merged(&mut s.gpu_intervals);
             let comm = merged(&mut s.comm_intervals);
             let cpu = merged(&mut s.cpu_intervals);

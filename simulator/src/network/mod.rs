@@ -92,6 +92,23 @@ impl Unaware {
         0
     }
 
+    /// The route a message from `src` to `dst` takes: the first dimension
+    /// where their coordinates differ and the hops on it (`None` for a rank
+    /// and itself). Two messages of one size with the same route take the
+    /// same time.
+    pub fn route(&self, src: u32, dst: u32) -> Option<(usize, u32)> {
+        let (mut a, mut b) = (src, dst);
+        for (k, &(topology, npus, _, _)) in self.dims.iter().enumerate() {
+            let (ca, cb) = (a % npus.max(1), b % npus.max(1));
+            if ca != cb {
+                return Some((k, hops(topology, npus, ca, cb)));
+            }
+            a /= npus.max(1);
+            b /= npus.max(1);
+        }
+        None
+    }
+
     /// [`Unaware::delay`] for ranks outside the coordinate table.
     fn delay_uncached(&self, src: u32, dst: u32, size: u64) -> Time {
         let (mut a, mut b) = (src, dst);

@@ -74,7 +74,7 @@ pub enum NodeState {
 }
 
 /// One rank's workload.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Workload {
     /// The file it came from.
     pub path: PathBuf,
@@ -407,14 +407,25 @@ impl Workload {
     /// dependencies (by position), and node ids in the same relative order (free
     /// nodes issue in ascending id). Ids, names and the file path may differ.
     pub fn same_program(&self, other: &Workload) -> bool {
+        self.same_program_with(other, |a, b| a == b)
+    }
+
+    /// [`Workload::same_program`] with the communication attributes of two
+    /// nodes at the same position compared by `same_comm` (which may relate
+    /// peers and communicator groups of one rank to those of another).
+    pub fn same_program_with(
+        &self,
+        other: &Workload,
+        mut same_comm: impl FnMut(&CommAttrs, &CommAttrs) -> bool,
+    ) -> bool {
         let same_node = |(a, b): (&WorkNode, &WorkNode)| {
             a.kind == b.kind
                 && a.is_cpu == b.is_cpu
                 && a.duration_us == b.duration_us
                 && a.num_ops == b.num_ops
                 && a.tensor_size == b.tensor_size
-                && a.comm == b.comm
                 && a.process_groups == b.process_groups
+                && same_comm(&a.comm, &b.comm)
         };
         self.nodes.len() == other.nodes.len()
             && self.child_start == other.child_start
