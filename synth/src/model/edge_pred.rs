@@ -101,7 +101,7 @@ impl EdgePredModel {
             .ctx(ctx)?
             .f_add(&huv.narrow(1, out, out).f_index_select(0, &iv).ctx(ctx)?)
             .ctx(ctx)?;
-        Ok(f_linear(&self.pred.l2, &pre.gelu("none")).ctx(ctx)?)
+        f_linear(&self.pred.l2, &pre.gelu("none")).ctx(ctx)
     }
 
     /// The candidate scores of [`Self::forward_t`] computed the
