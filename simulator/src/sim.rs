@@ -529,60 +529,38 @@ impl Simulation {
 
     /// A one-rank simulation standing for all ranks, when the run qualifies.
     fn representative(&self) -> Option<Simulation> {
-        let Backend::Unaware(unaware) = &self.backend else { return None };
         if !self.symmetric {
             return None;
         }
-        Some(Simulation {
-            q: EventQueue::new(),
-            params: self.params.clone(),
-            dims: self.dims.clone(),
-            total_nodes: self.total_nodes,
-            concurrent_streams: self.concurrent_streams,
-            backend: Backend::Unaware(unaware.clone()),
-            backend_kind: self.backend_kind,
-            matcher: Matcher::default(),
-            msgs: Vec::new(),
-            free_msgs: Vec::new(),
-            wl: vec![self.wl[0].clone()],
-            sys: vec![rank_sys(&self.sys[0].levels)],
-            streams: Vec::new(),
-            free_streams: Vec::new(),
-            datasets: Vec::new(),
-            free_datasets: Vec::new(),
-            file_groups: Default::default(),
-            explicit_zero: false,
-            groups: None,
-            action_pool: Vec::new(),
-            aware_out: Vec::new(),
-            pool: EventPool::default(),
-            custom_templates: HashMap::new(),
-            rendezvous: false,
-            reissue_after_skip: self.reissue_after_skip,
-            skipped: false,
-            memory: self.memory.clone(),
-            mem_ports: Vec::new(),
-            deferred: Vec::new(),
-            free_deferred: Vec::new(),
-            customs: Vec::new(),
-            free_customs: Vec::new(),
-            error: None,
-            timeline: None,
-            symmetric: false,
-            mirror: Some(Box::default()),
-            replicas: None,
-            active: None,
-        })
+        let sys = vec![rank_sys(&self.sys[0].levels)];
+        self.reduced(vec![self.wl[0].clone()], sys, false, None, Mirror::default(), None)
     }
 
     /// A simulation of replica 0's ranks standing for every replica.
     fn replica_run(&self, rp: &crate::symmetry::Replicas) -> Option<Simulation> {
-        let Backend::Unaware(unaware) = &self.backend else { return None };
         let mut wl: Vec<Workload> = Vec::with_capacity(self.wl.len());
         wl.resize_with(self.wl.len(), Workload::default);
         for &r in &rp.ranks {
             wl[r as usize] = self.wl[r as usize].clone();
         }
+        let sys = self.sys.iter().map(|s| rank_sys(&s.levels)).collect();
+        let mirror = Mirror::for_replicas(rp);
+        self.reduced(wl, sys, self.explicit_zero, self.groups.clone(), mirror, Some(rp.ranks.clone().into()))
+    }
+
+    /// A fresh simulation over this one's configuration for a reduced run
+    /// (congestion-unaware only): the given workloads and system state, the
+    /// same-tick `mirror`, and the ranks it runs (`None`: all it holds).
+    fn reduced(
+        &self,
+        wl: Vec<Workload>,
+        sys: Vec<RankSys>,
+        explicit_zero: bool,
+        groups: Option<crate::config::CommGroups>,
+        mirror: Mirror,
+        active: Option<Rc<[u32]>>,
+    ) -> Option<Simulation> {
+        let Backend::Unaware(unaware) = &self.backend else { return None };
         Some(Simulation {
             q: EventQueue::new(),
             params: self.params.clone(),
@@ -595,14 +573,14 @@ impl Simulation {
             msgs: Vec::new(),
             free_msgs: Vec::new(),
             wl,
-            sys: self.sys.iter().map(|s| rank_sys(&s.levels)).collect(),
+            sys,
             streams: Vec::new(),
             free_streams: Vec::new(),
             datasets: Vec::new(),
             free_datasets: Vec::new(),
             file_groups: Default::default(),
-            explicit_zero: self.explicit_zero,
-            groups: self.groups.clone(),
+            explicit_zero,
+            groups,
             action_pool: Vec::new(),
             aware_out: Vec::new(),
             pool: EventPool::default(),
@@ -619,9 +597,9 @@ impl Simulation {
             error: None,
             timeline: None,
             symmetric: false,
-            mirror: Some(Box::new(Mirror::for_replicas(rp))),
+            mirror: Some(Box::new(mirror)),
             replicas: None,
-            active: Some(rp.ranks.clone().into()),
+            active,
         })
     }
 
