@@ -387,26 +387,32 @@ fn corpus_parity() {
     );
 }
 
+/// Copies the `ranks` rank traces of `case` into `tmp` with rank `changed`'s
+/// first compute node 7 µs longer.
+fn copy_with_longer_compute(case: &std::path::Path, ranks: u32, changed: u32, tmp: &Dir) {
+    use simulator::chakra::{read_et_file, write_et_file, NodeType};
+    for r in 0..ranks {
+        let mut trace = read_et_file(case.join(format!("workload.{r}.et"))).expect("rank trace");
+        if r == changed {
+            let comp = trace.nodes.iter_mut().find(|n| n.r#type == NodeType::CompNode as i32).expect("a compute node");
+            comp.duration_micros += 7;
+        }
+        write_et_file(tmp.path(&format!("workload.{r}.et")), &trace).expect("write rank trace");
+    }
+}
+
 /// The rank-symmetry reduction needs every rank to run the same trace: with
 /// one rank's compute made longer, the run simulates every rank, and the
 /// result is the full simulation's.
 #[test]
 fn symmetry_needs_the_same_trace_on_every_rank() {
-    use simulator::chakra::{read_et_file, write_et_file, NodeType};
     let case = shared("oracle/cases/C_chain8x10_comp10us_ar1M_Ring8");
     let request = |workload: PathBuf| RunRequest::new(workload, case.join("network.yml"), case.join("system.json"));
     let same = simulate(&request(case.join("workload"))).expect("symmetric case runs");
     assert!(same.reduced, "the unchanged case has identical rank files");
 
     let tmp = Dir::new();
-    for r in 0..8 {
-        let mut trace = read_et_file(case.join(format!("workload.{r}.et"))).expect("rank trace");
-        if r == 5 {
-            let comp = trace.nodes.iter_mut().find(|n| n.r#type == NodeType::CompNode as i32).expect("a compute node");
-            comp.duration_micros += 7;
-        }
-        write_et_file(tmp.path(&format!("workload.{r}.et")), &trace).expect("write rank trace");
-    }
+    copy_with_longer_compute(&case, 8, 5, &tmp);
     let req = request(tmp.path("workload"));
     let changed = simulate(&req).expect("changed case runs");
     assert!(!changed.reduced, "one rank differs: every rank must be simulated");
@@ -421,7 +427,6 @@ fn symmetry_needs_the_same_trace_on_every_rank() {
 /// full simulation's results.
 #[test]
 fn replica_symmetry_needs_every_replica_the_same() {
-    use simulator::chakra::{read_et_file, write_et_file, NodeType};
     let case = shared("oracle/cases/E_stg_gpt_dp16_tp4_pp4_L8_Switch16xSwitch16");
     let request = |workload: PathBuf| {
         let mut req = RunRequest::new(workload, case.join("network.yml"), case.join("system.json"));
@@ -434,14 +439,7 @@ fn replica_symmetry_needs_every_replica_the_same() {
     assert!(same.events < 387_712 / 8, "one replica of 16 ranks is simulated, not 256 ranks: {} events", same.events);
 
     let tmp = Dir::new();
-    for r in 0..256 {
-        let mut trace = read_et_file(case.join(format!("workload.{r}.et"))).expect("rank trace");
-        if r == 17 {
-            let comp = trace.nodes.iter_mut().find(|n| n.r#type == NodeType::CompNode as i32).expect("a compute node");
-            comp.duration_micros += 7;
-        }
-        write_et_file(tmp.path(&format!("workload.{r}.et")), &trace).expect("write rank trace");
-    }
+    copy_with_longer_compute(&case, 256, 17, &tmp);
     let req = request(tmp.path("workload"));
     let changed = simulate(&req).expect("changed case runs");
     assert!(!changed.reduced, "one replica differs: every rank must be simulated");
