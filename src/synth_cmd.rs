@@ -12,6 +12,7 @@ use crate::cli::{DeviceArg, EvalArgs, GenerateArgs, SplitArg, SynthCommand, Trai
 
 /// Runs one `synth` subcommand.
 pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
+    synth::device::retain_freed_memory();
     match cmd {
         SynthCommand::Runtime => {
             println!("{}", synth::device::runtime_summary());

@@ -14,7 +14,11 @@
 //! (comma-separated sub-models to train, e.g. `node_count`; default all),
 //! `STRATA_TPU_SAMPLE` (`0` skips sampling), `STRATA_TPU_SAMPLE_FROM` (a
 //! checkpoint folder: only sample from it), `STRATA_TPU_PER_NODE` (`1` runs
-//! the encoders once per node instead of once per colour, to measure that).
+//! the encoders once per node instead of once per colour, to measure that),
+//! `STRATA_TPU_SEED` (training seed, default 0), `STRATA_TPU_WINDOWS`
+//! (`loader.layer_window` of the three sub-models, e.g. `1,1,1` for the
+//! reference's example-by-example shuffling; default the config's), `STRATA_TPU_KEEP` (a folder
+//! to move the trained checkpoint to, for `STRATA_TPU_SAMPLE_FROM`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -110,6 +114,7 @@ struct Row {
 }
 
 fn main() {
+    synth::device::retain_freed_memory();
     let epochs = env_usize("STRATA_TPU_EPOCHS", 3);
     let threads = env_usize("STRATA_TPU_THREADS", 2);
     let data_dir = std::env::var("STRATA_TPU_DATA")
@@ -141,13 +146,27 @@ fn main() {
     let t_load = Instant::now();
     let source = DataSource::TpuTile(data_dir.clone());
     let data = load_data(&source, None).expect("loading TPU Tile");
-    let config = ModelConfig::load(&config_path).expect("the tpu_tile config");
+    let mut config = ModelConfig::load(&config_path).expect("the tpu_tile config");
+    if let Ok(w) = std::env::var("STRATA_TPU_WINDOWS") {
+        let w: Vec<usize> =
+            w.split(',').map(|v| v.trim().parse().expect("STRATA_TPU_WINDOWS: three numbers")).collect();
+        assert_eq!(w.len(), 3, "STRATA_TPU_WINDOWS: one layer window per sub-model, e.g. 1,1,1");
+        config.node_count.loader.layer_window = w[0];
+        config.node_pred.loader.layer_window = w[1];
+        config.edge_pred.loader.layer_window = w[2];
+    }
+    println!(
+        "layer windows (batching runs of one graph's layers): {} / {} / {}",
+        config.node_count.loader.layer_window,
+        config.node_pred.loader.layer_window,
+        config.edge_pred.loader.layer_window
+    );
     println!("data loaded in {:.2} s", t_load.elapsed().as_secs_f64());
     let spec = TrainSpec {
         config: config_path.clone(),
         data: source,
         out: out.clone(),
-        seed: 0,
+        seed: env_usize("STRATA_TPU_SEED", 0) as u64,
         device: Device::Cpu,
         max_epochs: Some(epochs),
         resume: false,
@@ -253,7 +272,16 @@ fn main() {
     }
 
     sample_and_report(&LayerDag::load(&out, Device::Cpu).expect("the trained checkpoint"), &data_dir);
-    let _ = std::fs::remove_dir_all(&out);
+    match std::env::var("STRATA_TPU_KEEP") {
+        Ok(keep) => {
+            let _ = std::fs::remove_dir_all(&keep);
+            std::fs::rename(&out, &keep).expect("moving the checkpoint to STRATA_TPU_KEEP");
+            println!("checkpoint kept in {keep}");
+        }
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
 }
 
 /// Samples 32 graphs conditioned on the first 32 test labels and compares
@@ -294,6 +322,31 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
             if nodes >= r.1 { " (our graphs are at least as large)" } else { " (our graphs are smaller)" }
         );
     }
+    // The same 32 conditions at the reference's graph sizes: layer sizes
+    // fixed to its mean node and layer counts, attributes and edges sampled.
+    println!();
+    println!("| sampling 32 graphs at a fixed size | layers | nodes | edges | ours s | reference s | speed-up |");
+    println!("|---|---|---|---|---|---|---|");
+    for (what, r) in [("3-epoch models", REF_SAMPLE_3EPOCH), ("kept weights", REF_SAMPLE_KEPT)] {
+        let sizes = even_layers(r.1 as usize, r.2 as usize);
+        let opts = SampleOptions { seed: 0, layer_sizes: Some(sizes), ..Default::default() };
+        let t = Instant::now();
+        let sampled = sample_layered(model, &conditions, &opts).expect("sampling at a fixed size");
+        let secs = t.elapsed().as_secs_f64();
+        let edges = sampled.iter().map(|s| s.dag.edges().count()).sum::<usize>() as f64 / n;
+        let nodes = sampled.iter().map(|s| s.dag.num_nodes()).sum::<usize>() as f64 / n;
+        println!(
+            "| the reference's mean size with its {what} | {:.0} | {nodes:.0} | {edges:.1} | {secs:.2} | {:.1} | {:.1}× |",
+            r.2,
+            r.0,
+            r.0 / secs
+        );
+    }
+}
+
+/// `layers` layer sizes adding up to `nodes`, as even as possible.
+fn even_layers(nodes: usize, layers: usize) -> Vec<usize> {
+    (0..layers).map(|i| nodes / layers + usize::from(i < nodes % layers)).collect()
 }
 
 /// A sampled graph is valid when it is a DAG (the sampler's [`synth::dataset::Dag`]

@@ -787,6 +787,7 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
         device: None,
         ignore_size_prior: spec.ignore_size_prior,
         keep_layers: true,
+        layer_sizes: None,
     };
     let dags = sample_dags(&model, &conditions, &opts)?;
 

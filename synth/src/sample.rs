@@ -71,6 +71,10 @@ pub struct SampleOptions {
     /// that generation layers stay Kahn layers (a Strata extension; off is
     /// the reference's sampler).
     pub keep_layers: bool,
+    /// Every graph's layer sizes, fixed in advance instead of drawn from the
+    /// layer-size model (which then does not run): attributes and edges are
+    /// still sampled. For generating or timing graphs of a given shape.
+    pub layer_sizes: Option<Vec<usize>>,
 }
 
 /// A sampled DAG and the layers it was generated in.
@@ -196,7 +200,15 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             format!("condition row {i} has {} values, the model takes {}", row.len(), spec.y_dim),
         ));
     }
-    let max_level = opts.max_level.unwrap_or(spec.max_level);
+    if let Some(sizes) = &opts.layer_sizes {
+        if sizes.is_empty() || sizes.contains(&0) {
+            return Err(ModelError::mismatch(ctx, format!("fixed layer sizes must be at least 1 each, got {sizes:?}")));
+        }
+    }
+    let max_level = match &opts.layer_sizes {
+        Some(fixed) => fixed.len(),
+        None => opts.max_level.unwrap_or(spec.max_level),
+    };
     if max_level == 0 {
         return Err(ModelError::mismatch(ctx, "max_level is 0: no layer could be generated"));
     }
@@ -223,7 +235,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         // (a) The next layer's size per graph; a graph drawing 0 is finished.
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
         b.compress(model.config.node_count.model.num_mpnn_layers, &[], &[]);
-        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps)?;
+        let fixed = opts.layer_sizes.as_ref().map(|s| s[level]);
+        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps, fixed)?;
         let (grow, sizes): (Vec<usize>, Vec<i64>) =
             active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
         active = grow;
@@ -284,6 +297,9 @@ struct Caps {
 /// Each graph's limits: `max_level` and `opts.max_nodes`, tightened by the
 /// checkpoint's size prior unless the options ignore it.
 fn graph_caps(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions, max_level: usize) -> Vec<Caps> {
+    if opts.layer_sizes.is_some() {
+        return vec![Caps { layers: max_level, nodes: usize::MAX }; conditions.len()];
+    }
     let prior = model.data.size_prior.as_ref().filter(|_| !opts.ignore_size_prior);
     conditions
         .iter()
@@ -296,6 +312,8 @@ fn graph_caps(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions, m
 
 /// Draws each graph's next layer size from the layer-size model: at level 0
 /// size 0 is impossible, and sizes above a graph's remaining node budget are.
+/// A `fixed` size is the only possible draw (the model still runs, so timing
+/// a fixed shape costs what sampling that shape does).
 fn layer_sizes(
     model: &LayerDag,
     b: &Batch,
@@ -303,15 +321,22 @@ fn layer_sizes(
     active: &[usize],
     level: usize,
     caps: &[Caps],
+    fixed: Option<usize>,
 ) -> Result<Vec<i64>> {
     let ctx = "sampling layer sizes";
     let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), false)?;
     let k = logits.size()[1] as usize;
+    if let Some(n) = fixed.filter(|&n| n >= k) {
+        return Err(ModelError::mismatch(
+            ctx,
+            format!("fixed layer size {n} at layer {}: the model's widest layer is {}", level + 1, k - 1),
+        ));
+    }
     let mut mask = vec![0f32; active.len() * k];
     for (i, &g) in active.iter().enumerate() {
         let remaining = caps[g].nodes.saturating_sub(graphs[g].num_nodes() - 1);
         for c in 0..k {
-            if (level == 0 && c == 0) || c > remaining {
+            if (level == 0 && c == 0) || c > remaining || fixed.is_some_and(|n| n != c) {
                 mask[i * k + c] = f32::NEG_INFINITY;
             }
         }
@@ -577,6 +602,26 @@ mod tests {
     }
 
     /// Layer 2 = nodes 3, 4 (earlier: 1, 2); the new layer is 5, 6, 7.
+    #[test]
+    fn fixed_layer_sizes_give_every_graph_that_shape() {
+        let _rng = rng_lock();
+        let data = tiny_tpu_data();
+        let m = model(data, 4);
+        let y = conditions(data, 3);
+        let shape = vec![2, 1, 3, 2];
+        let o = SampleOptions { seed: 5, layer_sizes: Some(shape.clone()), keep_layers: true, ..Default::default() };
+        for s in sample_layered(&m, &y, &o).unwrap() {
+            assert_eq!(s.layer_sizes, shape);
+            assert_eq!(s.dag.num_nodes(), 8);
+            check_structure(&s, &m.data, &o);
+        }
+        for bad in [vec![], vec![2, 0], vec![m.data.max_layer_size + 1]] {
+            let o = SampleOptions { layer_sizes: Some(bad.clone()), ..opts(0) };
+            let e = sample_layered(&m, &y, &o).unwrap_err().to_string();
+            assert!(e.contains("layer size"), "{bad:?}: {e}");
+        }
+    }
+
     #[test]
     fn keep_layers_moves_the_least_likely_edge_to_the_previous_layer() {
         let local: Vec<(usize, i64, i64)> =

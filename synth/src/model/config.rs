@@ -85,6 +85,21 @@ pub struct LoaderConfig {
     /// Accepted for parity with the reference's PyTorch `DataLoader`; unused.
     #[serde(default)]
     pub num_workers: usize,
+    /// A Strata extension: each epoch shuffles runs of up to this many
+    /// consecutive layers of one graph instead of single examples, so a
+    /// batch holds several prefixes of the same graph and their message
+    /// passing is shared ([`crate::model::compress`]). 1 (the default) is the
+    /// reference's loader, every example shuffled on its own.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub layer_window: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 /// A sub-model's `optimizer` table: Adam with betas (0.9, 0.999), no weight
@@ -227,7 +242,7 @@ impl ModelConfig {
     /// the pydantic defaults of `setup_utils.py` for the keys it leaves out
     /// (no pooling in the edge encoder).
     pub fn tpu_tile() -> Self {
-        let loader = |batch_size| LoaderConfig { batch_size, num_workers: 4 };
+        let loader = |batch_size| LoaderConfig { batch_size, num_workers: 4, layer_window: 1 };
         let adam = || OptimizerConfig { lr: 0.0003, amsgrad: true };
         let enc = |x, y, k, pool| EncoderConfig { x_n_emb_size: x, y_emb_size: y, num_mpnn_layers: k, pool };
         ModelConfig {
@@ -314,12 +329,14 @@ impl ModelConfig {
 
         let nc = &self.node_count;
         positive("node_count.loader.batch_size", nc.loader.batch_size)?;
+        positive("node_count.loader.layer_window", nc.loader.layer_window)?;
         encoder("node_count.model", &nc.model, true)?;
         optimizer("node_count", &nc.optimizer)?;
 
         let np = &self.node_pred;
         positive("node_pred.T", np.num_steps)?;
         positive("node_pred.loader.batch_size", np.loader.batch_size)?;
+        positive("node_pred.loader.layer_window", np.loader.layer_window)?;
         encoder("node_pred.graph_encoder", &np.graph_encoder, true)?;
         let pr = &np.predictor;
         even("node_pred.predictor.t_emb_size", pr.t_emb_size)?;
@@ -339,6 +356,7 @@ impl ModelConfig {
         let ep = &self.edge_pred;
         positive("edge_pred.T", ep.num_steps)?;
         positive("edge_pred.loader.batch_size", ep.loader.batch_size)?;
+        positive("edge_pred.loader.layer_window", ep.loader.layer_window)?;
         encoder("edge_pred.graph_encoder", &ep.graph_encoder, false)?;
         even("edge_pred.predictor.t_emb_size", ep.predictor.t_emb_size)?;
         positive("edge_pred.predictor.out_hidden_size", ep.predictor.out_hidden_size)?;
@@ -519,7 +537,11 @@ pub(crate) mod tests {
 
     #[test]
     fn tpu_tile_toml_is_the_reference_yaml() {
-        let cfg = ModelConfig::load(Path::new(TPU_TILE_TOML)).unwrap();
+        let mut cfg = ModelConfig::load(Path::new(TPU_TILE_TOML)).unwrap();
+        // Strata's one addition: batching runs of a graph's layers.
+        let windows = [&mut cfg.node_count.loader, &mut cfg.node_pred.loader, &mut cfg.edge_pred.loader]
+            .map(|l| std::mem::replace(&mut l.layer_window, 1));
+        assert_eq!(windows, [2, 8, 8]);
         assert_eq!(cfg, ModelConfig::tpu_tile());
         assert_eq!(cfg.node_pred.graph_encoder.hidden_size(1, true, 1), 1024);
         assert_eq!(cfg.node_count.model.hidden_size(1, true, 1), 320);
@@ -542,6 +564,9 @@ pub(crate) mod tests {
         let odd = text.replace("t_emb_size = 256\nout_hidden_size = 320", "t_emb_size = 255\nout_hidden_size = 320");
         let e = ModelConfig::from_toml_str(&odd, p).unwrap_err().to_string();
         assert!(e.contains("edge_pred.predictor.t_emb_size") && e.contains("255"), "{e}");
+        let zero = text.replacen("layer_window = 8", "layer_window = 0", 1);
+        let e = ModelConfig::from_toml_str(&zero, p).unwrap_err().to_string();
+        assert!(e.contains("node_pred.loader.layer_window") && e.contains("at least 1"), "{e}");
         let mut pooled = ModelConfig::tpu_tile();
         pooled.edge_pred.graph_encoder.pool = Some(Pool::Sum);
         assert!(pooled.validate().unwrap_err().to_string().contains("edge_pred.graph_encoder.pool"));
