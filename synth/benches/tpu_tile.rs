@@ -12,7 +12,8 @@
 //! `torch.set_num_threads(2)`), `STRATA_TPU_DATA` (default
 //! `../shared/data/tpu-tile` from the workspace root), `STRATA_TPU_ONLY`
 //! (comma-separated sub-models to train, e.g. `node_count`; default all),
-//! `STRATA_TPU_SAMPLE` (`0` skips sampling), `STRATA_TPU_SAMPLE_FROM` (a
+//! `STRATA_TPU_SAMPLE` (`0` skips sampling, `fixed` samples only at the
+//! reference's sizes), `STRATA_TPU_SAMPLE_FROM` (a
 //! checkpoint folder: only sample from it), `STRATA_TPU_PER_NODE` (`1` runs
 //! the encoders once per node instead of once per colour, to measure that),
 //! `STRATA_TPU_SEED` (training seed, default 0), `STRATA_TPU_WINDOWS`
@@ -290,6 +291,10 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
     let test = read_tpu_tile(&data_dir.join("tpu_tile_test.jsonl")).expect("the test split");
     let val = read_tpu_tile(&data_dir.join("tpu_tile_val.jsonl")).expect("the val split");
     let conditions: Vec<Vec<f32>> = test.iter().take(32).map(|g| scalar_condition(g.y)).collect();
+    if std::env::var("STRATA_TPU_SAMPLE").is_ok_and(|v| v == "fixed") {
+        sample_fixed_sizes(model, &conditions);
+        return;
+    }
     let opts = SampleOptions { seed: 0, ..Default::default() };
     let t = Instant::now();
     let sampled = sample_layered(model, &conditions, &opts).expect("sampling");
@@ -322,8 +327,14 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
             if nodes >= r.1 { " (our graphs are at least as large)" } else { " (our graphs are smaller)" }
         );
     }
-    // The same 32 conditions at the reference's graph sizes: layer sizes
-    // fixed to its mean node and layer counts, attributes and edges sampled.
+    sample_fixed_sizes(model, &conditions);
+}
+
+/// Samples 32 graphs for `conditions` at the reference's mean graph sizes:
+/// layer sizes fixed to its mean node and layer counts (the layer-size model
+/// still runs), attributes and edges sampled.
+fn sample_fixed_sizes(model: &LayerDag, conditions: &[Vec<f32>]) {
+    let n = conditions.len() as f64;
     println!();
     println!("| sampling 32 graphs at a fixed size | layers | nodes | edges | ours s | reference s | speed-up |");
     println!("|---|---|---|---|---|---|---|");
@@ -331,7 +342,7 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
         let sizes = even_layers(r.1 as usize, r.2 as usize);
         let opts = SampleOptions { seed: 0, layer_sizes: Some(sizes), ..Default::default() };
         let t = Instant::now();
-        let sampled = sample_layered(model, &conditions, &opts).expect("sampling at a fixed size");
+        let sampled = sample_layered(model, conditions, &opts).expect("sampling at a fixed size");
         let secs = t.elapsed().as_secs_f64();
         let edges = sampled.iter().map(|s| s.dag.edges().count()).sum::<usize>() as f64 / n;
         let nodes = sampled.iter().map(|s| s.dag.num_nodes()).sum::<usize>() as f64 / n;

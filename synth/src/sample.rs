@@ -354,6 +354,7 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
     let dev = b.x.device();
     let nd = &model.node_diffusion;
     let h_g = model.node_pred.model.encode_t(b.input(), Some(&b.y), false)?;
+    let graphs = model.node_pred.model.prepare(&h_g)?;
     let mut offsets = vec![0i64];
     for &n in sizes {
         offsets.push(offsets.last().expect("offsets start at 0") + n);
@@ -365,7 +366,7 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
     for t in (1..=nd.schedule().num_steps()).rev() {
         let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
         let queries = NodeQueries { x_t: &x, t: &t_b, query_graph: &query_graph, query_offsets: &query_offsets };
-        let logits = model.node_pred.model.forward_with_h_g(&h_g, queries, false)?;
+        let logits = model.node_pred.model.forward_prepared(&graphs, queries, false)?;
         let cols = logits
             .iter()
             .enumerate()

@@ -172,6 +172,35 @@ impl MultiEmbedding {
             .collect::<TResult<Vec<_>>>()?;
         Tensor::f_cat(&parts, 1)
     }
+
+    /// Per feature f, the table `E_f · w_fᵀ` (`[C_f, out]`), where `w_f` is
+    /// block f of the columns of `w` (`[out, F·d]`): a linear layer's
+    /// product with the embeddings, computed once per category instead of
+    /// once per row.
+    pub fn f_projected_tables(&self, w: &Tensor) -> TResult<Vec<Tensor>> {
+        if w.dim() != 2 || w.size()[1] != self.out_size() {
+            return Err(TchError::Shape(format!("projection: expected [out, {}], got {:?}", self.out_size(), w.size())));
+        }
+        self.emb_list
+            .iter()
+            .enumerate()
+            .map(|(f, e)| e.ws.f_matmul(&w.f_narrow(1, f as i64 * self.dim, self.dim)?.f_tr()?))
+            .collect()
+    }
+
+    /// `f_forward(x) · wᵀ` from the `tables` of [`Self::f_projected_tables`]:
+    /// the sum of each feature's table row. An out-of-range category is an error.
+    pub fn f_forward_projected(tables: &[Tensor], x: &Tensor) -> TResult<Tensor> {
+        let f = tables.len() as i64;
+        if x.dim() != 2 || x.size()[1] != f || f == 0 {
+            return Err(TchError::Shape(format!("node features: expected [N, {f}], got {:?}", x.size())));
+        }
+        let mut sum = Tensor::f_embedding(&tables[0], &x.f_select(1, 0)?, -1, false, false)?;
+        for (i, t) in tables.iter().enumerate().skip(1) {
+            sum = sum.f_add(&Tensor::f_embedding(t, &x.f_select(1, i as i64)?, -1, false, false)?)?;
+        }
+        Ok(sum)
+    }
 }
 
 /// How a model embeds the per-graph conditioning rows `[B, y_dim]` (see

@@ -15,7 +15,7 @@ use tch::Tensor;
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
 use super::layers::{
-    f_linear, segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, SinusoidalPE, TransformerLayer,
+    segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, SinusoidalPE, TransformerLayer,
 };
 use crate::dataset::streams::NodeAttrTensors;
 
@@ -85,24 +85,43 @@ impl NodePredModel {
         self.graph_encoder.f_forward_t(g, y, train).ctx("node-attribute encoder")
     }
 
-    /// x₀ logits per feature (`[Q, C_f]` each) from a precomputed `h_g`.
-    pub fn forward_with_h_g(&self, h_g: &Tensor, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
+    /// The step-independent part of the denoiser's input projection for the
+    /// graph embeddings `h_g` (`[B, hidden]`). `project_h_n` acts on
+    /// `cat(x_emb(x_t), h_g, PE(t))`, so it splits into a per-category table,
+    /// a per-graph term (computed here once; sampling reuses it for every
+    /// step) and a per-step term, instead of one product per new node.
+    pub fn prepare(&self, h_g: &Tensor) -> Result<PreparedGraphs> {
         let ctx = "node-attribute denoiser";
-        let b = h_g.size()[0];
+        let (xs, hd) = (self.x_n_emb.out_size(), self.graph_encoder.hidden_size());
+        let w = &self.project_h_n.ws;
+        let x_tables = self.x_n_emb.f_projected_tables(&w.f_narrow(1, 0, xs).ctx(ctx)?).ctx(ctx)?;
+        let graph_part = h_g.f_linear(&w.f_narrow(1, xs, hd).ctx(ctx)?, self.project_h_n.bs.as_ref()).ctx(ctx)?;
+        let w_t = w.f_narrow(1, xs + hd, self.t_emb.size()).ctx(ctx)?;
+        Ok(PreparedGraphs { x_tables, graph_part, w_t })
+    }
+
+    /// x₀ logits per feature (`[Q, C_f]` each) from [`Self::prepare`]d graphs.
+    pub fn forward_prepared(&self, g: &PreparedGraphs, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
+        let ctx = "node-attribute denoiser";
+        let b = g.graph_part.size()[0];
         if q.t.size() != [b] || q.query_offsets.size() != [b + 1] {
             return Err(ModelError::mismatch(
                 ctx,
                 format!("{b} graphs, t {:?}, query_offsets {:?}", q.t.size(), q.query_offsets.size()),
             ));
         }
-        let h_g = Tensor::f_cat(&[h_g.shallow_clone(), self.t_emb.forward(q.t)], 1).ctx(ctx)?;
-        let h_n = self.x_n_emb.f_forward(q.x_t).ctx(ctx)?;
-        let h_n = Tensor::f_cat(&[h_n, h_g.f_index_select(0, q.query_graph).ctx(ctx)?], 1).ctx(ctx)?;
-        let mut h = f_linear(&self.project_h_n, &h_n).ctx(ctx)?.gelu("none");
+        let per_graph = g.graph_part.f_add(&self.t_emb.forward(q.t).f_linear(&g.w_t, None::<Tensor>).ctx(ctx)?).ctx(ctx)?;
+        let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, q.x_t).ctx(ctx)?;
+        let mut h = per_node.f_add(&per_graph.f_index_select(0, q.query_graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
         for layer in &self.trans_layers {
             h = layer.f_forward_t(&h, q.query_graph, q.query_offsets, train).ctx(ctx)?;
         }
         Ok(self.pred_list.iter().map(|head| head.forward(&h)).collect())
+    }
+
+    /// x₀ logits per feature (`[Q, C_f]` each) from a precomputed `h_g`.
+    pub fn forward_with_h_g(&self, h_g: &Tensor, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
+        self.forward_prepared(&self.prepare(h_g)?, q, train)
     }
 
     /// x₀ logits per feature for the new nodes `q` of the graphs `g`.
@@ -117,6 +136,18 @@ impl NodePredModel {
         let q = NodeQueries { x_t, t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
         self.forward_t(GraphInput::from(&b.graphs), Some(&b.y), q, train)
     }
+}
+
+/// The step-independent terms of the denoiser's input projection for a set
+/// of graphs ([`NodePredModel::prepare`]).
+#[derive(Debug)]
+pub struct PreparedGraphs {
+    /// Per feature, `E_f · W_fᵀ` over its categories (`[C_f, out]`).
+    x_tables: Vec<Tensor>,
+    /// `h_g · W_gᵀ + b` (`[B, out]`).
+    graph_part: Tensor,
+    /// The projection's columns for `PE(t)` (`[out, t_emb]`).
+    w_t: Tensor,
 }
 
 /// The per-node steps of a batch: each example's `t` repeated over its new
@@ -171,6 +202,38 @@ mod tests {
             // A category outside the real vocabulary (the dummy) is an error.
             let dummy = x_t.full_like(spec.cardinalities[0] as i64);
             assert!(m.forward_batch(&b, &dummy, &t, false).is_err());
+        }
+    }
+
+    /// The denoiser as the reference writes it: one `project_h_n` product
+    /// per new node on `cat(x_emb(x_t), h_g[graph], PE(t)[graph])`.
+    fn forward_reference(m: &NodePredModel, h_g: &Tensor, q: NodeQueries) -> Vec<Tensor> {
+        let h_g = Tensor::cat(&[h_g.shallow_clone(), m.t_emb.forward(q.t)], 1);
+        let h_n = Tensor::cat(&[m.x_n_emb.f_forward(q.x_t).unwrap(), h_g.index_select(0, q.query_graph)], 1);
+        let mut h = m.project_h_n.forward(&h_n).gelu("none");
+        for layer in &m.trans_layers {
+            h = layer.f_forward_t(&h, q.query_graph, q.query_offsets, false).unwrap();
+        }
+        m.pred_list.iter().map(|head| head.forward(&h)).collect()
+    }
+
+    #[test]
+    fn the_split_input_projection_equals_one_product_per_node() {
+        let _rng = rng_lock();
+        tch::manual_seed(3);
+        for TestBatches { spec, node_attr: b, .. } in [tiny_tpu_batches(), tiny_corpus_batches()] {
+            let cfg = small();
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = NodePredModel::new(&(vs.root() / "node_pred_model"), &cfg, &spec).unwrap();
+            let (x_t, t) = noised(&spec, &b, cfg.node_pred.num_steps);
+            let q = NodeQueries { x_t: &x_t, t: &t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
+            let h_g = m.encode_t(GraphInput::from(&b.graphs), Some(&b.y), false).unwrap();
+            let fast = m.forward_with_h_g(&h_g, q, false).unwrap();
+            let slow = forward_reference(&m, &h_g, q);
+            assert_eq!(fast.len(), spec.num_features());
+            for (a, r) in fast.iter().zip(&slow) {
+                assert!(a.allclose(r, 1e-4, 1e-4, false), "max diff {}", (a - r).abs().max().double_value(&[]));
+            }
         }
     }
 
