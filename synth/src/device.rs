@@ -30,9 +30,7 @@ pub fn set_cpu_threads(threads: usize) {
 /// to 32 MiB come from the heap rather than from fresh `mmap`s, and the heap
 /// is never trimmed. Training and sampling allocate and free tensors of the
 /// same few sizes thousands of times; returning them made every allocation
-/// page-fault afresh (a fifth of an edge-model epoch in `perf`, and on a VM
-/// whose host reclaims freed guest memory, epochs several times slower).
-/// The price is a resident size at the run's high-water mark. Process-wide;
+/// page-fault afresh (15 % of an edge-model epoch in `perf`). The price is a resident size at the run's high-water mark. Process-wide;
 /// a no-op off glibc.
 pub fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

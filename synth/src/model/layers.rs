@@ -179,7 +179,11 @@ impl MultiEmbedding {
     /// once per row.
     pub fn f_projected_tables(&self, w: &Tensor) -> TResult<Vec<Tensor>> {
         if w.dim() != 2 || w.size()[1] != self.out_size() {
-            return Err(TchError::Shape(format!("projection: expected [out, {}], got {:?}", self.out_size(), w.size())));
+            return Err(TchError::Shape(format!(
+                "projection: expected [out, {}], got {:?}",
+                self.out_size(),
+                w.size()
+            )));
         }
         self.emb_list
             .iter()

@@ -14,9 +14,7 @@ use tch::Tensor;
 
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
-use super::layers::{
-    segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, SinusoidalPE, TransformerLayer,
-};
+use super::layers::{segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, SinusoidalPE, TransformerLayer};
 use crate::dataset::streams::NodeAttrTensors;
 
 /// The new nodes to denoise.
@@ -110,7 +108,8 @@ impl NodePredModel {
                 format!("{b} graphs, t {:?}, query_offsets {:?}", q.t.size(), q.query_offsets.size()),
             ));
         }
-        let per_graph = g.graph_part.f_add(&self.t_emb.forward(q.t).f_linear(&g.w_t, None::<Tensor>).ctx(ctx)?).ctx(ctx)?;
+        let per_graph =
+            g.graph_part.f_add(&self.t_emb.forward(q.t).f_linear(&g.w_t, None::<Tensor>).ctx(ctx)?).ctx(ctx)?;
         let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, q.x_t).ctx(ctx)?;
         let mut h = per_node.f_add(&per_graph.f_index_select(0, q.query_graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
         for layer in &self.trans_layers {
