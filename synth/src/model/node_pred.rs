@@ -111,16 +111,39 @@ impl NodePredModel {
         let per_graph =
             g.graph_part.f_add(&self.t_emb.forward(q.t).f_linear(&g.w_t, None::<Tensor>).ctx(ctx)?).ctx(ctx)?;
         let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, q.x_t).ctx(ctx)?;
-        let mut h = per_node.f_add(&per_graph.f_index_select(0, q.query_graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
+        let h = per_node.f_add(&per_graph.f_index_select(0, q.query_graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
+        self.denoise_projected(h, q, train)
+    }
+
+    /// x₀ logits per feature (`[Q, C_f]` each) from a precomputed `h_g`, as
+    /// the reference computes them: one `project_h_n` product per new node on
+    /// `cat(x_emb(x_t), h_g[graph], PE(t)[graph])`. Training uses this form, so
+    /// that checkpoints trained before [`Self::forward_prepared`] existed
+    /// retrain bit for bit; sampling uses the prepared form (the same function,
+    /// summed in another order).
+    pub fn forward_with_h_g(&self, h_g: &Tensor, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
+        let ctx = "node-attribute denoiser";
+        let b = h_g.size()[0];
+        if q.t.size() != [b] || q.query_offsets.size() != [b + 1] {
+            return Err(ModelError::mismatch(
+                ctx,
+                format!("{b} graphs, t {:?}, query_offsets {:?}", q.t.size(), q.query_offsets.size()),
+            ));
+        }
+        let h_g = Tensor::f_cat(&[h_g.shallow_clone(), self.t_emb.forward(q.t)], 1).ctx(ctx)?;
+        let h_n = self.x_n_emb.f_forward(q.x_t).ctx(ctx)?;
+        let h_n = Tensor::f_cat(&[h_n, h_g.f_index_select(0, q.query_graph).ctx(ctx)?], 1).ctx(ctx)?;
+        let h = self.project_h_n.forward(&h_n).gelu("none");
+        self.denoise_projected(h, q, train)
+    }
+
+    /// The transformer and the heads on the projected new-node rows `h`.
+    fn denoise_projected(&self, mut h: Tensor, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
+        let ctx = "node-attribute denoiser";
         for layer in &self.trans_layers {
             h = layer.f_forward_t(&h, q.query_graph, q.query_offsets, train).ctx(ctx)?;
         }
         Ok(self.pred_list.iter().map(|head| head.forward(&h)).collect())
-    }
-
-    /// x₀ logits per feature (`[Q, C_f]` each) from a precomputed `h_g`.
-    pub fn forward_with_h_g(&self, h_g: &Tensor, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
-        self.forward_prepared(&self.prepare(h_g)?, q, train)
     }
 
     /// x₀ logits per feature for the new nodes `q` of the graphs `g`.
@@ -204,18 +227,6 @@ mod tests {
         }
     }
 
-    /// The denoiser as the reference writes it: one `project_h_n` product
-    /// per new node on `cat(x_emb(x_t), h_g[graph], PE(t)[graph])`.
-    fn forward_reference(m: &NodePredModel, h_g: &Tensor, q: NodeQueries) -> Vec<Tensor> {
-        let h_g = Tensor::cat(&[h_g.shallow_clone(), m.t_emb.forward(q.t)], 1);
-        let h_n = Tensor::cat(&[m.x_n_emb.f_forward(q.x_t).unwrap(), h_g.index_select(0, q.query_graph)], 1);
-        let mut h = m.project_h_n.forward(&h_n).gelu("none");
-        for layer in &m.trans_layers {
-            h = layer.f_forward_t(&h, q.query_graph, q.query_offsets, false).unwrap();
-        }
-        m.pred_list.iter().map(|head| head.forward(&h)).collect()
-    }
-
     #[test]
     fn the_split_input_projection_equals_one_product_per_node() {
         let _rng = rng_lock();
@@ -227,8 +238,8 @@ mod tests {
             let (x_t, t) = noised(&spec, &b, cfg.node_pred.num_steps);
             let q = NodeQueries { x_t: &x_t, t: &t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
             let h_g = m.encode_t(GraphInput::from(&b.graphs), Some(&b.y), false).unwrap();
-            let fast = m.forward_with_h_g(&h_g, q, false).unwrap();
-            let slow = forward_reference(&m, &h_g, q);
+            let fast = m.forward_prepared(&m.prepare(&h_g).unwrap(), q, false).unwrap();
+            let slow = m.forward_with_h_g(&h_g, q, false).unwrap();
             assert_eq!(fast.len(), spec.num_features());
             for (a, r) in fast.iter().zip(&slow) {
                 assert!(a.allclose(r, 1e-4, 1e-4, false), "max diff {}", (a - r).abs().max().double_value(&[]));
