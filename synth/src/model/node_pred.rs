@@ -197,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn node_pred_shapes_on_real_batches() {
+    fn node_pred_shapes_and_the_split_projection_on_real_batches() {
         let _rng = rng_lock();
         tch::manual_seed(1);
         for TestBatches { spec, node_attr: b, .. } in [tiny_tpu_batches(), tiny_corpus_batches()] {
@@ -221,29 +221,17 @@ mod tests {
                     cfg.node_pred.graph_encoder.hidden_size(spec.num_features(), true, spec.y_dim) as i64
                 ]
             );
+            // Sampling's split input projection is the same function.
+            let q = NodeQueries { x_t: &x_t, t: &t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
+            let prepared = m.prepare(&h_g).unwrap();
+            let split = m.forward_prepared(&prepared, q, false).unwrap();
+            for (a, r) in split.iter().zip(&m.forward_with_h_g(&h_g, q, false).unwrap()) {
+                assert!(a.allclose(r, 1e-4, 1e-4, false), "max diff {}", (a - r).abs().max().double_value(&[]));
+            }
             // A category outside the real vocabulary (the dummy) is an error.
             let dummy = x_t.full_like(spec.cardinalities[0] as i64);
             assert!(m.forward_batch(&b, &dummy, &t, false).is_err());
-        }
-    }
-
-    #[test]
-    fn the_split_input_projection_equals_one_product_per_node() {
-        let _rng = rng_lock();
-        tch::manual_seed(3);
-        for TestBatches { spec, node_attr: b, .. } in [tiny_tpu_batches(), tiny_corpus_batches()] {
-            let cfg = small();
-            let vs = nn::VarStore::new(Device::Cpu);
-            let m = NodePredModel::new(&(vs.root() / "node_pred_model"), &cfg, &spec).unwrap();
-            let (x_t, t) = noised(&spec, &b, cfg.node_pred.num_steps);
-            let q = NodeQueries { x_t: &x_t, t: &t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
-            let h_g = m.encode_t(GraphInput::from(&b.graphs), Some(&b.y), false).unwrap();
-            let fast = m.forward_prepared(&m.prepare(&h_g).unwrap(), q, false).unwrap();
-            let slow = m.forward_with_h_g(&h_g, q, false).unwrap();
-            assert_eq!(fast.len(), spec.num_features());
-            for (a, r) in fast.iter().zip(&slow) {
-                assert!(a.allclose(r, 1e-4, 1e-4, false), "max diff {}", (a - r).abs().max().double_value(&[]));
-            }
+            assert!(m.forward_prepared(&prepared, NodeQueries { x_t: &dummy, ..q }, false).is_err());
         }
     }
 
