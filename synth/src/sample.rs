@@ -71,9 +71,9 @@ pub struct SampleOptions {
     /// that generation layers stay Kahn layers (a Strata extension; off is
     /// the reference's sampler).
     pub keep_layers: bool,
-    /// Every graph's layer sizes, fixed in advance instead of drawn from the
-    /// layer-size model (which then does not run): attributes and edges are
-    /// still sampled. For generating or timing graphs of a given shape.
+    /// Every graph's layer sizes, fixed in advance: the layer-size model still
+    /// runs but its draw is masked to the given size; attributes and edges are
+    /// sampled as usual. For generating or timing graphs of a given shape.
     pub layer_sizes: Option<Vec<usize>>,
 }
 
@@ -602,7 +602,6 @@ mod tests {
         assert_eq!(sample_layered(&m, &y, &ignored).unwrap(), unbounded);
     }
 
-    /// Layer 2 = nodes 3, 4 (earlier: 1, 2); the new layer is 5, 6, 7.
     #[test]
     fn fixed_layer_sizes_give_every_graph_that_shape() {
         let _rng = rng_lock();
@@ -623,6 +622,7 @@ mod tests {
         }
     }
 
+    /// Layer 2 = nodes 3, 4 (earlier: 1, 2); the new layer is 5, 6, 7.
     #[test]
     fn keep_layers_moves_the_least_likely_edge_to_the_previous_layer() {
         let local: Vec<(usize, i64, i64)> =
