@@ -387,6 +387,25 @@ fn corpus_parity() {
     );
 }
 
+/// Simulates a copy of `case` (`ranks` rank files) with rank `changed`'s
+/// compute made longer, built into a request by `request`: the run must not
+/// be reduced and must equal the full simulation. Returns it.
+fn longer_compute_runs_in_full(
+    case: &Path,
+    ranks: u32,
+    changed: u32,
+    request: &dyn Fn(PathBuf) -> RunRequest,
+) -> Report {
+    let tmp = Dir::new();
+    copy_with_longer_compute(case, ranks, changed, &tmp);
+    let req = request(tmp.path("workload"));
+    let run = simulate(&req).expect("changed case runs");
+    assert!(!run.reduced, "rank {changed} differs: every rank must be simulated");
+    let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
+    assert_eq!(run, full);
+    run
+}
+
 /// Copies the `ranks` rank traces of `case` into `tmp` with rank `changed`'s
 /// first compute node 7 µs longer.
 fn copy_with_longer_compute(case: &std::path::Path, ranks: u32, changed: u32, tmp: &Dir) {
@@ -411,13 +430,7 @@ fn symmetry_needs_the_same_trace_on_every_rank() {
     let same = simulate(&request(case.join("workload"))).expect("symmetric case runs");
     assert!(same.reduced, "the unchanged case has identical rank files");
 
-    let tmp = Dir::new();
-    copy_with_longer_compute(&case, 8, 5, &tmp);
-    let req = request(tmp.path("workload"));
-    let changed = simulate(&req).expect("changed case runs");
-    assert!(!changed.reduced, "one rank differs: every rank must be simulated");
-    let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
-    assert_eq!(changed, full);
+    let changed = longer_compute_runs_in_full(&case, 8, 5, &request);
     assert_ne!(changed.ranks, same.ranks, "the longer compute shows in the results");
 }
 
@@ -438,13 +451,7 @@ fn replica_symmetry_needs_every_replica_the_same() {
     assert!(same.reduced, "the dp replicas of the STG case are translates of each other");
     assert!(same.events < 387_712 / 8, "one replica of 16 ranks is simulated, not 256 ranks: {} events", same.events);
 
-    let tmp = Dir::new();
-    copy_with_longer_compute(&case, 256, 17, &tmp);
-    let req = request(tmp.path("workload"));
-    let changed = simulate(&req).expect("changed case runs");
-    assert!(!changed.reduced, "one replica differs: every rank must be simulated");
-    let full = simulate(&RunRequest { symmetry: false, ..req }).expect("full run");
-    assert_eq!(changed, full);
+    longer_compute_runs_in_full(&case, 256, 17, &request);
 }
 
 /// The replica reduction needs every replica's messages to take the routes of
