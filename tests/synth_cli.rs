@@ -204,6 +204,10 @@ fn synth_eval_rejects_bad_input() {
     assert!(msg.contains("no-model"), "{msg}");
     let msg = strata(args!["synth", "eval", "--model", &missing, "--split", "test"]).fails();
     assert!(msg.contains("test"), "{msg}");
+    // A folder without SPLIT.txt: named once, with the reason once.
+    let msg = strata(args!["synth", "eval", "--model", repo("models/default"), "--data", dir.path("nowhere")]).fails();
+    assert_eq!(msg.matches("SPLIT.txt").count(), 1, "{msg}");
+    assert_eq!(msg.matches("No such file").count(), 1, "{msg}");
     // A corrupt checkpoint.
     let bad = dir.create("bad/config.json", "{");
     let run =
