@@ -283,6 +283,9 @@ pub struct EvalArgs {
     /// Generate without the checkpoint's size prior (see `strata synth generate --help`).
     #[arg(long)]
     pub no_size_prior: bool,
+    /// Keep the sampled magnitudes as drawn (see `strata synth generate --help`).
+    #[arg(long)]
+    pub no_magnitude_prior: bool,
     /// Write the full report as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -316,7 +319,11 @@ const GENERATE_ABOUT: &str =
     `strata sim --comm-group-configuration`); with --count K, PREFIX_<k>.<rank>.et and PREFIX_<k>.json.\n\n\
     Each stage graph ends at the depth and node count the checkpoint's size prior predicts from the flags \
     (fitted on the corpus train split; --no-size-prior turns it off), the model's own stop, or --max-nodes, \
-    whichever comes first.\n\n\
+    whichever comes first. Its compute and communication totals (num_ops and tensor_size of compute nodes, \
+    comm_size of collectives and of sends) are moved to the ones the checkpoint's magnitude prior predicts, \
+    by whole octaves (--no-magnitude-prior keeps the sampled sizes as drawn). Node types and attributes keep \
+    to what the layout can hold: no collectives without a communicator of two or more ranks, sends and \
+    receives only towards stages that exist.\n\n\
     Without --model the model shipped in the repository (models/default, trained by `strata synth train \
     --config configs/synth/default.toml`) is used; STRATA_MODEL=DIR overrides it. Exit status: 0 when written; 2 on bad input (unknown --set key, impossible value such as \
     tp=0, --ranks that disagrees with the flags, a corrupt checkpoint).";
@@ -350,6 +357,10 @@ pub struct GenerateArgs {
     /// count the checkpoint predicts from the flags), within --max-nodes and the model's deepest layer.
     #[arg(long)]
     pub no_size_prior: bool,
+    /// Keep every sampled num_ops / tensor_size / comm_size bucket as drawn: do not shift them so that the
+    /// stage's totals match the checkpoint's magnitude prior.
+    #[arg(long)]
+    pub no_magnitude_prior: bool,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,

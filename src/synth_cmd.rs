@@ -158,6 +158,13 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             100.0 * p.validation.1
         );
     }
+    for (name, train, validation) in &report.magnitude_prior {
+        println!(
+            "magnitude prior: median relative error of the predicted {name} {:.1} % (train) / {:.1} % (validation)",
+            100.0 * train,
+            100.0 * validation
+        );
+    }
     println!("model written to {} in {:.1} s", spec.out.display(), report.seconds);
     Ok(ExitCode::SUCCESS)
 }
@@ -214,6 +221,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         device,
         max_nodes: args.max_nodes.map(|n| n as usize),
         ignore_size_prior: args.no_size_prior,
+        ignore_magnitude_prior: args.no_magnitude_prior,
     };
     let report = synth::generate::generate(&spec)?;
     for w in &report.warnings {
@@ -256,6 +264,7 @@ fn eval_spec(args: &EvalArgs) -> anyhow::Result<synth::eval::EvalSpec> {
         max_workloads: args.max_workloads.map(|n| n as usize),
         max_nodes: args.max_nodes.map(|n| n as usize),
         ignore_size_prior: args.no_size_prior,
+        ignore_magnitude_prior: args.no_magnitude_prior,
         device,
         keep: args.keep.clone(),
         baseline: args.baseline,

@@ -137,6 +137,8 @@ pub struct EvalSpec {
     pub max_nodes: Option<usize>,
     /// Sample without the checkpoint's size prior.
     pub ignore_size_prior: bool,
+    /// Keep sampled magnitudes as drawn (no magnitude prior).
+    pub ignore_magnitude_prior: bool,
     /// Where the model runs.
     pub device: Device,
     /// Keep the generated workloads (and networks) in this folder; `None`:
@@ -774,6 +776,7 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
             device: spec.device,
             max_nodes: spec.max_nodes,
             ignore_size_prior: spec.ignore_size_prior,
+            ignore_magnitude_prior: spec.ignore_magnitude_prior,
         };
         let generated = generate(&gen_spec).map_err(|source| EvalError::Generate { id: id.clone(), source })?;
         let mut samples = Vec::with_capacity(generated.workloads.len());

@@ -13,8 +13,17 @@
 //!    feature), normalized with the checkpoint's normalizer. Features far from
 //!    what the model was trained on are what-if questions: allowed, and listed
 //!    in [`GenerateReport::warnings`] (the CLI logs them as warnings).
-//! 3. One DAG per stage and workload, all sampled in one batched call.
-//! 4. The workload is built so that it is consistent by construction:
+//! 3. One DAG per stage and workload, all sampled in one batched call, each
+//!    within its stage's attribute mask ([`stage_mask`]): no collective
+//!    without a communicator of two or more ranks, no send or receive
+//!    towards a stage that does not exist, no node type the corpus never
+//!    has. Then the checkpoint's magnitude prior (when it has one and
+//!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
+//!    graph's compute and communication totals to the ones its conditioning
+//!    row predicts ([`crate::dataset::magnitude_prior`]).
+//! 4. The workload is built so that it is consistent by construction
+//!    (after the masks, what is left to convert is mostly unpaired sends and
+//!    receives):
 //!    - every rank of a stage gets the stage's DAG, detokenized with the rank's
 //!      own [`RankContext`], so every member of a (stage-local) communicator
 //!      issues the same collectives in the same order with the same sizes;
@@ -62,6 +71,7 @@ use tch::Device;
 use crate::dataset::conditioning::{workload_features, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
 use crate::dataset::layout::{CommGroups, ParallelLayout, RankContext};
+use crate::dataset::magnitude_prior::Shifts;
 use crate::dataset::tokenize::detokenize;
 use crate::dataset::vocab::{
     et_cardinalities, CollectiveToken, CommKind, CpuOpToken, EtFeature, Magnitude, NodeTypeToken, PeerStage,
@@ -69,7 +79,7 @@ use crate::dataset::vocab::{
 };
 use crate::dataset::{Dag, DatasetError};
 use crate::model::{LayerDag, ModelError};
-use crate::sample::{sample_dags, SampleOptions};
+use crate::sample::{sample_dags, AttributeMask, SampleOptions};
 
 /// The generator flags `--set` accepts: the `flags` keys of the corpus's `config.json`.
 pub const FLAG_NAMES: [&str; 22] = [
@@ -193,6 +203,9 @@ pub struct GenerateSpec {
     pub max_nodes: Option<usize>,
     /// Sample without the checkpoint's size prior (`--no-size-prior`).
     pub ignore_size_prior: bool,
+    /// Keep the sampled magnitudes as drawn, without rescaling them to the
+    /// checkpoint's magnitude prior (`--no-magnitude-prior`).
+    pub ignore_magnitude_prior: bool,
 }
 
 /// What a conversion for consistency changed.
@@ -232,6 +245,9 @@ pub struct GeneratedWorkload {
     pub comm_groups: PathBuf,
     /// Nodes of each stage's graph.
     pub nodes_per_stage: Vec<usize>,
+    /// Per stage, the octaves each total of the magnitude prior shifted its
+    /// buckets by ([`crate::dataset::magnitude_prior::MagnitudeTotal::ALL`] order; zeros without a prior).
+    pub magnitude_shifts: Vec<Shifts>,
     /// What was changed to make it consistent.
     pub conversions: Conversions,
 }
@@ -488,6 +504,86 @@ fn reaches(succ: &[Vec<usize>], from: usize, to: usize) -> bool {
     false
 }
 
+/// The collective types the corpus has (the ones strata and ASTRA-sim simulate from it).
+const CORPUS_COLLECTIVES: [CollectiveCommType; 4] = [
+    CollectiveCommType::AllReduce,
+    CollectiveCommType::AllGather,
+    CollectiveCommType::ReduceScatter,
+    CollectiveCommType::AllToAll,
+];
+
+/// The communicator kinds with a group of two or more ranks holding the
+/// context's rank: the kinds a collective of that rank can run over.
+fn shared_kinds(ctx: &RankContext) -> Vec<CommKind> {
+    [CommKind::Data, CommKind::Tensor, CommKind::Sequence, CommKind::Expert]
+        .into_iter()
+        .filter(|&k| ctx.group_for(k).and_then(|pg| ctx.groups().members(pg)).is_some_and(|m| m.len() > 1))
+        .collect()
+}
+
+/// What a stage's nodes may be, given its rank layout (`ctx` is a rank of
+/// the stage): the attribute mask sampling stays within, so that what the
+/// model draws is a valid node of this stage and not converted afterwards.
+///
+/// - compute nodes: no collective, communicator, peer or `comm_size`;
+/// - collectives, only where the stage has a shared communicator: a corpus
+///   collective type over such a communicator, a size (not absent, not 0);
+/// - sends and receives, only with two or more stages: the pipeline
+///   communicator, a neighbouring stage that exists (or, with three or more
+///   stages, one further away), a size;
+/// - node types the corpus never has (memory, metadata, invalid): none.
+pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
+    let mut mask = AttributeMask::allow_all(&et_cardinalities());
+    let (stage, pp) = match ctx.layout() {
+        Some(l) => (l.stage(ctx.rank()), l.pp),
+        None => (0, 1),
+    };
+    let kinds = shared_kinds(ctx);
+    let id = |t: NodeType| NodeTypeToken::id(t) as usize;
+    for t in [NodeType::MemLoadNode, NodeType::MemStoreNode, NodeType::MetadataNode, NodeType::InvalidNode] {
+        mask.forbid_type(id(t));
+    }
+    if kinds.is_empty() {
+        mask.forbid_type(id(NodeType::CommCollNode));
+    }
+    if pp < 2 {
+        mask.forbid_type(id(NodeType::CommSendNode));
+        mask.forbid_type(id(NodeType::CommRecvNode));
+    }
+    let only = |v: u32| move |c: usize| c == v as usize;
+    let sized = |c: usize| c > Magnitude::ZERO as usize;
+    let comp = id(NodeType::CompNode);
+    mask.restrict(comp, EtFeature::Collective.index(), only(CollectiveToken::NONE));
+    mask.restrict(comp, EtFeature::CommKind.index(), only(CommKind::None.id()));
+    mask.restrict(comp, EtFeature::PeerStage.index(), only(PeerStage::None.id()));
+    mask.restrict(comp, EtFeature::CommSize.index(), only(Magnitude::ABSENT));
+    let coll = id(NodeType::CommCollNode);
+    let types: Vec<usize> = CORPUS_COLLECTIVES.iter().map(|&c| CollectiveToken::id(Some(c)) as usize).collect();
+    mask.restrict(coll, EtFeature::Collective.index(), |c| types.contains(&c));
+    mask.restrict(coll, EtFeature::CommKind.index(), |c| kinds.iter().any(|k| k.id() as usize == c));
+    mask.restrict(coll, EtFeature::PeerStage.index(), only(PeerStage::None.id()));
+    mask.restrict(coll, EtFeature::CommSize.index(), sized);
+    let mut peers = Vec::new();
+    if stage + 1 < pp {
+        peers.push(PeerStage::Next.id() as usize);
+    }
+    if stage > 0 {
+        peers.push(PeerStage::Prev.id() as usize);
+    }
+    // Real traces of three or more stages also send to stages further away
+    // (see the module docs for what becomes of those).
+    if pp > 2 {
+        peers.push(PeerStage::Other.id() as usize);
+    }
+    for p2p in [id(NodeType::CommSendNode), id(NodeType::CommRecvNode)] {
+        mask.restrict(p2p, EtFeature::Collective.index(), only(CollectiveToken::NONE));
+        mask.restrict(p2p, EtFeature::CommKind.index(), only(CommKind::Pipeline.id()));
+        mask.restrict(p2p, EtFeature::PeerStage.index(), |c| peers.contains(&c));
+        mask.restrict(p2p, EtFeature::CommSize.index(), sized);
+    }
+    mask
+}
+
 /// Rewrites the stages' DAGs so that the multi-rank workload is consistent
 /// (module docs, step 4). `ctxs[s]` is a context of a rank of stage s.
 fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conversions)> {
@@ -504,22 +600,10 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
                     let kind = CommKind::from_id(x[v * f + EtFeature::CommKind.index()]).unwrap_or(CommKind::Unknown);
                     let coll = CollectiveToken::from_id(x[v * f + EtFeature::Collective.index()]).flatten();
                     // The collectives the corpus has (none: the detokenizer writes ALL_REDUCE).
-                    let simulated = matches!(
-                        coll,
-                        None | Some(
-                            CollectiveCommType::AllReduce
-                                | CollectiveCommType::AllGather
-                                | CollectiveCommType::ReduceScatter
-                                | CollectiveCommType::AllToAll
-                        )
-                    );
+                    let simulated = coll.is_none_or(|c| CORPUS_COLLECTIVES.contains(&c));
                     // A group of one rank moves no data, and ASTRA-sim never
                     // completes a collective that spans no active dimension.
-                    let shared = ctxs[s]
-                        .group_for(kind)
-                        .and_then(|pg| ctxs[s].groups().members(pg))
-                        .is_some_and(|m| m.len() > 1);
-                    if !simulated || !shared {
+                    if !simulated || !shared_kinds(&ctxs[s]).contains(&kind) {
                         to_compute(x, f, v);
                         conv.collectives += 1;
                     }
@@ -662,7 +746,12 @@ pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
 
 /// Makes one DAG per stage consistent (module docs, step 4) and writes the
 /// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`.
-pub fn write_workload(prefix: &Path, stage_dags: &[Dag], layout: &ParallelLayout) -> Result<GeneratedWorkload> {
+pub fn write_workload(
+    prefix: &Path,
+    stage_dags: &[Dag],
+    layout: &ParallelLayout,
+    reps: &Representatives,
+) -> Result<GeneratedWorkload> {
     if stage_dags.len() != layout.pp as usize {
         return Err(input(format!("{} stage graphs for {} pipeline stages", stage_dags.len(), layout.pp)));
     }
@@ -679,12 +768,11 @@ pub fn write_workload(prefix: &Path, stage_dags: &[Dag], layout: &ParallelLayout
             source,
         })?;
     }
-    let reps = Representatives::default();
     let mut rank_files = Vec::with_capacity(layout.ranks() as usize);
     for rank in 0..layout.ranks() {
         let ctx = &context(rank);
         let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
-        let det = detokenize(dag, ctx, &reps)?;
+        let det = detokenize(dag, ctx, reps)?;
         conversions.detokenize_repairs += det.repairs.len();
         let path = with_suffix(prefix, &format!(".{}.et", ctx.rank()));
         simulator::chakra::write_trace(&path, &det.trace)?;
@@ -697,6 +785,7 @@ pub fn write_workload(prefix: &Path, stage_dags: &[Dag], layout: &ParallelLayout
         rank_files,
         comm_groups: comm_path,
         nodes_per_stage: stage_dags.iter().map(|d| d.num_nodes()).collect(),
+        magnitude_shifts: vec![[0; 4]; stage_dags.len()],
         conversions,
     })
 }
@@ -780,6 +869,9 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let warnings = range_warnings(&norm, &raw, &stages);
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
+    let groups = comm_groups(&layout);
+    let masks: Vec<AttributeMask> =
+        stages.iter().map(|&s| stage_mask(&RankContext::new(s * rps, Some(layout), Some(groups.clone())))).collect();
     let opts = SampleOptions {
         seed: spec.seed,
         max_level: None,
@@ -788,22 +880,32 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
         ignore_size_prior: spec.ignore_size_prior,
         keep_layers: true,
         layer_sizes: None,
+        attribute_masks: Some((0..spec.count).flat_map(|_| masks.iter().cloned()).collect()),
     };
     let dags = sample_dags(&model, &conditions, &opts)?;
 
     let mut workloads = Vec::with_capacity(spec.count);
+    let prior = model.data.magnitude_prior.as_ref().filter(|_| !spec.ignore_magnitude_prior);
+    let reps = model.data.representatives.clone().unwrap_or_default();
     for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
         let mut clamped = 0;
+        let mut shifts = vec![[0; 4]; chunk.len()];
         let chunk: Vec<Dag> = chunk
             .iter()
-            .map(|d| {
-                let (d, n) = clamp_to_seen(d, &model.data.node_marginals)?;
+            .zip(&rows)
+            .zip(&mut shifts)
+            .map(|((d, row), shift)| {
+                let (mut d, n) = clamp_to_seen(d, &model.data.node_marginals)?;
                 clamped += n;
+                if let Some(p) = prior {
+                    (d, *shift) = p.rescale(&d, row, &reps)?;
+                }
                 Ok(d)
             })
             .collect::<Result<_>>()?;
-        let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout)?;
+        let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps)?;
         w.conversions.magnitudes_clamped = clamped;
+        w.magnitude_shifts = shifts;
         workloads.push(w);
     }
     Ok(GenerateReport { flags, layout, warnings, workloads, seconds: start.elapsed().as_secs_f64() })
@@ -864,6 +966,7 @@ mod tests {
             device: Device::Cpu,
             max_nodes: Some(120),
             ignore_size_prior: false,
+            ignore_magnitude_prior: false,
         }
     }
 
@@ -919,6 +1022,9 @@ mod tests {
         assert_eq!(report.workloads.len(), 1);
         let w = &report.workloads[0];
         eprintln!("generated {:?} nodes per stage, {:?}, in {generated:?}", w.nodes_per_stage, w.conversions);
+        // The stage masks keep every drawn collective and node type valid.
+        assert_eq!((w.conversions.collectives, w.conversions.other_types), (0, 0), "{:?}", w.conversions);
+        assert_eq!(w.magnitude_shifts.len(), 2);
         assert_eq!(w.rank_files.len(), 8);
         for (r, f) in w.rank_files.iter().enumerate() {
             assert_eq!(f, &dir.join(format!("gen.{r}.et")));
@@ -1030,7 +1136,7 @@ mod tests {
                 .collect();
             let dir = temp_dir("generate-corpus");
             let prefix = dir.join("wl");
-            let out = write_workload(&prefix, &dags, &w.layout).unwrap();
+            let out = write_workload(&prefix, &dags, &w.layout, &Representatives::default()).unwrap();
             let c = &out.conversions;
             eprintln!("{id}: {c:?}");
             let nmb = w.config.derived.n_microbatches as usize;
@@ -1048,6 +1154,79 @@ mod tests {
             simulate_on_ring(&dir, &prefix, &out);
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// Every node of every real rank graph of the corpus is one its stage
+    /// mask allows: the mask holds nothing back that real traces have.
+    #[test]
+    fn stage_masks_allow_every_real_corpus_node() {
+        let corpus = crate::dataset::corpus::Corpus::open(Path::new(CORPUS)).unwrap();
+        let mut checked = 0;
+        for split in [Split::Train, Split::Validation] {
+            for r in corpus.ranks(split, true) {
+                let dag = r.tokenize().unwrap();
+                let mask = stage_mask(&r.workload.context(r.rank));
+                for v in 0..dag.num_nodes() {
+                    assert!(
+                        mask.allows(dag.features(v)),
+                        "{} rank {} node {v}: {:?}",
+                        r.workload.config.id,
+                        r.rank,
+                        dag.features(v)
+                    );
+                }
+                checked += dag.num_nodes();
+            }
+        }
+        assert!(checked > 50_000, "{checked} nodes checked");
+    }
+
+    /// What the stage masks allow follows the layout: collectives only over
+    /// communicators of two or more ranks, sends and receives only towards
+    /// stages that exist, no node types the corpus never has.
+    #[test]
+    fn stage_masks_follow_the_layout() {
+        let mask_of = |flags: &[&str], rank: u32| {
+            let layout = parse_flags(&sets(flags)).unwrap().layout().unwrap();
+            stage_mask(&RankContext::new(rank, Some(layout), Some(comm_groups(&layout))))
+        };
+        let row = |ty: NodeType, kind: CommKind, coll: Option<CollectiveCommType>, peer: PeerStage| {
+            let mut r = vec![0u32; et_cardinalities().len()];
+            r[EtFeature::NodeType.index()] = NodeTypeToken::id(ty);
+            r[EtFeature::CommKind.index()] = kind.id();
+            r[EtFeature::Collective.index()] = CollectiveToken::id(coll);
+            r[EtFeature::PeerStage.index()] = peer.id();
+            if ty != NodeType::CompNode {
+                r[EtFeature::CommSize.index()] = Magnitude::bucket(Some(MIN_COMM_SIZE));
+            }
+            r
+        };
+        let ag = Some(CollectiveCommType::AllGather);
+        let coll = |kind| row(NodeType::CommCollNode, kind, ag, PeerStage::None);
+        let p2p = |ty, peer| row(ty, CommKind::Pipeline, None, peer);
+        // dp 2, tp 1, pp 2: rank 0 is in stage 0, rank 2 in stage 1.
+        let first = mask_of(&["dp=2", "tp=1", "pp=2"], 0);
+        let last = mask_of(&["dp=2", "tp=1", "pp=2"], 2);
+        assert!(first.allows(&coll(CommKind::Data)));
+        assert!(!first.allows(&coll(CommKind::Tensor)), "a one-rank tensor group");
+        assert!(!first.allows(&coll(CommKind::Pipeline)) && !first.allows(&coll(CommKind::None)));
+        assert!(!first.allows(&row(NodeType::CommCollNode, CommKind::Data, None, PeerStage::None)), "no type");
+        assert!(first.allows(&p2p(NodeType::CommSendNode, PeerStage::Next)));
+        assert!(!first.allows(&p2p(NodeType::CommSendNode, PeerStage::Prev)), "no stage before the first");
+        assert!(last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Prev)));
+        assert!(!last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Next)), "no stage after the last");
+        let mut empty = coll(CommKind::Data);
+        empty[EtFeature::CommSize.index()] = Magnitude::ZERO;
+        assert!(!first.allows(&empty), "a collective of 0 bytes");
+        // One rank: compute only.
+        let alone = mask_of(&["dp=1", "tp=1", "pp=1"], 0);
+        assert!(alone.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None)));
+        assert!(!alone.allows(&row(NodeType::CompNode, CommKind::Data, None, PeerStage::None)));
+        for kind in CommKind::ALL {
+            assert!(!alone.allows(&coll(kind)));
+        }
+        assert!(!alone.allows(&p2p(NodeType::CommSendNode, PeerStage::Next)));
+        assert!(!alone.allows(&row(NodeType::MemLoadNode, CommKind::None, None, PeerStage::None)));
     }
 
     fn p2p_row(ty: NodeType, rel: PeerStage, size: u32) -> Vec<u32> {

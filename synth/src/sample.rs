@@ -34,6 +34,14 @@
 //!   guarantees some in-edge, so re-layering a sampled graph collapses it:
 //!   the corpus base workload's stage came out 21 Kahn layers deep instead
 //!   of 65.
+//! - [`SampleOptions::attribute_masks`] (none by default; `strata synth
+//!   generate` sets one per graph from the rank layout) restricts what the
+//!   node-attribute denoiser may draw: node types per graph, and every other
+//!   feature's values given the node type. At every denoising step both the
+//!   denoiser's x₀ prediction and the posterior draw are restricted to the
+//!   allowed values (renormalized; a row with no mass left on them draws
+//!   uniformly among them), so the graph comes out valid for its layout
+//!   with the model's own preferences among the valid values.
 //!
 //! So every sampled graph is acyclic by construction: edges go only from
 //! earlier layers into the newest one, and each node past the first layer
@@ -75,6 +83,110 @@ pub struct SampleOptions {
     /// runs but its draw is masked to the given size; attributes and edges are
     /// sampled as usual. For generating or timing graphs of a given shape.
     pub layer_sizes: Option<Vec<usize>>,
+    /// One [`AttributeMask`] per condition row: the attribute values each
+    /// graph's nodes may take (module docs). `None` allows every value.
+    pub attribute_masks: Option<Vec<AttributeMask>>,
+}
+
+/// Which attribute values one graph's nodes may take: which node types
+/// (feature 0), and for each node type which values of every feature.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttributeMask {
+    /// `allowed[v][f][c]`: whether a node of type `v` may have value `c` in
+    /// feature `f`; `allowed[v][0]` is the same for every `v`: the types allowed.
+    allowed: Vec<Vec<Vec<bool>>>,
+}
+
+impl AttributeMask {
+    /// A mask allowing every value of features with these cardinalities.
+    pub fn allow_all(cardinalities: &[u32]) -> Self {
+        let per_type: Vec<Vec<bool>> = cardinalities.iter().map(|&c| vec![true; c as usize]).collect();
+        Self { allowed: vec![per_type; cardinalities.first().map_or(0, |&c| c as usize)] }
+    }
+
+    /// Forbids node type `v`.
+    pub fn forbid_type(&mut self, v: usize) {
+        for t in &mut self.allowed {
+            if let Some(a) = t[0].get_mut(v) {
+                *a = false;
+            }
+        }
+    }
+
+    /// Keeps, for nodes of type `v`, only the values `c` of feature `f ≥ 1`
+    /// with `keep(c)` (node types are [`AttributeMask::forbid_type`]'s).
+    pub fn restrict(&mut self, v: usize, f: usize, keep: impl Fn(usize) -> bool) {
+        if f == 0 {
+            return;
+        }
+        if let Some(values) = self.allowed.get_mut(v).and_then(|t| t.get_mut(f)) {
+            for (c, a) in values.iter_mut().enumerate() {
+                *a &= keep(c);
+            }
+        }
+    }
+
+    /// Whether a node with feature row `row` satisfies the mask.
+    pub fn allows(&self, row: &[u32]) -> bool {
+        let Some(t) = row.first().and_then(|&v| self.allowed.get(v as usize)) else { return false };
+        row.iter().zip(t).all(|(&c, values)| values.get(c as usize).copied().unwrap_or(false))
+    }
+
+    /// Whether the mask fits features with these cardinalities.
+    fn fits(&self, cardinalities: &[u32]) -> bool {
+        self.allowed.len() == cardinalities.first().map_or(0, |&c| c as usize)
+            && self.allowed.iter().all(|t| {
+                t.len() == cardinalities.len() && t.iter().zip(cardinalities).all(|(v, &c)| v.len() == c as usize)
+            })
+    }
+}
+
+/// The masks of a batch's graphs as one 0/1 table per feature, rows indexed
+/// by `graph · C_0 + node type` (`graph` counting the batch's graphs).
+struct MaskTables {
+    tables: Vec<Tensor>,
+    num_types: i64,
+}
+
+impl MaskTables {
+    /// The tables of `masks`, which all fit the same cardinalities.
+    fn new(masks: &[&AttributeMask], dev: Device) -> Self {
+        let first_type = masks.first().and_then(|m| m.allowed.first());
+        let num_types = masks.first().map_or(0, |m| m.allowed.len());
+        let widths: Vec<i64> = first_type.map_or(vec![], |t| t.iter().map(|v| v.len() as i64).collect());
+        let tables = widths
+            .iter()
+            .enumerate()
+            .map(|(f, &width)| {
+                let flat: Vec<f32> = masks
+                    .iter()
+                    .flat_map(|m| m.allowed.iter().flat_map(move |t| t[f].iter().map(|&a| f32::from(u8::from(a)))))
+                    .collect();
+                Tensor::from_slice(&flat).view([-1, width]).to_device(dev)
+            })
+            .collect();
+        Self { tables, num_types: num_types as i64 }
+    }
+
+    /// The allowed values of feature `f` per query: by each query's graph
+    /// and, past feature 0, its node type.
+    fn rows(&self, f: usize, query_graph: &Tensor, types: Option<&Tensor>) -> Tensor {
+        let row = query_graph * self.num_types;
+        let row = match types {
+            Some(t) if f > 0 => row + t,
+            // Feature 0's rows are the type mask under every type: take type 0's.
+            _ => row,
+        };
+        self.tables[f].index_select(0, &row)
+    }
+}
+
+/// `w` restricted to the allowed values `m` (0/1, same shape): rows with no
+/// mass left on them become `m` itself (uniform among the allowed).
+fn restrict_to(w: &Tensor, m: &Tensor) -> Tensor {
+    let kept = w * m;
+    let some = kept.sum_dim_intlist(1, true, Kind::Float).gt(0.0);
+    kept.where_self(&some, m)
 }
 
 /// A sampled DAG and the layers it was generated in.
@@ -205,6 +317,17 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             return Err(ModelError::mismatch(ctx, format!("fixed layer sizes must be at least 1 each, got {sizes:?}")));
         }
     }
+    if let Some(masks) = &opts.attribute_masks {
+        if masks.len() != conditions.len() {
+            return Err(ModelError::mismatch(
+                ctx,
+                format!("{} attribute masks for {} condition rows", masks.len(), conditions.len()),
+            ));
+        }
+        if masks.iter().any(|m| !m.fits(&spec.cardinalities)) {
+            return Err(ModelError::mismatch(ctx, "an attribute mask does not fit the model's node features"));
+        }
+    }
     let max_level = match &opts.layer_sizes {
         Some(fixed) => fixed.len(),
         None => opts.max_level.unwrap_or(spec.max_level),
@@ -246,7 +369,11 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         // (b) Their attributes.
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
         b.compress(model.config.node_pred.graph_encoder.num_mpnn_layers, &[], &[]);
-        let rows = node_rows(model, &b, &sizes)?;
+        let tables = opts
+            .attribute_masks
+            .as_ref()
+            .map(|m| MaskTables::new(&active.iter().map(|&g| &m[g]).collect::<Vec<_>>(), dev));
+        let rows = node_rows(model, &b, &sizes, tables.as_ref())?;
         // (c) Append them at the next level.
         level += 1;
         let mut prev = Vec::with_capacity(active.len());
@@ -348,8 +475,9 @@ fn layer_sizes(
 }
 
 /// Denoises the attributes of `sizes[i]` new nodes per graph of `b`; returns
-/// their rows, graph by graph, flattened `[Q * F]`.
-fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
+/// their rows, graph by graph, flattened `[Q * F]`, within `masks` (rows by
+/// the batch's graphs) when given.
+fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64], masks: Option<&MaskTables>) -> Result<Vec<i64>> {
     let ctx = "sampling node attributes";
     let dev = b.x.device();
     let nd = &model.node_diffusion;
@@ -367,15 +495,25 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64]) -> Result<Vec<i64>> {
         let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
         let queries = NodeQueries { x_t: &x, t: &t_b, query_graph: &query_graph, query_offsets: &query_offsets };
         let logits = model.node_pred.model.forward_prepared(&graphs, queries, false)?;
-        let cols = logits
-            .iter()
-            .enumerate()
-            .map(|(f, l)| {
-                let probs = l.softmax(1, Kind::Float);
-                let w = nd.posterior(f, &x.select(1, f as i64), &probs, t)?;
-                Ok(w.f_multinomial(1, true).ctx(ctx)?.squeeze_dim(1))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut cols: Vec<Tensor> = Vec::with_capacity(logits.len());
+        for (f, l) in logits.iter().enumerate() {
+            let mut probs = l.softmax(1, Kind::Float);
+            // The x₀ prediction keeps to the allowed node types at every
+            // step; the last step's draw keeps to the whole mask (feature 0,
+            // the node type, is drawn first: the others' masks depend on it).
+            // Restricting the other features at earlier steps would make a
+            // node's noisy type decide its attributes, which then keep the
+            // type: a bias the model never saw in training.
+            let allowed = masks.filter(|_| f == 0 || t == 1).map(|m| m.rows(f, &query_graph, cols.first()));
+            if let Some(m) = &allowed {
+                probs = restrict_to(&probs, m);
+            }
+            let mut w = nd.posterior(f, &x.select(1, f as i64), &probs, t)?;
+            if let (Some(m), 1) = (&allowed, t) {
+                w = restrict_to(&w, m);
+            }
+            cols.push(w.f_multinomial(1, true).ctx(ctx)?.squeeze_dim(1));
+        }
         x = Tensor::f_stack(&cols, 1).ctx(ctx)?;
     }
     to_vec_i64(&x, ctx)
@@ -620,6 +758,43 @@ mod tests {
             let e = sample_layered(&m, &y, &o).unwrap_err().to_string();
             assert!(e.contains("layer size"), "{bad:?}: {e}");
         }
+    }
+
+    /// An untrained corpus model draws attribute rows a mask forbids; with
+    /// the masks every node of every graph keeps to its own graph's mask.
+    #[test]
+    fn attribute_masks_keep_each_graphs_nodes_within_them() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_corpus_data();
+        let m = model(data, 6);
+        let y = conditions(data, 3);
+        let cards = &m.data.cardinalities;
+        // Graph 0: no type 1; type 0 only with value 0 of feature 2 and 1 of
+        // feature 5. Graph 1: type 0 only. Graph 2: anything.
+        let mut strict = AttributeMask::allow_all(cards);
+        strict.forbid_type(1);
+        strict.restrict(0, 2, |c| c == 0);
+        strict.restrict(0, 5, |c| c == 1);
+        let mut compute = AttributeMask::allow_all(cards);
+        (1..cards[0] as usize).for_each(|t| compute.forbid_type(t));
+        let masks = vec![strict, compute, AttributeMask::allow_all(cards)];
+        let free = SampleOptions { max_nodes: Some(30), ..opts(9) };
+        let breaks = |dags: &[Dag], g: usize| {
+            (0..dags[g].num_nodes()).filter(|&v| !masks[g].allows(dags[g].features(v))).count()
+        };
+        let unmasked = sample_dags(&m, &y, &free).unwrap();
+        assert!(breaks(&unmasked, 0) > 0 && breaks(&unmasked, 1) > 0, "the test needs rows the masks forbid");
+        let masked = SampleOptions { attribute_masks: Some(masks.clone()), ..free.clone() };
+        let out = sample_dags(&m, &y, &masked).unwrap();
+        for g in 0..3 {
+            assert!(out[g].num_nodes() > 0);
+            assert_eq!(breaks(&out, g), 0, "graph {g}");
+        }
+        let wrong = SampleOptions { attribute_masks: Some(masks[..2].to_vec()), ..free.clone() };
+        assert!(sample_dags(&m, &y, &wrong).unwrap_err().to_string().contains("2 attribute masks for 3"));
+        let narrow = SampleOptions { attribute_masks: Some(vec![AttributeMask::allow_all(&[3]); 3]), ..free };
+        assert!(sample_dags(&m, &y, &narrow).unwrap_err().to_string().contains("does not fit"));
     }
 
     /// Layer 2 = nodes 3, 4 (earlier: 1, 2); the new layer is 5, 6, 7.

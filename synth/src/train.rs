@@ -62,9 +62,11 @@ use tch::{nn, Device, Tensor};
 
 use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Corpus, Split};
+use crate::dataset::magnitude_prior::MagnitudePrior;
 use crate::dataset::size_prior::SizePrior;
 use crate::dataset::streams::LayerDagData;
 use crate::dataset::tpu_tile::read_tpu_tile;
+use crate::dataset::vocab::RepresentativeFitter;
 use crate::dataset::{Dag, DatasetError};
 use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
@@ -321,6 +323,9 @@ pub struct TrainData {
     pub spec: DataSpec,
     /// Where the data came from (for messages).
     pub origin: PathBuf,
+    /// Median relative error of each magnitude-prior total on the
+    /// validation split, by name (empty without a magnitude prior).
+    pub magnitude_validation: Vec<(&'static str, f64)>,
 }
 
 /// Reads both splits of `source`, at most `max_graphs` graphs each.
@@ -330,6 +335,7 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         path: path.into(),
         what: format!("the {split} split has no graphs: nothing to train on"),
     };
+    let mut representatives = None;
     let (train, validation, normalizer) = match source {
         DataSource::TpuTile(dir) => {
             let read = |file: &str| -> Result<(Vec<Dag>, Vec<Vec<f32>>)> {
@@ -344,37 +350,56 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         }
         DataSource::Corpus(dir) => {
             let corpus = Corpus::open(dir)?;
-            let read = |split: Split| -> Result<(Vec<Dag>, Vec<Vec<f32>>)> {
+            let read = |split: Split, mut fitter: Option<&mut RepresentativeFitter>| {
                 let ranks = corpus.ranks(split, true);
                 if ranks.is_empty() {
                     return Err(empty(&dir.join("SPLIT.txt"), split.name()));
                 }
                 let mut out = (Vec::new(), Vec::new());
                 for r in ranks.iter().take(cap) {
-                    out.0.push(r.tokenize()?);
+                    out.0.push(match fitter.as_deref_mut() {
+                        Some(f) => r.tokenize_observing(f)?,
+                        None => r.tokenize()?,
+                    });
                     out.1.push(workload_features(&r.workload.config, r.rank)?);
                 }
-                Ok(out)
+                Ok::<(Vec<Dag>, Vec<Vec<f32>>), TrainError>(out)
             };
-            let (train_dags, train_raw) = read(Split::Train)?;
-            let (val_dags, val_raw) = read(Split::Validation)?;
+            let mut fitter = RepresentativeFitter::new();
+            let (train_dags, train_raw) = read(Split::Train, Some(&mut fitter))?;
+            let (val_dags, val_raw) = read(Split::Validation, None)?;
+            representatives = Some(fitter.finish());
             let norm = Normalizer::fit(&WORKLOAD_FEATURES, &train_raw)?;
             let apply = |rows: &[Vec<f32>]| rows.iter().map(|r| norm.apply(r)).collect::<Result<Vec<_>, _>>();
             let (ty, vy) = (apply(&train_raw)?, apply(&val_raw)?);
             ((train_dags, ty), (val_dags, vy), Some(norm))
         }
     };
-    let train = LayerDagData::new(&train.0, &train.1)?;
-    let validation = LayerDagData::new(&validation.0, &validation.1)?;
+    let ((train_dags, train_y), (validation_dags, validation_y)) = (train, validation);
+    let train = LayerDagData::new(&train_dags, &train_y)?;
+    let validation_data = LayerDagData::new(&validation_dags, &validation_y)?;
     let mut spec = DataSpec::from_graphs(&train.graphs);
-    spec.max_level = spec.max_level.max(validation.graphs.stats().max_level);
-    // Only the corpus's feature vectors predict sizes; the reference's scalar
-    // TPU Tile label keeps the reference's sampler.
+    spec.max_level = spec.max_level.max(validation_data.graphs.stats().max_level);
+    // Only the corpus's feature vectors predict sizes and totals; the
+    // reference's scalar TPU Tile label keeps the reference's sampler.
+    let mut magnitude_validation = Vec::new();
     if normalizer.is_some() {
         spec.size_prior = SizePrior::fit(&train.graphs);
+        let reps = representatives.clone().unwrap_or_default();
+        spec.magnitude_prior = MagnitudePrior::fit(&train_dags, &train_y, &reps);
+        if let Some(p) = &spec.magnitude_prior {
+            magnitude_validation = p.median_rel_errors(&validation_dags, &validation_y, &reps);
+        }
+        spec.representatives = representatives;
     }
     spec.y_normalizer = normalizer;
-    Ok(TrainData { train, validation, spec, origin: source.path().to_path_buf() })
+    Ok(TrainData {
+        train,
+        validation: validation_data,
+        spec,
+        origin: source.path().to_path_buf(),
+        magnitude_validation,
+    })
 }
 
 /// Per sub-model progress, saved in `train_state.json`.
@@ -589,6 +614,9 @@ pub struct TrainReport {
     /// How well the checkpoint's size prior predicts depth and node count,
     /// when it has one.
     pub size_prior: Option<SizePriorReport>,
+    /// How well the checkpoint's magnitude prior predicts each total: `(name,
+    /// train, validation)` median relative errors, when it has one.
+    pub magnitude_prior: Vec<(&'static str, f64, f64)>,
     /// Wall seconds of the whole call (loading included).
     pub seconds: f64,
 }
@@ -694,7 +722,23 @@ pub fn train_on_kinds(
         train: (p.layers.train_median_rel_error, p.nodes.train_median_rel_error),
         validation: p.median_rel_errors(&data.validation.graphs).unwrap_or((f64::NAN, f64::NAN)),
     });
-    Ok(TrainReport { seed: state.seed, sub_models: reports, size_prior, seconds: start.elapsed().as_secs_f64() })
+    let magnitude_prior = data
+        .spec
+        .magnitude_prior
+        .iter()
+        .flat_map(|p| p.fits())
+        .map(|(name, fit)| {
+            let validation = data.magnitude_validation.iter().find(|(n, _)| *n == name).map_or(f64::NAN, |v| v.1);
+            (name, fit.train_median_rel_error, validation)
+        })
+        .collect();
+    Ok(TrainReport {
+        seed: state.seed,
+        sub_models: reports,
+        size_prior,
+        magnitude_prior,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// Writes the current weights of all three stores to `last.safetensors`.

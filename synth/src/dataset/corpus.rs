@@ -21,7 +21,8 @@ use serde::Deserialize;
 use super::dag::Dag;
 use super::error::{DatasetError, Result};
 use super::layout::{CommGroups, ParallelLayout, RankContext};
-use super::tokenize::tokenize;
+use super::tokenize::{observe_trace, tokenize};
+use super::vocab::RepresentativeFitter;
 
 /// A split of the corpus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -298,6 +299,13 @@ impl CorpusRank<'_> {
     /// Reads and tokenizes the trace.
     pub fn tokenize(&self) -> Result<Dag> {
         let trace = simulator::chakra::read_trace(&self.path)?;
+        tokenize(&trace, &self.path, &self.workload.context(self.rank))
+    }
+
+    /// Reads and tokenizes the trace, recording its magnitude values in `fitter`.
+    pub fn tokenize_observing(&self, fitter: &mut RepresentativeFitter) -> Result<Dag> {
+        let trace = simulator::chakra::read_trace(&self.path)?;
+        observe_trace(fitter, &trace, &self.path)?;
         tokenize(&trace, &self.path, &self.workload.context(self.rank))
     }
 

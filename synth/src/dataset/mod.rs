@@ -13,6 +13,7 @@
 //! | [`tokenize`] | Chakra ET → [`Dag`] and [`Dag`] → a valid ET |
 //! | [`streams`] | the flat layered storage, the node-count / node-attribute / edge streams, their batches and tensors |
 //! | [`size_prior`] | the depth and node count a condition predicts (fitted on the train split; caps sampling) |
+//! | [`magnitude_prior`] | the compute and communication totals a condition predicts (fitted on the train split; rescales generated graphs) |
 //! | [`conditioning`] | the workload feature vector, its train-split normalization, and the scalar form |
 //! | [`corpus`] | the STG corpus on disk: splits, `config.json`, comm groups, rank files |
 //! | [`tpu_tile`] | the TPU Tile JSON Lines reader |
@@ -48,6 +49,7 @@ pub mod corpus;
 pub mod dag;
 pub mod error;
 pub mod layout;
+pub mod magnitude_prior;
 pub mod size_prior;
 pub mod streams;
 pub mod tokenize;

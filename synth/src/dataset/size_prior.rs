@@ -41,8 +41,8 @@ pub struct LogLinearFit {
 
 impl LogLinearFit {
     /// Fits `log2(targets[g])` on `rows[g]` (all rows of one width; at least
-    /// one row; targets ≥ 1).
-    fn fit(rows: &[&[f32]], targets: &[usize]) -> Self {
+    /// one row; targets below 1 count as 1).
+    pub fn fit(rows: &[&[f32]], targets: &[f64]) -> Self {
         let d = rows.first().map_or(0, |r| r.len());
         let k = d + 1;
         // Normal equations over [1, y].
@@ -50,7 +50,7 @@ impl LogLinearFit {
         let mut b = vec![0f64; k];
         for (row, &t) in rows.iter().zip(targets) {
             let x: Vec<f64> = std::iter::once(1.0).chain(row.iter().map(|&v| v as f64)).collect();
-            let z = (t.max(1) as f64).log2();
+            let z = t.max(1.0).log2();
             for i in 0..k {
                 b[i] += x[i] * z;
                 for j in 0..k {
@@ -67,12 +67,13 @@ impl LogLinearFit {
         let w = cholesky_solve(&mut a, &mut b, k);
         let mut fit = LogLinearFit { intercept: w[0], weights: w[1..].to_vec(), train_median_rel_error: 0.0 };
         let errors: Vec<f64> =
-            rows.iter().zip(targets).map(|(r, &t)| (fit.predict_f64(r) / t.max(1) as f64 - 1.0).abs()).collect();
+            rows.iter().zip(targets).map(|(r, &t)| (fit.predict_f64(r) / t.max(1.0) - 1.0).abs()).collect();
         fit.train_median_rel_error = median(errors);
         fit
     }
 
-    fn predict_f64(&self, y: &[f32]) -> f64 {
+    /// The predicted value for a conditioning row, unrounded.
+    pub fn predict_f64(&self, y: &[f32]) -> f64 {
         let z = self.intercept + self.weights.iter().zip(y).map(|(w, &v)| w * v as f64).sum::<f64>();
         z.exp2()
     }
@@ -107,8 +108,8 @@ impl SizePrior {
             return None;
         }
         let rows: Vec<&[f32]> = (0..n).map(|g| graphs.y(g)).collect();
-        let layers: Vec<usize> = (0..n).map(|g| graphs.num_layers(g)).collect();
-        let nodes: Vec<usize> = (0..n).map(|g| graphs.num_nodes(g)).collect();
+        let layers: Vec<f64> = (0..n).map(|g| graphs.num_layers(g) as f64).collect();
+        let nodes: Vec<f64> = (0..n).map(|g| graphs.num_nodes(g) as f64).collect();
         Some(SizePrior { layers: LogLinearFit::fit(&rows, &layers), nodes: LogLinearFit::fit(&rows, &nodes) })
     }
 
@@ -131,7 +132,8 @@ impl SizePrior {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (0 for none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

@@ -470,6 +470,26 @@ impl Representatives {
         let slot = feature.magnitude_slot()?;
         self.values.get(slot)?.get(bucket as usize).copied().flatten()
     }
+
+    /// What is wrong with a table read from a file, if anything: it needs
+    /// one row per magnitude feature, one value per bucket, each value
+    /// inside its bucket (`None` exactly for ABSENT).
+    pub fn problem(&self) -> Option<String> {
+        if self.values.len() != EtFeature::MAGNITUDES.len() {
+            return Some(format!("{} rows, expected {}", self.values.len(), EtFeature::MAGNITUDES.len()));
+        }
+        for (slot, row) in self.values.iter().enumerate() {
+            if row.len() != MAGNITUDE_CLASSES as usize {
+                return Some(format!("row {slot} has {} values, expected {MAGNITUDE_CLASSES}", row.len()));
+            }
+            for (b, &v) in row.iter().enumerate() {
+                if Magnitude::bucket(v) != b as u32 {
+                    return Some(format!("row {slot}, bucket {b}: value {v:?} lies outside the bucket"));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Collects observed magnitude values and turns them into [`Representatives`].

@@ -45,8 +45,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ModelError, Result};
 use crate::dataset::conditioning::Normalizer;
+use crate::dataset::magnitude_prior::MagnitudePrior;
 use crate::dataset::size_prior::SizePrior;
 use crate::dataset::streams::LayeredGraphs;
+use crate::dataset::vocab::Representatives;
 
 /// All hyperparameters of the three LayerDAG models (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -433,6 +435,17 @@ pub struct DataSpec {
     /// of the reference's data and in ones written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_prior: Option<SizePrior>,
+    /// Compute and communication totals predicted from the conditioning row
+    /// (corpus data only; `strata synth generate` rescales each stage graph
+    /// to them). Absent where the size prior is, and in checkpoints written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub magnitude_prior: Option<MagnitudePrior>,
+    /// The value written back for each magnitude bucket: the median of the
+    /// training split's values in it (corpus data only; without it, each
+    /// bucket's lower bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representatives: Option<Representatives>,
 }
 
 impl DataSpec {
@@ -448,6 +461,8 @@ impl DataSpec {
             avg_in_deg: stats.avg_in_deg,
             y_normalizer: None,
             size_prior: None,
+            magnitude_prior: None,
+            representatives: None,
         }
     }
 
@@ -499,14 +514,26 @@ impl DataSpec {
                 return err("y_normalizer", format!("{} features, y_dim is {}", n.mean.len(), self.y_dim));
             }
         }
-        if let Some(p) = &self.size_prior {
-            for (key, fit) in [("size_prior.layers", &p.layers), ("size_prior.nodes", &p.nodes)] {
-                if fit.weights.len() != self.y_dim {
-                    return err(key, format!("{} weights, y_dim is {}", fit.weights.len(), self.y_dim));
-                }
-                if !fit.intercept.is_finite() || fit.weights.iter().any(|w| !w.is_finite()) {
-                    return err(key, "weights must be finite numbers".into());
-                }
+        let size_fits = self
+            .size_prior
+            .iter()
+            .flat_map(|p| [("size_prior.layers".to_string(), &p.layers), ("size_prior.nodes".to_string(), &p.nodes)]);
+        let magnitude_fits = self
+            .magnitude_prior
+            .iter()
+            .flat_map(|p| p.fits())
+            .map(|(name, fit)| (format!("magnitude_prior.{name}"), fit));
+        for (key, fit) in size_fits.chain(magnitude_fits) {
+            if fit.weights.len() != self.y_dim {
+                return err(&key, format!("{} weights, y_dim is {}", fit.weights.len(), self.y_dim));
+            }
+            if !fit.intercept.is_finite() || fit.weights.iter().any(|w| !w.is_finite()) {
+                return err(&key, "weights must be finite numbers".into());
+            }
+        }
+        if let Some(r) = &self.representatives {
+            if let Some(what) = r.problem() {
+                return err("representatives", what);
             }
         }
         Ok(())
@@ -587,6 +614,8 @@ pub(crate) mod tests {
             avg_in_deg: 1.0,
             y_normalizer: None,
             size_prior: None,
+            magnitude_prior: None,
+            representatives: None,
         };
         d.validate().unwrap();
         assert!(ModelConfig::tpu_tile().check_data(&d).unwrap_err().to_string().contains("general.conditional"));

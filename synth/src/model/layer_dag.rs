@@ -221,6 +221,8 @@ mod tests {
             avg_in_deg: 1.0737,
             y_normalizer: None,
             size_prior: None,
+            magnitude_prior: None,
+            representatives: None,
         }
     }
 

@@ -1,0 +1,312 @@
+//! The magnitude prior: how much compute and communication a stage graph
+//! should carry for a conditioning row, fitted on the training split and
+//! stored in corpus checkpoints (a Strata extension of LayerDAG, like the
+//! [size prior](super::size_prior)).
+//!
+//! LayerDAG draws every node's magnitude buckets (`num_ops`, `tensor_size`,
+//! `comm_size`) one by one. A small model gets their mix roughly right but
+//! not their level: on the validation split the shipped model's stage graphs
+//! carried from a fifth to 37 times the real total `num_ops`, and simulated
+//! iteration time follows those totals. The totals themselves are smooth
+//! functions of the workload (FLOPs and bytes scale as powers of the model
+//! width, sequence length, batch and parallel degrees, which the
+//! conditioning row holds as logs), so four ridge regressions of their log2
+//! on the normalized row predict them well:
+//!
+//! | total | over |
+//! |---|---|
+//! | `compute_ops` | `num_ops` of compute nodes |
+//! | `compute_bytes` | `tensor_size` of compute nodes |
+//! | `collective_bytes` | `comm_size` of collectives |
+//! | `send_bytes` | `comm_size` of sends |
+//!
+//! Values are read the way the detokenizer writes them: each bucket's
+//! representative value (the checkpoint's, fitted on the training split).
+//! Each fit uses the training graphs
+//! whose total is positive: a stage without collectives says nothing about
+//! how large they are. [`MagnitudePrior::rescale`] moves each total of a
+//! generated graph to its prediction by shifting buckets: all of the
+//! total's nodes by a common number of octaves, then single nodes by one
+//! more. That keeps the model's mix of sizes and the graph a valid token
+//! graph.
+
+use serde::{Deserialize, Serialize};
+use simulator::chakra::NodeType;
+
+use super::size_prior::{median, LogLinearFit};
+use super::vocab::{EtFeature, Magnitude, NodeTypeToken, Representatives, MAGNITUDE_CLASSES};
+use super::{Dag, DatasetError};
+
+/// One of the per-graph totals the prior predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MagnitudeTotal {
+    /// `num_ops` summed over compute nodes.
+    ComputeOps,
+    /// `tensor_size` summed over compute nodes.
+    ComputeBytes,
+    /// `comm_size` summed over collectives.
+    CollectiveBytes,
+    /// `comm_size` summed over sends.
+    SendBytes,
+}
+
+impl MagnitudeTotal {
+    /// Every total, in the order of [`MagnitudePrior`]'s fields.
+    pub const ALL: [MagnitudeTotal; 4] = [
+        MagnitudeTotal::ComputeOps,
+        MagnitudeTotal::ComputeBytes,
+        MagnitudeTotal::CollectiveBytes,
+        MagnitudeTotal::SendBytes,
+    ];
+
+    /// The checkpoint key.
+    pub fn name(self) -> &'static str {
+        match self {
+            MagnitudeTotal::ComputeOps => "compute_ops",
+            MagnitudeTotal::ComputeBytes => "compute_bytes",
+            MagnitudeTotal::CollectiveBytes => "collective_bytes",
+            MagnitudeTotal::SendBytes => "send_bytes",
+        }
+    }
+
+    /// The node type and magnitude feature summed.
+    fn source(self) -> (NodeType, EtFeature) {
+        match self {
+            MagnitudeTotal::ComputeOps => (NodeType::CompNode, EtFeature::NumOps),
+            MagnitudeTotal::ComputeBytes => (NodeType::CompNode, EtFeature::TensorSize),
+            MagnitudeTotal::CollectiveBytes => (NodeType::CommCollNode, EtFeature::CommSize),
+            MagnitudeTotal::SendBytes => (NodeType::CommSendNode, EtFeature::CommSize),
+        }
+    }
+
+    /// The nodes of `dag` this total sums over (an ET token graph).
+    fn nodes(self, dag: &Dag) -> impl Iterator<Item = usize> + '_ {
+        let ty = NodeTypeToken::id(self.source().0);
+        (0..dag.num_nodes()).filter(move |&v| dag.features(v)[EtFeature::NodeType.index()] == ty)
+    }
+
+    /// The total in `dag`, with the values `reps` gives its buckets.
+    pub fn of(self, dag: &Dag, reps: &Representatives) -> f64 {
+        let col = self.source().1;
+        self.nodes(dag).filter_map(|v| reps.value(col, dag.features(v)[col.index()])).map(|x| x as f64).sum()
+    }
+}
+
+/// Predicted totals of a stage graph for a conditioning row; a total the
+/// training split never had (e.g. no sends without pipeline stages) has no fit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MagnitudePrior {
+    /// `num_ops` over compute nodes.
+    pub compute_ops: Option<LogLinearFit>,
+    /// `tensor_size` over compute nodes.
+    pub compute_bytes: Option<LogLinearFit>,
+    /// `comm_size` over collectives.
+    pub collective_bytes: Option<LogLinearFit>,
+    /// `comm_size` over sends.
+    pub send_bytes: Option<LogLinearFit>,
+}
+
+/// How [`MagnitudePrior::rescale`] moved one graph's totals: per total in
+/// [`MagnitudeTotal::ALL`] order, the octaves its buckets were shifted by.
+pub type Shifts = [i32; 4];
+
+impl MagnitudePrior {
+    /// Fits every total on ET token graphs and their conditioning rows,
+    /// reading buckets as `reps`; `None` without graphs or conditioning.
+    pub fn fit(dags: &[Dag], rows: &[Vec<f32>], reps: &Representatives) -> Option<Self> {
+        if dags.is_empty() || rows.first().is_none_or(|r| r.is_empty()) {
+            return None;
+        }
+        let fit = |total: MagnitudeTotal| {
+            let (rows, targets): (Vec<&[f32]>, Vec<f64>) =
+                dags.iter().zip(rows).map(|(d, r)| (r.as_slice(), total.of(d, reps))).filter(|&(_, t)| t > 0.0).unzip();
+            (!rows.is_empty()).then(|| LogLinearFit::fit(&rows, &targets))
+        };
+        Some(MagnitudePrior {
+            compute_ops: fit(MagnitudeTotal::ComputeOps),
+            compute_bytes: fit(MagnitudeTotal::ComputeBytes),
+            collective_bytes: fit(MagnitudeTotal::CollectiveBytes),
+            send_bytes: fit(MagnitudeTotal::SendBytes),
+        })
+    }
+
+    /// The fit of one total.
+    pub fn get(&self, total: MagnitudeTotal) -> Option<&LogLinearFit> {
+        match total {
+            MagnitudeTotal::ComputeOps => self.compute_ops.as_ref(),
+            MagnitudeTotal::ComputeBytes => self.compute_bytes.as_ref(),
+            MagnitudeTotal::CollectiveBytes => self.collective_bytes.as_ref(),
+            MagnitudeTotal::SendBytes => self.send_bytes.as_ref(),
+        }
+    }
+
+    /// Every fit with its name (for checks and reports).
+    pub fn fits(&self) -> impl Iterator<Item = (&'static str, &LogLinearFit)> {
+        MagnitudeTotal::ALL.into_iter().filter_map(|t| self.get(t).map(|f| (t.name(), f)))
+    }
+
+    /// Moves each total of `dag` (an ET token graph generated for
+    /// conditioning row `y`, buckets read as `reps`) to its prediction:
+    /// every node of the total goes up (or down) by the same whole number of
+    /// octaves, the most that keeps the total at or below the prediction,
+    /// then single nodes, largest first, one octave more while that still
+    /// fits. Buckets stay sizes (never ABSENT or ZERO) and inside the
+    /// vocabulary; a total of 0 or without a fit is left alone. Returns the
+    /// graph and the common shift of each total.
+    pub fn rescale(&self, dag: &Dag, y: &[f32], reps: &Representatives) -> Result<(Dag, Shifts), DatasetError> {
+        let f = dag.num_features();
+        let mut x = dag.x().to_vec();
+        let mut shifts = [0; 4];
+        let (smallest, largest) = (Magnitude::ZERO + 1, MAGNITUDE_CLASSES - 1);
+        for (i, total) in MagnitudeTotal::ALL.into_iter().enumerate() {
+            let Some(fit) = self.get(total) else { continue };
+            let have = total.of(dag, reps);
+            let want = fit.predict_f64(y);
+            if have <= 0.0 || !want.is_finite() || want <= 0.0 {
+                continue;
+            }
+            let feature = total.source().1;
+            let col = feature.index();
+            let value = |b: u32| reps.value(feature, b).unwrap_or(0) as f64;
+            let sized: Vec<usize> = total.nodes(dag).filter(|&v| x[v * f + col] >= smallest).collect();
+            let k = (want / have).log2().floor().clamp(-(largest as f64), largest as f64) as i32;
+            for &v in &sized {
+                let b = &mut x[v * f + col];
+                *b = (*b as i32 + k).clamp(smallest as i32, largest as i32) as u32;
+            }
+            shifts[i] = k;
+            // Fill the rest of the way node by node, largest first (ties by id).
+            let mut deficit = want - sized.iter().map(|&v| value(x[v * f + col])).sum::<f64>();
+            let mut by_size = sized;
+            by_size.sort_by_key(|&v| (std::cmp::Reverse(x[v * f + col]), v));
+            for v in by_size {
+                let b = x[v * f + col];
+                let gain = value((b + 1).min(largest)) - value(b);
+                if gain > 0.0 && gain <= deficit {
+                    x[v * f + col] = b + 1;
+                    deficit -= gain;
+                }
+            }
+        }
+        let out = Dag::new(dag.cardinalities().to_vec(), x, dag.src().to_vec(), dag.dst().to_vec())
+            .map_err(|source| DatasetError::Dag { origin: "magnitude prior".into(), source })?;
+        Ok((out, shifts))
+    }
+
+    /// Median relative error of each fitted total's prediction on graphs
+    /// with a positive total (e.g. the validation split), by name.
+    pub fn median_rel_errors(
+        &self,
+        dags: &[Dag],
+        rows: &[Vec<f32>],
+        reps: &Representatives,
+    ) -> Vec<(&'static str, f64)> {
+        MagnitudeTotal::ALL
+            .into_iter()
+            .filter_map(|t| {
+                let fit = self.get(t)?;
+                let errors: Vec<f64> = dags
+                    .iter()
+                    .zip(rows)
+                    .map(|(d, r)| (t.of(d, reps), r))
+                    .filter(|&(a, _)| a > 0.0)
+                    .map(|(a, r)| (fit.predict_f64(r) / a - 1.0).abs())
+                    .collect();
+                (!errors.is_empty()).then(|| (t.name(), median(errors)))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::dataset::vocab::{et_cardinalities, RepresentativeFitter};
+
+    /// An edgeless ET token graph: `(node type, feature, bucket)` per node.
+    fn graph(nodes: &[(NodeType, EtFeature, u32)]) -> Dag {
+        let cards = et_cardinalities();
+        let f = cards.len();
+        let mut x = vec![0u32; nodes.len() * f];
+        for (v, &(ty, feature, bucket)) in nodes.iter().enumerate() {
+            x[v * f + EtFeature::NodeType.index()] = NodeTypeToken::id(ty);
+            x[v * f + feature.index()] = bucket;
+        }
+        Dag::new(cards, x, vec![], vec![]).unwrap()
+    }
+
+    fn ops(b: u32) -> (NodeType, EtFeature, u32) {
+        (NodeType::CompNode, EtFeature::NumOps, b)
+    }
+
+    #[test]
+    fn totals_are_read_as_the_detokenizer_writes_them() {
+        let send = (NodeType::CommSendNode, EtFeature::CommSize, Magnitude::bucket(Some(4096)));
+        let coll = (NodeType::CommCollNode, EtFeature::CommSize, Magnitude::bucket(Some(1000)));
+        let g = graph(&[ops(Magnitude::bucket(Some(100))), ops(Magnitude::ABSENT), ops(Magnitude::ZERO), send, coll]);
+        let lb = Representatives::default();
+        assert_eq!(MagnitudeTotal::ComputeOps.of(&g, &lb), 64.0);
+        assert_eq!(MagnitudeTotal::SendBytes.of(&g, &lb), 4096.0);
+        assert_eq!(MagnitudeTotal::CollectiveBytes.of(&g, &lb), 512.0);
+        assert_eq!(MagnitudeTotal::ComputeBytes.of(&g, &lb), 0.0);
+        // With fitted values: 100 for the bucket of 64..127.
+        let mut fitted = RepresentativeFitter::new();
+        fitted.observe(EtFeature::NumOps, Some(100));
+        assert_eq!(MagnitudeTotal::ComputeOps.of(&g, &fitted.finish()), 100.0);
+    }
+
+    /// Compute totals of 2^(10 + y) are recovered, a graph is shifted to
+    /// its row's prediction, and totals the data never had get no fit.
+    #[test]
+    fn a_log_linear_law_is_recovered_and_applied() {
+        // Two compute nodes of 2^(9 + y) each: total 2^(10 + y).
+        let dags: Vec<Dag> = (0..4).map(|y| graph(&[ops(11 + y), ops(11 + y)])).collect();
+        let rows: Vec<Vec<f32>> = (0..4).map(|y| vec![y as f32]).collect();
+        let lb = Representatives::default();
+        let p = MagnitudePrior::fit(&dags, &rows, &lb).unwrap();
+        let fit = p.compute_ops.as_ref().unwrap();
+        assert!((fit.intercept - 10.0).abs() < 0.01 && (fit.weights[0] - 1.0).abs() < 0.01, "{fit:?}");
+        assert!(p.compute_bytes.is_none() && p.collective_bytes.is_none() && p.send_bytes.is_none());
+        assert_eq!(p.median_rel_errors(&dags, &rows, &lb).len(), 1);
+        // A graph drawn with 2^9 and 2^11 (total 2560) for y = 3 (2^13 = 8192):
+        // both up by floor(log2 3.2) = 1 octave (5120); one more octave for the
+        // larger would overshoot (+4096), for the smaller it fits (+1024: 6144).
+        // ABSENT and ZERO stay.
+        let drawn = graph(&[ops(11), ops(13), ops(Magnitude::ABSENT), ops(Magnitude::ZERO)]);
+        let (out, shifts) = p.rescale(&drawn, &[3.0], &lb).unwrap();
+        assert_eq!(shifts, [1, 0, 0, 0]);
+        let col = |d: &Dag| (0..4).map(|v| d.features(v)[EtFeature::NumOps.index()]).collect::<Vec<_>>();
+        assert_eq!(col(&out), vec![13, 14, Magnitude::ABSENT, Magnitude::ZERO]);
+        assert_eq!(MagnitudeTotal::ComputeOps.of(&out, &lb), 6144.0);
+        // Down: y = -1 wants 2^9 = 512 from 2560: floor(log2 0.2) = -3 → 64 + 256 = 320;
+        // the larger one octave up would overshoot (+256), the smaller fits (+64 → 384).
+        let (down, shifts) = p.rescale(&drawn, &[-1.0], &lb).unwrap();
+        assert_eq!(shifts, [-3, 0, 0, 0]);
+        assert_eq!(MagnitudeTotal::ComputeOps.of(&down, &lb), 384.0);
+        // Extrapolating far up stops at the largest bucket.
+        let (far, _) = p.rescale(&drawn, &[200.0], &lb).unwrap();
+        assert_eq!(col(&far)[1], MAGNITUDE_CLASSES - 1);
+        assert!(MagnitudePrior::fit(&[], &[], &lb).is_none());
+        assert!(MagnitudePrior::fit(&dags, &vec![vec![]; 4], &lb).is_none());
+    }
+
+    /// Fitted on the corpus's train split, the prior predicts the
+    /// validation split's stage totals: compute within 20 %, communication
+    /// within 40 % (median relative error; BENCHMARKS.md has the figures).
+    #[test]
+    fn the_corpus_prior_predicts_held_out_totals() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/corpus");
+        let data = crate::train::load_data(&crate::train::DataSource::Corpus(corpus), None).unwrap();
+        let prior = data.spec.magnitude_prior.as_ref().unwrap();
+        let errors = &data.magnitude_validation;
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        for &(name, e) in errors {
+            let bound = if name.starts_with("compute") { 0.2 } else { 0.4 };
+            assert!(e < bound, "{name}: {e}");
+        }
+        assert_eq!(prior.fits().count(), 4);
+    }
+}
