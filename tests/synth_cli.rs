@@ -209,7 +209,8 @@ fn the_shipped_model_times_like_the_real_traces() {
     let summary = &report["summary"];
     assert_eq!((summary["generated"].as_u64(), summary["valid"].as_u64()), (Some(23), Some(23)), "{summary}");
     assert_eq!(summary["rel_error"]["n"].as_u64(), Some(22), "{summary}");
-    let (median, p90) = (summary["rel_error"]["median"].as_f64().unwrap(), summary["rel_error"]["p90"].as_f64().unwrap());
+    let (median, p90) =
+        (summary["rel_error"]["median"].as_f64().unwrap(), summary["rel_error"]["p90"].as_f64().unwrap());
     assert!(median < 0.5 && p90 < 0.8, "median {median}, p90 {p90}");
     assert!(summary["mmd"]["node_type"].as_f64().unwrap() < 0.01, "{summary}");
 }

@@ -62,9 +62,10 @@ use tch::{nn, Device, Tensor};
 
 use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Corpus, Split};
-use crate::dataset::magnitude_prior::MagnitudePrior;
+use crate::dataset::magnitude_prior::{MagnitudePrior, MagnitudeTotal};
 use crate::dataset::size_prior::SizePrior;
 use crate::dataset::streams::LayerDagData;
+use crate::dataset::tokenize::observe_trace;
 use crate::dataset::tpu_tile::read_tpu_tile;
 use crate::dataset::vocab::RepresentativeFitter;
 use crate::dataset::{Dag, DatasetError};
@@ -335,7 +336,7 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         path: path.into(),
         what: format!("the {split} split has no graphs: nothing to train on"),
     };
-    let mut representatives = None;
+    let (mut representatives, mut totals) = (None, None);
     let (train, validation, normalizer) = match source {
         DataSource::TpuTile(dir) => {
             let read = |file: &str| -> Result<(Vec<Dag>, Vec<Vec<f32>>)> {
@@ -350,25 +351,29 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         }
         DataSource::Corpus(dir) => {
             let corpus = Corpus::open(dir)?;
+            // Per split: token graphs, raw conditioning rows, magnitude totals.
             let read = |split: Split, mut fitter: Option<&mut RepresentativeFitter>| {
                 let ranks = corpus.ranks(split, true);
                 if ranks.is_empty() {
                     return Err(empty(&dir.join("SPLIT.txt"), split.name()));
                 }
-                let mut out = (Vec::new(), Vec::new());
+                let (mut dags, mut rows, mut totals) = (Vec::new(), Vec::new(), Vec::new());
                 for r in ranks.iter().take(cap) {
-                    out.0.push(match fitter.as_deref_mut() {
-                        Some(f) => r.tokenize_observing(f)?,
-                        None => r.tokenize()?,
-                    });
-                    out.1.push(workload_features(&r.workload.config, r.rank)?);
+                    let trace = r.read_trace()?;
+                    if let Some(f) = fitter.as_deref_mut() {
+                        observe_trace(f, &trace, &r.path)?;
+                    }
+                    dags.push(r.tokenize_trace(&trace)?);
+                    rows.push(workload_features(&r.workload.config, r.rank)?);
+                    totals.push(MagnitudeTotal::all_of_trace(&trace, &r.path)?);
                 }
-                Ok::<(Vec<Dag>, Vec<Vec<f32>>), TrainError>(out)
+                Ok::<_, TrainError>((dags, rows, totals))
             };
             let mut fitter = RepresentativeFitter::new();
-            let (train_dags, train_raw) = read(Split::Train, Some(&mut fitter))?;
-            let (val_dags, val_raw) = read(Split::Validation, None)?;
+            let (train_dags, train_raw, train_totals) = read(Split::Train, Some(&mut fitter))?;
+            let (val_dags, val_raw, val_totals) = read(Split::Validation, None)?;
             representatives = Some(fitter.finish());
+            totals = Some((train_totals, val_totals));
             let norm = Normalizer::fit(&WORKLOAD_FEATURES, &train_raw)?;
             let apply = |rows: &[Vec<f32>]| rows.iter().map(|r| norm.apply(r)).collect::<Result<Vec<_>, _>>();
             let (ty, vy) = (apply(&train_raw)?, apply(&val_raw)?);
@@ -385,10 +390,11 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
     let mut magnitude_validation = Vec::new();
     if normalizer.is_some() {
         spec.size_prior = SizePrior::fit(&train.graphs);
-        let reps = representatives.clone().unwrap_or_default();
-        spec.magnitude_prior = MagnitudePrior::fit(&train_dags, &train_y, &reps);
-        if let Some(p) = &spec.magnitude_prior {
-            magnitude_validation = p.median_rel_errors(&validation_dags, &validation_y, &reps);
+        if let Some((train_totals, val_totals)) = &totals {
+            spec.magnitude_prior = MagnitudePrior::fit(train_totals, &train_y);
+            if let Some(p) = &spec.magnitude_prior {
+                magnitude_validation = p.median_rel_errors(val_totals, &validation_y);
+            }
         }
         spec.representatives = representatives;
     }

@@ -18,11 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use simulator::chakra::EtTrace;
+
 use super::dag::Dag;
 use super::error::{DatasetError, Result};
 use super::layout::{CommGroups, ParallelLayout, RankContext};
-use super::tokenize::{observe_trace, tokenize};
-use super::vocab::RepresentativeFitter;
+use super::tokenize::tokenize;
 
 /// A split of the corpus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -302,11 +303,14 @@ impl CorpusRank<'_> {
         tokenize(&trace, &self.path, &self.workload.context(self.rank))
     }
 
-    /// Reads and tokenizes the trace, recording its magnitude values in `fitter`.
-    pub fn tokenize_observing(&self, fitter: &mut RepresentativeFitter) -> Result<Dag> {
-        let trace = simulator::chakra::read_trace(&self.path)?;
-        observe_trace(fitter, &trace, &self.path)?;
-        tokenize(&trace, &self.path, &self.workload.context(self.rank))
+    /// Reads the trace.
+    pub fn read_trace(&self) -> Result<EtTrace> {
+        Ok(simulator::chakra::read_trace(&self.path)?)
+    }
+
+    /// Tokenizes the trace read by [`CorpusRank::read_trace`].
+    pub fn tokenize_trace(&self, trace: &EtTrace) -> Result<Dag> {
+        tokenize(trace, &self.path, &self.workload.context(self.rank))
     }
 
     /// The per-rank facts in `config.json`.

@@ -20,8 +20,11 @@
 //! | `collective_bytes` | `comm_size` of collectives |
 //! | `send_bytes` | `comm_size` of sends |
 //!
-//! Values are read the way the detokenizer writes them: each bucket's
-//! representative value (the checkpoint's, fitted on the training split).
+//! The fits are on the real traces' attribute values (what a simulator
+//! sees), not on their buckets: the bucket values the detokenizer writes
+//! (the training split's median per bucket) would make a d 6144 model's
+//! matrix products, which sit high in their buckets, 20 % too small. A
+//! generated graph's totals are read with the values that will be written.
 //! Each fit uses the training graphs
 //! whose total is positive: a stage without collectives says nothing about
 //! how large they are. [`MagnitudePrior::rescale`] moves each total of a
@@ -30,10 +33,13 @@
 //! more. That keeps the model's mix of sizes and the graph a valid token
 //! graph.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
-use simulator::chakra::NodeType;
+use simulator::chakra::{EtTrace, NodeType};
 
 use super::size_prior::{median, LogLinearFit};
+use super::tokenize::magnitudes;
 use super::vocab::{EtFeature, Magnitude, NodeTypeToken, Representatives, MAGNITUDE_CLASSES};
 use super::{Dag, DatasetError};
 
@@ -90,7 +96,27 @@ impl MagnitudeTotal {
         let col = self.source().1;
         self.nodes(dag).filter_map(|v| reps.value(col, dag.features(v)[col.index()])).map(|x| x as f64).sum()
     }
+
+    /// Every total of a real trace (read from `path`), from its attribute
+    /// values, in [`MagnitudeTotal::ALL`] order.
+    pub fn all_of_trace(trace: &EtTrace, path: &Path) -> Result<Totals, DatasetError> {
+        let mut totals = [0.0; 4];
+        for node in &trace.nodes {
+            let values = magnitudes(node, path)?;
+            for (t, total) in MagnitudeTotal::ALL.into_iter().zip(&mut totals) {
+                let (ty, feature) = t.source();
+                let slot = feature.magnitude_slot().expect("a magnitude feature");
+                if node.node_type() == Some(ty) {
+                    *total += values[slot].unwrap_or(0) as f64;
+                }
+            }
+        }
+        Ok(totals)
+    }
 }
+
+/// One graph's totals, in [`MagnitudeTotal::ALL`] order.
+pub type Totals = [f64; 4];
 
 /// Predicted totals of a stage graph for a conditioning row; a total the
 /// training split never had (e.g. no sends without pipeline stages) has no fit.
@@ -112,22 +138,22 @@ pub struct MagnitudePrior {
 pub type Shifts = [i32; 4];
 
 impl MagnitudePrior {
-    /// Fits every total on ET token graphs and their conditioning rows,
-    /// reading buckets as `reps`; `None` without graphs or conditioning.
-    pub fn fit(dags: &[Dag], rows: &[Vec<f32>], reps: &Representatives) -> Option<Self> {
-        if dags.is_empty() || rows.first().is_none_or(|r| r.is_empty()) {
+    /// Fits every total on the totals of real graphs ([`MagnitudeTotal::all_of_trace`])
+    /// and their conditioning rows; `None` without graphs or conditioning.
+    pub fn fit(totals: &[Totals], rows: &[Vec<f32>]) -> Option<Self> {
+        if totals.is_empty() || rows.first().is_none_or(|r| r.is_empty()) {
             return None;
         }
-        let fit = |total: MagnitudeTotal| {
+        let fit = |i: usize| {
             let (rows, targets): (Vec<&[f32]>, Vec<f64>) =
-                dags.iter().zip(rows).map(|(d, r)| (r.as_slice(), total.of(d, reps))).filter(|&(_, t)| t > 0.0).unzip();
+                totals.iter().zip(rows).map(|(t, r)| (r.as_slice(), t[i])).filter(|&(_, t)| t > 0.0).unzip();
             (!rows.is_empty()).then(|| LogLinearFit::fit(&rows, &targets))
         };
         Some(MagnitudePrior {
-            compute_ops: fit(MagnitudeTotal::ComputeOps),
-            compute_bytes: fit(MagnitudeTotal::ComputeBytes),
-            collective_bytes: fit(MagnitudeTotal::CollectiveBytes),
-            send_bytes: fit(MagnitudeTotal::SendBytes),
+            compute_ops: fit(0),
+            compute_bytes: fit(1),
+            collective_bytes: fit(2),
+            send_bytes: fit(3),
         })
     }
 
@@ -196,22 +222,17 @@ impl MagnitudePrior {
 
     /// Median relative error of each fitted total's prediction on graphs
     /// with a positive total (e.g. the validation split), by name.
-    pub fn median_rel_errors(
-        &self,
-        dags: &[Dag],
-        rows: &[Vec<f32>],
-        reps: &Representatives,
-    ) -> Vec<(&'static str, f64)> {
+    pub fn median_rel_errors(&self, totals: &[Totals], rows: &[Vec<f32>]) -> Vec<(&'static str, f64)> {
         MagnitudeTotal::ALL
             .into_iter()
-            .filter_map(|t| {
+            .enumerate()
+            .filter_map(|(i, t)| {
                 let fit = self.get(t)?;
-                let errors: Vec<f64> = dags
+                let errors: Vec<f64> = totals
                     .iter()
                     .zip(rows)
-                    .map(|(d, r)| (t.of(d, reps), r))
-                    .filter(|&(a, _)| a > 0.0)
-                    .map(|(a, r)| (fit.predict_f64(r) / a - 1.0).abs())
+                    .filter(|(a, _)| a[i] > 0.0)
+                    .map(|(a, r)| (fit.predict_f64(r) / a[i] - 1.0).abs())
                     .collect();
                 (!errors.is_empty()).then(|| (t.name(), median(errors)))
             })
@@ -262,15 +283,15 @@ mod tests {
     /// its row's prediction, and totals the data never had get no fit.
     #[test]
     fn a_log_linear_law_is_recovered_and_applied() {
-        // Two compute nodes of 2^(9 + y) each: total 2^(10 + y).
-        let dags: Vec<Dag> = (0..4).map(|y| graph(&[ops(11 + y), ops(11 + y)])).collect();
+        let totals: Vec<Totals> = (0..4).map(|y| [(1u64 << (10 + y)) as f64, 0.0, 0.0, 0.0]).collect();
         let rows: Vec<Vec<f32>> = (0..4).map(|y| vec![y as f32]).collect();
-        let lb = Representatives::default();
-        let p = MagnitudePrior::fit(&dags, &rows, &lb).unwrap();
+        let p = MagnitudePrior::fit(&totals, &rows).unwrap();
         let fit = p.compute_ops.as_ref().unwrap();
         assert!((fit.intercept - 10.0).abs() < 0.01 && (fit.weights[0] - 1.0).abs() < 0.01, "{fit:?}");
         assert!(p.compute_bytes.is_none() && p.collective_bytes.is_none() && p.send_bytes.is_none());
-        assert_eq!(p.median_rel_errors(&dags, &rows, &lb).len(), 1);
+        let errors = p.median_rel_errors(&totals, &rows);
+        assert!(errors.len() == 1 && errors[0].1 < 0.01, "{errors:?}");
+        let lb = Representatives::default();
         // A graph drawn with 2^9 and 2^11 (total 2560) for y = 3 (2^13 = 8192):
         // both up by floor(log2 3.2) = 1 octave (5120); one more octave for the
         // larger would overshoot (+4096), for the smaller it fits (+1024: 6144).
@@ -289,8 +310,33 @@ mod tests {
         // Extrapolating far up stops at the largest bucket.
         let (far, _) = p.rescale(&drawn, &[200.0], &lb).unwrap();
         assert_eq!(col(&far)[1], MAGNITUDE_CLASSES - 1);
-        assert!(MagnitudePrior::fit(&[], &[], &lb).is_none());
-        assert!(MagnitudePrior::fit(&dags, &vec![vec![]; 4], &lb).is_none());
+        assert!(MagnitudePrior::fit(&[], &[]).is_none());
+        assert!(MagnitudePrior::fit(&totals, &vec![vec![]; 4]).is_none());
+    }
+
+    /// A real trace's totals equal the sums the corpus generator recorded
+    /// in its config.json (`per_rank`: comp_num_ops_sum, comp_tensor_size_sum,
+    /// comm_size_coll, comm_size_send), for every rank of three workloads.
+    #[test]
+    fn trace_totals_match_the_corpus_records() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/corpus/workloads");
+        for id in [
+            "w000_llama_mp_L4_d1024_dp1tp2pp2sp1",
+            "w076_gpt_L3_d8192_dp2tp1pp2sp1",
+            "w075_moe_mp_L3_d4096_dp1tp2pp1sp1ep2",
+        ] {
+            let dir = root.join(id);
+            let config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+            for rank in config["per_rank"].as_array().unwrap().iter().filter(|r| r["kept"] == true) {
+                let path = dir.join(rank["file"].as_str().unwrap());
+                let trace = simulator::chakra::read_trace(&path).unwrap();
+                let got = MagnitudeTotal::all_of_trace(&trace, &path).unwrap();
+                let want = ["comp_num_ops_sum", "comp_tensor_size_sum", "comm_size_coll", "comm_size_send"]
+                    .map(|k| rank[k].as_f64().unwrap());
+                assert_eq!(got, want, "{id} {}", path.display());
+            }
+        }
     }
 
     /// Fitted on the corpus's train split, the prior predicts the

@@ -59,7 +59,8 @@ fn attr_err<'a>(path: &'a Path, node: &'a Node) -> impl Fn(AttrError) -> Dataset
 }
 
 /// The raw magnitude values of a node, in [`EtFeature::MAGNITUDES`] order.
-fn magnitudes(node: &Node, path: &Path) -> Result<[Option<u64>; 4]> {
+/// A node's magnitude attributes in [`EtFeature::MAGNITUDES`] order.
+pub(crate) fn magnitudes(node: &Node, path: &Path) -> Result<[Option<u64>; 4]> {
     let e = attr_err(path, node);
     let duration = (node.duration_micros != 0).then_some(node.duration_micros);
     Ok([
