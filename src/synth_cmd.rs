@@ -228,6 +228,16 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("outside the training range (a what-if question): {w}");
     }
     for w in &report.workloads {
+        for (stage, shifts) in w.magnitude_shifts.iter().enumerate().filter(|(_, s)| s.iter().any(|&k| k != 0)) {
+            tracing::info!(
+                "{} stage {stage}: magnitude prior shifted num_ops by {:+}, tensor_size by {:+}, collective comm_size by {:+}, send comm_size by {:+} octaves (then single nodes by one more)",
+                w.prefix.display(),
+                shifts[0],
+                shifts[1],
+                shifts[2],
+                shifts[3]
+            );
+        }
         let c = &w.conversions;
         println!(
             "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
