@@ -105,8 +105,7 @@ impl MagnitudeTotal {
             let values = magnitudes(node, path)?;
             for (t, total) in MagnitudeTotal::ALL.into_iter().zip(&mut totals) {
                 let (ty, feature) = t.source();
-                let slot = feature.magnitude_slot().expect("a magnitude feature");
-                if node.node_type() == Some(ty) {
+                if let (true, Some(slot)) = (node.node_type() == Some(ty), feature.magnitude_slot()) {
                     *total += values[slot].unwrap_or(0) as f64;
                 }
             }
