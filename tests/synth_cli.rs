@@ -196,7 +196,7 @@ fn synth_eval_reports_validity_structure_and_timing() {
 /// (23 workloads, 22 timed; BENCHMARKS.md "Generated against real traces"):
 /// every generated workload is valid, and the simulated iteration times on
 /// the corpus reference system are within 50 % of the real ones at the
-/// median and 80 % at the 90th percentile (measured: 31.3 % / 58.8 % for
+/// median and 80 % at the 90th percentile (measured: 28.7 % / 56.2 % for
 /// seed 0; the model before the attribute masks and the magnitude prior:
 /// 67 % / 322 %). The node-type distribution matches the real one closely.
 #[test]

@@ -530,7 +530,8 @@ fn shared_kinds(ctx: &RankContext) -> Vec<CommKind> {
 ///   collective type over such a communicator, a size (not absent, not 0);
 /// - sends and receives, only with two or more stages: the pipeline
 ///   communicator, a neighbouring stage that exists (or, with three or more
-///   stages, one further away), a size;
+///   stages, one further away), a size; receives only in the first layer
+///   (they are roots in every corpus trace);
 /// - node types the corpus never has (memory, metadata, invalid): none.
 pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
     let mut mask = AttributeMask::allow_all(&et_cardinalities());
@@ -550,6 +551,9 @@ pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
         mask.forbid_type(id(NodeType::CommSendNode));
         mask.forbid_type(id(NodeType::CommRecvNode));
     }
+    // Every receive of every corpus trace is a root: it waits on nothing
+    // local, and what needs the data waits on it.
+    mask.first_layer_only(id(NodeType::CommRecvNode));
     let only = |v: u32| move |c: usize| c == v as usize;
     let sized = |c: usize| c > Magnitude::ZERO as usize;
     let comp = id(NodeType::CompNode);
@@ -1165,15 +1169,11 @@ mod tests {
         for split in [Split::Train, Split::Validation] {
             for r in corpus.ranks(split, true) {
                 let dag = r.tokenize().unwrap();
+                let layers = dag.layering().unwrap();
                 let mask = stage_mask(&r.workload.context(r.rank));
                 for v in 0..dag.num_nodes() {
-                    assert!(
-                        mask.allows(dag.features(v)),
-                        "{} rank {} node {v}: {:?}",
-                        r.workload.config.id,
-                        r.rank,
-                        dag.features(v)
-                    );
+                    let (row, layer) = (dag.features(v), layers.level[v] as usize);
+                    assert!(mask.allows(row, layer), "{} rank {} node {v}: {row:?}", r.workload.config.id, r.rank);
                 }
                 checked += dag.num_nodes();
             }
@@ -1207,26 +1207,29 @@ mod tests {
         // dp 2, tp 1, pp 2: rank 0 is in stage 0, rank 2 in stage 1.
         let first = mask_of(&["dp=2", "tp=1", "pp=2"], 0);
         let last = mask_of(&["dp=2", "tp=1", "pp=2"], 2);
-        assert!(first.allows(&coll(CommKind::Data)));
-        assert!(!first.allows(&coll(CommKind::Tensor)), "a one-rank tensor group");
-        assert!(!first.allows(&coll(CommKind::Pipeline)) && !first.allows(&coll(CommKind::None)));
-        assert!(!first.allows(&row(NodeType::CommCollNode, CommKind::Data, None, PeerStage::None)), "no type");
-        assert!(first.allows(&p2p(NodeType::CommSendNode, PeerStage::Next)));
-        assert!(!first.allows(&p2p(NodeType::CommSendNode, PeerStage::Prev)), "no stage before the first");
-        assert!(last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Prev)));
-        assert!(!last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Next)), "no stage after the last");
+        assert!(first.allows(&coll(CommKind::Data), 1));
+        assert!(!first.allows(&coll(CommKind::Tensor), 1), "a one-rank tensor group");
+        assert!(!first.allows(&coll(CommKind::Pipeline), 1) && !first.allows(&coll(CommKind::None), 1));
+        assert!(!first.allows(&row(NodeType::CommCollNode, CommKind::Data, None, PeerStage::None), 1), "no type");
+        assert!(first.allows(&p2p(NodeType::CommSendNode, PeerStage::Next), 1));
+        assert!(!first.allows(&p2p(NodeType::CommSendNode, PeerStage::Prev), 1), "no stage before the first");
+        assert!(last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Prev), 1));
+        assert!(!last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Next), 1), "no stage after the last");
         let mut empty = coll(CommKind::Data);
         empty[EtFeature::CommSize.index()] = Magnitude::ZERO;
-        assert!(!first.allows(&empty), "a collective of 0 bytes");
+        assert!(!first.allows(&empty, 1), "a collective of 0 bytes");
+        // Receives are roots: first layer only; sends anywhere.
+        assert!(!last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Prev), 2), "a receive past the first layer");
+        assert!(first.allows(&p2p(NodeType::CommSendNode, PeerStage::Next), 7));
         // One rank: compute only.
         let alone = mask_of(&["dp=1", "tp=1", "pp=1"], 0);
-        assert!(alone.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None)));
-        assert!(!alone.allows(&row(NodeType::CompNode, CommKind::Data, None, PeerStage::None)));
+        assert!(alone.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None), 1));
+        assert!(!alone.allows(&row(NodeType::CompNode, CommKind::Data, None, PeerStage::None), 1));
         for kind in CommKind::ALL {
-            assert!(!alone.allows(&coll(kind)));
+            assert!(!alone.allows(&coll(kind), 1));
         }
-        assert!(!alone.allows(&p2p(NodeType::CommSendNode, PeerStage::Next)));
-        assert!(!alone.allows(&row(NodeType::MemLoadNode, CommKind::None, None, PeerStage::None)));
+        assert!(!alone.allows(&p2p(NodeType::CommSendNode, PeerStage::Next), 1));
+        assert!(!alone.allows(&row(NodeType::MemLoadNode, CommKind::None, None, PeerStage::None), 1));
     }
 
     fn p2p_row(ty: NodeType, rel: PeerStage, size: u32) -> Vec<u32> {

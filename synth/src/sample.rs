@@ -95,13 +95,24 @@ pub struct AttributeMask {
     /// `allowed[v][f][c]`: whether a node of type `v` may have value `c` in
     /// feature `f`; `allowed[v][0]` is the same for every `v`: the types allowed.
     allowed: Vec<Vec<Vec<bool>>>,
+    /// Node types allowed in the first layer only (roots, in a Kahn-layered graph).
+    first_layer_only: Vec<bool>,
 }
 
 impl AttributeMask {
     /// A mask allowing every value of features with these cardinalities.
     pub fn allow_all(cardinalities: &[u32]) -> Self {
         let per_type: Vec<Vec<bool>> = cardinalities.iter().map(|&c| vec![true; c as usize]).collect();
-        Self { allowed: vec![per_type; cardinalities.first().map_or(0, |&c| c as usize)] }
+        let types = cardinalities.first().map_or(0, |&c| c as usize);
+        Self { allowed: vec![per_type; types], first_layer_only: vec![false; types] }
+    }
+
+    /// Allows node type `v` in the first layer only: every later node has an
+    /// in-edge, so this is how to say "nodes of this type are roots".
+    pub fn first_layer_only(&mut self, v: usize) {
+        if let Some(a) = self.first_layer_only.get_mut(v) {
+            *a = true;
+        }
     }
 
     /// Forbids node type `v`.
@@ -126,15 +137,19 @@ impl AttributeMask {
         }
     }
 
-    /// Whether a node with feature row `row` satisfies the mask.
-    pub fn allows(&self, row: &[u32]) -> bool {
-        let Some(t) = row.first().and_then(|&v| self.allowed.get(v as usize)) else { return false };
-        row.iter().zip(t).all(|(&c, values)| values.get(c as usize).copied().unwrap_or(false))
+    /// Whether a node with feature row `row` in generation layer `layer`
+    /// (1-based) satisfies the mask.
+    pub fn allows(&self, row: &[u32], layer: usize) -> bool {
+        let Some(&v) = row.first() else { return false };
+        let Some(t) = self.allowed.get(v as usize) else { return false };
+        let later_ok = layer <= 1 || !self.first_layer_only[v as usize];
+        later_ok && row.iter().zip(t).all(|(&c, values)| values.get(c as usize).copied().unwrap_or(false))
     }
 
     /// Whether the mask fits features with these cardinalities.
     fn fits(&self, cardinalities: &[u32]) -> bool {
         self.allowed.len() == cardinalities.first().map_or(0, |&c| c as usize)
+            && self.first_layer_only.len() == self.allowed.len()
             && self.allowed.iter().all(|t| {
                 t.len() == cardinalities.len() && t.iter().zip(cardinalities).all(|(v, &c)| v.len() == c as usize)
             })
@@ -149,8 +164,9 @@ struct MaskTables {
 }
 
 impl MaskTables {
-    /// The tables of `masks`, which all fit the same cardinalities.
-    fn new(masks: &[&AttributeMask], dev: Device) -> Self {
+    /// The tables of `masks` for generation layer `layer` (1-based); the
+    /// masks all fit the same cardinalities.
+    fn new(masks: &[&AttributeMask], layer: usize, dev: Device) -> Self {
         let first_type = masks.first().and_then(|m| m.allowed.first());
         let num_types = masks.first().map_or(0, |m| m.allowed.len());
         let widths: Vec<i64> = first_type.map_or(vec![], |t| t.iter().map(|v| v.len() as i64).collect());
@@ -160,7 +176,15 @@ impl MaskTables {
             .map(|(f, &width)| {
                 let flat: Vec<f32> = masks
                     .iter()
-                    .flat_map(|m| m.allowed.iter().flat_map(move |t| t[f].iter().map(|&a| f32::from(u8::from(a)))))
+                    .flat_map(|m| {
+                        m.allowed.iter().flat_map(move |t| {
+                            t[f].iter().enumerate().map(move |(c, &a)| {
+                                // Feature 0's values are the node types.
+                                let later = f == 0 && layer > 1 && m.first_layer_only[c];
+                                f32::from(u8::from(a && !later))
+                            })
+                        })
+                    })
                     .collect();
                 Tensor::from_slice(&flat).view([-1, width]).to_device(dev)
             })
@@ -372,7 +396,7 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         let tables = opts
             .attribute_masks
             .as_ref()
-            .map(|m| MaskTables::new(&active.iter().map(|&g| &m[g]).collect::<Vec<_>>(), dev));
+            .map(|m| MaskTables::new(&active.iter().map(|&g| &m[g]).collect::<Vec<_>>(), level + 1, dev));
         let rows = node_rows(model, &b, &sizes, tables.as_ref())?;
         // (c) Append them at the next level.
         level += 1;
@@ -770,25 +794,34 @@ mod tests {
         let m = model(data, 6);
         let y = conditions(data, 3);
         let cards = &m.data.cardinalities;
-        // Graph 0: no type 1; type 0 only with value 0 of feature 2 and 1 of
-        // feature 5. Graph 1: type 0 only. Graph 2: anything.
+        // Graph 0: no type 1, type 2 only in the first layer; type 0 only
+        // with value 0 of feature 2 and 1 of feature 5. Graph 1: type 0 only.
+        // Graph 2: anything.
         let mut strict = AttributeMask::allow_all(cards);
         strict.forbid_type(1);
+        strict.first_layer_only(2);
         strict.restrict(0, 2, |c| c == 0);
         strict.restrict(0, 5, |c| c == 1);
         let mut compute = AttributeMask::allow_all(cards);
         (1..cards[0] as usize).for_each(|t| compute.forbid_type(t));
         let masks = vec![strict, compute, AttributeMask::allow_all(cards)];
         let free = SampleOptions { max_nodes: Some(30), ..opts(9) };
-        let breaks = |dags: &[Dag], g: usize| {
-            (0..dags[g].num_nodes()).filter(|&v| !masks[g].allows(dags[g].features(v))).count()
+        let breaks = |dags: &[SampledDag], g: usize| {
+            let layers = dags[g].node_layers();
+            (0..dags[g].dag.num_nodes()).filter(|&v| !masks[g].allows(dags[g].dag.features(v), layers[v])).count()
         };
-        let unmasked = sample_dags(&m, &y, &free).unwrap();
+        let unmasked = sample_layered(&m, &y, &free).unwrap();
         assert!(breaks(&unmasked, 0) > 0 && breaks(&unmasked, 1) > 0, "the test needs rows the masks forbid");
+        let type2_later = |d: &SampledDag| {
+            let layers = d.node_layers();
+            (0..d.dag.num_nodes()).filter(|&v| layers[v] > 1 && d.dag.features(v)[0] == 2).count()
+        };
+        assert!(type2_later(&unmasked[0]) > 0, "the test needs type 2 past the first layer");
         let masked = SampleOptions { attribute_masks: Some(masks.clone()), ..free.clone() };
-        let out = sample_dags(&m, &y, &masked).unwrap();
+        let out = sample_layered(&m, &y, &masked).unwrap();
+        assert!(out[0].layer_sizes.len() > 1 && type2_later(&out[0]) == 0);
         for g in 0..3 {
-            assert!(out[g].num_nodes() > 0);
+            assert!(out[g].dag.num_nodes() > 0);
             assert_eq!(breaks(&out, g), 0, "graph {g}");
         }
         let wrong = SampleOptions { attribute_masks: Some(masks[..2].to_vec()), ..free.clone() };
