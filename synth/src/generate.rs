@@ -597,6 +597,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     let mut conv = Conversions::default();
     // Node types and collectives.
     for (s, x) in xs.iter_mut().enumerate() {
+        let kinds = shared_kinds(&ctxs[s]);
         for v in 0..dags[s].num_nodes() {
             match node_type(x, f, v) {
                 NodeType::CompNode | NodeType::CommSendNode | NodeType::CommRecvNode => {}
@@ -607,7 +608,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
                     let simulated = coll.is_none_or(|c| CORPUS_COLLECTIVES.contains(&c));
                     // A group of one rank moves no data, and ASTRA-sim never
                     // completes a collective that spans no active dimension.
-                    if !simulated || !shared_kinds(&ctxs[s]).contains(&kind) {
+                    if !simulated || !kinds.contains(&kind) {
                         to_compute(x, f, v);
                         conv.collectives += 1;
                     }
