@@ -17,7 +17,12 @@
 //!    within its stage's attribute mask ([`stage_mask`]): no collective
 //!    without a communicator of two or more ranks, no send or receive
 //!    towards a stage that does not exist, no node type the corpus never
-//!    has. Then the checkpoint's magnitude prior (when it has one and
+//!    has. A pipelined stage's graph must also hold its pipeline messages
+//!    ([`PipelineNodes`], when the checkpoint's size prior places the
+//!    forward sends): per micro-batch a receive from each neighbouring stage
+//!    among its roots, a send to the next stage where the prior puts the end
+//!    of the forward pass, a send to the previous stage in its last layer;
+//!    the model draws everything else around them. Then the checkpoint's magnitude prior (when it has one and
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
 //!    graph's compute and communication totals to the ones its conditioning
 //!    row predicts ([`crate::dataset::magnitude_prior`]).
@@ -38,10 +43,13 @@
 //!    - stage s's SENDs to the next stage are paired in node order with stage
 //!      s+1's RECVs from the previous stage (and the backward direction
 //!      likewise); a pair gets the sender's size on both ends, and the
-//!      detokenizer's per-peer tag counters then agree. Unmatched extras, peers
-//!      outside the pipeline (PREV on the first stage, NEXT on the last,
-//!      OTHER), and pairs that would close a wait cycle across stages (which
-//!      would deadlock the simulation) become compute nodes;
+//!      detokenizer's per-peer tag counters then agree. A pair that would
+//!      close a wait cycle across stages (which would deadlock the
+//!      simulation) because its receive precedes its own stage's sends to
+//!      the same peer stage loses those dependencies (a receive from the
+//!      next stage feeds the backward pass, never the forward send); extras,
+//!      peers outside the pipeline (PREV on the first stage, NEXT on the
+//!      last, OTHER), and pairs still cyclic become compute nodes;
 //!    - communication sizes below [`MIN_COMM_SIZE`] (absent and 0 included)
 //!      are raised to it: ASTRA-sim rejects a collective with empty chunks;
 //!    - a GPU compute node without a `tensor_size` (or with 0) gets
@@ -61,7 +69,7 @@
 //! The same model, flags, seed and thread count give byte-identical files on
 //! the CPU.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -79,7 +87,7 @@ use crate::dataset::vocab::{
 };
 use crate::dataset::{Dag, DatasetError};
 use crate::model::{LayerDag, ModelError};
-use crate::sample::{sample_dags, AttributeMask, SampleOptions};
+use crate::sample::{sample_dags, AttributeMask, RequiredNodes, SampleOptions};
 
 /// The generator flags `--set` accepts: the `flags` keys of the corpus's `config.json`.
 pub const FLAG_NAMES: [&str; 22] = [
@@ -217,6 +225,9 @@ pub struct Conversions {
     pub p2p_unmatched: usize,
     /// SEND/RECV pairs that would have closed a wait cycle, made compute nodes (two nodes each).
     pub p2p_cyclic: usize,
+    /// Dependencies removed so that a receive no longer precedes its own
+    /// stage's sends to the same peer stage (which would close a wait cycle).
+    pub p2p_edges_cut: usize,
     /// Collectives without a stage-local communicator of two or more ranks, or
     /// of a type the corpus never has (reduce, gather, scatter, broadcast,
     /// barrier), made compute nodes.
@@ -588,6 +599,69 @@ pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
     mask
 }
 
+/// `mark[v]`: whether local node `v` of `dag` (without the `cut` edges) is
+/// one of `targets` or an ancestor of one.
+fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> Vec<bool> {
+    let mut pred = vec![Vec::new(); dag.num_nodes()];
+    for (u, v) in dag.edges().filter(|e| !cut.contains(e)) {
+        pred[v as usize].push(u as usize);
+    }
+    let mut mark = vec![false; dag.num_nodes()];
+    let mut stack: Vec<usize> = targets.to_vec();
+    while let Some(v) = stack.pop() {
+        if !std::mem::replace(&mut mark[v], true) {
+            stack.extend(&pred[v]);
+        }
+    }
+    mark
+}
+
+/// The point-to-point nodes a pipelined stage graph must have, as every
+/// pipelined corpus stage graph has them: per micro-batch, a receive from
+/// each neighbouring stage among the roots (layer 1), a send to the next
+/// stage in one layer (the end of the forward pass, where the checkpoint's
+/// size prior puts it) and a send to the previous stage in the last layer
+/// (the end of the backward pass). The small shipped model alone almost
+/// never draws a receive among a graph's first few nodes, so without these
+/// the stages of a generated pipeline never waited on each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipelineNodes {
+    /// The stage.
+    pub stage: u32,
+    /// Pipeline stages.
+    pub pp: u32,
+    /// Micro-batches per iteration (one message per direction each).
+    pub micro_batches: usize,
+    /// The stage graph's depth (layers).
+    pub depth: usize,
+    /// The layer of the sends to the next stage (1-based).
+    pub forward_send_layer: usize,
+}
+
+impl PipelineNodes {
+    /// Adds the nodes to a stage's mask (nothing with one stage).
+    pub fn require_in(&self, mask: &mut AttributeMask) {
+        let node = |t: NodeType, peer: PeerStage, layer: usize| RequiredNodes {
+            layer,
+            count: self.micro_batches,
+            values: vec![
+                (EtFeature::NodeType.index(), NodeTypeToken::id(t)),
+                (EtFeature::Collective.index(), CollectiveToken::NONE),
+                (EtFeature::CommKind.index(), CommKind::Pipeline.id()),
+                (EtFeature::PeerStage.index(), peer.id()),
+            ],
+        };
+        if self.stage > 0 {
+            mask.require(node(NodeType::CommRecvNode, PeerStage::Prev, 1));
+            mask.require(node(NodeType::CommSendNode, PeerStage::Prev, self.depth));
+        }
+        if self.stage + 1 < self.pp {
+            mask.require(node(NodeType::CommRecvNode, PeerStage::Next, 1));
+            mask.require(node(NodeType::CommSendNode, PeerStage::Next, self.forward_send_layer));
+        }
+    }
+}
+
 /// Rewrites the stages' DAGs so that the multi-rank workload is consistent
 /// (module docs, step 4). `ctxs[s]` is a context of a rank of stage s.
 fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conversions)> {
@@ -660,6 +734,8 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     for (s, d) in dags.iter().enumerate() {
         paired[s] = vec![false; d.num_nodes()];
     }
+    // Local edges removed to break wait cycles, per stage.
+    let mut cut: Vec<BTreeSet<(u32, u32)>> = vec![BTreeSet::new(); pp];
     for s in 0..pp.saturating_sub(1) {
         // (sender stage, its SEND direction, receiver stage, its RECV direction)
         for (a, send_rel, b, recv_rel) in
@@ -670,8 +746,24 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
             for (&u, &v) in sends.iter().zip(&recvs) {
                 let (gu, gv) = (offsets[a] + u, offsets[b] + v);
                 if reaches(&succ, gv, gu) {
-                    conv.p2p_cyclic += 1;
-                    continue;
+                    // A receive waits on its peer stage, which waits on this
+                    // stage's sends to it: the receive must not precede them.
+                    // Every path from v into their ancestors starts with an
+                    // edge from v into them, so cutting those edges breaks
+                    // the cycle unless it closes elsewhere.
+                    let own_sends = list(&xs[b], dags[b].num_nodes(), NodeType::CommSendNode, recv_rel);
+                    let before = local_ancestors(&dags[b], &cut[b], &own_sends);
+                    let kept: Vec<usize> = succ[gv].iter().copied().filter(|&w| !before[w - offsets[b]]).collect();
+                    let old = std::mem::replace(&mut succ[gv], kept);
+                    if reaches(&succ, gv, gu) {
+                        succ[gv] = old;
+                        conv.p2p_cyclic += 1;
+                        continue;
+                    }
+                    for w in old.into_iter().filter(|&w| before[w - offsets[b]]) {
+                        cut[b].insert((v as u32, (w - offsets[b]) as u32));
+                        conv.p2p_edges_cut += 1;
+                    }
                 }
                 succ[gu].push(gv);
                 paired[a][u] = true;
@@ -713,8 +805,10 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     let out = xs
         .into_iter()
         .zip(dags)
-        .map(|(x, d)| {
-            Dag::new(d.cardinalities().to_vec(), x, d.src().to_vec(), d.dst().to_vec())
+        .zip(&cut)
+        .map(|((x, d), cut)| {
+            let (src, dst): (Vec<u32>, Vec<u32>) = d.edges().filter(|e| !cut.contains(e)).unzip();
+            Dag::new(d.cardinalities().to_vec(), x, src, dst)
                 .map_err(|source| DatasetError::Dag { origin: "generate".into(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -875,8 +969,23 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
     let groups = comm_groups(&layout);
-    let masks: Vec<AttributeMask> =
+    let mut masks: Vec<AttributeMask> =
         stages.iter().map(|&s| stage_mask(&RankContext::new(s * rps, Some(layout), Some(groups.clone())))).collect();
+    if let Some(prior) = &model.data.size_prior {
+        if let Some(send) = &prior.forward_send_layer {
+            for ((mask, &stage), row) in masks.iter_mut().zip(&stages).zip(&rows) {
+                let depth = prior.layers.predict(row);
+                let p2p = PipelineNodes {
+                    stage,
+                    pp: layout.pp,
+                    micro_batches: flags.n_microbatches() as usize,
+                    depth,
+                    forward_send_layer: send.predict(row).clamp(2, depth.max(2)),
+                };
+                p2p.require_in(mask);
+            }
+        }
+    }
     let opts = SampleOptions {
         seed: spec.seed,
         max_level: None,
@@ -1041,6 +1150,16 @@ mod tests {
         let groups = CommGroups::read(&w.comm_groups).unwrap();
         assert_eq!(groups, comm_groups(&report.layout));
         check_consistency(w);
+        // Every required pipeline message is paired: one per micro-batch
+        // each way across the one stage boundary.
+        let model = LayerDag::load(tiny_model(), Device::Cpu).unwrap();
+        assert!(model.data.size_prior.as_ref().is_some_and(|p| p.forward_send_layer.is_some()));
+        assert_eq!(
+            (w.conversions.p2p_pairs, w.conversions.p2p_cyclic),
+            (2 * report.flags.n_microbatches() as usize, 0),
+            "{:?}",
+            w.conversions
+        );
         simulate_on_ring(&dir, &prefix, w);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1259,13 +1378,59 @@ mod tests {
         let d0 = Dag::new(card.clone(), s0.concat(), vec![0, 1], vec![1, 2]).unwrap();
         let d1 = Dag::new(card, s1.concat(), vec![0], vec![1]).unwrap();
         let (out, c) = make_consistent(&[d0, d1], &ctxs).unwrap();
-        // Forward pair kept (stage 1's recv takes size 20); the backward pair
-        // would close recv0 -> send0 -> recv1 -> send1 -> recv0; send(prev) on stage 0 has no peer.
-        assert_eq!((c.p2p_pairs, c.p2p_cyclic, c.p2p_unmatched), (1, 1, 1), "{c:?}");
+        // Forward pair kept (stage 1's recv takes size 20). The backward pair
+        // would close recv0 -> send0 -> recv1 -> send1 -> recv0: stage 0's
+        // receive from the next stage loses its edge into its own send to
+        // that stage, and the pair is kept. Send(prev) on stage 0 has no peer.
+        assert_eq!((c.p2p_pairs, c.p2p_edges_cut, c.p2p_cyclic, c.p2p_unmatched), (2, 1, 0, 1), "{c:?}");
         let ty = |d: &Dag, v: usize| NodeTypeToken::from_id(d.features(v)[EtFeature::NodeType.index()]).unwrap();
-        assert_eq!([ty(&out[0], 0), ty(&out[0], 1), ty(&out[0], 2)], [NodeType::CompNode, Send, NodeType::CompNode]);
-        assert_eq!([ty(&out[1], 0), ty(&out[1], 1)], [Recv, NodeType::CompNode]);
+        assert_eq!([ty(&out[0], 0), ty(&out[0], 1), ty(&out[0], 2)], [Recv, Send, NodeType::CompNode]);
+        assert_eq!(out[0].edges().collect::<Vec<_>>(), vec![(1, 2)]);
+        assert_eq!([ty(&out[1], 0), ty(&out[1], 1)], [Recv, Send]);
         assert_eq!(out[1].features(0)[EtFeature::CommSize.index()], 20);
+        assert_eq!(out[0].features(0)[EtFeature::CommSize.index()], 20);
+        // With three stages a cycle can close through another boundary:
+        // stage 1's receive from stage 2 feeds its send to stage 0, whose
+        // receive from stage 1 feeds its send to stage 1, whose receive
+        // feeds stage 1's send to stage 2. No edge of stage 1 leads from the
+        // receive into its own send to stage 2's ancestors, so cutting there
+        // cannot help: that pair is made compute nodes.
+        let layout3 = ParallelLayout::from_degrees(1, 1, 1, 1, 3, false).unwrap();
+        let groups3 = comm_groups(&layout3);
+        let ctxs3: Vec<RankContext> =
+            (0..3).map(|r| RankContext::new(r, Some(layout3), Some(groups3.clone()))).collect();
+        let card = et_cardinalities();
+        // Stage 0: recv(next) -> send(next). Stage 1: recv(prev) -> send(next); recv(next) -> send(prev).
+        let a = Dag::new(
+            card.clone(),
+            [p2p_row(Recv, PeerStage::Next, 4), p2p_row(Send, PeerStage::Next, 4)].concat(),
+            vec![0],
+            vec![1],
+        )
+        .unwrap();
+        let b = Dag::new(
+            card.clone(),
+            [
+                p2p_row(Recv, PeerStage::Prev, 4),
+                p2p_row(Recv, PeerStage::Next, 4),
+                p2p_row(Send, PeerStage::Prev, 4),
+                p2p_row(Send, PeerStage::Next, 4),
+            ]
+            .concat(),
+            vec![0, 1],
+            vec![3, 2],
+        )
+        .unwrap();
+        // Stage 2: recv(prev) -> send(prev).
+        let c3 = Dag::new(
+            card,
+            [p2p_row(Recv, PeerStage::Prev, 4), p2p_row(Send, PeerStage::Prev, 4)].concat(),
+            vec![0],
+            vec![1],
+        )
+        .unwrap();
+        let (_, c) = make_consistent(&[a, b, c3], &ctxs3).unwrap();
+        assert_eq!((c.p2p_pairs, c.p2p_edges_cut, c.p2p_cyclic), (3, 0, 1), "{c:?}");
         // Collectives: over tp (2 ranks) kept; over sp (degree 1), WORLD, or a BARRIER converted.
         let tp2 = ParallelLayout::from_degrees(1, 2, 1, 1, 1, false).unwrap();
         let ctx = RankContext::new(0, Some(tp2), Some(comm_groups(&tp2)));

@@ -19,7 +19,7 @@
 //!    drawing Bernoulli samples from the posterior and repairing each time;
 //! 5. sampling stops for every graph at `max_level` layers.
 //!
-//! Two Strata extensions; neither touches a TPU Tile checkpoint sampled with
+//! Strata's extensions; none touches a TPU Tile checkpoint sampled with
 //! [`SampleOptions::default`], which is the reference's sampler (what the
 //! TPU Tile check compares against):
 //!
@@ -33,15 +33,19 @@
 //!   l − 1, moved there from its least likely in-edge. The reference only
 //!   guarantees some in-edge, so re-layering a sampled graph collapses it:
 //!   the corpus base workload's stage came out 21 Kahn layers deep instead
-//!   of 65.
+//!   of 65;
 //! - [`SampleOptions::attribute_masks`] (none by default; `strata synth
 //!   generate` sets one per graph from the rank layout) restricts what the
 //!   node-attribute denoiser may draw: node types per graph, and every other
-//!   feature's values given the node type. At every denoising step both the
-//!   denoiser's x₀ prediction and the posterior draw are restricted to the
-//!   allowed values (renormalized; a row with no mass left on them draws
-//!   uniformly among them), so the graph comes out valid for its layout
-//!   with the model's own preferences among the valid values.
+//!   feature's values given the node type. The denoiser's x₀ prediction
+//!   keeps to the allowed node types at every step; at the last step both
+//!   the prediction and the draw keep to the whole mask (renormalized; a row
+//!   with no mass left on the allowed values draws uniformly among them), so
+//!   the graph comes out valid for its layout with the model's own
+//!   preferences among the valid values;
+//! - a model with a progress encoding ([`crate::model::config`]) is told, for
+//!   each layer it sizes and denoises, how many layers precede it out of the
+//!   depth the size prior predicts (or the fixed shape's depth).
 //!
 //! So every sampled graph is acyclic by construction: edges go only from
 //! earlier layers into the newest one, and each node past the first layer
@@ -55,6 +59,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::dataset::dag::{Dag, GraphBatch};
+use crate::dataset::streams::layer_progress;
 use crate::model::compress::{CompressedTensors, Compression};
 use crate::model::error::{ModelError, Result, TorchContext};
 use crate::model::layers::{segment_ids, GraphInput};
@@ -89,7 +94,8 @@ pub struct SampleOptions {
 }
 
 /// Which attribute values one graph's nodes may take: which node types
-/// (feature 0), and for each node type which values of every feature.
+/// (feature 0), and for each node type which values of every feature; and
+/// which nodes it must have ([`RequiredNodes`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttributeMask {
     /// `allowed[v][f][c]`: whether a node of type `v` may have value `c` in
@@ -97,6 +103,23 @@ pub struct AttributeMask {
     allowed: Vec<Vec<Vec<bool>>>,
     /// Node types allowed in the first layer only (roots, in a Kahn-layered graph).
     first_layer_only: Vec<bool>,
+    /// Nodes the graph must have, in the order their layers come.
+    required: Vec<RequiredNodes>,
+}
+
+/// `count` nodes a graph must have in generation layer `layer` (1-based),
+/// with the feature values `values` (`(feature, value)` pairs) fixed. The
+/// sampler makes the layer at least that wide (and the graph at least that
+/// deep), and denoises the nodes' other features with those values held:
+/// the model fills in the rest of the layer, and the edges, around them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequiredNodes {
+    /// The generation layer, 1-based.
+    pub layer: usize,
+    /// How many such nodes.
+    pub count: usize,
+    /// The fixed `(feature, value)` pairs.
+    pub values: Vec<(usize, u32)>,
 }
 
 impl AttributeMask {
@@ -104,7 +127,31 @@ impl AttributeMask {
     pub fn allow_all(cardinalities: &[u32]) -> Self {
         let per_type: Vec<Vec<bool>> = cardinalities.iter().map(|&c| vec![true; c as usize]).collect();
         let types = cardinalities.first().map_or(0, |&c| c as usize);
-        Self { allowed: vec![per_type; types], first_layer_only: vec![false; types] }
+        Self { allowed: vec![per_type; types], first_layer_only: vec![false; types], required: Vec::new() }
+    }
+
+    /// Requires nodes ([`RequiredNodes`]); requirements of one layer take its
+    /// first rows, in the order they were added.
+    pub fn require(&mut self, nodes: RequiredNodes) {
+        if nodes.count > 0 {
+            self.required.push(nodes);
+            self.required.sort_by_key(|r| r.layer);
+        }
+    }
+
+    /// The required nodes, by layer.
+    pub fn required(&self) -> &[RequiredNodes] {
+        &self.required
+    }
+
+    /// How many nodes generation layer `layer` (1-based) must have.
+    fn required_in(&self, layer: usize) -> usize {
+        self.required.iter().filter(|r| r.layer == layer).map(|r| r.count).sum()
+    }
+
+    /// The deepest layer with required nodes (0: none).
+    fn last_required_layer(&self) -> usize {
+        self.required.last().map_or(0, |r| r.layer)
     }
 
     /// Allows node type `v` in the first layer only: every later node has an
@@ -153,6 +200,10 @@ impl AttributeMask {
             && self.allowed.iter().all(|t| {
                 t.len() == cardinalities.len() && t.iter().zip(cardinalities).all(|(v, &c)| v.len() == c as usize)
             })
+            && self
+                .required
+                .iter()
+                .all(|r| r.layer >= 1 && r.values.iter().all(|&(f, c)| cardinalities.get(f).is_some_and(|&n| c < n)))
     }
 }
 
@@ -258,6 +309,9 @@ struct Batch {
     node_graph: Tensor,
     num_graphs: i64,
     y: Tensor,
+    /// `[B]` progress of the layer being predicted, for a model that encodes
+    /// it (set per step of the loop).
+    progress: Option<Tensor>,
     /// Global id of each graph's local node 0.
     base: Vec<i64>,
     /// The flat batch the tensors came from (for colour graphs).
@@ -284,6 +338,7 @@ impl Batch {
             node_graph: long(&b.node_graph),
             num_graphs: which.len() as i64,
             y: Tensor::from_slice(&y).view([which.len() as i64, y_dim as i64]).to_device(dev),
+            progress: None,
             base,
             flat: b,
             compressed: None,
@@ -359,6 +414,25 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
     if max_level == 0 {
         return Err(ModelError::mismatch(ctx, "max_level is 0: no layer could be generated"));
     }
+    for (i, m) in opts.attribute_masks.iter().flatten().enumerate() {
+        if m.last_required_layer() > max_level {
+            return Err(ModelError::mismatch(
+                ctx,
+                format!("graph {i} requires nodes in layer {}, past max_level {max_level}", m.last_required_layer()),
+            ));
+        }
+        if let Some(r) = m.required.iter().find(|r| m.required_in(r.layer) > spec.max_layer_size) {
+            return Err(ModelError::mismatch(
+                ctx,
+                format!(
+                    "graph {i} requires {} nodes in layer {}: the model's widest layer is {}",
+                    m.required_in(r.layer),
+                    r.layer,
+                    spec.max_layer_size
+                ),
+            ));
+        }
+    }
     if opts.max_nodes == Some(0) {
         return Err(ModelError::mismatch(ctx, "max_nodes is 0: the first layer cannot be empty"));
     }
@@ -371,6 +445,7 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         .map(|_| Growing { x: dummy.clone(), level: vec![0], src: vec![], dst: vec![], layer_sizes: vec![] })
         .collect();
     let caps = graph_caps(model, conditions, opts, max_level);
+    let depths = progress_depths(model, conditions, opts)?;
     let mut active: Vec<usize> = (0..graphs.len()).collect();
     let mut level = 0usize;
     while !active.is_empty() && level < max_level {
@@ -383,7 +458,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
         b.compress(model.config.node_count.model.num_mpnn_layers, &[], &[]);
         let fixed = opts.layer_sizes.as_ref().map(|s| s[level]);
-        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps, fixed)?;
+        b.progress = depths.as_ref().map(|d| progress_of(d, &active, level, dev));
+        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps, fixed, opts.attribute_masks.as_deref())?;
         let (grow, sizes): (Vec<usize>, Vec<i64>) =
             active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
         active = grow;
@@ -397,7 +473,12 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             .attribute_masks
             .as_ref()
             .map(|m| MaskTables::new(&active.iter().map(|&g| &m[g]).collect::<Vec<_>>(), level + 1, dev));
-        let rows = node_rows(model, &b, &sizes, tables.as_ref())?;
+        b.progress = depths.as_ref().map(|d| progress_of(d, &active, level, dev));
+        let required = opts
+            .attribute_masks
+            .as_ref()
+            .map(|m| active.iter().map(|&g| m[g].required.iter().filter(|r| r.layer == level + 1).collect()).collect());
+        let rows = node_rows(model, &b, &sizes, tables.as_ref(), required)?;
         // (c) Append them at the next level.
         level += 1;
         let mut prev = Vec::with_capacity(active.len());
@@ -446,7 +527,8 @@ struct Caps {
 }
 
 /// Each graph's limits: `max_level` and `opts.max_nodes`, tightened by the
-/// checkpoint's size prior unless the options ignore it.
+/// checkpoint's size prior unless the options ignore it, but never above a
+/// layer with required nodes.
 fn graph_caps(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions, max_level: usize) -> Vec<Caps> {
     if opts.layer_sizes.is_some() {
         return vec![Caps { layers: max_level, nodes: usize::MAX }; conditions.len()];
@@ -454,17 +536,49 @@ fn graph_caps(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions, m
     let prior = model.data.size_prior.as_ref().filter(|_| !opts.ignore_size_prior);
     conditions
         .iter()
-        .map(|y| {
+        .enumerate()
+        .map(|(g, y)| {
             let (layers, nodes) = prior.map_or((usize::MAX, usize::MAX), |p| p.predict(y));
-            Caps { layers: layers.min(max_level), nodes: nodes.min(opts.max_nodes.unwrap_or(usize::MAX)) }
+            let required = opts.attribute_masks.as_ref().map_or(0, |m| m[g].last_required_layer());
+            Caps { layers: layers.max(required).min(max_level), nodes: nodes.min(opts.max_nodes.unwrap_or(usize::MAX)) }
         })
         .collect()
 }
 
+/// Each graph's depth for the models' progress encoding, when they have one
+/// ([`crate::model::config`]): the fixed layer sizes' count, or the depth the
+/// size prior predicts for the graph's condition (also when the options
+/// ignore the prior as a cap: the models were trained on a graph's true
+/// depth, and the prediction is the sampler's best guess of it).
+fn progress_depths(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions) -> Result<Option<Vec<usize>>> {
+    if model.config.general.progress_emb_size == 0 {
+        return Ok(None);
+    }
+    if let Some(fixed) = &opts.layer_sizes {
+        return Ok(Some(vec![fixed.len(); conditions.len()]));
+    }
+    let Some(prior) = &model.data.size_prior else {
+        return Err(ModelError::mismatch(
+            "sampling",
+            "the model encodes layer progress but its checkpoint has no size prior to predict a graph's depth",
+        ));
+    };
+    Ok(Some(conditions.iter().map(|y| prior.predict(y).0).collect()))
+}
+
+/// `[B]` progress of the layer after `built` ones for the `active` graphs.
+fn progress_of(depths: &[usize], active: &[usize], built: usize, dev: Device) -> Tensor {
+    let p: Vec<f32> = active.iter().map(|&g| layer_progress(built, depths[g])).collect();
+    Tensor::from_slice(&p).to_device(dev)
+}
+
 /// Draws each graph's next layer size from the layer-size model: at level 0
 /// size 0 is impossible, and sizes above a graph's remaining node budget are.
-/// A `fixed` size is the only possible draw (the model still runs, so timing
-/// a fixed shape costs what sampling that shape does).
+/// With masks, a layer is at least as wide as its required nodes (which may
+/// overrun the node budget), and "stop" is impossible while a later layer
+/// has required nodes. A `fixed` size is the only possible draw (the model
+/// still runs, so timing a fixed shape costs what sampling that shape does).
+#[allow(clippy::too_many_arguments)]
 fn layer_sizes(
     model: &LayerDag,
     b: &Batch,
@@ -473,9 +587,10 @@ fn layer_sizes(
     level: usize,
     caps: &[Caps],
     fixed: Option<usize>,
+    masks: Option<&[AttributeMask]>,
 ) -> Result<Vec<i64>> {
     let ctx = "sampling layer sizes";
-    let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), false)?;
+    let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), b.progress.as_ref(), false)?;
     let k = logits.size()[1] as usize;
     if let Some(n) = fixed.filter(|&n| n >= k) {
         return Err(ModelError::mismatch(
@@ -485,9 +600,18 @@ fn layer_sizes(
     }
     let mut mask = vec![0f32; active.len() * k];
     for (i, &g) in active.iter().enumerate() {
-        let remaining = caps[g].nodes.saturating_sub(graphs[g].num_nodes() - 1);
+        let (required, pending) =
+            masks.map_or((0, false), |m| (m[g].required_in(level + 1), m[g].last_required_layer() > level + 1));
+        if let Some(n) = fixed.filter(|&n| n < required) {
+            return Err(ModelError::mismatch(
+                ctx,
+                format!("fixed layer size {n} at layer {}: graph {g} requires {required} nodes there", level + 1),
+            ));
+        }
+        let lowest = required.max(usize::from(level == 0 || pending));
+        let remaining = caps[g].nodes.saturating_sub(graphs[g].num_nodes() - 1).max(lowest);
         for c in 0..k {
-            if (level == 0 && c == 0) || c > remaining || fixed.is_some_and(|n| n != c) {
+            if c < lowest || c > remaining || fixed.is_some_and(|n| n != c) {
                 mask[i * k + c] = f32::NEG_INFINITY;
             }
         }
@@ -500,12 +624,19 @@ fn layer_sizes(
 
 /// Denoises the attributes of `sizes[i]` new nodes per graph of `b`; returns
 /// their rows, graph by graph, flattened `[Q * F]`, within `masks` (rows by
-/// the batch's graphs) when given.
-fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64], masks: Option<&MaskTables>) -> Result<Vec<i64>> {
+/// the batch's graphs) when given. `required[i]` are graph i's required nodes
+/// in this layer: its first rows, whose fixed values are held at every step.
+fn node_rows(
+    model: &LayerDag,
+    b: &Batch,
+    sizes: &[i64],
+    masks: Option<&MaskTables>,
+    required: Option<Vec<Vec<&RequiredNodes>>>,
+) -> Result<Vec<i64>> {
     let ctx = "sampling node attributes";
     let dev = b.x.device();
     let nd = &model.node_diffusion;
-    let h_g = model.node_pred.model.encode_t(b.input(), Some(&b.y), false)?;
+    let h_g = model.node_pred.model.encode_t(b.input(), Some(&b.y), b.progress.as_ref(), false)?;
     let graphs = model.node_pred.model.prepare(&h_g)?;
     let mut offsets = vec![0i64];
     for &n in sizes {
@@ -514,7 +645,35 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64], masks: Option<&MaskTabl
     let query_offsets = Tensor::from_slice(&offsets).to_device(dev);
     let query_graph = segment_ids(&query_offsets).ctx(ctx)?;
     let q = *offsets.last().expect("offsets start at 0");
-    let mut x = nd.prior_sample(q).to_device(dev);
+    // Per feature, the rows whose value is held and the values.
+    let num_features = model.data.num_features();
+    let mut held = vec![(Vec::<i64>::new(), Vec::<i64>::new()); num_features];
+    for (i, reqs) in required.iter().flatten().enumerate() {
+        let mut row = offsets[i];
+        for r in reqs {
+            for _ in 0..r.count {
+                for &(feature, v) in &r.values {
+                    held[feature].0.push(row);
+                    held[feature].1.push(v as i64);
+                }
+                row += 1;
+            }
+        }
+    }
+    let held: Vec<Option<(Tensor, Tensor)>> = held
+        .into_iter()
+        .map(|(rows, values)| {
+            (!rows.is_empty())
+                .then(|| (Tensor::from_slice(&rows).to_device(dev), Tensor::from_slice(&values).to_device(dev)))
+        })
+        .collect();
+    let hold = |f: usize, col: Tensor| match &held[f] {
+        Some((rows, values)) => col.index_put(&[Some(rows)], values, false),
+        None => col,
+    };
+    let prior = nd.prior_sample(q).to_device(dev);
+    let mut x = Tensor::f_stack(&(0..num_features).map(|f| hold(f, prior.select(1, f as i64))).collect::<Vec<_>>(), 1)
+        .ctx(ctx)?;
     for t in (1..=nd.schedule().num_steps()).rev() {
         let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
         let queries = NodeQueries { x_t: &x, t: &t_b, query_graph: &query_graph, query_offsets: &query_offsets };
@@ -536,7 +695,7 @@ fn node_rows(model: &LayerDag, b: &Batch, sizes: &[i64], masks: Option<&MaskTabl
             if let (Some(m), 1) = (&allowed, t) {
                 w = restrict_to(&w, m);
             }
-            cols.push(w.f_multinomial(1, true).ctx(ctx)?.squeeze_dim(1));
+            cols.push(hold(f, w.f_multinomial(1, true).ctx(ctx)?.squeeze_dim(1)));
         }
         x = Tensor::f_stack(&cols, 1).ctx(ctx)?;
     }
@@ -762,6 +921,95 @@ mod tests {
         }
         let ignored = SampleOptions { ignore_size_prior: true, ..free.clone() };
         assert_eq!(sample_layered(&m, &y, &ignored).unwrap(), unbounded);
+    }
+
+    /// A model encoding layer progress samples with the size prior's depth
+    /// (or the fixed shape's), and its draws follow the progress it is given:
+    /// the same seed with another depth gives other graphs.
+    #[test]
+    fn a_progress_model_samples_against_the_predicted_depth() {
+        use crate::dataset::size_prior::SizePrior;
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_corpus_data();
+        let mut cfg = small();
+        cfg.general.progress_emb_size = 8;
+        let mut spec = DataSpec::from_graphs(&data.graphs);
+        let mut prior = SizePrior::fit(&data.graphs).unwrap();
+        prior.layers.weights.iter_mut().for_each(|w| *w = 0.0);
+        prior.layers.intercept = 3.0; // 8 layers
+        spec.size_prior = Some(prior.clone());
+        tch::manual_seed(4);
+        let mut m = LayerDag::new(cfg, spec, Device::Cpu).unwrap();
+        let y = conditions(data, 3);
+        // Ignoring the prior as a cap (the same caps for both depths below).
+        let o = SampleOptions {
+            seed: 2,
+            max_level: Some(6),
+            max_nodes: Some(60),
+            ignore_size_prior: true,
+            ..Default::default()
+        };
+        let shallow = sample_layered(&m, &y, &o).unwrap();
+        for s in &shallow {
+            check_structure(s, &m.data, &o);
+        }
+        assert_eq!(sample_layered(&m, &y, &o).unwrap(), shallow);
+        prior.layers.intercept = 6.0; // 64 layers: every layer earlier in its graph
+        m.data.size_prior = Some(prior);
+        assert_ne!(sample_layered(&m, &y, &o).unwrap(), shallow);
+        let fixed = SampleOptions { layer_sizes: Some(vec![2, 3, 1]), ..o.clone() };
+        for s in sample_layered(&m, &y, &fixed).unwrap() {
+            assert_eq!(s.layer_sizes, vec![2, 3, 1]);
+        }
+        m.data.size_prior = None;
+        let e = sample_layered(&m, &y, &o).unwrap_err().to_string();
+        assert!(e.contains("size prior"), "{e}");
+    }
+
+    /// Required nodes come out in their layers with their values held, even
+    /// past the node budget, and keep the graph going until their layer.
+    #[test]
+    fn required_nodes_are_placed_with_their_values() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_corpus_data();
+        let m = model(data, 6);
+        let y = conditions(data, 3);
+        let card = &m.data.cardinalities;
+        let held = |ty: u32, peer: u32| vec![(0, ty), (9, peer)];
+        let mut mask = AttributeMask::allow_all(card);
+        mask.require(RequiredNodes { layer: 5, count: 3, values: held(2, 1) });
+        mask.require(RequiredNodes { layer: 1, count: 2, values: held(3, 2) });
+        let o = SampleOptions {
+            seed: 9,
+            max_level: Some(6),
+            max_nodes: Some(4),
+            attribute_masks: Some(vec![mask.clone(); 3]),
+            ..Default::default()
+        };
+        for s in sample_layered(&m, &y, &o).unwrap() {
+            assert!(s.layer_sizes.len() >= 5 && s.layer_sizes[0] >= 2 && s.layer_sizes[4] >= 3, "{:?}", s.layer_sizes);
+            let first_of = |layer: usize| s.layer_sizes[..layer - 1].iter().sum::<usize>();
+            for v in 0..2 {
+                assert_eq!((s.dag.features(v)[0], s.dag.features(v)[9]), (3, 2));
+            }
+            for v in first_of(5)..first_of(5) + 3 {
+                assert_eq!((s.dag.features(v)[0], s.dag.features(v)[9]), (2, 1));
+            }
+        }
+        let mut deep = mask.clone();
+        deep.require(RequiredNodes { layer: 7, count: 1, values: held(2, 1) });
+        let e = sample_layered(&m, &y, &SampleOptions { attribute_masks: Some(vec![deep; 3]), ..o.clone() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 7") && e.contains("max_level"), "{e}");
+        let mut wide = mask;
+        wide.require(RequiredNodes { layer: 2, count: m.data.max_layer_size + 1, values: held(0, 0) });
+        let e = sample_layered(&m, &y, &SampleOptions { attribute_masks: Some(vec![wide; 3]), ..o })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("widest layer"), "{e}");
     }
 
     #[test]

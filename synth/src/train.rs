@@ -57,6 +57,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use simulator::chakra::NodeType;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Tensor};
 
@@ -67,7 +68,7 @@ use crate::dataset::size_prior::SizePrior;
 use crate::dataset::streams::LayerDagData;
 use crate::dataset::tokenize::observe_trace;
 use crate::dataset::tpu_tile::read_tpu_tile;
-use crate::dataset::vocab::RepresentativeFitter;
+use crate::dataset::vocab::{PeerStage, RepresentativeFitter};
 use crate::dataset::{Dag, DatasetError};
 use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
@@ -389,7 +390,10 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
     // reference's scalar TPU Tile label keeps the reference's sampler.
     let mut magnitude_validation = Vec::new();
     if normalizer.is_some() {
-        spec.size_prior = SizePrior::fit(&train.graphs);
+        spec.size_prior = SizePrior::fit(&train.graphs).map(|mut p| {
+            p.fit_forward_send(&train.graphs, |row| PeerStage::Next.is_p2p(row, NodeType::CommSendNode));
+            p
+        });
         if let Some((train_totals, val_totals)) = &totals {
             spec.magnitude_prior = MagnitudePrior::fit(train_totals, &train_y);
             if let Some(p) = &spec.magnitude_prior {

@@ -201,6 +201,16 @@ impl LayeredGraphs {
         &self.layer_edge_start[self.layer_index[g]..self.layer_index[g + 1]]
     }
 
+    /// The first layer (1-based) of graph `g` holding a node whose feature
+    /// row satisfies `pred`.
+    pub fn first_layer_with(&self, g: usize, pred: impl Fn(&[i64]) -> bool) -> Option<usize> {
+        let f = self.num_features();
+        (1..=self.num_layers(g)).find(|&l| {
+            let (lo, hi) = self.layer_nodes(g, l);
+            self.rows(g, lo, hi).chunks(f).any(&pred)
+        })
+    }
+
     /// Local node range of layer `l` (1-based) of graph `g`.
     fn layer_nodes(&self, g: usize, l: usize) -> (usize, usize) {
         let s = self.layer_starts(g);
@@ -314,6 +324,13 @@ fn check_examples(
         }
     }
     Ok(())
+}
+
+/// How far through a graph of `depth` layers a layer lies when `built`
+/// layers precede it: `built / depth` (0 for the first layer, 1 after the
+/// last; the models' progress encoding, [`crate::model::config`]).
+pub fn layer_progress(built: usize, depth: usize) -> f32 {
+    (built as f64 / depth.max(1) as f64) as f32
 }
 
 fn push_y(out: &mut Vec<f32>, graphs: &LayeredGraphs, g: usize) {
@@ -436,6 +453,7 @@ impl NodeCountStream {
             graphs: GraphBatch::new(graphs.num_features()),
             y: Vec::new(),
             y_dim: graphs.y_dim(),
+            progress: Vec::with_capacity(indices.len()),
             label: Vec::with_capacity(indices.len()),
         };
         for &i in indices {
@@ -444,6 +462,7 @@ impl NodeCountStream {
             let e_end = graphs.layer_edge_starts(g)[l - 1];
             graphs.push_prefix(&mut b.graphs, g, n_end, e_end);
             push_y(&mut b.y, graphs, g);
+            b.progress.push(layer_progress(l - 1, graphs.num_layers(g)));
             b.label.push(self.label[i]);
         }
         Ok(b)
@@ -459,6 +478,9 @@ pub struct NodeCountBatch {
     pub y: Vec<f32>,
     /// Conditioning width.
     pub y_dim: usize,
+    /// `[B]`: the layers built before the predicted one over the graph's
+    /// depth ([`layer_progress`]; 1 for the stop example).
+    pub progress: Vec<f32>,
     /// Targets `[B]`: the next layer's size (0 = stop).
     pub label: Vec<i64>,
 }
@@ -470,6 +492,8 @@ pub struct NodeCountTensors {
     pub graphs: GraphTensors,
     /// `[B, y_dim]` Float.
     pub y: Tensor,
+    /// `[B]` Float.
+    pub progress: Tensor,
     /// `[B]` Int64.
     pub label: Tensor,
 }
@@ -480,6 +504,7 @@ impl NodeCountBatch {
         NodeCountTensors {
             graphs: graph_tensors(&self.graphs, device),
             y: y_tensor(&self.y, self.label.len(), self.y_dim, device),
+            progress: Tensor::from_slice(&self.progress).to_device(device),
             label: long(&self.label, device),
         }
     }
@@ -508,6 +533,7 @@ impl NodeAttrStream {
             graphs: GraphBatch::new(graphs.num_features()),
             y: Vec::new(),
             y_dim: graphs.y_dim(),
+            progress: Vec::with_capacity(indices.len()),
             target: Vec::new(),
             query_graph: Vec::new(),
             query_offsets: vec![0],
@@ -517,6 +543,7 @@ impl NodeAttrStream {
             let (lo, hi) = graphs.layer_nodes(g, l);
             graphs.push_prefix(&mut b.graphs, g, lo, graphs.layer_edge_starts(g)[l - 1]);
             push_y(&mut b.y, graphs, g);
+            b.progress.push(layer_progress(l - 1, graphs.num_layers(g)));
             b.target.extend_from_slice(graphs.rows(g, lo, hi));
             b.query_graph.extend(std::iter::repeat_n(k as i64, hi - lo));
             b.query_offsets.push(b.query_graph.len() as i64);
@@ -534,6 +561,9 @@ pub struct NodeAttrBatch {
     pub y: Vec<f32>,
     /// Conditioning width.
     pub y_dim: usize,
+    /// `[B]`: the layers before the new one over the graph's depth
+    /// ([`layer_progress`]).
+    pub progress: Vec<f32>,
     /// Clean rows of the new layers' nodes, `[Q][F]`.
     pub target: Vec<i64>,
     /// Example index of each new node, `[Q]`.
@@ -549,6 +579,8 @@ pub struct NodeAttrTensors {
     pub graphs: GraphTensors,
     /// `[B, y_dim]` Float.
     pub y: Tensor,
+    /// `[B]` Float.
+    pub progress: Tensor,
     /// `[Q, F]` Int64.
     pub target: Tensor,
     /// `[Q]` Int64.
@@ -564,6 +596,7 @@ impl NodeAttrBatch {
         NodeAttrTensors {
             graphs: graph_tensors(&self.graphs, device),
             y: y_tensor(&self.y, self.query_offsets.len() - 1, self.y_dim, device),
+            progress: Tensor::from_slice(&self.progress).to_device(device),
             target: long(&self.target, device).view([self.query_graph.len() as i64, f]),
             query_graph: long(&self.query_graph, device),
             query_offsets: long(&self.query_offsets, device),
@@ -748,8 +781,11 @@ mod tests {
         assert_eq!(b.graphs.src, vec![2, 3, 2, 4]);
         assert_eq!(b.graphs.dst, vec![4, 4, 5, 5]);
         assert_eq!(b.y, vec![0.5, 0.5]);
+        // Layers built over the depth of 3: none before the first, all at the stop.
+        assert_eq!(b.progress, vec![0.0, 1.0]);
 
         let a = d.node_attr.batch(&d.graphs, &[1]).unwrap();
+        assert_eq!(a.progress, vec![1.0 / 3.0]);
         assert_eq!(a.graphs.x, vec![10, 5, 6]);
         assert!(a.graphs.src.is_empty());
         assert_eq!(a.target, vec![7]);

@@ -440,6 +440,13 @@ impl PeerStage {
     pub fn from_id(id: u32) -> Option<PeerStage> {
         PeerStage::ALL.get(id as usize).copied()
     }
+
+    /// Whether an ET node row is a point-to-point node of type `t` (send or
+    /// receive) whose peer sits at `self`.
+    pub fn is_p2p(self, row: &[i64], t: NodeType) -> bool {
+        row.get(EtFeature::NodeType.index()) == Some(&(NodeTypeToken::id(t) as i64))
+            && row.get(EtFeature::PeerStage.index()) == Some(&(self.id() as i64))
+    }
 }
 
 /// Representative values of the magnitude buckets: the inverse of [`Magnitude::bucket`].

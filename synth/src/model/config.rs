@@ -38,6 +38,22 @@
 //!
 //! In every case the embedding is concatenated to each node's categorical
 //! embedding before the encoder's first projection, as in the reference.
+//!
+//! # Layer progress (an extension of the reference)
+//!
+//! With `general.progress_emb_size = w > 0`, the layer-size model and the
+//! node-attribute denoiser also see how far through its graph the layer they
+//! predict lies: `progress = layers built / depth`, encoded as
+//! `SinusoidalPE(w)` of `100 · progress` and concatenated to the pooled graph
+//! embedding (the encoders are unchanged). Training uses each graph's own
+//! depth; sampling uses the depth the size prior predicts for the condition
+//! (or the fixed layer sizes' count), so such a model needs a size prior
+//! (corpus data). The reference's own level encodings (`pe`: a node's
+//! absolute or relative level, added to the encoders' inputs) are a
+//! different thing and unsupported. Without it, a model knows how deep it is
+//! only through what its few message-passing hops see, and a pipeline
+//! stage's sends, which sit at a fixed fraction of the stage's depth in the
+//! real traces, come out anywhere.
 
 use std::path::Path;
 
@@ -76,6 +92,14 @@ pub struct GeneralConfig {
     /// every epoch).
     #[serde(default)]
     pub patience: Option<usize>,
+    /// A Strata extension: the width of the layer-progress encoding (see the
+    /// module docs); 0, the default, is the reference (no encoding).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub progress_emb_size: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// A sub-model's `loader` table.
@@ -248,7 +272,12 @@ impl ModelConfig {
         let adam = || OptimizerConfig { lr: 0.0003, amsgrad: true };
         let enc = |x, y, k, pool| EncoderConfig { x_n_emb_size: x, y_emb_size: y, num_mpnn_layers: k, pool };
         ModelConfig {
-            general: GeneralConfig { dataset: "tpu_tile".into(), conditional: true, patience: Some(10) },
+            general: GeneralConfig {
+                dataset: "tpu_tile".into(),
+                conditional: true,
+                patience: Some(10),
+                progress_emb_size: 0,
+            },
             node_count: NodeCountConfig {
                 loader: loader(128),
                 model: enc(64, 256, 3, Some(Pool::Sum)),
@@ -355,6 +384,8 @@ impl ModelConfig {
         }
         optimizer("node_pred", &np.optimizer)?;
 
+        even("general.progress_emb_size", self.general.progress_emb_size)?;
+
         let ep = &self.edge_pred;
         positive("edge_pred.T", ep.num_steps)?;
         positive("edge_pred.loader.batch_size", ep.loader.batch_size)?;
@@ -367,10 +398,21 @@ impl ModelConfig {
     }
 
     /// Checks that the data can feed a model of this config: a conditional
-    /// model needs conditioning rows, and a scalar condition (sinusoidal
-    /// embedding) needs even `y_emb_size`s.
+    /// model needs conditioning rows, a scalar condition (sinusoidal
+    /// embedding) needs even `y_emb_size`s, and a progress encoding needs a
+    /// size prior.
     pub fn check_data(&self, data: &DataSpec) -> Result<()> {
         data.validate()?;
+        if self.general.progress_emb_size > 0 && data.size_prior.is_none() {
+            return Err(ModelError::config(
+                "model config",
+                "general.progress_emb_size",
+                format!(
+                    "{}, but the data has no size prior to take a sampled graph's depth from (only corpus data has one): set it to 0",
+                    self.general.progress_emb_size
+                ),
+            ));
+        }
         if !self.general.conditional {
             return Ok(());
         }

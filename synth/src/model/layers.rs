@@ -5,6 +5,7 @@
 //! | block | reference | variables |
 //! |---|---|---|
 //! | [`SinusoidalPE`] | `SinusoidalPE` | `div_term` (frozen) |
+//! | [`ProgressEmbedding`] | (a Strata extension) | `div_term` (frozen) |
 //! | [`MultiEmbedding`] | `MultiEmbedding` | `emb_list.{f}.weight` |
 //! | [`Mlp`] | `nn.Sequential(Linear, GELU, Linear)` | `0.*`, `2.*` |
 //! | [`BiMPNNLayer`] | `BiMPNNLayer` | `W.*`, `W_trans.*`, `W_self.*` |
@@ -133,6 +134,46 @@ impl Module for SinusoidalPE {
     fn forward(&self, position: &Tensor) -> Tensor {
         let arg = position.to_kind(Kind::Float).reshape([-1, 1]) * &self.div_term;
         Tensor::cat(&[arg.sin(), arg.cos()], -1)
+    }
+}
+
+/// How far through its graph a predicted layer lies, for the pooled models
+/// ([`super::config`], "Layer progress"): `SinusoidalPE(w)` of
+/// `100 · progress` appended to the graph embedding; nothing at width 0.
+#[derive(Debug)]
+pub struct ProgressEmbedding(Option<SinusoidalPE>);
+
+/// Progress 1 (the last layer) maps to this position, so that the fastest
+/// sinusoid turns about 16 times over a graph.
+const PROGRESS_SCALE: f64 = 100.0;
+
+impl ProgressEmbedding {
+    /// The encoding of even `width` under `p`, absent at 0.
+    pub fn new(p: &nn::Path, width: i64) -> Self {
+        ProgressEmbedding((width > 0).then(|| SinusoidalPE::new(p, width)))
+    }
+
+    /// The width it appends.
+    pub fn size(&self) -> i64 {
+        self.0.as_ref().map_or(0, SinusoidalPE::size)
+    }
+
+    /// `cat(h_g, PE(100 · progress))` (`[B, hidden + w]`) for the `[B]`
+    /// progress values, or `h_g` itself when absent.
+    pub fn f_append(&self, h_g: Tensor, progress: Option<&Tensor>) -> TResult<Tensor> {
+        let Some(pe) = &self.0 else {
+            return Ok(h_g);
+        };
+        let b = h_g.size()[0];
+        match progress {
+            Some(p) if p.size() == [b] => {
+                Tensor::f_cat(&[h_g, pe.forward(&p.f_to_kind(Kind::Float)?.f_mul_scalar(PROGRESS_SCALE)?)], 1)
+            }
+            Some(p) => Err(TchError::Shape(format!("layer progress: expected [{b}], got {:?}", p.size()))),
+            None => Err(TchError::Shape(format!(
+                "the model encodes layer progress: pass the [{b}] progress values, got none"
+            ))),
+        }
     }
 }
 

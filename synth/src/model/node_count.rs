@@ -2,20 +2,23 @@
 //! a pooled BiMPNN encoder of the graph built so far (dummy node plus the
 //! previous layers) and `Linear → GELU → Linear` to `max_layer_size + 1`
 //! classes, a categorical distribution over the next layer's size where class
-//! 0 means stop. Trained with cross-entropy.
+//! 0 means stop. Trained with cross-entropy. With a progress encoding
+//! ([`super::config`]), the pooled embedding carries the layer's progress.
 
 use tch::nn::{self, Module};
 use tch::{Reduction, Tensor};
 
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
-use super::layers::{BiMPNNEncoder, GraphInput, Mlp};
+use super::layers::{BiMPNNEncoder, GraphInput, Mlp, ProgressEmbedding};
 use crate::dataset::streams::NodeCountTensors;
 
-/// `GraphClassifier`: variables `graph_encoder.*` and `predictor.{0,2}.*`.
+/// `GraphClassifier`: variables `graph_encoder.*` and `predictor.{0,2}.*`
+/// (and `progress_emb.div_term` with a progress encoding).
 #[derive(Debug)]
 pub struct NodeCountModel {
     graph_encoder: BiMPNNEncoder,
+    progress_emb: ProgressEmbedding,
     predictor: Mlp,
     num_classes: i64,
 }
@@ -29,9 +32,15 @@ impl NodeCountModel {
         let y_width = enc.y_width(config.general.conditional, data.y_dim) as i64;
         let graph_encoder =
             BiMPNNEncoder::new(&(p / "graph_encoder"), &data.encoder_vocab(), enc, data.y_dim as i64, y_width);
-        let h = graph_encoder.hidden_size();
+        let progress_emb = ProgressEmbedding::new(&(p / "progress_emb"), config.general.progress_emb_size as i64);
+        let (h, w) = (graph_encoder.hidden_size(), progress_emb.size());
         let num_classes = data.max_layer_size as i64 + 1;
-        Ok(NodeCountModel { predictor: Mlp::new(&(p / "predictor"), h, h, num_classes), graph_encoder, num_classes })
+        Ok(NodeCountModel {
+            predictor: Mlp::new(&(p / "predictor"), h + w, h, num_classes),
+            graph_encoder,
+            progress_emb,
+            num_classes,
+        })
     }
 
     /// `max_layer_size + 1`.
@@ -40,16 +49,24 @@ impl NodeCountModel {
     }
 
     /// Logits `[B, max_layer_size + 1]` for the next layer's size of each
-    /// graph; `y` is `[B, y_dim]` (ignored by an unconditional model).
-    pub fn forward_t(&self, g: GraphInput, y: Option<&Tensor>, train: bool) -> Result<Tensor> {
+    /// graph; `y` is `[B, y_dim]` (ignored by an unconditional model),
+    /// `progress` `[B]` (ignored without a progress encoding).
+    pub fn forward_t(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        progress: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let ctx = "layer-size model forward";
         let h_g = self.graph_encoder.f_forward_t(g, y, train).ctx(ctx)?;
+        let h_g = self.progress_emb.f_append(h_g, progress).ctx(ctx)?;
         Ok(self.predictor.forward(&h_g))
     }
 
     /// [`Self::forward_t`] on a dataset batch.
     pub fn forward_batch(&self, b: &NodeCountTensors, train: bool) -> Result<Tensor> {
-        self.forward_t(GraphInput::from(&b.graphs), Some(&b.y), train)
+        self.forward_t(GraphInput::from(&b.graphs), Some(&b.y), Some(&b.progress), train)
     }
 
     /// Mean cross-entropy against the layer sizes `label` (`[B]` Int64).
@@ -75,6 +92,7 @@ mod tests {
 
     use super::*;
     use crate::model::config::tests::small;
+    use crate::model::config::DataSpec;
     use crate::model::tests::{rng_lock, tiny_corpus_batches, tiny_tpu_batches, TestBatches};
 
     #[test]
@@ -89,9 +107,39 @@ mod tests {
             assert!(loss.double_value(&[]).is_finite());
             // Wrong conditioning width: an error naming the shapes.
             let y = Tensor::zeros([b.graphs.num_graphs, spec.y_dim as i64 + 1], (Kind::Float, Device::Cpu));
-            let e = m.forward_t(GraphInput::from(&b.graphs), Some(&y), false).unwrap_err().to_string();
+            let e = m.forward_t(GraphInput::from(&b.graphs), Some(&y), None, false).unwrap_err().to_string();
             assert!(e.contains("conditioning rows"), "{e}");
         }
+    }
+
+    /// With a progress encoding the logits follow each example's progress;
+    /// without the values, or without a size prior to sample with, it is an
+    /// error naming them.
+    #[test]
+    fn the_progress_encoding_reaches_the_layer_size_logits() {
+        use crate::dataset::size_prior::SizePrior;
+        use crate::model::tests::{tiny_corpus_data, tiny_tpu_data};
+        let _rng = rng_lock();
+        let mut cfg = small();
+        cfg.general.progress_emb_size = 8;
+        let TestBatches { mut spec, node_count: b, .. } = tiny_corpus_batches();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let e = NodeCountModel::new(&vs.root(), &cfg, &spec).unwrap_err().to_string();
+        assert!(e.contains("general.progress_emb_size") && e.contains("size prior"), "{e}");
+        spec.size_prior = SizePrior::fit(&tiny_corpus_data().graphs);
+        let m = NodeCountModel::new(&(vs.root() / "node_count_model"), &cfg, &spec).unwrap();
+        let g = GraphInput::from(&b.graphs);
+        let with = m.forward_t(g, Some(&b.y), Some(&b.progress), false).unwrap();
+        assert_eq!(with.size(), vec![b.graphs.num_graphs, spec.max_layer_size as i64 + 1]);
+        let later = m.forward_t(g, Some(&b.y), Some(&(&b.progress + 0.25)), false).unwrap();
+        assert!((&with - &later).abs().max().double_value(&[]) > 1e-4);
+        let e = m.forward_t(g, Some(&b.y), None, false).unwrap_err().to_string();
+        assert!(e.contains("progress"), "{e}");
+        // The scalar-conditioned TPU Tile data has no size prior.
+        let tpu = DataSpec::from_graphs(&tiny_tpu_data().graphs);
+        assert!(NodeCountModel::new(&vs.root(), &cfg, &tpu).is_err());
+        cfg.general.progress_emb_size = 7;
+        assert!(cfg.validate().unwrap_err().to_string().contains("general.progress_emb_size"));
     }
 
     #[test]

@@ -8,13 +8,17 @@
 //! `Linear → GELU`, the set transformer over its layer's nodes, and one
 //! `Linear → GELU → Linear` head per feature giving logits for the clean
 //! `x₀` (x₀-parameterization). All new nodes of a layer are denoised jointly.
+//! With a progress encoding ([`super::config`]), `h_g` carries the new
+//! layer's progress.
 
 use tch::nn::{self, Module};
 use tch::Tensor;
 
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
-use super::layers::{segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, SinusoidalPE, TransformerLayer};
+use super::layers::{
+    segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, ProgressEmbedding, SinusoidalPE, TransformerLayer,
+};
 use crate::dataset::streams::NodeAttrTensors;
 
 /// The new nodes to denoise.
@@ -32,10 +36,12 @@ pub struct NodeQueries<'a> {
 
 /// `NodePredModel`: variables `graph_encoder.*`, `x_n_emb.emb_list.{f}`,
 /// `t_emb.div_term`, `project_h_n.0.*`, `trans_layers.{i}.*`,
-/// `pred_list.{f}.{0,2}.*`.
+/// `pred_list.{f}.{0,2}.*` (and `progress_emb.div_term` with a progress
+/// encoding).
 #[derive(Debug)]
 pub struct NodePredModel {
     graph_encoder: BiMPNNEncoder,
+    progress_emb: ProgressEmbedding,
     x_n_emb: MultiEmbedding,
     t_emb: SinusoidalPE,
     project_h_n: nn::Linear,
@@ -57,7 +63,8 @@ impl NodePredModel {
         let out = pr.out_hidden_size as i64;
         let x_n_emb = MultiEmbedding::new(&(p / "x_n_emb"), &data.real_vocab(), enc.x_n_emb_size as i64);
         let t_emb = SinusoidalPE::new(&(p / "t_emb"), pr.t_emb_size as i64);
-        let in_size = graph_encoder.hidden_size() + t_emb.size() + x_n_emb.out_size();
+        let progress_emb = ProgressEmbedding::new(&(p / "progress_emb"), config.general.progress_emb_size as i64);
+        let in_size = graph_encoder.hidden_size() + progress_emb.size() + t_emb.size() + x_n_emb.out_size();
         let layers = p / "trans_layers";
         let heads = p / "pred_list";
         Ok(NodePredModel {
@@ -72,25 +79,36 @@ impl NodePredModel {
                 .map(|(f, &c)| Mlp::new(&(&heads / f), out, out, c))
                 .collect(),
             graph_encoder,
+            progress_emb,
             x_n_emb,
             t_emb,
         })
     }
 
-    /// The graph embedding `h_g` `[B, hidden]` of the previous layers. It does
-    /// not depend on the step, so sampling computes it once per layer.
-    pub fn encode_t(&self, g: GraphInput, y: Option<&Tensor>, train: bool) -> Result<Tensor> {
-        self.graph_encoder.f_forward_t(g, y, train).ctx("node-attribute encoder")
+    /// The graph embedding `h_g` `[B, hidden (+ progress width)]` of the
+    /// previous layers, with the new layers' `progress` (`[B]`) appended when
+    /// the model encodes it. It does not depend on the step, so sampling
+    /// computes it once per layer.
+    pub fn encode_t(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        progress: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let ctx = "node-attribute encoder";
+        let h_g = self.graph_encoder.f_forward_t(g, y, train).ctx(ctx)?;
+        self.progress_emb.f_append(h_g, progress).ctx(ctx)
     }
 
     /// The step-independent part of the denoiser's input projection for the
-    /// graph embeddings `h_g` (`[B, hidden]`). `project_h_n` acts on
+    /// graph embeddings `h_g` (from [`Self::encode_t`]). `project_h_n` acts on
     /// `cat(x_emb(x_t), h_g, PE(t))`, so it splits into a per-category table,
     /// a per-graph term (computed here once; sampling reuses it for every
     /// step) and a per-step term, instead of one product per new node.
     pub fn prepare(&self, h_g: &Tensor) -> Result<PreparedGraphs> {
         let ctx = "node-attribute denoiser";
-        let (xs, hd) = (self.x_n_emb.out_size(), self.graph_encoder.hidden_size());
+        let (xs, hd) = (self.x_n_emb.out_size(), self.graph_encoder.hidden_size() + self.progress_emb.size());
         let w = &self.project_h_n.ws;
         let x_tables = self.x_n_emb.f_projected_tables(&w.f_narrow(1, 0, xs).ctx(ctx)?).ctx(ctx)?;
         let graph_part = h_g.f_linear(&w.f_narrow(1, xs, hd).ctx(ctx)?, self.project_h_n.bs.as_ref()).ctx(ctx)?;
@@ -147,8 +165,15 @@ impl NodePredModel {
     }
 
     /// x₀ logits per feature for the new nodes `q` of the graphs `g`.
-    pub fn forward_t(&self, g: GraphInput, y: Option<&Tensor>, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
-        let h_g = self.encode_t(g, y, train)?;
+    pub fn forward_t(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        progress: Option<&Tensor>,
+        q: NodeQueries,
+        train: bool,
+    ) -> Result<Vec<Tensor>> {
+        let h_g = self.encode_t(g, y, progress, train)?;
         self.forward_with_h_g(&h_g, q, train)
     }
 
@@ -156,7 +181,7 @@ impl NodePredModel {
     /// at per-example steps `t` (`[B]`).
     pub fn forward_batch(&self, b: &NodeAttrTensors, x_t: &Tensor, t: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         let q = NodeQueries { x_t, t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
-        self.forward_t(GraphInput::from(&b.graphs), Some(&b.y), q, train)
+        self.forward_t(GraphInput::from(&b.graphs), Some(&b.y), Some(&b.progress), q, train)
     }
 }
 
@@ -213,7 +238,7 @@ mod tests {
             }
             assert!(node_loss(&logits, &b.target).unwrap().double_value(&[]).is_finite());
             // The graph embedding is shared across steps.
-            let h_g = m.encode_t(GraphInput::from(&b.graphs), Some(&b.y), false).unwrap();
+            let h_g = m.encode_t(GraphInput::from(&b.graphs), Some(&b.y), Some(&b.progress), false).unwrap();
             assert_eq!(
                 h_g.size(),
                 vec![
