@@ -157,6 +157,13 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             100.0 * p.train.1,
             100.0 * p.validation.1
         );
+        if let Some((train, validation)) = p.forward_send {
+            println!(
+                "size prior: median relative error of the predicted layer of the sends to the next stage {:.1} % (train) / {:.1} % (validation)",
+                100.0 * train,
+                100.0 * validation
+            );
+        }
     }
     for (name, train, validation) in &report.magnitude_prior {
         println!(

@@ -974,7 +974,8 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     if let Some(prior) = &model.data.size_prior {
         if let Some(send) = &prior.forward_send_layer {
             for ((mask, &stage), row) in masks.iter_mut().zip(&stages).zip(&rows) {
-                let depth = prior.layers.predict(row);
+                // The sampler's depth cap: the predicted depth within max_level.
+                let depth = prior.layers.predict(row).min(model.data.max_level);
                 let p2p = PipelineNodes {
                     stage,
                     pp: layout.pp,

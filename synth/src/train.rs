@@ -391,7 +391,7 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
     let mut magnitude_validation = Vec::new();
     if normalizer.is_some() {
         spec.size_prior = SizePrior::fit(&train.graphs).map(|mut p| {
-            p.fit_forward_send(&train.graphs, |row| PeerStage::Next.is_p2p(row, NodeType::CommSendNode));
+            p.fit_forward_send(&train.graphs, is_forward_send);
             p
         });
         if let Some((train_totals, val_totals)) = &totals {
@@ -410,6 +410,11 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         origin: source.path().to_path_buf(),
         magnitude_validation,
     })
+}
+
+/// Whether an ET node row is a send to the next pipeline stage.
+fn is_forward_send(row: &[i64]) -> bool {
+    PeerStage::Next.is_p2p(row, NodeType::CommSendNode)
 }
 
 /// Per sub-model progress, saved in `train_state.json`.
@@ -638,6 +643,9 @@ pub struct SizePriorReport {
     pub train: (f64, f64),
     /// `(layers, nodes)` on the validation split.
     pub validation: (f64, f64),
+    /// The layer of the sends to the next stage, `(train, validation)`,
+    /// when the prior places them.
+    pub forward_send: Option<(f64, f64)>,
 }
 
 /// Loads the data and trains (see the module docs).
@@ -731,6 +739,10 @@ pub fn train_on_kinds(
     let size_prior = data.spec.size_prior.as_ref().map(|p| SizePriorReport {
         train: (p.layers.train_median_rel_error, p.nodes.train_median_rel_error),
         validation: p.median_rel_errors(&data.validation.graphs).unwrap_or((f64::NAN, f64::NAN)),
+        forward_send: p.forward_send_layer.as_ref().map(|fit| {
+            let val = p.forward_send_rel_error(&data.validation.graphs, is_forward_send).unwrap_or(f64::NAN);
+            (fit.train_median_rel_error, val)
+        }),
     });
     let magnitude_prior = data
         .spec

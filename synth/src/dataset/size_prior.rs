@@ -136,6 +136,24 @@ impl SizePrior {
         self.forward_send_layer = (!rows.is_empty()).then(|| LogLinearFit::fit(&rows, &layers));
     }
 
+    /// Median relative error of [`SizePrior::forward_send_layer`] over the
+    /// graphs of a split with a node `is_forward_send` accepts; `None` without
+    /// the fit or such graphs.
+    pub fn forward_send_rel_error(
+        &self,
+        graphs: &LayeredGraphs,
+        is_forward_send: impl Fn(&[i64]) -> bool,
+    ) -> Option<f64> {
+        let fit = self.forward_send_layer.as_ref()?;
+        let errors: Vec<f64> = (0..graphs.num_graphs())
+            .filter_map(|g| {
+                let actual = graphs.first_layer_with(g, &is_forward_send)?;
+                Some((fit.predict_f64(graphs.y(g)) / actual as f64 - 1.0).abs())
+            })
+            .collect();
+        (!errors.is_empty()).then(|| median(errors))
+    }
+
     /// `(layers, nodes)` predicted for a conditioning row.
     pub fn predict(&self, y: &[f32]) -> (usize, usize) {
         (self.layers.predict(y), self.nodes.predict(y))

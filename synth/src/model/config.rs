@@ -20,7 +20,8 @@
 //!
 //! Not supported: the reference's optional level encodings (`pe`,
 //! `pe_emb_size`); the shipped config leaves them off (`pe: None`,
-//! `pe_emb_size: 0`), so the keys are refused rather than silently ignored.
+//! `pe_emb_size: 0`), so the keys are refused rather than silently ignored
+//! (Strata's own layer-progress encoding is below).
 //!
 //! # Conditioning (an extension of the reference)
 //!
@@ -51,9 +52,8 @@
 //! (corpus data). The reference's own level encodings (`pe`: a node's
 //! absolute or relative level, added to the encoders' inputs) are a
 //! different thing and unsupported. Without it, a model knows how deep it is
-//! only through what its few message-passing hops see, and a pipeline
-//! stage's sends, which sit at a fixed fraction of the stage's depth in the
-//! real traces, come out anywhere.
+//! only through what its few message-passing hops see. (Tried on the shipped
+//! config, it did not improve the generated timings: BENCHMARKS.md.)
 
 use std::path::Path;
 
