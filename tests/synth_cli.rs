@@ -196,7 +196,7 @@ fn synth_eval_reports_validity_structure_and_timing() {
 /// (23 workloads, 22 timed; BENCHMARKS.md "Generated against real traces"):
 /// every generated workload is valid, and the simulated iteration times on
 /// the corpus reference system are within 35 % of the real ones at the
-/// median and 70 % at the 90th percentile (measured: 19.7 % / 52.6 % for
+/// median and 70 % at the 90th percentile (measured: 19.6 % / 47.4 % for
 /// seed 0; without the pipeline messages 28.7 % / 56.2 %; the model before
 /// the attribute masks and the magnitude prior: 67 % / 322 %). Pipelined
 /// workloads are no longer all too short: without the pipeline messages 15 of
