@@ -622,6 +622,29 @@ fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> 
     mark
 }
 
+/// The first nodes after a stage's forward sends, whose ancestors are marked
+/// in `forward`: of the nodes outside it all of whose predecessors are in it
+/// (over `dag` without the `cut` edges), those in the lowest Kahn layer.
+fn backward_start(dag: &Dag, cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Vec<usize> {
+    let n = dag.num_nodes();
+    let mut preds = vec![Vec::new(); n];
+    for (u, w) in dag.edges().filter(|e| !cut.contains(e)) {
+        preds[w as usize].push(u as usize);
+    }
+    let after: Vec<usize> =
+        (0..n).filter(|&w| !forward[w] && !preds[w].is_empty() && preds[w].iter().all(|&u| forward[u])).collect();
+    let mut level = vec![0usize; n];
+    if let Ok(layering) = dag.layering() {
+        for l in 0..layering.num_layers() {
+            for &w in layering.layer(l) {
+                level[w as usize] = l;
+            }
+        }
+    }
+    let first = after.iter().map(|&w| level[w]).min().unwrap_or(0);
+    after.into_iter().filter(|&w| level[w] == first).collect()
+}
+
 /// The point-to-point nodes a pipelined stage graph must have, as every
 /// pipelined corpus stage graph has them: per micro-batch, a receive from
 /// each neighbouring stage among the roots (layer 1), a send to the next
@@ -809,24 +832,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
         }
         let sends: Vec<usize> =
             list(&xs[b], n, NodeType::CommSendNode, PeerStage::Next).into_iter().filter(|&u| paired[b][u]).collect();
-        let before = local_ancestors(&dags[b], &cut[b], &sends);
-        let mut preds = vec![Vec::new(); n];
-        for (u, w) in dags[b].edges().filter(|e| !cut[b].contains(e)) {
-            preds[w as usize].push(u as usize);
-        }
-        let frontier: Vec<usize> =
-            (0..n).filter(|&w| !before[w] && !preds[w].is_empty() && preds[w].iter().all(|&u| before[u])).collect();
-        // Only the earliest of them (the start of the backward pass).
-        let mut level = vec![0usize; n];
-        if let Ok(layering) = dags[b].layering() {
-            for l in 0..layering.num_layers() {
-                for &w in layering.layer(l) {
-                    level[w as usize] = l;
-                }
-            }
-        }
-        let first = frontier.iter().map(|&w| level[w]).min().unwrap_or(0);
-        let frontier: Vec<usize> = frontier.into_iter().filter(|&w| level[w] == first).collect();
+        let frontier = backward_start(&dags[b], &cut[b], &local_ancestors(&dags[b], &cut[b], &sends));
         for &v in &recvs {
             for &w in &frontier {
                 let (gv, gw) = (offsets[b] + v, offsets[b] + w);
