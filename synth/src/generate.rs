@@ -605,13 +605,19 @@ pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
     mask
 }
 
-/// `mark[v]`: whether local node `v` of `dag` (without the `cut` edges) is
-/// one of `targets` or an ancestor of one.
-fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> Vec<bool> {
+/// Each node's predecessors in `dag` without the `cut` edges.
+fn predecessors(dag: &Dag, cut: &BTreeSet<(u32, u32)>) -> Vec<Vec<usize>> {
     let mut pred = vec![Vec::new(); dag.num_nodes()];
     for (u, v) in dag.edges().filter(|e| !cut.contains(e)) {
         pred[v as usize].push(u as usize);
     }
+    pred
+}
+
+/// `mark[v]`: whether local node `v` of `dag` (without the `cut` edges) is
+/// one of `targets` or an ancestor of one.
+fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> Vec<bool> {
+    let pred = predecessors(dag, cut);
     let mut mark = vec![false; dag.num_nodes()];
     let mut stack: Vec<usize> = targets.to_vec();
     while let Some(v) = stack.pop() {
@@ -627,10 +633,7 @@ fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> 
 /// (over `dag` without the `cut` edges), those in the lowest Kahn layer.
 fn backward_start(dag: &Dag, cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Vec<usize> {
     let n = dag.num_nodes();
-    let mut preds = vec![Vec::new(); n];
-    for (u, w) in dag.edges().filter(|e| !cut.contains(e)) {
-        preds[w as usize].push(u as usize);
-    }
+    let preds = predecessors(dag, cut);
     let after: Vec<usize> =
         (0..n).filter(|&w| !forward[w] && !preds[w].is_empty() && preds[w].iter().all(|&u| forward[u])).collect();
     let mut level = vec![0usize; n];
