@@ -139,11 +139,6 @@ impl AttributeMask {
         }
     }
 
-    /// The required nodes, by layer.
-    pub fn required(&self) -> &[RequiredNodes] {
-        &self.required
-    }
-
     /// How many nodes generation layer `layer` (1-based) must have.
     fn required_in(&self, layer: usize) -> usize {
         self.required.iter().filter(|r| r.layer == layer).map(|r| r.count).sum()
@@ -457,9 +452,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         // (a) The next layer's size per graph; a graph drawing 0 is finished.
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
         b.compress(model.config.node_count.model.num_mpnn_layers, &[], &[]);
-        let fixed = opts.layer_sizes.as_ref().map(|s| s[level]);
         b.progress = depths.as_ref().map(|d| progress_of(d, &active, level, dev));
-        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps, fixed, opts.attribute_masks.as_deref())?;
+        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps, opts)?;
         let (grow, sizes): (Vec<usize>, Vec<i64>) =
             active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
         active = grow;
@@ -578,7 +572,6 @@ fn progress_of(depths: &[usize], active: &[usize], built: usize, dev: Device) ->
 /// overrun the node budget), and "stop" is impossible while a later layer
 /// has required nodes. A `fixed` size is the only possible draw (the model
 /// still runs, so timing a fixed shape costs what sampling that shape does).
-#[allow(clippy::too_many_arguments)]
 fn layer_sizes(
     model: &LayerDag,
     b: &Batch,
@@ -586,10 +579,11 @@ fn layer_sizes(
     active: &[usize],
     level: usize,
     caps: &[Caps],
-    fixed: Option<usize>,
-    masks: Option<&[AttributeMask]>,
+    opts: &SampleOptions,
 ) -> Result<Vec<i64>> {
     let ctx = "sampling layer sizes";
+    let fixed = opts.layer_sizes.as_ref().map(|s| s[level]);
+    let masks = opts.attribute_masks.as_deref();
     let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), b.progress.as_ref(), false)?;
     let k = logits.size()[1] as usize;
     if let Some(n) = fixed.filter(|&n| n >= k) {
