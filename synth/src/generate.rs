@@ -22,7 +22,8 @@
 //!    forward sends): per micro-batch a receive from each neighbouring stage
 //!    among its roots, a send to the next stage where the prior puts the end
 //!    of the forward pass, a send to the previous stage in its last layer;
-//!    the model draws everything else around them. Then the checkpoint's magnitude prior (when it has one and
+//!    the model draws everything else around them, and no other sends or
+//!    receives. Then the checkpoint's magnitude prior (when it has one and
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
 //!    graph's compute and communication totals to the ones its conditioning
 //!    row predicts ([`crate::dataset::magnitude_prior`]).
@@ -653,9 +654,10 @@ fn backward_start(dag: &Dag, cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Ve
 /// each neighbouring stage among the roots (layer 1), a send to the next
 /// stage in one layer (the end of the forward pass, where the checkpoint's
 /// size prior puts it) and a send to the previous stage in the last layer
-/// (the end of the backward pass). The small shipped model alone almost
-/// never draws a receive among a graph's first few nodes, so without these
-/// the stages of a generated pipeline never waited on each other.
+/// (the end of the backward pass); and no other sends or receives. The small
+/// shipped model alone almost never draws a receive among a graph's first
+/// few nodes, so without these the stages of a generated pipeline never
+/// waited on each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineNodes {
     /// The stage.
@@ -671,7 +673,8 @@ pub struct PipelineNodes {
 }
 
 impl PipelineNodes {
-    /// Adds the nodes to a stage's mask (nothing with one stage).
+    /// Adds the nodes to a stage's mask and forbids every other send and
+    /// receive (nothing with one stage).
     pub fn require_in(&self, mask: &mut AttributeMask) {
         let node = |t: NodeType, peer: PeerStage, layer: usize| RequiredNodes {
             layer,
@@ -690,6 +693,15 @@ impl PipelineNodes {
         if self.stage + 1 < self.pp {
             mask.require(node(NodeType::CommRecvNode, PeerStage::Next, 1));
             mask.require(node(NodeType::CommSendNode, PeerStage::Next, self.forward_send_layer));
+        }
+        if self.pp > 1 {
+            // The model draws no other messages: pairing takes a boundary's
+            // sends and receives in node order, so an early drawn send would
+            // take the partner of the required one, which then became a
+            // compute node.
+            for t in [NodeType::CommSendNode, NodeType::CommRecvNode] {
+                mask.forbid_type(NodeTypeToken::id(t) as usize);
+            }
         }
     }
 }
@@ -1217,9 +1229,10 @@ mod tests {
         // each way across the one stage boundary.
         let model = LayerDag::load(tiny_model(), Device::Cpu).unwrap();
         assert!(model.data.size_prior.as_ref().is_some_and(|p| p.forward_send_layer.is_some()));
+        // The model draws no other sends or receives, so none is left unpaired.
         assert_eq!(
-            (w.conversions.p2p_pairs, w.conversions.p2p_cyclic),
-            (2 * report.flags.n_microbatches() as usize, 0),
+            (w.conversions.p2p_pairs, w.conversions.p2p_cyclic, w.conversions.p2p_unmatched),
+            (2 * report.flags.n_microbatches() as usize, 0, 0),
             "{:?}",
             w.conversions
         );
@@ -1404,6 +1417,15 @@ mod tests {
         // Receives are roots: first layer only; sends anywhere.
         assert!(!last.allows(&p2p(NodeType::CommRecvNode, PeerStage::Prev), 2), "a receive past the first layer");
         assert!(first.allows(&p2p(NodeType::CommSendNode, PeerStage::Next), 7));
+        // With its pipeline messages required, a stage draws no other ones
+        // (an early drawn send would be paired in place of the required one).
+        let mut required = first.clone();
+        PipelineNodes { stage: 0, pp: 2, micro_batches: 2, depth: 30, forward_send_layer: 12 }
+            .require_in(&mut required);
+        assert!(!required.allows(&p2p(NodeType::CommSendNode, PeerStage::Next), 7));
+        assert!(!required.allows(&p2p(NodeType::CommRecvNode, PeerStage::Next), 1));
+        assert!(required.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None), 7));
+        assert!(required.allows(&coll(CommKind::Data), 7));
         // One rank: compute only.
         let alone = mask_of(&["dp=1", "tp=1", "pp=1"], 0);
         assert!(alone.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None), 1));

@@ -180,7 +180,8 @@ impl AttributeMask {
     }
 
     /// Whether a node with feature row `row` in generation layer `layer`
-    /// (1-based) satisfies the mask.
+    /// (1-based) satisfies the mask: what a drawn node may be (required
+    /// nodes have their values held, whatever the mask allows).
     pub fn allows(&self, row: &[u32], layer: usize) -> bool {
         let Some(&v) = row.first() else { return false };
         let Some(t) = self.allowed.get(v as usize) else { return false };
