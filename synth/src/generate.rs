@@ -546,12 +546,15 @@ fn shared_kinds(ctx: &RankContext) -> Vec<CommKind> {
 /// - compute nodes: no collective, communicator, peer or `comm_size`;
 /// - collectives, only where the stage has a shared communicator: a corpus
 ///   collective type over such a communicator, a size (not absent, not 0);
+///   all-to-alls only with an expert-parallel group, and only all-reduces
+///   where the data-parallel group is the only one and the weights are not
+///   sharded (the gradient all-reduce), as in every corpus trace;
 /// - sends and receives, only with two or more stages: the pipeline
 ///   communicator, a neighbouring stage that exists (or, with three or more
 ///   stages, one further away), a size; receives only in the first layer
 ///   (they are roots in every corpus trace);
 /// - node types the corpus never has (memory, metadata, invalid): none.
-pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
+pub fn stage_mask(ctx: &RankContext, weight_sharded: bool) -> AttributeMask {
     let mut mask = AttributeMask::allow_all(&et_cardinalities());
     let (stage, pp) = match ctx.layout() {
         Some(l) => (l.stage(ctx.rank()), l.pp),
@@ -580,7 +583,16 @@ pub fn stage_mask(ctx: &RankContext) -> AttributeMask {
     mask.restrict(comp, EtFeature::PeerStage.index(), only(PeerStage::None.id()));
     mask.restrict(comp, EtFeature::CommSize.index(), only(Magnitude::ABSENT));
     let coll = id(NodeType::CommCollNode);
-    let types: Vec<usize> = CORPUS_COLLECTIVES.iter().map(|&c| CollectiveToken::id(Some(c)) as usize).collect();
+    let only_gradients = kinds == [CommKind::Data] && !weight_sharded;
+    let types: Vec<usize> = CORPUS_COLLECTIVES
+        .iter()
+        .filter(|&&c| match c {
+            CollectiveCommType::AllToAll => kinds.contains(&CommKind::Expert),
+            CollectiveCommType::AllReduce => true,
+            _ => !only_gradients,
+        })
+        .map(|&c| CollectiveToken::id(Some(c)) as usize)
+        .collect();
     mask.restrict(coll, EtFeature::Collective.index(), |c| types.contains(&c));
     mask.restrict(coll, EtFeature::CommKind.index(), |c| kinds.iter().any(|k| k.id() as usize == c));
     mask.restrict(coll, EtFeature::PeerStage.index(), only(PeerStage::None.id()));
@@ -1043,8 +1055,10 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
     let groups = comm_groups(&layout);
-    let mut masks: Vec<AttributeMask> =
-        stages.iter().map(|&s| stage_mask(&RankContext::new(s * rps, Some(layout), Some(groups.clone())))).collect();
+    let mut masks: Vec<AttributeMask> = stages
+        .iter()
+        .map(|&s| stage_mask(&RankContext::new(s * rps, Some(layout), Some(groups.clone())), flags.weight_sharded))
+        .collect();
     if let Some(prior) = &model.data.size_prior {
         if let Some(send) = &prior.forward_send_layer {
             for ((mask, &stage), row) in masks.iter_mut().zip(&stages).zip(&rows) {
@@ -1366,7 +1380,7 @@ mod tests {
             for r in corpus.ranks(split, true) {
                 let dag = r.tokenize().unwrap();
                 let layers = dag.layering().unwrap();
-                let mask = stage_mask(&r.workload.context(r.rank));
+                let mask = stage_mask(&r.workload.context(r.rank), r.workload.config.flags.weight_sharded);
                 for v in 0..dag.num_nodes() {
                     let (row, layer) = (dag.features(v), layers.level[v] as usize);
                     assert!(mask.allows(row, layer), "{} rank {} node {v}: {row:?}", r.workload.config.id, r.rank);
@@ -1383,8 +1397,9 @@ mod tests {
     #[test]
     fn stage_masks_follow_the_layout() {
         let mask_of = |flags: &[&str], rank: u32| {
-            let layout = parse_flags(&sets(flags)).unwrap().layout().unwrap();
-            stage_mask(&RankContext::new(rank, Some(layout), Some(comm_groups(&layout))))
+            let flags = parse_flags(&sets(flags)).unwrap();
+            let layout = flags.layout().unwrap();
+            stage_mask(&RankContext::new(rank, Some(layout), Some(comm_groups(&layout))), flags.weight_sharded)
         };
         let row = |ty: NodeType, kind: CommKind, coll: Option<CollectiveCommType>, peer: PeerStage| {
             let mut r = vec![0u32; et_cardinalities().len()];
@@ -1397,8 +1412,8 @@ mod tests {
             }
             r
         };
-        let ag = Some(CollectiveCommType::AllGather);
-        let coll = |kind| row(NodeType::CommCollNode, kind, ag, PeerStage::None);
+        let typed = |kind, c| row(NodeType::CommCollNode, kind, Some(c), PeerStage::None);
+        let coll = |kind| typed(kind, CollectiveCommType::AllReduce);
         let p2p = |ty, peer| row(ty, CommKind::Pipeline, None, peer);
         // dp 2, tp 1, pp 2: rank 0 is in stage 0, rank 2 in stage 1.
         let first = mask_of(&["dp=2", "tp=1", "pp=2"], 0);
@@ -1426,6 +1441,21 @@ mod tests {
         assert!(!required.allows(&p2p(NodeType::CommRecvNode, PeerStage::Next), 1));
         assert!(required.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None), 7));
         assert!(required.allows(&coll(CommKind::Data), 7));
+        // Collective types follow the groups, as in every corpus trace: with
+        // the data-parallel group alone and unsharded weights, only the
+        // gradient all-reduce; all-to-alls only with an expert-parallel group.
+        use CollectiveCommType::{AllGather, AllToAll, ReduceScatter};
+        assert!(!first.allows(&typed(CommKind::Data, AllGather), 1));
+        assert!(!first.allows(&typed(CommKind::Data, ReduceScatter), 1));
+        let sharded = mask_of(&["dp=2", "tp=1", "pp=2", "weight_sharded=true"], 0);
+        assert!(sharded.allows(&typed(CommKind::Data, AllGather), 1));
+        assert!(sharded.allows(&typed(CommKind::Data, ReduceScatter), 1));
+        let tensor = mask_of(&["dp=2", "tp=2", "pp=1"], 0);
+        assert!(tensor.allows(&typed(CommKind::Tensor, AllGather), 1));
+        assert!(tensor.allows(&typed(CommKind::Data, AllGather), 1), "the types do not depend on the group");
+        assert!(!tensor.allows(&typed(CommKind::Tensor, AllToAll), 1));
+        let moe = mask_of(&["model_type=moe", "dp=1", "tp=1", "pp=1", "ep=2"], 0);
+        assert!(moe.allows(&typed(CommKind::Expert, AllToAll), 1));
         // One rank: compute only.
         let alone = mask_of(&["dp=1", "tp=1", "pp=1"], 0);
         assert!(alone.allows(&row(NodeType::CompNode, CommKind::None, None, PeerStage::None), 1));
