@@ -247,7 +247,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
         let c = &w.conversions;
         println!(
-            "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs, {} dependencies cut to keep them acyclic, {} added from backward receives; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
+            "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs, {} dependencies cut to keep them acyclic, {} added from backward receives, {} backward sends anchored to their micro-batch; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
             w.prefix.display(),
             w.rank_files.len().saturating_sub(1),
             w.comm_groups.display(),
@@ -255,6 +255,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             c.p2p_pairs,
             c.p2p_edges_cut,
             c.p2p_edges_added,
+            c.p2p_sends_anchored,
             c.p2p_unmatched,
             c.p2p_cyclic,
             c.collectives,

@@ -195,13 +195,15 @@ fn synth_eval_reports_validity_structure_and_timing() {
 /// The shipped model against the real traces of the whole validation split
 /// (23 workloads, 22 timed; BENCHMARKS.md "Generated against real traces"):
 /// every generated workload is valid, and the simulated iteration times on
-/// the corpus reference system are within 35 % of the real ones at the
-/// median and 70 % at the 90th percentile (measured: 19.6 % / 47.4 % for
-/// seed 0; without the pipeline messages 28.7 % / 56.2 %; the model before
-/// the attribute masks and the magnitude prior: 67 % / 322 %). Pipelined
-/// workloads are no longer all too short: without the pipeline messages 15 of
-/// the 16 timed ones with pp ≥ 2 were (their stages never waited on each
-/// other). The node-type distribution matches the real one closely.
+/// the corpus reference system are within 30 % of the real ones at the
+/// median and 60 % at the 90th percentile (measured: 17.8 % / 41.2 % for
+/// seed 0; before the micro-batch pipeline structure 19.6 % / 47.4 %; without
+/// the pipeline messages 28.7 % / 56.2 %; the model before the attribute
+/// masks and the magnitude prior: 67 % / 322 %). Pipelined workloads are
+/// biased neither way: without the pipeline messages 15 of the 16 timed ones
+/// with pp ≥ 2 were too short (their stages never waited on each other); now
+/// 5 are longer and 11 shorter. The node-type distribution matches the real
+/// one closely.
 #[test]
 fn the_shipped_model_times_like_the_real_traces() {
     let dir = Dir::new();
@@ -214,7 +216,7 @@ fn the_shipped_model_times_like_the_real_traces() {
     assert_eq!(summary["rel_error"]["n"].as_u64(), Some(22), "{summary}");
     let (median, p90) =
         (summary["rel_error"]["median"].as_f64().unwrap(), summary["rel_error"]["p90"].as_f64().unwrap());
-    assert!(median < 0.35 && p90 < 0.7, "median {median}, p90 {p90}");
+    assert!(median < 0.3 && p90 < 0.6, "median {median}, p90 {p90}");
     assert!(summary["mmd"]["node_type"].as_f64().unwrap() < 0.01, "{summary}");
     let (mut pipelined, mut longer) = (0, 0);
     for w in report["workloads"].as_array().unwrap() {
@@ -229,7 +231,10 @@ fn the_shipped_model_times_like_the_real_traces() {
         }
     }
     assert_eq!(pipelined, 16, "{report}");
-    assert!(longer >= 4, "only {longer} of {pipelined} pipelined workloads come out longer than the real ones");
+    assert!(
+        (3..=pipelined - 3).contains(&longer),
+        "{longer} of {pipelined} pipelined workloads come out longer than the real ones: a bias"
+    );
 }
 
 /// Bad input to `strata synth eval` is a clean exit-2 error naming what is wrong.

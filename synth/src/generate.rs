@@ -50,10 +50,15 @@
 //!      the same peer stage loses those dependencies (a receive from the
 //!      next stage feeds the backward pass, never the forward send); extras,
 //!      peers outside the pipeline (PREV on the first stage, NEXT on the
-//!      last, OTHER), and pairs still cyclic become compute nodes. A paired
-//!      receive from the next stage then gates the first nodes after the
-//!      stage's forward sends (the start of its backward pass), unless that
-//!      would close a cycle;
+//!      last, OTHER), and pairs still cyclic become compute nodes. Then, one
+//!      micro-batch per pair, as 1F1B pipelines run: the i-th of m paired
+//!      receives from the next stage gates the i-th of m runs (in layer
+//!      order) of the roots of the stage's backward pass (what follows its
+//!      forward sends), and the i-th send to the previous stage waits on
+//!      (i + 1) / m of the share of the stage's compute that the corpus's
+//!      backward sends wait on ([`BACKWARD_SEND_SHARE`]), instead of on
+//!      everything before the last layer; neither where it would close a
+//!      cycle;
 //!    - communication sizes below [`MIN_COMM_SIZE`] (absent and 0 included)
 //!      are raised to it: ASTRA-sim rejects a collective with empty chunks;
 //!    - a GPU compute node without a `tensor_size` (or with 0) gets
@@ -232,9 +237,12 @@ pub struct Conversions {
     /// Dependencies removed so that a receive no longer precedes its own
     /// stage's sends to the same peer stage (which would close a wait cycle).
     pub p2p_edges_cut: usize,
-    /// Dependencies added from a receive from the next stage to the first
-    /// nodes after its stage's forward sends (the start of the backward pass).
+    /// Dependencies added from a receive from the next stage to the roots of
+    /// its micro-batch's share of the backward pass.
     pub p2p_edges_added: usize,
+    /// Sends to the previous stage whose dependencies were replaced by one on
+    /// their micro-batch's share of the stage's compute.
+    pub p2p_sends_anchored: usize,
     /// Collectives without a stage-local communicator of two or more ranks, or
     /// of a type the corpus never has (reduce, gather, scatter, broadcast,
     /// barrier), made compute nodes.
@@ -641,24 +649,65 @@ fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> 
     mark
 }
 
-/// The first nodes after a stage's forward sends, whose ancestors are marked
-/// in `forward`: of the nodes outside it all of whose predecessors are in it
-/// (over `dag` without the `cut` edges), those in the lowest Kahn layer.
-fn backward_start(dag: &Dag, cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Vec<usize> {
-    let n = dag.num_nodes();
+/// Where a stage's backward pass starts, given the nodes marked in
+/// `forward` (the forward sends and their ancestors, over `dag` without the
+/// `cut` edges): the nodes outside it whose predecessors are all inside it,
+/// or that have none and are not receives. Every node outside `forward`
+/// descends from one of them. Sorted by Kahn layer, then id.
+fn backward_roots(dag: &Dag, x: &[u32], cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Vec<usize> {
+    let f = dag.num_features();
     let preds = predecessors(dag, cut);
-    let after: Vec<usize> =
-        (0..n).filter(|&w| !forward[w] && !preds[w].is_empty() && preds[w].iter().all(|&u| forward[u])).collect();
-    let mut level = vec![0usize; n];
-    if let Ok(layering) = dag.layering() {
-        for l in 0..layering.num_layers() {
-            for &w in layering.layer(l) {
-                level[w as usize] = l;
-            }
+    let level = dag.layering().map(|l| l.level).unwrap_or_else(|_| vec![0; dag.num_nodes()]);
+    let mut roots: Vec<usize> = (0..dag.num_nodes())
+        .filter(|&w| !forward[w] && preds[w].iter().all(|&u| forward[u]))
+        .filter(|&w| !preds[w].is_empty() || node_type(x, f, w) != NodeType::CommRecvNode)
+        .collect();
+    roots.sort_by_key(|&w| (level[w], w));
+    roots
+}
+
+/// The share of a stage's compute (`num_ops`) that its sends to the previous
+/// stage wait on, together: 2/3 in the last stage of every pipelined corpus
+/// workload (the forward pass and the input gradients; the weight gradients
+/// come after), 58–62 % in middle stages. Each micro-batch's send waits on
+/// its share: the i-th of m on (i + 1) / m of this.
+pub const BACKWARD_SEND_SHARE: f64 = 2.0 / 3.0;
+
+/// For each of a stage's backward sends (`sends`, in micro-batch order) the
+/// compute node it should follow: the one whose layers, up to its own, hold
+/// the closest share of the stage's `num_ops` (bucket values) to the send's
+/// share of [`BACKWARD_SEND_SHARE`], among the compute nodes of earlier
+/// layers (ties: the lowest id). `None` where there is no such node.
+fn backward_send_anchors(dag: &Dag, x: &[u32], sends: &[usize]) -> Vec<Option<usize>> {
+    let f = dag.num_features();
+    let Ok(layering) = dag.layering() else { return vec![None; sends.len()] };
+    let level: Vec<usize> = layering.level.iter().map(|&l| l as usize).collect();
+    let compute: Vec<usize> = (0..dag.num_nodes()).filter(|&v| node_type(x, f, v) == NodeType::CompNode).collect();
+    let mut cumulative = vec![0f64; layering.num_layers() + 1];
+    for &v in &compute {
+        let bucket = x[v * f + EtFeature::NumOps.index()];
+        if bucket > Magnitude::ZERO {
+            cumulative[level[v]] += (bucket as f64).exp2();
         }
     }
-    let first = after.iter().map(|&w| level[w]).min().unwrap_or(0);
-    after.into_iter().filter(|&w| level[w] == first).collect()
+    for l in 1..cumulative.len() {
+        cumulative[l] += cumulative[l - 1];
+    }
+    let total = cumulative.last().copied().unwrap_or(0.0);
+    let m = sends.len() as f64;
+    sends
+        .iter()
+        .enumerate()
+        .map(|(i, &send)| {
+            let target = BACKWARD_SEND_SHARE * (i + 1) as f64 / m;
+            let gap = |v: usize| ((cumulative[level[v]] / total.max(f64::MIN_POSITIVE) - target).abs(), v);
+            compute
+                .iter()
+                .copied()
+                .filter(|&v| level[v] < level[send])
+                .min_by(|&a, &b| gap(a).partial_cmp(&gap(b)).unwrap_or(std::cmp::Ordering::Equal))
+        })
+        .collect()
 }
 
 /// The point-to-point nodes a pipelined stage graph must have, as every
@@ -843,12 +892,14 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     // Cyclic pairs converted two nodes each; they were counted once per pair
     // above and their nodes again as unmatched: keep only the pair count.
     conv.p2p_unmatched -= 2 * conv.p2p_cyclic;
-    // A receive from the next stage carries the gradients the backward pass
-    // starts from: it gates the first nodes after the stage's forward sends
-    // (not their ancestors, all of whose predecessors are, in the lowest
-    // Kahn layer among such nodes), as in every pipelined corpus trace.
-    // Gating all such nodes instead added many in-edges (in-degree MMD 0.024
-    // → 0.032) and made the p90 timing error worse (52.6 % → 57.7 %).
+    // A receive from the next stage carries one micro-batch's gradients,
+    // which its backward pass starts from: the i-th of m paired receives
+    // gates the i-th of m runs of the stage's backward roots (layer order).
+    // Gating only the earliest roots left most of the backward pass
+    // ungated (real receives gate 2/3 of a stage's compute, generated ones
+    // gated 0-20 %); gating every root from every receive serialized the
+    // micro-batches (tried before the sends were anchored: medians 19.7 /
+    // 22.7 % against 15.6 / 18.0 %, seeds 0 / 1).
     let mut added: Vec<Vec<(u32, u32)>> = vec![Vec::new(); pp];
     for b in 0..pp {
         let n = dags[b].num_nodes();
@@ -859,9 +910,10 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
         }
         let sends: Vec<usize> =
             list(&xs[b], n, NodeType::CommSendNode, PeerStage::Next).into_iter().filter(|&u| paired[b][u]).collect();
-        let frontier = backward_start(&dags[b], &cut[b], &local_ancestors(&dags[b], &cut[b], &sends));
-        for &v in &recvs {
-            for &w in &frontier {
+        let roots = backward_roots(&dags[b], &xs[b], &cut[b], &local_ancestors(&dags[b], &cut[b], &sends));
+        let m = recvs.len();
+        for (i, &v) in recvs.iter().enumerate() {
+            for &w in &roots[i * roots.len() / m..(i + 1) * roots.len() / m] {
                 let (gv, gw) = (offsets[b] + v, offsets[b] + w);
                 if succ[gv].contains(&gw) || reaches(&succ, gw, gv) {
                     continue;
@@ -870,6 +922,38 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
                 added[b].push((v as u32, w as u32));
                 conv.p2p_edges_added += 1;
             }
+        }
+    }
+    // A send to the previous stage carries one micro-batch's input
+    // gradients: it waits on that micro-batch's share of the stage's compute
+    // (BACKWARD_SEND_SHARE), not on everything before the last layer, where
+    // the sampler put it. Its in-edges are replaced by one edge from its
+    // anchor, unless that would close a wait cycle.
+    for b in 1..pp {
+        let n = dags[b].num_nodes();
+        let sends: Vec<usize> =
+            list(&xs[b], n, NodeType::CommSendNode, PeerStage::Prev).into_iter().filter(|&u| paired[b][u]).collect();
+        for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &sends)) {
+            let Some(anchor) = anchor else { continue };
+            let (gs, ga) = (offsets[b] + send, offsets[b] + anchor);
+            let preds: Vec<usize> = (offsets[b]..offsets[b] + n).filter(|&g| succ[g].contains(&gs)).collect();
+            for &g in &preds {
+                succ[g].retain(|&w| w != gs);
+            }
+            if reaches(&succ, gs, ga) {
+                for &g in &preds {
+                    succ[g].push(gs);
+                }
+                continue;
+            }
+            succ[ga].push(gs);
+            for g in preds {
+                let edge = ((g - offsets[b]) as u32, send as u32);
+                cut[b].insert(edge);
+                added[b].retain(|&e| e != edge);
+            }
+            added[b].push((anchor as u32, send as u32));
+            conv.p2p_sends_anchored += 1;
         }
     }
     // Compute costs: the roofline skips a GPU compute node without a
@@ -1479,6 +1563,45 @@ mod tests {
     /// Pairs that would make ranks wait on each other in a cycle (a deadlock
     /// in simulation) are broken; partners get the sender's size; peers
     /// outside the pipeline are dropped.
+    #[test]
+    fn backward_sends_wait_on_their_micro_batch_share() {
+        use NodeType::{CommRecvNode as Recv, CommSendNode as Send};
+        let layout = ParallelLayout::from_degrees(1, 1, 1, 1, 2, false).unwrap();
+        let groups = comm_groups(&layout);
+        let ctxs: Vec<RankContext> = (0..2).map(|r| RankContext::new(r, Some(layout), Some(groups.clone()))).collect();
+        let card = et_cardinalities();
+        let comp = || {
+            let mut r = vec![0u32; card.len()];
+            r[EtFeature::NodeType.index()] = NodeTypeToken::id(NodeType::CompNode);
+            r[EtFeature::NumOps.index()] = Magnitude::bucket(Some(1 << 20));
+            r
+        };
+        // Two micro-batches. Stage 0: two receives from stage 1, a forward
+        // node f, its two sends to stage 1, a backward node after f.
+        let mut s0 = vec![p2p_row(Recv, PeerStage::Next, 9), p2p_row(Recv, PeerStage::Next, 9), comp()];
+        s0.extend([p2p_row(Send, PeerStage::Next, 9), p2p_row(Send, PeerStage::Next, 9), comp()]);
+        let d0 = Dag::new(card.clone(), s0.concat(), vec![2, 2, 2], vec![3, 4, 5]).unwrap();
+        // Stage 1: two receives, a chain of six equal compute nodes c0..c5
+        // (nodes 2..7), both sends to stage 0 after c5, as the sampler puts
+        // them: in the last layer, waiting on everything.
+        let mut s1 = vec![p2p_row(Recv, PeerStage::Prev, 9), p2p_row(Recv, PeerStage::Prev, 9)];
+        s1.extend((0..6).map(|_| comp()));
+        s1.extend([p2p_row(Send, PeerStage::Prev, 9), p2p_row(Send, PeerStage::Prev, 9)]);
+        let (src, dst) = (vec![0, 1, 2, 3, 4, 5, 6, 7, 7], vec![2, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let d1 = Dag::new(card.clone(), s1.concat(), src, dst).unwrap();
+        let (out, c) = make_consistent(&[d0, d1], &ctxs).unwrap();
+        assert_eq!((c.p2p_pairs, c.p2p_cyclic, c.p2p_unmatched, c.p2p_sends_anchored), (4, 0, 0, 2), "{c:?}");
+        // Send i of m waits on (i + 1) / m of 2/3 of the compute: c1 (2 of
+        // 6 nodes done) and c3 (4 of 6).
+        let into = |d: &Dag, v: u32| d.edges().filter(|e| e.1 == v).map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!((into(&out[1], 8), into(&out[1], 9)), (vec![3], vec![5]));
+        // The rest of stage 1 is unchanged.
+        assert_eq!(out[1].num_edges(), 9);
+        // Stage 0's second receive gates the backward node (one root, split
+        // over two receives: the first gets none).
+        assert_eq!((into(&out[0], 5), into(&out[0], 2)), (vec![2, 1], vec![]));
+    }
+
     #[test]
     fn pairing_breaks_wait_cycles_and_drops_impossible_peers() {
         use NodeType::{CommRecvNode as Recv, CommSendNode as Send};
