@@ -767,6 +767,132 @@ impl PipelineNodes {
     }
 }
 
+/// The nodes of type `ty` towards peer stage `rel` of an ET token graph's
+/// rows `x` (`f` features per row), in node order.
+fn p2p_nodes(x: &[u32], f: usize, ty: NodeType, rel: PeerStage) -> Vec<usize> {
+    let peer = |v: usize| PeerStage::from_id(x[v * f + EtFeature::PeerStage.index()]).unwrap_or(PeerStage::Other);
+    (0..x.len() / f).filter(|&v| node_type(x, f, v) == ty && peer(v) == rel).collect()
+}
+
+/// The point-to-point structure of a pipeline while [`make_consistent`]
+/// builds it: which nodes are paired, the wait graph over all stages (local
+/// edges and pairs; stage s's node v is `offsets[s] + v`) that wait cycles
+/// are checked on, and each stage's local edges cut and added.
+struct PipelineEdges {
+    features: usize,
+    paired: Vec<Vec<bool>>,
+    offsets: Vec<usize>,
+    succ: Vec<Vec<usize>>,
+    cut: Vec<BTreeSet<(u32, u32)>>,
+    added: Vec<Vec<(u32, u32)>>,
+}
+
+impl PipelineEdges {
+    /// The stages' local edges, nothing paired yet.
+    fn new(dags: &[Dag]) -> Self {
+        let offsets: Vec<usize> = dags
+            .iter()
+            .scan(0usize, |acc, d| {
+                let o = *acc;
+                *acc += d.num_nodes();
+                Some(o)
+            })
+            .collect();
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); dags.iter().map(|d| d.num_nodes()).sum()];
+        for (s, d) in dags.iter().enumerate() {
+            for (u, v) in d.edges() {
+                succ[offsets[s] + u as usize].push(offsets[s] + v as usize);
+            }
+        }
+        PipelineEdges {
+            features: dags.first().map_or(0, |d| d.num_features()),
+            paired: dags.iter().map(|d| vec![false; d.num_nodes()]).collect(),
+            offsets,
+            succ,
+            cut: vec![BTreeSet::new(); dags.len()],
+            added: vec![Vec::new(); dags.len()],
+        }
+    }
+
+    /// Stage `s`'s paired nodes of type `ty` towards `rel`, in node order.
+    fn paired_nodes(&self, x: &[u32], s: usize, ty: NodeType, rel: PeerStage) -> Vec<usize> {
+        p2p_nodes(x, self.features, ty, rel).into_iter().filter(|&v| self.paired[s][v]).collect()
+    }
+
+    /// A receive from the next stage carries one micro-batch's gradients,
+    /// which its backward pass starts from: the i-th of m paired receives
+    /// gates the i-th of m runs of the stage's backward roots (layer order),
+    /// except where that would close a wait cycle. Returns the edges added.
+    ///
+    /// Gating only the earliest roots left most of the backward pass ungated
+    /// (real receives gate 2/3 of a stage's compute, generated ones gated a
+    /// median 4 %); gating every root from every receive serialized the
+    /// micro-batches (tried before the sends were anchored: medians 19.7 /
+    /// 22.7 % against 15.6 / 18.0 %, seeds 0 / 1).
+    fn gate_backward_passes(&mut self, dags: &[Dag], xs: &[Vec<u32>]) -> usize {
+        let mut count = 0;
+        for b in 0..dags.len() {
+            let recvs = self.paired_nodes(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
+            if recvs.is_empty() {
+                continue;
+            }
+            let sends = self.paired_nodes(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
+            let forward = local_ancestors(&dags[b], &self.cut[b], &sends);
+            let roots = backward_roots(&dags[b], &xs[b], &self.cut[b], &forward);
+            let m = recvs.len();
+            for (i, &v) in recvs.iter().enumerate() {
+                for &w in &roots[i * roots.len() / m..(i + 1) * roots.len() / m] {
+                    let (gv, gw) = (self.offsets[b] + v, self.offsets[b] + w);
+                    if self.succ[gv].contains(&gw) || reaches(&self.succ, gw, gv) {
+                        continue;
+                    }
+                    self.succ[gv].push(gw);
+                    self.added[b].push((v as u32, w as u32));
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
+    /// A send to the previous stage carries one micro-batch's input
+    /// gradients: it waits on that micro-batch's share of the stage's compute
+    /// ([`backward_send_anchors`]), not on everything before the last layer,
+    /// where the sampler put it. Its in-edges are replaced by one edge from
+    /// its anchor, unless that would close a wait cycle. Returns the sends
+    /// anchored.
+    fn anchor_backward_sends(&mut self, dags: &[Dag], xs: &[Vec<u32>]) -> usize {
+        let mut count = 0;
+        for b in 1..dags.len() {
+            let o = self.offsets[b];
+            let sends = self.paired_nodes(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
+            for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &sends)) {
+                let Some(anchor) = anchor else { continue };
+                let (gs, ga) = (o + send, o + anchor);
+                let preds: Vec<usize> = (o..o + dags[b].num_nodes()).filter(|&g| self.succ[g].contains(&gs)).collect();
+                for &g in &preds {
+                    self.succ[g].retain(|&w| w != gs);
+                }
+                if reaches(&self.succ, gs, ga) {
+                    for &g in &preds {
+                        self.succ[g].push(gs);
+                    }
+                    continue;
+                }
+                self.succ[ga].push(gs);
+                for g in preds {
+                    let edge = ((g - o) as u32, send as u32);
+                    self.cut[b].insert(edge);
+                    self.added[b].retain(|&e| e != edge);
+                }
+                self.added[b].push((anchor as u32, send as u32));
+                count += 1;
+            }
+        }
+        count
+    }
+}
+
 /// Rewrites the stages' DAGs so that the multi-rank workload is consistent
 /// (module docs, step 4). `ctxs[s]` is a context of a rank of stage s.
 fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conversions)> {
@@ -813,66 +939,40 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
             }
         }
     }
-    // Point-to-point: candidate lists per stage boundary and direction.
-    let peer =
-        |x: &[u32], v: usize| PeerStage::from_id(x[v * f + EtFeature::PeerStage.index()]).unwrap_or(PeerStage::Other);
-    let list = |x: &[u32], n: usize, ty: NodeType, rel: PeerStage| -> Vec<usize> {
-        (0..n).filter(|&v| node_type(x, f, v) == ty && peer(x, v) == rel).collect()
-    };
-    // Global graph over all stages for the wait-cycle check.
-    let offsets: Vec<usize> = dags
-        .iter()
-        .scan(0usize, |acc, d| {
-            let o = *acc;
-            *acc += d.num_nodes();
-            Some(o)
-        })
-        .collect();
-    let total: usize = dags.iter().map(|d| d.num_nodes()).sum();
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); total];
-    for (s, d) in dags.iter().enumerate() {
-        for (u, v) in d.edges() {
-            succ[offsets[s] + u as usize].push(offsets[s] + v as usize);
-        }
-    }
-    let mut paired = vec![Vec::<bool>::new(); pp];
-    for (s, d) in dags.iter().enumerate() {
-        paired[s] = vec![false; d.num_nodes()];
-    }
-    // Local edges removed to break wait cycles, per stage.
-    let mut cut: Vec<BTreeSet<(u32, u32)>> = vec![BTreeSet::new(); pp];
+    // Point-to-point: pairs per stage boundary and direction, in node order.
+    let mut p = PipelineEdges::new(dags);
     for s in 0..pp.saturating_sub(1) {
         // (sender stage, its SEND direction, receiver stage, its RECV direction)
         for (a, send_rel, b, recv_rel) in
             [(s, PeerStage::Next, s + 1, PeerStage::Prev), (s + 1, PeerStage::Prev, s, PeerStage::Next)]
         {
-            let sends = list(&xs[a], dags[a].num_nodes(), NodeType::CommSendNode, send_rel);
-            let recvs = list(&xs[b], dags[b].num_nodes(), NodeType::CommRecvNode, recv_rel);
+            let sends = p2p_nodes(&xs[a], f, NodeType::CommSendNode, send_rel);
+            let recvs = p2p_nodes(&xs[b], f, NodeType::CommRecvNode, recv_rel);
             for (&u, &v) in sends.iter().zip(&recvs) {
-                let (gu, gv) = (offsets[a] + u, offsets[b] + v);
-                if reaches(&succ, gv, gu) {
+                let (gu, gv) = (p.offsets[a] + u, p.offsets[b] + v);
+                if reaches(&p.succ, gv, gu) {
                     // A receive waits on its peer stage, which waits on this
                     // stage's sends to it: the receive must not precede them.
                     // Every path from v into their ancestors starts with an
                     // edge from v into them, so cutting those edges breaks
                     // the cycle unless it closes elsewhere.
-                    let own_sends = list(&xs[b], dags[b].num_nodes(), NodeType::CommSendNode, recv_rel);
-                    let before = local_ancestors(&dags[b], &cut[b], &own_sends);
-                    let kept: Vec<usize> = succ[gv].iter().copied().filter(|&w| !before[w - offsets[b]]).collect();
-                    let old = std::mem::replace(&mut succ[gv], kept);
-                    if reaches(&succ, gv, gu) {
-                        succ[gv] = old;
+                    let own_sends = p2p_nodes(&xs[b], f, NodeType::CommSendNode, recv_rel);
+                    let before = local_ancestors(&dags[b], &p.cut[b], &own_sends);
+                    let kept: Vec<usize> = p.succ[gv].iter().copied().filter(|&w| !before[w - p.offsets[b]]).collect();
+                    let old = std::mem::replace(&mut p.succ[gv], kept);
+                    if reaches(&p.succ, gv, gu) {
+                        p.succ[gv] = old;
                         conv.p2p_cyclic += 1;
                         continue;
                     }
-                    for w in old.into_iter().filter(|&w| before[w - offsets[b]]) {
-                        cut[b].insert((v as u32, (w - offsets[b]) as u32));
+                    for w in old.into_iter().filter(|&w| before[w - p.offsets[b]]) {
+                        p.cut[b].insert((v as u32, (w - p.offsets[b]) as u32));
                         conv.p2p_edges_cut += 1;
                     }
                 }
-                succ[gu].push(gv);
-                paired[a][u] = true;
-                paired[b][v] = true;
+                p.succ[gu].push(gv);
+                p.paired[a][u] = true;
+                p.paired[b][v] = true;
                 conv.p2p_pairs += 1;
                 let size = xs[a][u * f + EtFeature::CommSize.index()];
                 xs[b][v * f + EtFeature::CommSize.index()] = size;
@@ -881,7 +981,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
             }
         }
     }
-    for (x, paired) in xs.iter_mut().zip(&paired) {
+    for (x, paired) in xs.iter_mut().zip(&p.paired) {
         for (v, &p) in paired.iter().enumerate() {
             if matches!(node_type(x, f, v), NodeType::CommSendNode | NodeType::CommRecvNode) && !p {
                 to_compute(x, f, v);
@@ -892,70 +992,8 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     // Cyclic pairs converted two nodes each; they were counted once per pair
     // above and their nodes again as unmatched: keep only the pair count.
     conv.p2p_unmatched -= 2 * conv.p2p_cyclic;
-    // A receive from the next stage carries one micro-batch's gradients,
-    // which its backward pass starts from: the i-th of m paired receives
-    // gates the i-th of m runs of the stage's backward roots (layer order).
-    // Gating only the earliest roots left most of the backward pass
-    // ungated (real receives gate 2/3 of a stage's compute, generated ones
-    // gated a median 4 %); gating every root from every receive serialized the
-    // micro-batches (tried before the sends were anchored: medians 19.7 /
-    // 22.7 % against 15.6 / 18.0 %, seeds 0 / 1).
-    let mut added: Vec<Vec<(u32, u32)>> = vec![Vec::new(); pp];
-    for b in 0..pp {
-        let n = dags[b].num_nodes();
-        let recvs: Vec<usize> =
-            list(&xs[b], n, NodeType::CommRecvNode, PeerStage::Next).into_iter().filter(|&v| paired[b][v]).collect();
-        if recvs.is_empty() {
-            continue;
-        }
-        let sends: Vec<usize> =
-            list(&xs[b], n, NodeType::CommSendNode, PeerStage::Next).into_iter().filter(|&u| paired[b][u]).collect();
-        let roots = backward_roots(&dags[b], &xs[b], &cut[b], &local_ancestors(&dags[b], &cut[b], &sends));
-        let m = recvs.len();
-        for (i, &v) in recvs.iter().enumerate() {
-            for &w in &roots[i * roots.len() / m..(i + 1) * roots.len() / m] {
-                let (gv, gw) = (offsets[b] + v, offsets[b] + w);
-                if succ[gv].contains(&gw) || reaches(&succ, gw, gv) {
-                    continue;
-                }
-                succ[gv].push(gw);
-                added[b].push((v as u32, w as u32));
-                conv.p2p_edges_added += 1;
-            }
-        }
-    }
-    // A send to the previous stage carries one micro-batch's input
-    // gradients: it waits on that micro-batch's share of the stage's compute
-    // (BACKWARD_SEND_SHARE), not on everything before the last layer, where
-    // the sampler put it. Its in-edges are replaced by one edge from its
-    // anchor, unless that would close a wait cycle.
-    for b in 1..pp {
-        let n = dags[b].num_nodes();
-        let sends: Vec<usize> =
-            list(&xs[b], n, NodeType::CommSendNode, PeerStage::Prev).into_iter().filter(|&u| paired[b][u]).collect();
-        for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &sends)) {
-            let Some(anchor) = anchor else { continue };
-            let (gs, ga) = (offsets[b] + send, offsets[b] + anchor);
-            let preds: Vec<usize> = (offsets[b]..offsets[b] + n).filter(|&g| succ[g].contains(&gs)).collect();
-            for &g in &preds {
-                succ[g].retain(|&w| w != gs);
-            }
-            if reaches(&succ, gs, ga) {
-                for &g in &preds {
-                    succ[g].push(gs);
-                }
-                continue;
-            }
-            succ[ga].push(gs);
-            for g in preds {
-                let edge = ((g - offsets[b]) as u32, send as u32);
-                cut[b].insert(edge);
-                added[b].retain(|&e| e != edge);
-            }
-            added[b].push((anchor as u32, send as u32));
-            conv.p2p_sends_anchored += 1;
-        }
-    }
+    conv.p2p_edges_added = p.gate_backward_passes(dags, &xs);
+    conv.p2p_sends_anchored = p.anchor_backward_sends(dags, &xs);
     // Compute costs: the roofline skips a GPU compute node without a
     // tensor_size (as ASTRA-sim does), and the nodes it frees are then never
     // issued, so the run stalls. Every GPU compute node gets at least
@@ -974,7 +1012,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     let out = xs
         .into_iter()
         .zip(dags)
-        .zip(cut.iter().zip(&added))
+        .zip(p.cut.iter().zip(&p.added))
         .map(|((x, d), (cut, added))| {
             let (src, dst): (Vec<u32>, Vec<u32>) =
                 d.edges().filter(|e| !cut.contains(e)).chain(added.iter().copied()).unzip();
