@@ -653,11 +653,10 @@ fn local_ancestors(dag: &Dag, cut: &BTreeSet<(u32, u32)>, targets: &[usize]) -> 
 /// `forward` (the forward sends and their ancestors, over `dag` without the
 /// `cut` edges): the nodes outside it whose predecessors are all inside it,
 /// or that have none and are not receives. Every node outside `forward`
-/// descends from one of them. Sorted by Kahn layer, then id.
-fn backward_roots(dag: &Dag, x: &[u32], cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Vec<usize> {
+/// descends from one of them. Sorted by Kahn `level`, then id.
+fn backward_roots(dag: &Dag, x: &[u32], level: &[usize], cut: &BTreeSet<(u32, u32)>, forward: &[bool]) -> Vec<usize> {
     let f = dag.num_features();
     let preds = predecessors(dag, cut);
-    let level = dag.layering().map(|l| l.level).unwrap_or_else(|_| vec![0; dag.num_nodes()]);
     let mut roots: Vec<usize> = (0..dag.num_nodes())
         .filter(|&w| !forward[w] && preds[w].iter().all(|&u| forward[u]))
         .filter(|&w| !preds[w].is_empty() || node_type(x, f, w) != NodeType::CommRecvNode)
@@ -677,13 +676,12 @@ pub const BACKWARD_SEND_SHARE: f64 = 2.0 / 3.0;
 /// compute node it should follow: the one whose layers, up to its own, hold
 /// the closest share of the stage's `num_ops` (bucket values) to the send's
 /// share of [`BACKWARD_SEND_SHARE`], among the compute nodes of earlier
-/// layers (ties: the lowest id). `None` where there is no such node.
-fn backward_send_anchors(dag: &Dag, x: &[u32], sends: &[usize]) -> Vec<Option<usize>> {
+/// layers (ties: the lowest id); `level` holds the Kahn levels. `None`
+/// where there is no such node.
+fn backward_send_anchors(dag: &Dag, x: &[u32], level: &[usize], sends: &[usize]) -> Vec<Option<usize>> {
     let f = dag.num_features();
-    let Ok(layering) = dag.layering() else { return vec![None; sends.len()] };
-    let level: Vec<usize> = layering.level.iter().map(|&l| l as usize).collect();
     let compute: Vec<usize> = (0..dag.num_nodes()).filter(|&v| node_type(x, f, v) == NodeType::CompNode).collect();
-    let mut cumulative = vec![0f64; layering.num_layers() + 1];
+    let mut cumulative = vec![0f64; level.iter().max().map_or(1, |&l| l + 1)];
     for &v in &compute {
         let bucket = x[v * f + EtFeature::NumOps.index()];
         if bucket > Magnitude::ZERO {
@@ -780,6 +778,9 @@ fn p2p_nodes(x: &[u32], f: usize, ty: NodeType, rel: PeerStage) -> Vec<usize> {
 /// are checked on, and each stage's local edges cut and added.
 struct PipelineEdges {
     features: usize,
+    /// Each stage's Kahn levels (of the sampled DAG; the edits keep its
+    /// receives in the first layer and its sends last).
+    levels: Vec<Vec<usize>>,
     paired: Vec<Vec<bool>>,
     offsets: Vec<usize>,
     succ: Vec<Vec<usize>>,
@@ -806,6 +807,13 @@ impl PipelineEdges {
         }
         PipelineEdges {
             features: dags.first().map_or(0, |d| d.num_features()),
+            levels: dags
+                .iter()
+                .map(|d| {
+                    d.layering()
+                        .map_or_else(|_| vec![0; d.num_nodes()], |l| l.level.iter().map(|&v| v as usize).collect())
+                })
+                .collect(),
             paired: dags.iter().map(|d| vec![false; d.num_nodes()]).collect(),
             offsets,
             succ,
@@ -838,7 +846,7 @@ impl PipelineEdges {
             }
             let sends = self.paired_nodes(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
             let forward = local_ancestors(&dags[b], &self.cut[b], &sends);
-            let roots = backward_roots(&dags[b], &xs[b], &self.cut[b], &forward);
+            let roots = backward_roots(&dags[b], &xs[b], &self.levels[b], &self.cut[b], &forward);
             let m = recvs.len();
             for (i, &v) in recvs.iter().enumerate() {
                 for &w in &roots[i * roots.len() / m..(i + 1) * roots.len() / m] {
@@ -866,7 +874,7 @@ impl PipelineEdges {
         for b in 1..dags.len() {
             let o = self.offsets[b];
             let sends = self.paired_nodes(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
-            for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &sends)) {
+            for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends)) {
                 let Some(anchor) = anchor else { continue };
                 let (gs, ga) = (o + send, o + anchor);
                 let preds: Vec<usize> = (o..o + dags[b].num_nodes()).filter(|&g| self.succ[g].contains(&gs)).collect();
