@@ -9,7 +9,7 @@
 //! (x₀-parameterization).
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
@@ -31,6 +31,42 @@ pub struct EdgeQueries<'a> {
     pub cand_dst: &'a Tensor,
     /// `[C]` Int64 example of each candidate.
     pub cand_graph: &'a Tensor,
+}
+
+/// The distinct (source state, target state, graph) triples of a set of
+/// candidates. Candidates with the same triple get the same score, so the
+/// pair layers run once per triple (about two thirds of the candidates of a
+/// TPU Tile training batch, whose prefixes share colours) and the scores are
+/// gathered back per candidate.
+struct DistinctPairs {
+    /// Each triple's source state row.
+    src: Tensor,
+    /// Each triple's target state row.
+    dst: Tensor,
+    /// Each triple's graph.
+    graph: Tensor,
+    /// Each candidate's triple.
+    of_candidate: Tensor,
+}
+
+impl DistinctPairs {
+    /// Triples of `src[i]`, `dst[i]` (rows of a `states`-row table) and
+    /// `graph[i]` (of `graphs`), sorted, so the result is deterministic.
+    fn new(src: &Tensor, dst: &Tensor, graph: &Tensor, states: i64, graphs: i64) -> Result<Self, TchError> {
+        let graphs = graphs.max(1);
+        if states.checked_mul(states).and_then(|s| s.checked_mul(graphs)).is_none() {
+            return Err(TchError::Shape(format!("{states} states × {states} × {graphs} graphs overflow a pair key")));
+        }
+        let key = src.f_mul_scalar(states)?.f_add(dst)?.f_mul_scalar(graphs)?.f_add(graph)?;
+        let (uniq, of_candidate, _) = key.f_internal_unique2(true, true, false)?;
+        let pair = uniq.f_floor_divide_scalar(graphs)?;
+        Ok(DistinctPairs {
+            src: pair.f_floor_divide_scalar(states)?,
+            dst: pair.f_remainder(states)?,
+            graph: uniq.f_remainder(graphs)?,
+            of_candidate,
+        })
+    }
 }
 
 /// `EdgePredModel`: variables `graph_encoder.*`, `t_emb.div_term`,
@@ -94,14 +130,17 @@ impl EdgePredModel {
             Some(nc) => (nc.f_index_select(0, q.cand_src).ctx(ctx)?, nc.f_index_select(0, q.cand_dst).ctx(ctx)?),
             None => (q.cand_src.shallow_clone(), q.cand_dst.shallow_clone()),
         };
+        let (states, graphs) = (huv.size()[0], g.num_graphs);
+        let distinct = DistinctPairs::new(&iu, &iv, q.cand_graph, states, graphs).ctx(ctx)?;
+        let (iu, iv, graph) = (&distinct.src, &distinct.dst, &distinct.graph);
         let pre = at
-            .f_index_select(0, q.cand_graph)
+            .f_index_select(0, graph)
             .ctx(ctx)?
-            .f_add(&huv.narrow(1, 0, out).f_index_select(0, &iu).ctx(ctx)?)
+            .f_add(&huv.narrow(1, 0, out).f_index_select(0, iu).ctx(ctx)?)
             .ctx(ctx)?
-            .f_add(&huv.narrow(1, out, out).f_index_select(0, &iv).ctx(ctx)?)
+            .f_add(&huv.narrow(1, out, out).f_index_select(0, iv).ctx(ctx)?)
             .ctx(ctx)?;
-        f_linear(&self.pred.l2, &pre.gelu("none")).ctx(ctx)
+        f_linear(&self.pred.l2, &pre.gelu("none")).ctx(ctx)?.f_index_select(0, &distinct.of_candidate).ctx(ctx)
     }
 
     /// The candidate scores of [`Self::forward_t`] computed the
