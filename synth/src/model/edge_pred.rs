@@ -194,6 +194,27 @@ mod tests {
     use tch::Device;
 
     use super::*;
+
+    /// Duplicate candidates share one triple, every candidate maps back to
+    /// its own (source, target, graph), and the triples are distinct.
+    #[test]
+    fn distinct_pairs_merge_duplicate_candidates_and_map_back() {
+        let src = Tensor::from_slice(&[3i64, 0, 3, 2, 3, 0]);
+        let dst = Tensor::from_slice(&[1i64, 4, 1, 1, 1, 4]);
+        let graph = Tensor::from_slice(&[0i64, 1, 0, 0, 1, 1]);
+        let d = DistinctPairs::new(&src, &dst, &graph, 5, 2).unwrap();
+        // (3,1,0) twice, (0,4,1) twice, (2,1,0), (3,1,1): four triples.
+        assert_eq!(d.src.size(), vec![4]);
+        for (triple, input) in [(&d.src, &src), (&d.dst, &dst), (&d.graph, &graph)] {
+            assert!(triple.index_select(0, &d.of_candidate).equal(input));
+        }
+        let key = |i: i64| (d.src.int64_value(&[i]), d.dst.int64_value(&[i]), d.graph.int64_value(&[i]));
+        let keys: std::collections::BTreeSet<_> = (0..4).map(key).collect();
+        assert_eq!(keys.len(), 4);
+        // No candidates, no triples.
+        let none = Tensor::zeros([0], (Kind::Int64, Device::Cpu));
+        assert_eq!(DistinctPairs::new(&none, &none, &none, 5, 2).unwrap().of_candidate.size(), vec![0]);
+    }
     use crate::model::config::tests::small;
     use crate::model::diffusion::{edge_loss, EdgeDiffusion};
     use crate::model::tests::{rng_lock, tiny_corpus_batches, tiny_tpu_batches, TestBatches};
