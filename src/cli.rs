@@ -221,6 +221,30 @@ pub enum SynthCommand {
     /// Evaluate a trained model against held-out real workloads: validity, structure MMDs, simulated time error.
     #[command(long_about = EVAL_ABOUT)]
     Eval(EvalArgs),
+    /// Refit a checkpoint's size and magnitude priors on its training data (config.json only; weights untouched).
+    #[command(long_about = REFIT_ABOUT)]
+    RefitPriors(RefitPriorsArgs),
+}
+
+#[cfg(feature = "synth")]
+const REFIT_ABOUT: &str =
+    "Refit a checkpoint's size and magnitude priors on its training data (config.json only; weights untouched).\n\n\
+    The priors only steer sampling (the depth and node count of a stage graph, its compute and communication \
+    totals) and are fitted in closed form on the data, so a checkpoint can take up a better prior without \
+    retraining its networks. --data must be the data the checkpoint was trained on: the vocabularies, marginals, \
+    normalization and bucket values it gives must equal the checkpoint's, or nothing is written. config.json is \
+    replaced whole (written to a temporary file first). Prints the new priors' median relative errors.";
+
+/// `strata synth refit-priors`.
+#[cfg(feature = "synth")]
+#[derive(Debug, Args)]
+pub struct RefitPriorsArgs {
+    /// The checkpoint folder whose config.json is rewritten.
+    #[arg(long, value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+    /// The data it was trained on (a corpus folder with SPLIT.txt).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
 }
 
 #[cfg(feature = "synth")]

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synth::train::{DataSource, DeviceChoice, Progress, TrainSpec};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{DeviceArg, EvalArgs, GenerateArgs, SplitArg, SynthCommand, TrainArgs};
+use crate::cli::{DeviceArg, EvalArgs, GenerateArgs, RefitPriorsArgs, SplitArg, SynthCommand, TrainArgs};
 
 /// Runs one `synth` subcommand.
 pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
@@ -22,6 +22,7 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
         SynthCommand::Train(args) => train(args),
         SynthCommand::Generate(args) => generate(args),
         SynthCommand::Eval(args) => eval(args),
+        SynthCommand::RefitPriors(args) => refit_priors(args),
     }
 }
 
@@ -149,7 +150,24 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             r.best_epoch
         );
     }
-    if let Some(p) = &report.size_prior {
+    print_priors(report.size_prior.as_ref(), &report.magnitude_prior);
+    println!("model written to {} in {:.1} s", spec.out.display(), report.seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `strata synth refit-priors`: new size and magnitude priors for a checkpoint, weights untouched.
+fn refit_priors(args: RefitPriorsArgs) -> anyhow::Result<ExitCode> {
+    let source = DataSource::detect(&args.data)?;
+    let report = synth::train::refit_priors(&args.model, &source)
+        .with_context(|| format!("refitting the priors of {} on {}", args.model.display(), args.data.display()))?;
+    print_priors(report.size_prior.as_ref(), &report.magnitude_prior);
+    println!("priors written to {}", args.model.join(synth::model::layer_dag::CONFIG_FILE).display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per prior figure: median relative errors on the train and validation splits.
+fn print_priors(size_prior: Option<&synth::train::SizePriorReport>, magnitude_prior: &[(&str, f64, f64)]) {
+    if let Some(p) = size_prior {
         println!(
             "size prior: median relative error of the predicted depth {:.1} % (train) / {:.1} % (validation), of the node count {:.1} % / {:.1} %",
             100.0 * p.train.0,
@@ -165,15 +183,13 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    for (name, train, validation) in &report.magnitude_prior {
+    for (name, train, validation) in magnitude_prior {
         println!(
             "magnitude prior: median relative error of the predicted {name} {:.1} % (train) / {:.1} % (validation)",
             100.0 * train,
             100.0 * validation
         );
     }
-    println!("model written to {} in {:.1} s", spec.out.display(), report.seconds);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The environment variable naming the model used when `--model` is not given.

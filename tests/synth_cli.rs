@@ -195,15 +195,16 @@ fn synth_eval_reports_validity_structure_and_timing() {
 /// The shipped model against the real traces of the whole validation split
 /// (23 workloads, 22 timed; BENCHMARKS.md "Generated against real traces"):
 /// every generated workload is valid, and the simulated iteration times on
-/// the corpus reference system are within 30 % of the real ones at the
-/// median and 60 % at the 90th percentile (measured: 17.8 % / 41.2 % for
-/// seed 0; before the micro-batch pipeline structure 19.6 % / 47.4 %; without
-/// the pipeline messages 28.7 % / 56.2 %; the model before the attribute
-/// masks and the magnitude prior: 67 % / 322 %). Pipelined workloads are
-/// biased neither way: without the pipeline messages 15 of the 16 timed ones
-/// with pp ≥ 2 were too short (their stages never waited on each other); now
-/// 5 are longer and 11 shorter. The node-type distribution matches the real
-/// one closely.
+/// the corpus reference system are within 25 % of the real ones at the
+/// median and 40 % at the 90th percentile (measured: 14.2 % / 27.7 % for
+/// seed 0; with `num_ops` from the ridge regression instead of the stage work
+/// terms 17.8 % / 41.2 %; before the micro-batch pipeline structure 19.6 % /
+/// 47.4 %; without the pipeline messages 28.7 % / 56.2 %; the model before
+/// the attribute masks and the magnitude prior: 67 % / 322 %). Pipelined
+/// workloads are biased neither way: without the pipeline messages 15 of the
+/// 16 timed ones with pp ≥ 2 were too short (their stages never waited on
+/// each other); now 7 are longer and 9 shorter. The node-type distribution
+/// matches the real one closely.
 #[test]
 fn the_shipped_model_times_like_the_real_traces() {
     let dir = Dir::new();
@@ -216,7 +217,7 @@ fn the_shipped_model_times_like_the_real_traces() {
     assert_eq!(summary["rel_error"]["n"].as_u64(), Some(22), "{summary}");
     let (median, p90) =
         (summary["rel_error"]["median"].as_f64().unwrap(), summary["rel_error"]["p90"].as_f64().unwrap());
-    assert!(median < 0.3 && p90 < 0.6, "median {median}, p90 {p90}");
+    assert!(median < 0.25 && p90 < 0.4, "median {median}, p90 {p90}");
     assert!(summary["mmd"]["node_type"].as_f64().unwrap() < 0.01, "{summary}");
     let (mut pipelined, mut longer) = (0, 0);
     for w in report["workloads"].as_array().unwrap() {
@@ -362,13 +363,63 @@ fn the_shipped_model_was_trained_from_its_config() {
     for total in ["compute_ops", "compute_bytes", "collective_bytes", "send_bytes"] {
         assert!(shipped["data"]["magnitude_prior"][total]["weights"].is_array(), "no magnitude prior for {total}");
     }
+    let work = shipped["data"]["magnitude_prior"]["compute_ops_by_work"]["families"].as_array();
+    assert_eq!(work.map(Vec::len), Some(3), "no work-term fit of num_ops for each graph family");
     assert_eq!(shipped["data"]["representatives"]["values"].as_array().map(Vec::len), Some(4));
     assert!(repo("models/default/weights.safetensors").is_file());
 }
 
+/// Refitting the shipped model's priors on the corpus gives its config.json
+/// byte for byte and leaves the weights alone; refitting on other data
+/// (a corpus holding only some of the workloads, or TPU Tile) is refused
+/// with an error naming the file, and nothing is written.
+#[test]
+fn refitting_the_shipped_priors_reproduces_them() {
+    let dir = Dir::new();
+    let model = dir.path("default");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["config.json", "weights.safetensors"] {
+        std::fs::copy(repo(&format!("models/default/{file}")), model.join(file)).unwrap();
+    }
+    let config = model.join("config.json");
+    // Drop the work-term fit: refitting must bring it back exactly.
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    cfg["data"]["magnitude_prior"].as_object_mut().unwrap().remove("compute_ops_by_work");
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let out = strata(args!["synth", "refit-priors", "--model", &model, "--data", shared("corpus")]).ok().to_string();
+    assert!(out.contains("predicted compute_ops 0.0 % (train) / 0.0 % (validation)"), "{out}");
+    for file in ["config.json", "weights.safetensors"] {
+        let shipped = std::fs::read(repo(&format!("models/default/{file}"))).unwrap();
+        assert!(shipped == std::fs::read(model.join(file)).unwrap(), "refitted {file} differs from the shipped one");
+    }
+    let before = std::fs::read(&config).unwrap();
+    let msg = strata(args!["synth", "refit-priors", "--model", &model, "--data", shared("tpu-tile")]).fails();
+    assert!(msg.contains("tpu-tile") && msg.contains("corpus"), "{msg}");
+    // A corpus of two workloads: other vocabularies' marginals, other normalization.
+    let small = dir.path("small");
+    std::fs::create_dir_all(small.join("workloads")).unwrap();
+    let ids = ["w002_llama_mp_L2_d1024_dp1tp2pp2sp1", "w000_llama_mp_L4_d1024_dp1tp2pp2sp1"];
+    std::fs::write(small.join("SPLIT.txt"), format!("train {}\nvalidation {}\n", ids[0], ids[1])).unwrap();
+    for id in ids {
+        std::os::unix::fs::symlink(shared(&format!("corpus/workloads/{id}")), small.join("workloads").join(id))
+            .unwrap();
+    }
+    let msg = strata(args!["synth", "refit-priors", "--model", &model, "--data", &small]).fails();
+    assert!(msg.contains("config.json") && msg.contains("other data"), "{msg}");
+    assert!(before == std::fs::read(&config).unwrap(), "a refused refit changed config.json");
+    assert!(!model.join("config.json.partial").exists());
+    // A work-term fit with a negative coefficient is a corrupt checkpoint.
+    cfg = serde_json::from_slice(&before).unwrap();
+    cfg["data"]["magnitude_prior"]["compute_ops_by_work"]["families"][0]["coefficients"][0] = serde_json::json!(-1.0);
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let msg = strata(args!["synth", "generate", "--model", &model, "--ranks", "4", "--out", dir.path("g")]).fails();
+    assert!(msg.contains("compute_ops_by_work") && msg.contains("non-negative"), "{msg}");
+}
+
 /// Retraining from configs/synth/default.toml reproduces the shipped weights
-/// byte for byte (minutes on one core, so run on demand:
-/// `cargo test --test integration shipped -- --ignored`).
+/// byte for byte on the kind of CPU they were trained on (a 2-core Xeon with
+/// AVX-512; another CPU's kernels round differently), in minutes on one
+/// core, so run on demand: `cargo test --test integration shipped -- --ignored`.
 #[test]
 #[ignore]
 fn the_shipped_model_is_reproducible() {

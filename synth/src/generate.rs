@@ -26,7 +26,8 @@
 //!    receives. Then the checkpoint's magnitude prior (when it has one and
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
 //!    graph's compute and communication totals to the ones its conditioning
-//!    row predicts ([`crate::dataset::magnitude_prior`]).
+//!    row and its stage's work terms predict
+//!    ([`crate::dataset::magnitude_prior`], [`crate::dataset::stage_work`]).
 //! 4. The workload is built so that it is consistent by construction
 //!    (after the masks, what is left to convert is mostly unpaired sends and
 //!    receives):
@@ -89,6 +90,7 @@ use crate::dataset::conditioning::{workload_features, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
 use crate::dataset::layout::{CommGroups, ParallelLayout, RankContext};
 use crate::dataset::magnitude_prior::Shifts;
+use crate::dataset::stage_work::StageWork;
 use crate::dataset::tokenize::detokenize;
 use crate::dataset::vocab::{
     et_cardinalities, CollectiveToken, CommKind, CpuOpToken, EtFeature, Magnitude, NodeTypeToken, PeerStage,
@@ -1183,6 +1185,7 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let raw: Vec<Vec<f32>> = stages.iter().map(|&s| workload_features(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let warnings = range_warnings(&norm, &raw, &stages);
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
+    let works: Vec<StageWork> = stages.iter().map(|&s| StageWork::of(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
     let groups = comm_groups(&layout);
     let mut masks: Vec<AttributeMask> = stages
@@ -1225,13 +1228,13 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
         let mut shifts = vec![[0; 4]; chunk.len()];
         let chunk: Vec<Dag> = chunk
             .iter()
-            .zip(&rows)
+            .zip(rows.iter().zip(&works))
             .zip(&mut shifts)
-            .map(|((d, row), shift)| {
+            .map(|((d, (row, work)), shift)| {
                 let (mut d, n) = clamp_to_seen(d, &model.data.node_marginals)?;
                 clamped += n;
                 if let Some(p) = prior {
-                    (d, *shift) = p.rescale(&d, row, &reps)?;
+                    (d, *shift) = p.rescale(&d, row, Some(work), &reps)?;
                 }
                 Ok(d)
             })

@@ -65,6 +65,7 @@ use crate::dataset::conditioning::{scalar_condition, workload_features, Normaliz
 use crate::dataset::corpus::{Corpus, Split};
 use crate::dataset::magnitude_prior::{MagnitudePrior, MagnitudeTotal};
 use crate::dataset::size_prior::SizePrior;
+use crate::dataset::stage_work::StageWork;
 use crate::dataset::streams::LayerDagData;
 use crate::dataset::tokenize::observe_trace;
 use crate::dataset::tpu_tile::read_tpu_tile;
@@ -325,8 +326,10 @@ pub struct TrainData {
     pub spec: DataSpec,
     /// Where the data came from (for messages).
     pub origin: PathBuf,
-    /// Median relative error of each magnitude-prior total on the
-    /// validation split, by name (empty without a magnitude prior).
+    /// Median relative error of each magnitude-prior total on the train
+    /// split, by name (empty without a magnitude prior).
+    pub magnitude_train: Vec<(&'static str, f64)>,
+    /// The same on the validation split.
     pub magnitude_validation: Vec<(&'static str, f64)>,
 }
 
@@ -352,13 +355,14 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         }
         DataSource::Corpus(dir) => {
             let corpus = Corpus::open(dir)?;
-            // Per split: token graphs, raw conditioning rows, magnitude totals.
+            // Per split: token graphs, raw conditioning rows, magnitude
+            // totals and stage work terms.
             let read = |split: Split, mut fitter: Option<&mut RepresentativeFitter>| {
                 let ranks = corpus.ranks(split, true);
                 if ranks.is_empty() {
                     return Err(empty(&dir.join("SPLIT.txt"), split.name()));
                 }
-                let (mut dags, mut rows, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut dags, mut rows, mut totals, mut works) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for r in ranks.iter().take(cap) {
                     let trace = r.read_trace()?;
                     if let Some(f) = fitter.as_deref_mut() {
@@ -367,8 +371,9 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
                     dags.push(r.tokenize_trace(&trace)?);
                     rows.push(workload_features(&r.workload.config, r.rank)?);
                     totals.push(MagnitudeTotal::all_of_trace(&trace, &r.path)?);
+                    works.push(StageWork::of(&r.workload.config, r.rank)?);
                 }
-                Ok::<_, TrainError>((dags, rows, totals))
+                Ok::<_, TrainError>((dags, rows, (totals, works)))
             };
             let mut fitter = RepresentativeFitter::new();
             let (train_dags, train_raw, train_totals) = read(Split::Train, Some(&mut fitter))?;
@@ -388,16 +393,17 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
     spec.max_level = spec.max_level.max(validation_data.graphs.stats().max_level);
     // Only the corpus's feature vectors predict sizes and totals; the
     // reference's scalar TPU Tile label keeps the reference's sampler.
-    let mut magnitude_validation = Vec::new();
+    let (mut magnitude_train, mut magnitude_validation) = (Vec::new(), Vec::new());
     if normalizer.is_some() {
         spec.size_prior = SizePrior::fit(&train.graphs).map(|mut p| {
             p.fit_forward_send(&train.graphs, is_forward_send);
             p
         });
-        if let Some((train_totals, val_totals)) = &totals {
-            spec.magnitude_prior = MagnitudePrior::fit(train_totals, &train_y);
+        if let Some(((train_totals, train_works), (val_totals, val_works))) = &totals {
+            spec.magnitude_prior = MagnitudePrior::fit(train_totals, &train_y, train_works);
             if let Some(p) = &spec.magnitude_prior {
-                magnitude_validation = p.median_rel_errors(val_totals, &validation_y);
+                magnitude_train = p.median_rel_errors(train_totals, &train_y, train_works);
+                magnitude_validation = p.median_rel_errors(val_totals, &validation_y, val_works);
             }
         }
         spec.representatives = representatives;
@@ -408,6 +414,7 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
         validation: validation_data,
         spec,
         origin: source.path().to_path_buf(),
+        magnitude_train,
         magnitude_validation,
     })
 }
@@ -736,6 +743,18 @@ pub fn train_on_kinds(
     model.save(out)?;
     save_last(&model, out)?;
     state.write(&state_path)?;
+    let (size_prior, magnitude_prior) = prior_reports(data);
+    Ok(TrainReport {
+        seed: state.seed,
+        sub_models: reports,
+        size_prior,
+        magnitude_prior,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// How well the priors of `data` predict both splits.
+fn prior_reports(data: &TrainData) -> (Option<SizePriorReport>, Vec<(&'static str, f64, f64)>) {
     let size_prior = data.spec.size_prior.as_ref().map(|p| SizePriorReport {
         train: (p.layers.train_median_rel_error, p.nodes.train_median_rel_error),
         validation: p.median_rel_errors(&data.validation.graphs).unwrap_or((f64::NAN, f64::NAN)),
@@ -745,22 +764,54 @@ pub fn train_on_kinds(
         }),
     });
     let magnitude_prior = data
-        .spec
-        .magnitude_prior
+        .magnitude_train
         .iter()
-        .flat_map(|p| p.fits())
-        .map(|(name, fit)| {
+        .map(|&(name, train)| {
             let validation = data.magnitude_validation.iter().find(|(n, _)| *n == name).map_or(f64::NAN, |v| v.1);
-            (name, fit.train_median_rel_error, validation)
+            (name, train, validation)
         })
         .collect();
-    Ok(TrainReport {
-        seed: state.seed,
-        sub_models: reports,
-        size_prior,
-        magnitude_prior,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    (size_prior, magnitude_prior)
+}
+
+/// What [`refit_priors`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriorsReport {
+    /// The refitted size prior's errors, when the data gives one.
+    pub size_prior: Option<SizePriorReport>,
+    /// The refitted magnitude prior's `(name, train, validation)` errors.
+    pub magnitude_prior: Vec<(&'static str, f64, f64)>,
+}
+
+/// Refits the data-derived priors of the checkpoint in `model_dir` (the
+/// size and magnitude priors, which only steer sampling) on `source` and
+/// rewrites its `config.json`; the weights are left alone. `source` must be
+/// the data the checkpoint was trained on: everything else the data decides
+/// (vocabularies, marginals, normalization, bucket values) must come out the
+/// same, or nothing is written. This is how a checkpoint picks up a better
+/// prior without retraining (which reproduces the weights bit for bit only
+/// on the same kind of CPU).
+pub fn refit_priors(model_dir: &Path, source: &DataSource) -> Result<PriorsReport> {
+    if let DataSource::TpuTile(dir) = source {
+        return Err(TrainError::Data {
+            path: dir.clone(),
+            what: "a TPU Tile folder: the priors are fitted on a corpus (SPLIT.txt, workloads/) only".into(),
+        });
+    }
+    let mut model = LayerDag::load(model_dir, Device::Cpu)?;
+    let data = load_data(source, None)?;
+    let without_priors = |spec: &DataSpec| DataSpec { size_prior: None, magnitude_prior: None, ..spec.clone() };
+    if without_priors(&model.data) != without_priors(&data.spec) {
+        return Err(TrainError::State {
+            path: model_dir.join(crate::model::layer_dag::CONFIG_FILE),
+            what: format!("the checkpoint was trained on other data than {}", data.origin.display()),
+        });
+    }
+    model.data.size_prior = data.spec.size_prior.clone();
+    model.data.magnitude_prior = data.spec.magnitude_prior.clone();
+    model.save_config(model_dir)?;
+    let (size_prior, magnitude_prior) = prior_reports(&data);
+    Ok(PriorsReport { size_prior, magnitude_prior })
 }
 
 /// Writes the current weights of all three stores to `last.safetensors`.

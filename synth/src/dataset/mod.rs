@@ -14,6 +14,7 @@
 //! | [`streams`] | the flat layered storage, the node-count / node-attribute / edge streams, their batches and tensors |
 //! | [`size_prior`] | the depth and node count a condition predicts (fitted on the train split; caps sampling) |
 //! | [`magnitude_prior`] | the compute and communication totals a condition predicts (fitted on the train split; rescales generated graphs) |
+//! | [`stage_work`] | analytic per-stage work terms of a workload and the non-negative fit of `num_ops` on them |
 //! | [`conditioning`] | the workload feature vector, its train-split normalization, and the scalar form |
 //! | [`corpus`] | the STG corpus on disk: splits, `config.json`, comm groups, rank files |
 //! | [`tpu_tile`] | the TPU Tile JSON Lines reader |
@@ -51,6 +52,7 @@ pub mod error;
 pub mod layout;
 pub mod magnitude_prior;
 pub mod size_prior;
+pub mod stage_work;
 pub mod streams;
 pub mod tokenize;
 pub mod tpu_tile;

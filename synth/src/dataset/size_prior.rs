@@ -189,7 +189,7 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 
 /// Solves `A w = b` for a symmetric positive definite `k × k` matrix `A`
 /// (row-major; overwritten by its Cholesky factor).
-fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) -> Vec<f64> {
+pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) -> Vec<f64> {
     for j in 0..k {
         let mut d = a[j * k + j];
         for p in 0..j {

@@ -573,6 +573,9 @@ impl DataSpec {
                 return err(&key, "weights must be finite numbers".into());
             }
         }
+        if let Some(what) = self.magnitude_prior.as_ref().and_then(|p| p.compute_ops_by_work.as_ref()?.problem()) {
+            return err("magnitude_prior.compute_ops_by_work", what);
+        }
         if let Some(r) = &self.representatives {
             if let Some(what) = r.problem() {
                 return err("representatives", what);

@@ -137,6 +137,16 @@ impl LayerDag {
     /// Writes `dir/config.json` and `dir/weights.safetensors`, creating `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, "cannot create", e))?;
+        self.save_config(dir)?;
+        let weights = dir.join(WEIGHTS_FILE);
+        let named: Vec<(String, Tensor)> =
+            self.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
+        Tensor::write_safetensors(&named, &weights).ctx(&format!("writing {}", weights.display()))
+    }
+
+    /// Writes `dir/config.json` alone (through a temporary file renamed into
+    /// place, so a failed write leaves the old file whole).
+    pub fn save_config(&self, dir: &Path) -> Result<()> {
         let cfg = CheckpointConfig {
             format: CHECKPOINT_FORMAT.into(),
             version: CHECKPOINT_VERSION,
@@ -145,11 +155,9 @@ impl LayerDag {
         };
         let json = serde_json::to_string_pretty(&cfg).expect("the checkpoint config serializes");
         let config_path = dir.join(CONFIG_FILE);
-        std::fs::write(&config_path, json + "\n").map_err(|e| ModelError::io(&config_path, "cannot write", e))?;
-        let weights = dir.join(WEIGHTS_FILE);
-        let named: Vec<(String, Tensor)> =
-            self.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
-        Tensor::write_safetensors(&named, &weights).ctx(&format!("writing {}", weights.display()))
+        let partial = dir.join(format!("{CONFIG_FILE}.partial"));
+        std::fs::write(&partial, json + "\n").map_err(|e| ModelError::io(&partial, "cannot write", e))?;
+        std::fs::rename(&partial, &config_path).map_err(|e| ModelError::io(&config_path, "cannot replace", e))
     }
 
     /// Reads a checkpoint folder written by [`Self::save`] onto `device`.
