@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use simulator::chakra::{EtTrace, NodeType};
 
 use super::size_prior::{median, LogLinearFit};
-use super::stage_work::{StageWork, WorkFit};
+use super::stage_work::{StageWork, TermSet, WorkFit};
 use super::tokenize::magnitudes;
 use super::vocab::{EtFeature, Magnitude, NodeTypeToken, Representatives, MAGNITUDE_CLASSES};
 use super::{Dag, DatasetError};
@@ -140,6 +140,10 @@ pub struct MagnitudePrior {
     /// before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_ops_by_work: Option<WorkFit>,
+    /// `comm_size` over sends from the stage's pipeline-message terms;
+    /// preferred to `send_bytes` likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_bytes_by_work: Option<WorkFit>,
 }
 
 /// How [`MagnitudePrior::rescale`] moved one graph's totals: per total in
@@ -159,24 +163,30 @@ impl MagnitudePrior {
                 totals.iter().zip(rows).map(|(t, r)| (r.as_slice(), t[i])).filter(|&(_, t)| t > 0.0).unzip();
             (!rows.is_empty()).then(|| LogLinearFit::fit(&rows, &targets))
         };
+        let by_work = |set: TermSet, i: usize| {
+            let column: Vec<f64> = totals.iter().map(|t| t[i]).collect();
+            (works.len() == totals.len()).then(|| WorkFit::fit(set, works, &column)).flatten()
+        };
         Some(MagnitudePrior {
             compute_ops: fit(0),
             compute_bytes: fit(1),
             collective_bytes: fit(2),
             send_bytes: fit(3),
-            compute_ops_by_work: (works.len() == totals.len())
-                .then(|| WorkFit::fit(works, &totals.iter().map(|t| t[0]).collect::<Vec<_>>()))
-                .flatten(),
+            compute_ops_by_work: by_work(TermSet::Compute, 0),
+            send_bytes_by_work: by_work(TermSet::Messages, 3),
         })
     }
 
     /// The predicted total for conditioning row `y` (and the stage's work
-    /// terms, which `compute_ops` prefers); `None` without a fit.
+    /// terms, which `compute_ops` and `send_bytes` prefer); `None` without a
+    /// fit.
     pub fn predict(&self, total: MagnitudeTotal, y: &[f32], work: Option<&StageWork>) -> Option<f64> {
-        let by_work = match (total, &self.compute_ops_by_work, work) {
-            (MagnitudeTotal::ComputeOps, Some(fit), Some(w)) => fit.predict(w),
+        let fit = match total {
+            MagnitudeTotal::ComputeOps => self.compute_ops_by_work.as_ref(),
+            MagnitudeTotal::SendBytes => self.send_bytes_by_work.as_ref(),
             _ => None,
         };
+        let by_work = fit.zip(work).and_then(|(fit, w)| fit.predict(w));
         by_work.or_else(|| self.get(total).map(|f| f.predict_f64(y)))
     }
 
@@ -396,5 +406,6 @@ mod tests {
         }
         assert_eq!(prior.fits().count(), 4);
         assert_eq!(prior.compute_ops_by_work.as_ref().map(|w| w.families.len()), Some(3));
+        assert_eq!(prior.send_bytes_by_work.as_ref().map(|w| w.terms), Some(TermSet::Messages));
     }
 }

@@ -63,6 +63,7 @@ use super::error::{ModelError, Result};
 use crate::dataset::conditioning::Normalizer;
 use crate::dataset::magnitude_prior::MagnitudePrior;
 use crate::dataset::size_prior::SizePrior;
+use crate::dataset::stage_work::WorkFit;
 use crate::dataset::streams::LayeredGraphs;
 use crate::dataset::vocab::Representatives;
 
@@ -573,8 +574,14 @@ impl DataSpec {
                 return err(&key, "weights must be finite numbers".into());
             }
         }
-        if let Some(what) = self.magnitude_prior.as_ref().and_then(|p| p.compute_ops_by_work.as_ref()?.problem()) {
-            return err("magnitude_prior.compute_ops_by_work", what);
+        if let Some(p) = &self.magnitude_prior {
+            for (key, fit) in
+                [("compute_ops_by_work", &p.compute_ops_by_work), ("send_bytes_by_work", &p.send_bytes_by_work)]
+            {
+                if let Some(what) = fit.as_ref().and_then(WorkFit::problem) {
+                    return err(&format!("magnitude_prior.{key}"), what);
+                }
+            }
         }
         if let Some(r) = &self.representatives {
             if let Some(what) = r.problem() {
