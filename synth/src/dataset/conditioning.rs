@@ -120,12 +120,7 @@ pub fn workload_features(cfg: &WorkloadConfig, rank: u32) -> Result<Vec<f32>> {
         ));
     }
     let stage = layout.stage(rank);
-    let layers_in_stage = cfg.derived.layers_per_stage.get(stage as usize).copied().ok_or_else(|| {
-        DatasetError::mismatch(
-            format!("conditioning features of {}", cfg.id),
-            format!("no layers_per_stage entry for stage {stage}"),
-        )
-    })?;
+    let layers_in_stage = cfg.layers_in_stage(stage, "conditioning features")?;
     let moe = f.model_type == ModelType::Moe;
     let family = f.graph_family();
     let mut row = vec![

@@ -196,6 +196,17 @@ pub struct WorkloadConfig {
 }
 
 impl WorkloadConfig {
+    /// The transformer layers pipeline stage `stage` holds; `what` names the
+    /// caller in the error for a stage past `layers_per_stage`.
+    pub fn layers_in_stage(&self, stage: u32, what: &str) -> Result<u32> {
+        self.derived.layers_per_stage.get(stage as usize).copied().ok_or_else(|| {
+            DatasetError::mismatch(
+                format!("{what} of {}", self.id),
+                format!("no layers_per_stage entry for stage {stage}"),
+            )
+        })
+    }
+
     /// Reads and checks a `config.json`.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(path, "cannot read", e))?;

@@ -31,7 +31,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::corpus::{GraphFamily, ModelType, WorkloadConfig};
-use super::error::{DatasetError, Result};
+use super::error::Result;
 use super::size_prior::{cholesky_solve, median};
 
 /// Names of the work terms, in [`StageWork::terms`] order. `L` = layers in
@@ -123,12 +123,7 @@ impl StageWork {
         let f = &cfg.flags;
         let layout = f.layout()?;
         let stage = layout.stage(rank);
-        let layers = cfg.derived.layers_per_stage.get(stage as usize).copied().ok_or_else(|| {
-            DatasetError::mismatch(
-                format!("work terms of {}", cfg.id),
-                format!("no layers_per_stage entry for stage {stage}"),
-            )
-        })?;
+        let layers = cfg.layers_in_stage(stage, "work terms")?;
         let moe = f.model_type == ModelType::Moe;
         let x = |v: u32| v.max(1) as f64;
         let (l, d, ff, seq, v, heads) = (x(layers), x(f.dmodel), x(f.dff), x(f.seq), x(f.dvocal), x(f.head));
