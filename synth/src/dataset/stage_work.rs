@@ -82,16 +82,11 @@ pub enum TermSet {
 
 impl TermSet {
     /// How many terms the set has.
-    pub fn len(self) -> usize {
+    pub fn term_count(self) -> usize {
         match self {
             TermSet::Compute => WORK_TERMS.len(),
             TermSet::Messages => MESSAGE_TERMS.len(),
         }
-    }
-
-    /// Never true: every set has terms (for clippy's `len` without `is_empty`).
-    pub fn is_empty(self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -239,9 +234,9 @@ impl WorkFit {
             if self.families[..i].iter().any(|g| g.family == f.family) {
                 return Some(format!("graph family {:?} fitted twice", f.family));
             }
-            if f.coefficients.len() != self.terms.len() {
+            if f.coefficients.len() != self.terms.term_count() {
                 let n = f.coefficients.len();
-                return Some(format!("{}: {n} coefficients, expected {}", f.family, self.terms.len()));
+                return Some(format!("{}: {n} coefficients, expected {}", f.family, self.terms.term_count()));
             }
             if f.coefficients.iter().any(|c| !(c.is_finite() && *c >= 0.0)) {
                 return Some(format!("{}: coefficients must be finite and non-negative", f.family));
