@@ -1,7 +1,8 @@
-//! How much arithmetic a pipeline stage of an STG workload does, from the
-//! model's shapes: analytic work terms per stage and a non-negative fit of
-//! the traces' `num_ops` totals on them (a Strata extension of LayerDAG,
-//! used by the [magnitude prior](super::magnitude_prior)).
+//! How much arithmetic and pipeline traffic a stage of an STG workload has,
+//! from the model's shapes: analytic terms per stage ([`StageWork`]) and
+//! non-negative fits of the traces' totals on them ([`WorkFit`]: `num_ops` on
+//! the work terms, send `comm_size` on the message term). A Strata extension
+//! of LayerDAG, used by the [magnitude prior](super::magnitude_prior).
 //!
 //! STG writes `num_ops` as exact functions of the shapes: per transformer
 //! layer a sum of token × width products (projections, MLP, attention),
@@ -27,6 +28,11 @@
 //! (tokens and experts both split over the expert-parallel ranks): w056,
 //! w057 and w058 (ep 1, 2, 4, otherwise alike) do 2, 0.5 and 0.125 units of
 //! it (one unit = the dense MLP's work at k = 1), hence `k / (tp · ep²)`.
+//!
+//! **Messages.** Each pipeline message carries one micro-batch's
+//! activations; the output head's place adds a message each way between the
+//! last stage and the head's stage ([`MESSAGE_TERMS`]), which is why 15
+//! corpus workloads without mixed precision send twice per micro-batch.
 
 use serde::{Deserialize, Serialize};
 
