@@ -260,8 +260,9 @@ const EVAL_ABOUT: &str =
     total-variation kernel (sigma 1) on normalized per-graph histograms, as GraphRNN/GRAN evaluations do; \
     0 means identical, the largest possible value is 2 - 2e^-1/2 = 0.787;\n\
     - timing: the simulated iteration time (makespan) of the real and the generated workload on the reference \
-    system, and the relative error |gen - real| / real, with its median and 90th percentile over workloads. \
-    One-rank workloads run as both ranks of a 2-NPU switch (they have no communication); incomplete corpus \
+    system, and the relative error |gen - real| / real, with its median and 90th percentile over workloads; \
+    where the time went, the same for the GPU compute time and the exposed communication time summed over \
+    ranks, with how many generated workloads came out longer in each. One-rank workloads run as both ranks of a 2-NPU switch (they have no communication); incomplete corpus \
     workloads (pruned ranks) have no timing figure.\n\n\
     --baseline adds the MMDs between the real graphs of the evaluated split and those of the other split, a scale \
     for the generated figures. Prints one row per workload and a summary on stdout, progress on stderr; \

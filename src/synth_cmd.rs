@@ -440,6 +440,16 @@ fn eval_table(r: &synth::eval::EvalReport) -> String {
         pct(e.mean),
         pct(e.max)
     );
+    for (what, c) in [("GPU compute time", &s.compute), ("exposed communication time", &s.exposed_comm)] {
+        let _ = writeln!(
+            out,
+            "{what} (summed over ranks) relative error over {} workloads: median {}, p90 {}; {} generated longer",
+            c.rel_error.n,
+            pct(c.rel_error.median),
+            pct(c.rel_error.p90),
+            c.longer
+        );
+    }
     let _ = writeln!(out, "{} workloads of the {} split evaluated in {:.1} s", s.workloads, r.split, r.seconds);
     out
 }

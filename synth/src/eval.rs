@@ -21,7 +21,11 @@
 //! 3. **Timing**: the simulated iteration time (makespan: the latest rank
 //!    finish) of the real and of the generated workload on the reference
 //!    system, and the relative error `|gen - real| / real`, summarized by
-//!    its median and 90th percentile over workloads ([`percentile`]).
+//!    its median and 90th percentile over workloads ([`percentile`]). Where
+//!    the time went is compared too: the GPU compute time and the exposed
+//!    communication time, each summed over ranks ([`SimTiming`]), with their
+//!    relative errors summarized the same way and how many workloads came
+//!    out longer than the real one in each.
 //!
 //! The reference system is the one of the corpus's `astra_sim_reference.csv`
 //! (corpus NOTES.md): `reference-system/system.json` and `memory.json`, and a
@@ -215,6 +219,10 @@ pub struct SampleEval {
     pub validity: Validity,
     /// Simulated makespan on the reference system, when it simulated.
     pub makespan_ns: Option<u64>,
+    /// GPU compute time summed over ranks, when it simulated.
+    pub compute_ns: Option<u64>,
+    /// Exposed communication time summed over ranks, when it simulated.
+    pub exposed_comm_ns: Option<u64>,
     /// `|makespan - real| / real`, when both are known.
     pub rel_error: Option<f64>,
 }
@@ -232,6 +240,10 @@ pub struct WorkloadEval {
     pub real_nodes_per_stage: Vec<usize>,
     /// Simulated makespan of the real workload on the reference system.
     pub real_makespan_ns: Option<u64>,
+    /// Its GPU compute time summed over ranks.
+    pub real_compute_ns: Option<u64>,
+    /// Its exposed communication time summed over ranks.
+    pub real_exposed_comm_ns: Option<u64>,
     /// Why there is no real makespan, when there is none.
     pub real_note: Option<String>,
     /// The generated workloads.
@@ -240,6 +252,37 @@ pub struct WorkloadEval {
     pub mmd: StructureMmd,
     /// The median relative error over its samples with a figure.
     pub rel_error: Option<f64>,
+}
+
+/// What one simulation of a workload on the reference system gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SimTiming {
+    /// The latest rank finish (ns).
+    pub makespan_ns: u64,
+    /// GPU compute time (ns), summed over ranks.
+    pub compute_ns: u64,
+    /// Exposed communication time (ns: finish time minus compute, ASTRA-sim's
+    /// measure), summed over ranks.
+    pub exposed_comm_ns: u64,
+}
+
+/// How a generated time compares with the real one over workloads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct TimeComparison {
+    /// `|gen - real| / real` over workloads whose real time is positive.
+    pub rel_error: ErrorStats,
+    /// Of those, how many came out longer than the real one.
+    pub longer: usize,
+}
+
+impl TimeComparison {
+    /// The comparison of `(generated, real)` pairs (each workload's first
+    /// simulated sample).
+    fn of(pairs: &[(u64, u64)]) -> TimeComparison {
+        let counted: Vec<&(u64, u64)> = pairs.iter().filter(|(_, r)| *r > 0).collect();
+        let errors: Vec<f64> = counted.iter().map(|&&(g, r)| (g as f64 - r as f64).abs() / r as f64).collect();
+        TimeComparison { rel_error: ErrorStats::of(&errors), longer: counted.iter().filter(|(g, r)| g > r).count() }
+    }
 }
 
 /// Median and 90th percentile of a list of relative errors.
@@ -292,6 +335,11 @@ pub struct EvalSummary {
     pub generated_graphs: usize,
     /// Relative iteration-time error over workloads (each workload's median over its samples).
     pub rel_error: ErrorStats,
+    /// GPU compute time (summed over ranks), generated against real.
+    pub compute: TimeComparison,
+    /// Exposed communication time (summed over ranks), generated against
+    /// real, over the workloads whose real one is positive.
+    pub exposed_comm: TimeComparison,
 }
 
 /// MMDs between two sets of real graphs.
@@ -549,9 +597,10 @@ impl Reference {
     }
 
     /// Simulates `PREFIX.<rank>.et` (`ranks` files) with its comm groups;
-    /// the makespan, or what went wrong. One-rank workloads run as both
-    /// ranks of a 2-NPU switch (module docs) from copies in `scratch`.
-    fn makespan(&self, prefix: &Path, ranks: u32, groups: &Path, scratch: &Path) -> Result<Result<u64, String>> {
+    /// its timing, or what went wrong. One-rank workloads run as both
+    /// ranks of a 2-NPU switch (module docs) from copies in `scratch`; their
+    /// compute and exposed communication count the first copy only.
+    fn timing(&self, prefix: &Path, ranks: u32, groups: &Path, scratch: &Path) -> Result<Result<SimTiming, String>> {
         let mut req = if ranks == 1 {
             mkdir(scratch)?;
             let single = with_suffix(prefix, ".0.et");
@@ -571,7 +620,14 @@ impl Reference {
         };
         req.memory = Some(self.memory.clone());
         Ok(match simulate(&req) {
-            Ok(rep) if rep.ranks.iter().all(|r| r.finish_ns.is_some()) => Ok(rep.makespan_ns),
+            Ok(rep) if rep.ranks.iter().all(|r| r.finish_ns.is_some()) => {
+                let counted = || rep.ranks.iter().take(ranks as usize);
+                Ok(SimTiming {
+                    makespan_ns: rep.makespan_ns,
+                    compute_ns: counted().map(|r| r.compute_ns).sum(),
+                    exposed_comm_ns: counted().filter_map(|r| r.exposed_comm_ns).sum(),
+                })
+            }
             Ok(rep) => {
                 let open: Vec<usize> = (0..rep.ranks.len()).filter(|&r| rep.ranks[r].finish_ns.is_none()).collect();
                 Err(format!("ranks {open:?} did not finish"))
@@ -753,19 +809,15 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
         let real_dags = real_stage_graphs(w)?;
         let real_hists = histograms_of(&real_dags, &id)?;
         let ranks = w.layout.ranks();
-        let (real_makespan_ns, real_note) = if !w.config.complete {
+        let (real, real_note) = if !w.config.complete {
             (None, Some("incomplete in the corpus (ranks pruned): not simulated".to_string()))
         } else {
-            match reference.makespan(
-                &w.dir.join("workload"),
-                ranks,
-                &w.dir.join("workload.json"),
-                &dir.join("real1"),
-            )? {
-                Ok(m) => (Some(m), None),
+            match reference.timing(&w.dir.join("workload"), ranks, &w.dir.join("workload.json"), &dir.join("real1"))? {
+                Ok(t) => (Some(t), None),
                 Err(e) => (None, Some(format!("the real workload did not simulate: {e}"))),
             }
         };
+        let real_makespan_ns = real.map(|t| t.makespan_ns);
         let gen_spec = GenerateSpec {
             model: spec.model.clone(),
             sets: flag_sets(&w.config.flags),
@@ -784,16 +836,17 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
         for (k, g) in generated.workloads.iter().enumerate() {
             let (mut validity, hists) = check_generated(&g.rank_files, &generated.layout, &g.comm_groups);
             gen_hists.extend(hists);
-            let mut makespan_ns = None;
+            let mut timing = None;
             if validity.decodes {
-                match reference.makespan(&g.prefix, ranks, &g.comm_groups, &dir.join(format!("gen1_{k}")))? {
-                    Ok(m) => {
+                match reference.timing(&g.prefix, ranks, &g.comm_groups, &dir.join(format!("gen1_{k}")))? {
+                    Ok(t) => {
                         validity.simulates = true;
-                        makespan_ns = Some(m);
+                        timing = Some(t);
                     }
                     Err(e) => validity.problems.push(format!("simulation: {e}")),
                 }
             }
+            let makespan_ns = timing.map(|t| t.makespan_ns);
             let rel_error = match (makespan_ns, real_makespan_ns) {
                 (Some(g), Some(r)) if r > 0 => Some((g as f64 - r as f64).abs() / r as f64),
                 _ => None,
@@ -803,6 +856,8 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
                 nodes_per_stage: g.nodes_per_stage.clone(),
                 validity,
                 makespan_ns,
+                compute_ns: timing.map(|t| t.compute_ns),
+                exposed_comm_ns: timing.map(|t| t.exposed_comm_ns),
                 rel_error,
             });
         }
@@ -813,6 +868,8 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
             stages: w.layout.pp,
             real_nodes_per_stage: real_dags.iter().map(|d| d.num_nodes()).collect(),
             real_makespan_ns,
+            real_compute_ns: real.map(|t| t.compute_ns),
+            real_exposed_comm_ns: real.map(|t| t.exposed_comm_ns),
             real_note,
             mmd: structure_mmd(&gen_hists, &real_hists),
             rel_error: percentile(&errors, 0.5),
@@ -849,6 +906,12 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
     let generated: usize = out.iter().map(|w| w.samples.len()).sum();
     let valid = out.iter().flat_map(|w| &w.samples).filter(|s| s.validity.valid()).count();
     let errors: Vec<f64> = out.iter().filter_map(|w| w.rel_error).collect();
+    // Each workload's first simulated sample against its real run.
+    let pairs = |generated: fn(&SampleEval) -> Option<u64>, real: fn(&WorkloadEval) -> Option<u64>| {
+        out.iter().filter_map(|w| Some((w.samples.iter().find_map(generated)?, real(w)?))).collect::<Vec<_>>()
+    };
+    let compute = TimeComparison::of(&pairs(|s| s.compute_ns, |w| w.real_compute_ns));
+    let exposed_comm = TimeComparison::of(&pairs(|s| s.exposed_comm_ns, |w| w.real_exposed_comm_ns));
     let summary = EvalSummary {
         workloads: out.len(),
         generated,
@@ -859,6 +922,8 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
         real_graphs: all_real.len(),
         generated_graphs: all_gen.len(),
         rel_error: ErrorStats::of(&errors),
+        compute,
+        exposed_comm,
     };
     Ok(EvalReport {
         model: spec.model.clone(),
