@@ -323,14 +323,19 @@ fn nnls(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
                 x = s;
                 break;
             }
-            // Step towards s until the first passive coefficient hits 0.
-            let alpha = (0..n)
+            // Step towards s until the first passive coefficient hits 0; that
+            // one leaves the passive set exactly (not by a rounding-prone
+            // comparison), so this loop ends within n rounds.
+            let Some((first, alpha)) = (0..n)
                 .filter(|&j| passive[j] && s[j] <= 0.0)
-                .map(|j| x[j] / (x[j] - s[j]))
-                .fold(f64::INFINITY, f64::min);
+                .map(|j| (j, x[j] / (x[j] - s[j])))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            else {
+                break;
+            };
             for j in 0..n {
                 x[j] += alpha * (s[j] - x[j]);
-                if passive[j] && x[j] <= 1e-15 {
+                if passive[j] && (j == first || x[j] <= 0.0) {
                     passive[j] = false;
                     x[j] = 0.0;
                 }
