@@ -553,8 +553,38 @@ impl DataSpec {
             return err("avg_in_deg", format!("must be a non-negative number, got {}", self.avg_in_deg));
         }
         if let Some(n) = &self.y_normalizer {
-            if n.mean.len() != self.y_dim {
-                return err("y_normalizer", format!("{} features, y_dim is {}", n.mean.len(), self.y_dim));
+            if n.mean.len() != self.y_dim || n.std.len() != self.y_dim || n.constant.len() != self.y_dim {
+                return err(
+                    "y_normalizer",
+                    format!(
+                        "{} means, {} standard deviations and {} constant flags, y_dim is {}",
+                        n.mean.len(),
+                        n.std.len(),
+                        n.constant.len(),
+                        self.y_dim
+                    ),
+                );
+            }
+            if let Some(k) = n.std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+                return err("y_normalizer.std", format!("feature {k}: must be a positive number, got {}", n.std[k]));
+            }
+            if let Some(k) = n.mean.iter().position(|m| !m.is_finite()) {
+                return err("y_normalizer.mean", format!("feature {k}: must be a finite number, got {}", n.mean[k]));
+            }
+            let ranged = !n.min.is_empty() || !n.max.is_empty();
+            if ranged && (n.min.len() != self.y_dim || n.max.len() != self.y_dim) {
+                return err(
+                    "y_normalizer",
+                    format!("{} minima and {} maxima, y_dim is {}", n.min.len(), n.max.len(), self.y_dim),
+                );
+            }
+            if let Some(k) =
+                (0..n.min.len()).find(|&k| !(n.min[k].is_finite() && n.max[k].is_finite() && n.min[k] <= n.max[k]))
+            {
+                return err(
+                    "y_normalizer.min",
+                    format!("feature {k}: range {}..{} is not an interval", n.min[k], n.max[k]),
+                );
             }
         }
         let size_fits = self

@@ -55,7 +55,7 @@ pub enum ModelError {
     },
     /// A libtorch operation failed (usually a shape or an index that came from
     /// data).
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", torch_message(.source))]
     Torch {
         /// What was being done.
         context: String,
@@ -88,6 +88,14 @@ impl ModelError {
     }
 }
 
+/// libtorch's message without the C++ backtrace it appends ("Exception
+/// raised from …" and the frames after it).
+fn torch_message(e: &TchError) -> String {
+    let text = e.to_string();
+    let kept: Vec<&str> = text.lines().take_while(|l| !l.starts_with("Exception raised from")).collect();
+    kept.join("\n").trim_end().to_string()
+}
+
 /// Attaches what was being done to a libtorch error.
 pub(crate) trait TorchContext<T> {
     /// Wraps the error as [`ModelError::Torch`] with `context`.
@@ -102,3 +110,19 @@ impl<T> TorchContext<T> for std::result::Result<T, TchError> {
 
 /// Result alias for the model layer.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// libtorch's C++ backtrace is cut from the message; its first lines stay.
+    #[test]
+    fn torch_errors_drop_the_backtrace() {
+        let source = TchError::Torch(
+            "probability tensor contains either `inf`, `nan` or element < 0\nException raised from multinomial at x.cpp:1\nframe #0: f()".into(),
+        );
+        let e = ModelError::Torch { context: "sampling".into(), source }.to_string();
+        assert!(e.starts_with("sampling: ") && e.contains("probability tensor"), "{e}");
+        assert!(!e.contains("Exception raised") && !e.contains("frame #"), "{e}");
+    }
+}

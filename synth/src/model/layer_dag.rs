@@ -185,7 +185,15 @@ impl LayerDag {
     /// of the file must be a variable.
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
         let ctx = format!("reading {}", path.display());
-        let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path).ctx(&ctx)?.into_iter().collect();
+        let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+            .map_err(|e| {
+                ModelError::mismatch(
+                    &ctx,
+                    format!("not a readable safetensors file (missing, truncated or corrupt): {e}"),
+                )
+            })?
+            .into_iter()
+            .collect();
         let vars = self.variables();
         let missing: Vec<String> = vars.keys().filter(|n| !file.contains_key(*n)).cloned().collect();
         let unexpected: Vec<String> = file.keys().filter(|n| !vars.contains_key(*n)).cloned().collect();
@@ -200,6 +208,11 @@ impl LayerDag {
                     ctx,
                     format!("{name}: the file has shape {:?}, the model {:?}", src.size(), var.size()),
                 ));
+            }
+            if src.is_floating_point()
+                && !bool::try_from(src.f_isfinite().ctx(&ctx)?.f_all().ctx(&ctx)?).unwrap_or(false)
+            {
+                return Err(ModelError::mismatch(ctx, format!("{name}: holds NaN or infinite values")));
             }
             var.f_copy_(src).ctx(&format!("{ctx}: {name}"))?;
         }
