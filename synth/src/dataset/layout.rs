@@ -56,6 +56,10 @@ pub struct ParallelLayout {
     pub ep_groups: bool,
 }
 
+/// The most ranks a layout may have (2^20): one trace file per rank is
+/// written and simulated, and rank ids must fit 32 bits with room to spare.
+pub const MAX_RANKS: u32 = 1 << 20;
+
 /// The five coordinates of a rank, in numbering order.
 const DIMS: [CommKind; 5] =
     [CommKind::Data, CommKind::Tensor, CommKind::Sequence, CommKind::Expert, CommKind::Pipeline];
@@ -69,6 +73,13 @@ impl ParallelLayout {
             if v == 0 {
                 return Err(DatasetError::mismatch("parallel layout", format!("{name} = 0, expected a degree >= 1")));
             }
+        }
+        let ranks = [dp, tp, sp, ep, pp].iter().map(|&v| u64::from(v)).product::<u64>();
+        if ranks > u64::from(MAX_RANKS) {
+            return Err(DatasetError::mismatch(
+                "parallel layout",
+                format!("dp·tp·sp·ep·pp = {dp}·{tp}·{sp}·{ep}·{pp} = {ranks} ranks, at most {MAX_RANKS} are supported"),
+            ));
         }
         let (tp, ep) = if moe { (tp, ep) } else { (tp * ep, 1) };
         Ok(ParallelLayout { dp, tp, sp, ep, pp, ep_groups: moe })
@@ -339,6 +350,11 @@ mod tests {
         assert_eq!(moe.coords(13), [1, 0, 0, 1, 1]);
         assert_eq!(moe.stage(13), 1);
         assert!(ParallelLayout::from_degrees(0, 1, 1, 1, 1, false).is_err());
+        // Products that overflow 32 bits (or exceed the rank limit) are errors, not wrapped counts.
+        let e = ParallelLayout::from_degrees(1_073_741_825, 4, 1, 1, 1, false).unwrap_err().to_string();
+        assert!(e.contains("4294967300 ranks"), "{e}");
+        assert!(ParallelLayout::from_degrees(1 << 10, 1 << 10, 1, 1, 1, false).is_ok());
+        assert!(ParallelLayout::from_degrees(1 << 10, 1 << 10, 1, 2, 1, true).is_err());
         let four = ParallelLayout::from_degrees(1, 1, 1, 1, 4, false).unwrap();
         let ctx = RankContext::new(3, Some(four), None);
         let other = ctx.peer_for(PeerStage::Other);
