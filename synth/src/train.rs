@@ -784,7 +784,8 @@ pub struct PriorsReport {
 }
 
 /// Refits the data-derived priors of the checkpoint in `model_dir` (the
-/// size and magnitude priors, which only steer sampling) on `source` and
+/// size and magnitude priors, which only steer sampling, and the
+/// conditioning features' training ranges, which only steer warnings) on `source` and
 /// rewrites its `config.json`; the weights are left alone. `source` must be
 /// the data the checkpoint was trained on: everything else the data decides
 /// (vocabularies, marginals, normalization, bucket values) must come out the
@@ -800,7 +801,12 @@ pub fn refit_priors(model_dir: &Path, source: &DataSource) -> Result<PriorsRepor
     }
     let mut model = LayerDag::load(model_dir, Device::Cpu)?;
     let data = load_data(source, None)?;
-    let without_priors = |spec: &DataSpec| DataSpec { size_prior: None, magnitude_prior: None, ..spec.clone() };
+    let without_priors = |spec: &DataSpec| DataSpec {
+        size_prior: None,
+        magnitude_prior: None,
+        y_normalizer: spec.y_normalizer.as_ref().map(Normalizer::without_ranges),
+        ..spec.clone()
+    };
     if without_priors(&model.data) != without_priors(&data.spec) {
         return Err(TrainError::State {
             path: model_dir.join(crate::model::layer_dag::CONFIG_FILE),
@@ -809,6 +815,7 @@ pub fn refit_priors(model_dir: &Path, source: &DataSource) -> Result<PriorsRepor
     }
     model.data.size_prior = data.spec.size_prior.clone();
     model.data.magnitude_prior = data.spec.magnitude_prior.clone();
+    model.data.y_normalizer = data.spec.y_normalizer.clone();
     model.save_config(model_dir)?;
     let (size_prior, magnitude_prior) = prior_reports(&data);
     Ok(PriorsReport { size_prior, magnitude_prior })

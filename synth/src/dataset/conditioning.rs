@@ -48,7 +48,9 @@
 //! Per feature, z-scores with the mean and population standard deviation of
 //! the **training split's** rows (one row per training graph). A feature that
 //! is constant on the training split (std below 1e-9) gets std 1, so it is
-//! 0 on the training split and keeps its offset elsewhere.
+//! 0 on the training split and keeps its offset elsewhere. The training
+//! split's minimum and maximum per feature are kept too: generation warns
+//! about values outside them (what-if questions).
 //!
 //! # Scalar form
 //!
@@ -174,6 +176,13 @@ pub struct Normalizer {
     pub std: Vec<f64>,
     /// Whether the feature was constant on the training split.
     pub constant: Vec<bool>,
+    /// Training-split minimum per feature (empty in checkpoints written
+    /// before ranges were recorded): what-if warnings compare against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub min: Vec<f64>,
+    /// Training-split maximum per feature (empty like `min`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub max: Vec<f64>,
 }
 
 impl Normalizer {
@@ -209,7 +218,26 @@ impl Normalizer {
             constant.push(sd < 1e-9);
             std.push(if sd < 1e-9 { 1.0 } else { sd });
         }
-        Ok(Normalizer { names: names.iter().map(|s| s.to_string()).collect(), mean, std, constant })
+        let mut min = vec![f64::INFINITY; k];
+        let mut max = vec![f64::NEG_INFINITY; k];
+        for r in rows {
+            for ((lo, hi), &v) in min.iter_mut().zip(max.iter_mut()).zip(r) {
+                *lo = lo.min(v as f64);
+                *hi = hi.max(v as f64);
+            }
+        }
+        Ok(Normalizer { names: names.iter().map(|s| s.to_string()).collect(), mean, std, constant, min, max })
+    }
+
+    /// Feature `k`'s training range `(min, max)`, when the checkpoint records ranges.
+    pub fn range(&self, k: usize) -> Option<(f64, f64)> {
+        Some((*self.min.get(k)?, *self.max.get(k)?))
+    }
+
+    /// The same statistics without the ranges (checkpoints written before
+    /// ranges were recorded compare equal to a fresh fit this way).
+    pub fn without_ranges(&self) -> Normalizer {
+        Normalizer { min: Vec::new(), max: Vec::new(), ..self.clone() }
     }
 
     /// Normalizes one row.
@@ -235,6 +263,7 @@ mod tests {
         let rows = vec![vec![1.0, 5.0], vec![3.0, 5.0]];
         let n = Normalizer::fit(&["a", "b"], &rows).unwrap();
         assert_eq!(n.constant, vec![false, true]);
+        assert_eq!((n.range(0), n.range(1), n.range(2)), (Some((1.0, 3.0)), Some((5.0, 5.0)), None));
         assert_eq!(n.apply(&[1.0, 5.0]).unwrap(), vec![-1.0, 0.0]);
         assert_eq!(n.apply(&[3.0, 7.0]).unwrap(), vec![1.0, 2.0]);
         assert!(n.apply(&[1.0]).is_err());

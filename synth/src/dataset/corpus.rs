@@ -61,6 +61,16 @@ pub enum ModelType {
 impl ModelType {
     /// Every model type, in the order of the conditioning one-hot.
     pub const ALL: [ModelType; 4] = [ModelType::Gpt, ModelType::Llama, ModelType::Dense, ModelType::Moe];
+
+    /// The flag value (`gpt`, `llama`, `dense`, `moe`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelType::Gpt => "gpt",
+            ModelType::Llama => "llama",
+            ModelType::Dense => "dense",
+            ModelType::Moe => "moe",
+        }
+    }
 }
 
 /// The graph STG actually builds for a flag set (NOTES.md: llama / dense
