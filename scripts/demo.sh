@@ -69,7 +69,7 @@ echo "real:      $real"
 echo "generated: $gen"
 
 step "What if: twice the layers and data parallelism 2 (8 ranks), same system"
-strata synth generate --set num_stacks=8 --set dp=2 --ranks 8 --out "$OUT/generated/whatif" --seed 0 --threads 1
+strata synth generate --set num_stacks=8 --set dp=2 --set micro_batch=2 --set batch=4 --ranks 8 --out "$OUT/generated/whatif" --seed 0 --threads 1
 sed 's/\[ 4 \]/[ 8 ]/' topologies/Switch_4npus_ref.yml > "$OUT/Switch_8npus_ref.yml"
 strata sim --workload "$OUT/generated/whatif" --comm-group "$OUT/generated/whatif.json" \
   --network "$OUT/Switch_8npus_ref.yml" --system configs/reference/system.json --memory configs/reference/memory.json \

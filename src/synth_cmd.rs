@@ -248,7 +248,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let report = synth::generate::generate(&spec)?;
     for w in &report.warnings {
-        tracing::warn!("outside the training range (a what-if question): {w}");
+        tracing::warn!("what-if: {w}");
     }
     for w in &report.workloads {
         for (stage, shifts) in w.magnitude_shifts.iter().enumerate().filter(|(_, s)| s.iter().any(|&k| k != 0)) {
@@ -259,6 +259,23 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
                 shifts[1],
                 shifts[2],
                 shifts[3]
+            );
+        }
+        if let Some(cap) = args.max_nodes {
+            if let Some(most) = w.nodes_per_stage.iter().copied().filter(|&n| n > cap as usize).max() {
+                tracing::warn!(
+                    "{}: a stage graph has {most} nodes, above --max-nodes {cap}: a pipelined stage needs its \
+                     pipeline messages (4 per micro-batch in a middle stage) and one node per layer before any cap",
+                    w.prefix.display()
+                );
+            }
+        }
+        if w.stale_rank_files > 0 {
+            tracing::warn!(
+                "removed {} rank file(s) {}.{}.et… left by an earlier workload with more ranks",
+                w.stale_rank_files,
+                w.prefix.display(),
+                w.rank_files.len()
             );
         }
         let c = &w.conversions;

@@ -110,8 +110,27 @@ fn synth_generate_writes_a_workload_that_simulates() {
     let prefix = dir.path("gen/whatif");
     std::fs::create_dir_all(dir.path("gen")).unwrap();
     strata(args![
-        "-q", "synth", "generate", "--model", &model, "--set", "dp=2", "--set", "tp=1", "--set", "pp=2", "--ranks",
-        "4", "--out", &prefix, "--seed", "3"
+        "-q",
+        "synth",
+        "generate",
+        "--model",
+        &model,
+        "--set",
+        "dp=2",
+        "--set",
+        "tp=1",
+        "--set",
+        "pp=2",
+        "--set",
+        "micro_batch=2",
+        "--set",
+        "batch=4",
+        "--ranks",
+        "4",
+        "--out",
+        &prefix,
+        "--seed",
+        "3"
     ])
     .ok();
     for r in 0..4 {
@@ -352,6 +371,74 @@ fn the_shipped_model_generates_out_of_the_box() {
     strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
     let sim = simulate_on_reference(&dir, &prefix, 4);
     assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
+}
+
+/// The issue's own example (`--set num_stacks=48 --set tp=8`, 16 ranks) with
+/// the shipped model: what-if warnings for num_stacks, the layers per stage
+/// and tp, each naming the training range (the shipped checkpoint records it)
+/// and how far outside the value is; the
+/// workload validates. Sizes past Chakra's 64-bit fields are an error before
+/// anything is sampled or written.
+#[test]
+fn the_shipped_model_answers_the_issues_what_if_and_refuses_unwritable_sizes() {
+    let dir = Dir::new();
+    let prefix = dir.path("w48");
+    let run = strata(args![
+        "synth",
+        "generate",
+        "--set",
+        "num_stacks=48",
+        "--set",
+        "tp=8",
+        "--ranks",
+        "16",
+        "--out",
+        &prefix,
+        "--threads",
+        "1"
+    ]);
+    let out = run.ok();
+    assert!(out.contains("1 workload(s) of 16 ranks"), "{run:#?}");
+    let warned: Vec<&str> = run.stderr.lines().filter(|l| l.contains("what-if:")).collect();
+    assert_eq!(warned.len(), 3, "{warned:#?}");
+    assert!(
+        warned
+            .iter()
+            .any(|l| l
+                .contains("layers per stage (num_stacks / pp) = 24 is outside the training range (1–16): 1.5× above")),
+        "{warned:#?}"
+    );
+    assert!(
+        warned.iter().any(|l| l.contains("num_stacks = 48 is outside the training range (1–16): 3× above the largest")),
+        "{warned:#?}"
+    );
+    assert!(
+        warned.iter().any(|l| l.contains("tp = 8 is outside the training range (1–4): 2× above the largest")),
+        "{warned:#?}"
+    );
+    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
+    let big = dir.path("big");
+    let msg = strata(args![
+        "synth",
+        "generate",
+        "--set",
+        "seq=2147483648",
+        "--set",
+        "dmodel=2147483648",
+        "--set",
+        "dff=2147483648",
+        "--set",
+        "head=128",
+        "--set",
+        "kvhead=128",
+        "--ranks",
+        "4",
+        "--out",
+        &big
+    ])
+    .fails();
+    assert!(msg.contains("beyond the 64-bit integers"), "{msg}");
+    assert!(!dir.path("big.0.et").exists());
 }
 
 /// models/default/config.json holds exactly configs/synth/default.toml: the

@@ -7,12 +7,18 @@
 //!    of the corpus's `config.json` ([`FLAG_NAMES`]); unset keys take the
 //!    corpus defaults ([`corpus_defaults`]). Unknown keys, unparsable or
 //!    impossible values (a degree of 0, `pp > num_stacks`, `batch` not a
-//!    multiple of `micro_batch`, MoE without TP-SP, `experts % ep != 0`) and a
+//!    multiple of `micro_batch`, MoE without TP-SP, `experts % ep != 0`,
+//!    more than [`crate::dataset::layout::MAX_RANKS`] ranks), the
+//!    combinations STG accepts but cannot mean anything (heads or `dff` not
+//!    divisible by tp, key/value heads neither a multiple nor a divisor of
+//!    tp, `seq` not by tp·sp, `micro_batch`
+//!    not by dp, `dmodel` not by `head`, `head` not by `kvhead`) and a
 //!    rank count that disagrees with dp·tp·pp·sp·ep are errors.
 //! 2. One conditioning row per pipeline stage (the stage is a conditioning
-//!    feature), normalized with the checkpoint's normalizer. Features far from
-//!    what the model was trained on are what-if questions: allowed, and listed
-//!    in [`GenerateReport::warnings`] (the CLI logs them as warnings).
+//!    feature), normalized with the checkpoint's normalizer. Values outside
+//!    the training split's range are what-if questions: allowed, and listed
+//!    in [`GenerateReport::warnings`] in the flags' terms with how far
+//!    outside they are ([`range_warnings`]; the CLI logs them as warnings).
 //! 3. One DAG per stage and workload, all sampled in one batched call, each
 //!    within its stage's attribute mask ([`stage_mask`]): no collective
 //!    without a communicator of two or more ranks, no send or receive
@@ -86,10 +92,10 @@ use std::time::Instant;
 use simulator::chakra::{CollectiveCommType, NodeType};
 use tch::Device;
 
-use crate::dataset::conditioning::{workload_features, WORKLOAD_FEATURES};
+use crate::dataset::conditioning::{workload_features, Normalizer, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
 use crate::dataset::layout::{CommGroups, ParallelLayout, RankContext};
-use crate::dataset::magnitude_prior::Shifts;
+use crate::dataset::magnitude_prior::{MagnitudeTotal, Shifts};
 use crate::dataset::stage_work::StageWork;
 use crate::dataset::tokenize::detokenize;
 use crate::dataset::vocab::{
@@ -126,10 +132,9 @@ pub const FLAG_NAMES: [&str; 22] = [
     "chakra_schema_version",
 ];
 
-/// How far (in training standard deviations) a feature may sit from the
-/// training mean before it is reported as outside the training range. The
-/// checkpoint keeps means and standard deviations, not minima and maxima.
-pub const OUT_OF_RANGE_STD: f64 = 3.0;
+/// The largest compute or communication total per stage graph that
+/// generation writes: Chakra stores sizes and operation counts as int64.
+pub const MAX_STAGE_TOTAL: f64 = i64::MAX as f64;
 
 /// The smallest `comm_size` written on a communication node: ASTRA-sim
 /// splits a collective into chunks and rejects one whose chunks would be
@@ -218,7 +223,10 @@ pub struct GenerateSpec {
     pub seed: u64,
     /// Where to run the model.
     pub device: Device,
-    /// Cap on nodes per stage graph (`None`: the model's own limits).
+    /// Cap on nodes per stage graph (`None`: the model's own limits). A
+    /// pipelined stage's required messages (four per micro-batch for a
+    /// middle stage) and one node per layer up to its last one come first,
+    /// so a cap below them is exceeded.
     pub max_nodes: Option<usize>,
     /// Sample without the checkpoint's size prior (`--no-size-prior`).
     pub ignore_size_prior: bool,
@@ -269,6 +277,9 @@ pub struct GeneratedWorkload {
     pub prefix: PathBuf,
     /// `PREFIX.<rank>.et`, by rank.
     pub rank_files: Vec<PathBuf>,
+    /// Rank files of an earlier, larger workload under the same prefix
+    /// (`PREFIX.<r>.et` for r ≥ the rank count), removed.
+    pub stale_rank_files: usize,
     /// `PREFIX.json`.
     pub comm_groups: PathBuf,
     /// Nodes of each stage's graph.
@@ -363,7 +374,8 @@ pub fn parse_flags(sets: &[String]) -> Result<StgFlags> {
     Ok(f)
 }
 
-/// The combinations STG itself rejects (corpus NOTES.md, "Flags").
+/// The combinations STG itself rejects, and the ones it accepts but cannot
+/// mean anything (corpus NOTES.md, "Flags").
 fn check_flags(f: &StgFlags) -> Result<()> {
     if f.pp > f.num_stacks {
         return Err(input(format!("pp={} > num_stacks={}: a pipeline stage would hold no layer", f.pp, f.num_stacks)));
@@ -371,7 +383,59 @@ fn check_flags(f: &StgFlags) -> Result<()> {
     if f.batch % f.micro_batch != 0 {
         return Err(input(format!("batch={} is not a multiple of micro_batch={}", f.batch, f.micro_batch)));
     }
-    if f.model_type == ModelType::Moe {
+    // STG accepts these silently and writes physically meaningless traces
+    // (corpus NOTES.md, "Flags"); every corpus workload satisfies them.
+    let moe = f.model_type == ModelType::Moe;
+    let tp = u64::from(f.tp) * if moe { 1 } else { u64::from(f.ep) };
+    let tp_name = if moe || f.ep == 1 { format!("tp={}", f.tp) } else { format!("tp·ep={}·{}={tp}", f.tp, f.ep) };
+    for (key, v, why) in [("head", f.head, "attention heads"), ("dff", f.dff, "columns of the feed-forward weights")] {
+        if u64::from(v) % tp != 0 {
+            return Err(input(format!(
+                "{key}={v} is not a multiple of {tp_name}: every tensor-parallel rank needs the same number of whole {why}"
+            )));
+        }
+    }
+    // Key/value heads split over the tensor-parallel ranks, or each is
+    // replicated on the same number of them (the issue's own example,
+    // tp=8 with the corpus default kvhead=4, is such a case).
+    let kv = u64::from(f.kvhead);
+    if kv % tp != 0 && tp % kv != 0 {
+        return Err(input(format!(
+            "kvhead={} with {tp_name}: key/value heads must split evenly over the tensor-parallel ranks or be \
+             replicated evenly on them (kvhead a multiple or a divisor of {tp})",
+            f.kvhead
+        )));
+    }
+    let seq_split = tp * u64::from(f.sp);
+    if u64::from(f.seq) % seq_split != 0 {
+        return Err(input(format!(
+            "seq={} is not a multiple of {tp_name} times sp={} = {seq_split}: the sequence is split evenly over them",
+            f.seq, f.sp
+        )));
+    }
+    if f.micro_batch % f.dp != 0 {
+        return Err(input(format!(
+            "micro_batch={} is not a multiple of dp={}: every data-parallel rank needs whole samples of a micro-batch \
+             (e.g. --set micro_batch={} --set batch={})",
+            f.micro_batch,
+            f.dp,
+            f.dp,
+            u64::from(f.dp) * u64::from(f.n_microbatches().max(1))
+        )));
+    }
+    if f.dmodel % f.head != 0 {
+        return Err(input(format!(
+            "dmodel={} is not a multiple of head={}: heads split the model width evenly",
+            f.dmodel, f.head
+        )));
+    }
+    if f.head % f.kvhead != 0 {
+        return Err(input(format!(
+            "head={} is not a multiple of kvhead={}: each key/value head serves a whole group of query heads",
+            f.head, f.kvhead
+        )));
+    }
+    if moe {
         if !f.tpsp {
             return Err(input("model_type=moe needs tpsp=true"));
         }
@@ -461,43 +525,102 @@ pub fn comm_groups(layout: &ParallelLayout) -> CommGroups {
     CommGroups { groups: groups.into_iter().enumerate().map(|(i, m)| ((i + 1).to_string(), m)).collect() }
 }
 
-/// Conditioning features far from the training data, as messages.
-fn range_warnings(norm: &crate::dataset::conditioning::Normalizer, raw: &[Vec<f32>], stages: &[u32]) -> Vec<String> {
+/// What-if warnings: each generator flag (or quantity the flags imply, such
+/// as layers per stage or the rank count) whose conditioning feature lies
+/// outside the range of the checkpoint's training split, in the flags' own
+/// terms and with how far outside it is. A checkpoint written before ranges
+/// were recorded gets one note instead.
+pub fn range_warnings(norm: &Normalizer, flags: &StgFlags, layout: &ParallelLayout) -> Vec<String> {
+    let index = |name: &str| norm.names.iter().position(|n| n == name);
+    if norm.min.is_empty() {
+        return vec!["the checkpoint does not record its training ranges, so what-if values are not detected; \
+             `strata synth refit-priors --model DIR --data CORPUS` adds them"
+            .into()];
+    }
+    let moe = flags.model_type == ModelType::Moe;
+    let stage_layers = layers_per_stage(flags.num_stacks, flags.pp);
+    let (fewest, most) = (*stage_layers.iter().min().expect("pp >= 1"), *stage_layers.iter().max().expect("pp >= 1"));
+    let tp_label = if !moe && flags.ep > 1 { "tp·ep" } else { "tp" };
+    // (feature, what the user set or implied, its values): log2 features.
+    let sizes: Vec<(&str, String, Vec<u64>)> = vec![
+        ("log2_num_stacks", "num_stacks".into(), vec![flags.num_stacks.into()]),
+        ("log2_layers_in_stage", "layers per stage (num_stacks / pp)".into(), vec![fewest.into(), most.into()]),
+        ("log2_dmodel", "dmodel".into(), vec![flags.dmodel.into()]),
+        ("log2_dff", "dff".into(), vec![flags.dff.into()]),
+        ("log2_head", "head".into(), vec![flags.head.into()]),
+        ("log2_kvhead", "kvhead".into(), vec![flags.kvhead.into()]),
+        ("log2_seq", "seq".into(), vec![flags.seq.into()]),
+        ("log2_batch", "batch".into(), vec![flags.batch.into()]),
+        ("log2_micro_batch", "micro_batch".into(), vec![flags.micro_batch.into()]),
+        (
+            "log2_n_microbatches",
+            "micro-batches per step (batch / micro_batch)".into(),
+            vec![flags.n_microbatches().into()],
+        ),
+        ("log2_dvocal", "dvocal".into(), vec![flags.dvocal.into()]),
+        ("log2_dp", "dp".into(), vec![layout.dp.into()]),
+        ("log2_tp", tp_label.into(), vec![layout.tp.into()]),
+        ("log2_pp", "pp".into(), vec![layout.pp.into()]),
+        ("log2_sp", "sp".into(), vec![layout.sp.into()]),
+        ("log2_ep", "ep".into(), if moe { vec![layout.ep.into()] } else { vec![] }),
+        ("log2_experts", "experts".into(), if moe { vec![flags.experts.into()] } else { vec![] }),
+        ("log2_kexperts", "kexperts".into(), if moe { vec![flags.kexperts.into()] } else { vec![] }),
+        ("log2_ranks", "ranks (dp·tp·pp·sp·ep)".into(), vec![layout.ranks().into()]),
+    ];
     let mut out = Vec::new();
-    let mut said = std::collections::HashSet::new();
-    for (row, &stage) in raw.iter().zip(stages) {
-        for (k, &v) in row.iter().enumerate() {
-            let (mean, std, constant) = (norm.mean[k], norm.std[k], norm.constant[k]);
-            let name = norm.names.get(k).map_or("?", |s| s.as_str());
-            let v = v as f64;
-            let describe = |x: f64| match name.strip_prefix("log2_") {
-                Some(flag) => format!("{flag} = {}", x.exp2().round()),
-                None => format!("{name} = {x}"),
-            };
-            let msg = if constant {
-                ((v - mean).abs() > 1e-6)
-                    .then(|| format!("{} (stage {stage}): the training data only had {}", describe(v), describe(mean)))
-            } else {
-                let z = (v - mean) / std;
-                (z.abs() > OUT_OF_RANGE_STD).then(|| {
-                    format!(
-                        "{} (stage {stage}): {:.1} standard deviations {} the training mean ({})",
-                        describe(v),
-                        z.abs(),
-                        if z > 0.0 { "above" } else { "below" },
-                        describe(mean)
-                    )
-                })
-            };
-            if let Some(m) = msg {
-                // One message per feature and value (stage-independent features repeat per stage).
-                if said.insert((k, v.to_bits())) {
-                    out.push(m);
-                }
+    for (feature, label, values) in sizes {
+        let Some((lo, hi)) = index(feature).and_then(|k| norm.range(k)) else { continue };
+        let (lo_v, hi_v) = (lo.exp2().round() as u64, hi.exp2().round() as u64);
+        let range = if lo_v == hi_v { format!("only {lo_v}") } else { format!("{lo_v}–{hi_v}") };
+        let mut said = Vec::new();
+        for v in values {
+            if said.contains(&v) {
+                continue;
             }
+            said.push(v);
+            let x = (v.max(1) as f64).log2();
+            let far = if x > hi + 1e-6 {
+                format!("{} above the largest", times(v as f64 / hi_v as f64))
+            } else if x < lo - 1e-6 {
+                format!("{} below the smallest", times(lo_v as f64 / v.max(1) as f64))
+            } else {
+                continue;
+            };
+            out.push(format!("{label} = {v} is outside the training range ({range}): {far}"));
+        }
+    }
+    let switches =
+        [("weight_sharded", flags.weight_sharded), ("tpsp", flags.tpsp), ("mixed_precision", flags.mixed_precision)];
+    for (name, on) in switches {
+        let Some((lo, hi)) = index(name).and_then(|k| norm.range(k)) else { continue };
+        let v = if on { 1.0 } else { 0.0 };
+        if v < lo || v > hi {
+            out.push(format!("{name} = {on}: the training data only had {name} = {}", lo >= 0.5));
+        }
+    }
+    let model = format!("model_{}", flags.model_type.name());
+    if let Some((_, hi)) = index(&model).and_then(|k| norm.range(k)) {
+        if hi < 0.5 {
+            out.push(format!("model_type = {}: the training data has no model of this type", flags.model_type.name()));
         }
     }
     out
+}
+
+/// A ratio as `2×`, `1.5×`, `1,000×`.
+fn times(r: f64) -> String {
+    if r >= 100.0 {
+        let mut digits = format!("{:.0}", r);
+        let mut i = digits.len();
+        while i > 3 {
+            i -= 3;
+            digits.insert(i, ',');
+        }
+        format!("{digits}×")
+    } else {
+        let s = format!("{r:.2}");
+        format!("{}×", s.trim_end_matches('0').trim_end_matches('.'))
+    }
 }
 
 /// Ids of the ET feature columns.
@@ -1085,26 +1208,56 @@ pub fn write_workload(
             source,
         })?;
     }
-    let mut rank_files = Vec::with_capacity(layout.ranks() as usize);
-    for rank in 0..layout.ranks() {
-        let ctx = &context(rank);
-        let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
-        let det = detokenize(dag, ctx, reps)?;
-        conversions.detokenize_repairs += det.repairs.len();
-        let path = with_suffix(prefix, &format!(".{}.et", ctx.rank()));
-        simulator::chakra::write_trace(&path, &det.trace)?;
-        rank_files.push(path);
-    }
+    let rank_files: Vec<PathBuf> = (0..layout.ranks()).map(|r| with_suffix(prefix, &format!(".{r}.et"))).collect();
     let comm_path = with_suffix(prefix, ".json");
-    write_comm_groups(&comm_path, &groups)?;
+    // Nothing is written unless every file can be: a folder in the way is
+    // found first, and a failure part-way removes what this call wrote.
+    if let Some(p) = rank_files.iter().chain([&comm_path]).find(|p| p.is_dir()) {
+        return Err(simulator::chakra::ChakraError::IsDirectory { path: p.clone() }.into());
+    }
+    let mut written: Vec<&PathBuf> = Vec::with_capacity(rank_files.len() + 1);
+    let result = (|| -> Result<()> {
+        for (rank, path) in rank_files.iter().enumerate() {
+            let ctx = &context(rank as u32);
+            let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
+            let det = detokenize(dag, ctx, reps)?;
+            conversions.detokenize_repairs += det.repairs.len();
+            simulator::chakra::write_trace(path, &det.trace)?;
+            written.push(path);
+        }
+        write_comm_groups(&comm_path, &groups)
+    })();
+    if let Err(e) = result {
+        for p in written {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    let stale_rank_files = remove_stale_ranks(prefix, layout.ranks());
     Ok(GeneratedWorkload {
         prefix: prefix.to_path_buf(),
         rank_files,
+        stale_rank_files,
         comm_groups: comm_path,
         nodes_per_stage: stage_dags.iter().map(|d| d.num_nodes()).collect(),
         magnitude_shifts: vec![[0; 4]; stage_dags.len()],
         conversions,
     })
+}
+
+/// Removes `PREFIX.<r>.et` for `r = ranks, ranks + 1, …` as long as they
+/// exist: rank files an earlier, larger workload left under the same prefix,
+/// which would otherwise be read as part of this one. Returns how many.
+fn remove_stale_ranks(prefix: &Path, ranks: u32) -> usize {
+    let mut removed = 0;
+    for r in ranks.. {
+        let path = with_suffix(prefix, &format!(".{r}.et"));
+        if !path.is_file() || std::fs::remove_file(&path).is_err() {
+            break;
+        }
+        removed += 1;
+    }
+    removed
 }
 
 /// Moves every magnitude bucket with no training mass (`marginals[f][b] == 0`)
@@ -1157,6 +1310,13 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     if spec.count == 0 {
         return Err(input("--count 0: nothing to generate"));
     }
+    let out = spec.out.as_os_str().to_string_lossy();
+    if out.is_empty() || out.ends_with(std::path::MAIN_SEPARATOR) || out.ends_with('/') || spec.out.is_dir() {
+        return Err(input(format!(
+            "--out {out}: expected a file prefix such as {}, not a folder (files PREFIX.<rank>.et and PREFIX.json are written)",
+            spec.out.join("workload").display()
+        )));
+    }
     if spec.max_nodes == Some(0) {
         return Err(input("max nodes 0: a stage graph cannot be empty"));
     }
@@ -1183,9 +1343,26 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let rps = layout.ranks_per_stage();
     let stages: Vec<u32> = (0..layout.pp).collect();
     let raw: Vec<Vec<f32>> = stages.iter().map(|&s| workload_features(&cfg, s * rps)).collect::<Result<_, _>>()?;
-    let warnings = range_warnings(&norm, &raw, &stages);
+    let warnings = range_warnings(&norm, &flags, &layout);
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let works: Vec<StageWork> = stages.iter().map(|&s| StageWork::of(&cfg, s * rps)).collect::<Result<_, _>>()?;
+    let prior = model.data.magnitude_prior.as_ref().filter(|_| !spec.ignore_magnitude_prior);
+    if let Some(p) = prior {
+        for (stage, (row, work)) in rows.iter().zip(&works).enumerate() {
+            for total in MagnitudeTotal::ALL {
+                match p.predict(total, row, Some(work)) {
+                    Some(want) if want.is_nan() || want > MAX_STAGE_TOTAL => {
+                        return Err(input(format!(
+                            "stage {stage}: the predicted {} total is {want:.3e}, beyond the 64-bit integers \
+                             Chakra stores it in ({MAX_STAGE_TOTAL:.3e}): these flag values are too large to write as a trace",
+                            total.name()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
     let conditions: Vec<Vec<f32>> = (0..spec.count).flat_map(|_| rows.iter().cloned()).collect();
     let groups = comm_groups(&layout);
     let mut masks: Vec<AttributeMask> = stages
@@ -1195,12 +1372,17 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     if let Some(prior) = &model.data.size_prior {
         if let Some(send) = &prior.forward_send_layer {
             for ((mask, &stage), row) in masks.iter_mut().zip(&stages).zip(&rows) {
-                // The sampler's depth cap: the predicted depth within max_level.
-                let depth = prior.layers.predict(row).min(model.data.max_level);
+                // The sampler's depth cap: the predicted depth within max_level
+                // and, with a node cap, shallow enough that one node per layer
+                // besides the required messages fits under it.
+                let micro_batches = flags.n_microbatches() as usize;
+                let required = micro_batches * 2 * (usize::from(stage > 0) + usize::from(stage + 1 < layout.pp));
+                let node_cap_depth = spec.max_nodes.map_or(usize::MAX, |m| m.saturating_sub(required).max(2));
+                let depth = prior.layers.predict(row).min(model.data.max_level).min(node_cap_depth);
                 let p2p = PipelineNodes {
                     stage,
                     pp: layout.pp,
-                    micro_batches: flags.n_microbatches() as usize,
+                    micro_batches,
                     depth,
                     forward_send_layer: send.predict(row).clamp(2, depth.max(2)),
                 };
@@ -1221,7 +1403,6 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     let dags = sample_dags(&model, &conditions, &opts)?;
 
     let mut workloads = Vec::with_capacity(spec.count);
-    let prior = model.data.magnitude_prior.as_ref().filter(|_| !spec.ignore_magnitude_prior);
     let reps = model.data.representatives.clone().unwrap_or_default();
     for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
         let mut clamped = 0;
@@ -1255,6 +1436,7 @@ mod tests {
 
     use simulator::chakra::validate::validate_trace;
     use simulator::run::{simulate, RunRequest};
+    use tch::Tensor;
 
     use super::*;
     use crate::dataset::corpus::{Split, Workload};
@@ -1353,7 +1535,7 @@ mod tests {
         let dir = temp_dir("generate-8");
         let prefix = dir.join("gen");
         let t0 = Instant::now();
-        let report = run(&spec(prefix.clone(), &["dp=2", "tp=2", "pp=2"], 8, 5)).unwrap();
+        let report = run(&spec(prefix.clone(), &["dp=2", "tp=2", "pp=2", "micro_batch=2", "batch=4"], 8, 5)).unwrap();
         let generated = t0.elapsed();
         assert_eq!(report.workloads.len(), 1);
         let w = &report.workloads[0];
@@ -1549,8 +1731,8 @@ mod tests {
         let coll = |kind| typed(kind, CollectiveCommType::AllReduce);
         let p2p = |ty, peer| row(ty, CommKind::Pipeline, None, peer);
         // dp 2, tp 1, pp 2: rank 0 is in stage 0, rank 2 in stage 1.
-        let first = mask_of(&["dp=2", "tp=1", "pp=2"], 0);
-        let last = mask_of(&["dp=2", "tp=1", "pp=2"], 2);
+        let first = mask_of(&["dp=2", "tp=1", "pp=2", "micro_batch=2", "batch=4"], 0);
+        let last = mask_of(&["dp=2", "tp=1", "pp=2", "micro_batch=2", "batch=4"], 2);
         assert!(first.allows(&coll(CommKind::Data), 1));
         assert!(!first.allows(&coll(CommKind::Tensor), 1), "a one-rank tensor group");
         assert!(!first.allows(&coll(CommKind::Pipeline), 1) && !first.allows(&coll(CommKind::None), 1));
@@ -1580,10 +1762,10 @@ mod tests {
         use CollectiveCommType::{AllGather, AllToAll, ReduceScatter};
         assert!(!first.allows(&typed(CommKind::Data, AllGather), 1));
         assert!(!first.allows(&typed(CommKind::Data, ReduceScatter), 1));
-        let sharded = mask_of(&["dp=2", "tp=1", "pp=2", "weight_sharded=true"], 0);
+        let sharded = mask_of(&["dp=2", "tp=1", "pp=2", "micro_batch=2", "batch=4", "weight_sharded=true"], 0);
         assert!(sharded.allows(&typed(CommKind::Data, AllGather), 1));
         assert!(sharded.allows(&typed(CommKind::Data, ReduceScatter), 1));
-        let tensor = mask_of(&["dp=2", "tp=2", "pp=1"], 0);
+        let tensor = mask_of(&["dp=2", "tp=2", "pp=1", "micro_batch=2", "batch=4"], 0);
         assert!(tensor.allows(&typed(CommKind::Tensor, AllGather), 1));
         assert!(tensor.allows(&typed(CommKind::Data, AllGather), 1), "the types do not depend on the group");
         assert!(!tensor.allows(&typed(CommKind::Tensor, AllToAll), 1));
@@ -1752,7 +1934,8 @@ mod tests {
     fn bad_requests_are_clear_errors() {
         let dir = temp_dir("generate-bad");
         let p = dir.join("gen");
-        let e = run(&spec(p.clone(), &["dp=2", "tp=2", "pp=2"], 4, 0)).unwrap_err().to_string();
+        let e =
+            run(&spec(p.clone(), &["dp=2", "tp=2", "pp=2", "micro_batch=2", "batch=4"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("--ranks 4") && e.contains("8 ranks"), "{e}");
         let e = run(&spec(p.clone(), &["tp=0"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("tp=0"), "{e}");
@@ -1766,9 +1949,119 @@ mod tests {
         let e = run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).unwrap_err();
         assert!(matches!(e, GenerateError::Checkpoint { .. }), "{e}");
         std::fs::write(bad.join("config.json"), b"{").unwrap();
-        assert!(run(&GenerateSpec { model: bad, ..spec(p.clone(), &[], 4, 0) }).is_err());
+        assert!(run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).is_err());
+        // Weights with a NaN, and a normalizer with a zero deviation: errors
+        // naming the tensor or key, without libtorch's C++ backtrace.
+        std::fs::copy(tiny_model().join("config.json"), bad.join("config.json")).unwrap();
+        let mut tensors = Tensor::read_safetensors(tiny_model().join("weights.safetensors")).unwrap();
+        let (name, t) = &mut tensors[0];
+        let name = name.clone();
+        *t = t.fill_(f64::NAN);
+        Tensor::write_safetensors(&tensors, bad.join("weights.safetensors")).unwrap();
+        let e = run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).unwrap_err().to_string();
+        assert!(e.contains(&name) && e.contains("NaN") && !e.contains("frame #"), "{e}");
+        std::fs::copy(tiny_model().join("weights.safetensors"), bad.join("weights.safetensors")).unwrap();
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tiny_model().join("config.json")).unwrap()).unwrap();
+        cfg["data"]["y_normalizer"]["std"][0] = serde_json::json!(0.0);
+        std::fs::write(bad.join("config.json"), cfg.to_string()).unwrap();
+        let e = run(&GenerateSpec { model: bad, ..spec(p.clone(), &[], 4, 0) }).unwrap_err().to_string();
+        assert!(e.contains("y_normalizer.std") && e.contains("positive"), "{e}");
+        // Flags STG accepts although the trace cannot mean anything.
+        for (flags, ranks, says) in [
+            (&["head=2", "kvhead=2", "tp=4"][..], 8, "head=2 is not a multiple of tp=4"),
+            (&["tp=4", "ep=2", "kvhead=3"][..], 16, "kvhead=3 with tp·ep=4·2=8"),
+            (&["seq=511"][..], 4, "seq=511 is not a multiple of tp=2 times sp=1"),
+            (&["dp=2"][..], 8, "micro_batch=1 is not a multiple of dp=2"),
+            (&["dmodel=1000"][..], 4, "dmodel=1000 is not a multiple of head=16"),
+            (&["kvhead=32"][..], 4, "head=16 is not a multiple of kvhead=32"),
+        ] {
+            let e = run(&spec(p.clone(), flags, ranks, 0)).unwrap_err().to_string();
+            assert!(e.contains(says), "{flags:?}: {e}");
+        }
+        // A rank count that overflows 32 bits is an error, not a wrapped count.
+        let huge = ["dp=1073741824", "micro_batch=1073741824", "batch=1073741824", "tp=4", "pp=1", "kvhead=4"];
+        let e = run(&spec(p.clone(), &huge, 0, 0)).unwrap_err().to_string();
+        assert!(e.contains("4294967296 ranks") && e.contains("at most"), "{e}");
+        // A folder as --out, and a folder in the way of one rank file: nothing written.
+        let e = run(&spec(dir.clone(), &[], 4, 0)).unwrap_err().to_string();
+        assert!(e.contains("expected a file prefix"), "{e}");
+        std::fs::create_dir_all(dir.join("gen.2.et")).unwrap();
+        let e = run(&spec(p.clone(), &[], 4, 0)).unwrap_err().to_string();
+        assert!(e.contains("gen.2.et") && e.contains("is a directory"), "{e}");
         assert!(!p.with_extension("0.et").exists(), "nothing is written on error");
+        assert!(!p.with_extension("json").exists(), "nothing is written on error");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A workload written over a larger one under the same prefix removes the
+    /// larger one's extra rank files; `max_nodes` caps every stage graph,
+    /// pipeline messages included, and the capped workload still simulates.
+    #[test]
+    fn rewrites_remove_stale_ranks_and_node_caps_hold() {
+        let dir = temp_dir("generate-stale");
+        let p = dir.join("gen");
+        let eight = run(&spec(p.clone(), &["tp=4"], 8, 1)).unwrap();
+        assert_eq!(eight.workloads[0].stale_rank_files, 0);
+        let four = run(&GenerateSpec { max_nodes: Some(30), ..spec(p.clone(), &[], 4, 1) }).unwrap();
+        let w = &four.workloads[0];
+        assert_eq!(w.stale_rank_files, 4);
+        assert!((4..8).all(|r| !dir.join(format!("gen.{r}.et")).exists()));
+        assert!(w.nodes_per_stage.iter().all(|&n| n <= 30), "{:?}", w.nodes_per_stage);
+        check_consistency(w);
+        simulate_on_ring(&dir, &p, w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What-if warnings speak the flags' language: which flag, the training
+    /// range, and how far outside it the value is; values inside it (and
+    /// derived features such as the stage) say nothing.
+    #[test]
+    fn range_warnings_name_the_flag_and_the_distance() {
+        let mut base = corpus_defaults();
+        let rows: Vec<Vec<f32>> = [512u32, 4096]
+            .iter()
+            .flat_map(|&seq| {
+                base.seq = seq;
+                let cfg = workload_config(&base).unwrap();
+                (0..4).map(move |r| workload_features(&cfg, r).unwrap())
+            })
+            .collect();
+        let norm = Normalizer::fit(&WORKLOAD_FEATURES, &rows).unwrap();
+        let warn = |sets: &[&str]| {
+            let f = parse_flags(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+            range_warnings(&norm, &f, &f.layout().unwrap())
+        };
+        assert!(warn(&[]).is_empty(), "{:?}", warn(&[]));
+        assert!(warn(&["seq=1024"]).is_empty());
+        assert_eq!(
+            warn(&["seq=8192"]),
+            vec!["seq = 8192 is outside the training range (512–4096): 2× above the largest"]
+        );
+        assert_eq!(
+            warn(&["seq=1000000000"])[0],
+            "seq = 1000000000 is outside the training range (512–4096): 244,141× above the largest"
+        );
+        let w = warn(&["dmodel=256", "head=4", "kvhead=4"]);
+        assert!(
+            w.iter().any(|m| m == "dmodel = 256 is outside the training range (only 1024): 4× below the smallest"),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|m| m.starts_with("head = 4 is outside")), "{w:?}");
+        let w = warn(&["model_type=gpt", "mixed_precision=false"]);
+        assert!(w.contains(&"model_type = gpt: the training data has no model of this type".to_string()), "{w:?}");
+        assert!(
+            w.contains(&"mixed_precision = false: the training data only had mixed_precision = true".to_string()),
+            "{w:?}"
+        );
+        // pp=4 puts stages 2 and 3 outside the training stages: reported as pp, once.
+        let w = warn(&["pp=4"]);
+        assert_eq!(w.iter().filter(|m| m.contains("pp = 4")).count(), 1, "{w:?}");
+        assert!(w.iter().all(|m| !m.contains("stage =")), "{w:?}");
+        // A checkpoint without ranges: one note, not a false alarm per feature.
+        let old = Normalizer { min: vec![], max: vec![], ..norm.clone() };
+        let f = corpus_defaults();
+        assert_eq!(range_warnings(&old, &f, &f.layout().unwrap()).len(), 1);
     }
 
     /// Out-of-range values are allowed and warned about; the same seed gives

@@ -604,7 +604,16 @@ fn layer_sizes(
             ));
         }
         let lowest = required.max(usize::from(level == 0 || pending));
-        let remaining = caps[g].nodes.saturating_sub(graphs[g].num_nodes() - 1).max(lowest);
+        // Under a caller's hard node cap, the later layers' required nodes
+        // (at least one node per layer up to the last required one) are
+        // kept out of this layer's budget, so the cap still holds at the end.
+        let reserve = match (opts.max_nodes, masks) {
+            (Some(_), Some(m)) => {
+                ((level + 2)..=m[g].last_required_layer()).map(|l| m[g].required_in(l).max(1)).sum::<usize>()
+            }
+            _ => 0,
+        };
+        let remaining = caps[g].nodes.saturating_sub(graphs[g].num_nodes() - 1).saturating_sub(reserve).max(lowest);
         for c in 0..k {
             if c < lowest || c > remaining || fixed.is_some_and(|n| n != c) {
                 mask[i * k + c] = f32::NEG_INFINITY;

@@ -18,7 +18,7 @@ pub enum ChakraError {
         source: std::io::Error,
     },
     /// A directory was given where a trace file was expected.
-    #[error("{path}: is a directory, expected a Chakra ET file")]
+    #[error("{path}: is a directory, expected a file")]
     IsDirectory {
         /// The path.
         path: PathBuf,

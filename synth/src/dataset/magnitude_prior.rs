@@ -224,7 +224,6 @@ impl MagnitudePrior {
         let f = dag.num_features();
         let mut x = dag.x().to_vec();
         let mut shifts = [0; 4];
-        let (smallest, largest) = (Magnitude::ZERO + 1, MAGNITUDE_CLASSES - 1);
         for (i, total) in MagnitudeTotal::ALL.into_iter().enumerate() {
             let Some(want) = self.predict(total, y, work) else { continue };
             let have = total.of(dag, reps);
@@ -234,6 +233,12 @@ impl MagnitudePrior {
             let feature = total.source().1;
             let col = feature.index();
             let value = |b: u32| reps.value(feature, b).unwrap_or(0) as f64;
+            // Buckets go no higher than the last whose value Chakra's int64 holds.
+            let smallest = Magnitude::ZERO + 1;
+            let largest = (smallest..MAGNITUDE_CLASSES)
+                .take_while(|&b| reps.value(feature, b).is_some_and(|v| v <= i64::MAX as u64))
+                .last()
+                .unwrap_or(smallest);
             let sized: Vec<usize> = total.nodes(dag).filter(|&v| x[v * f + col] >= smallest).collect();
             let k = (want / have).log2().floor().clamp(-(largest as f64), largest as f64) as i32;
             for &v in &sized {
@@ -353,9 +358,12 @@ mod tests {
         let (down, shifts) = p.rescale(&drawn, &[-1.0], None, &lb).unwrap();
         assert_eq!(shifts, [-3, 0, 0, 0]);
         assert_eq!(MagnitudeTotal::ComputeOps.of(&down, &lb), 384.0);
-        // Extrapolating far up stops at the largest bucket.
+        // Extrapolating far up stops at the largest bucket whose value
+        // Chakra's int64 fields hold (the last bucket starts at 2^63).
         let (far, _) = p.rescale(&drawn, &[200.0], None, &lb).unwrap();
-        assert_eq!(col(&far)[1], MAGNITUDE_CLASSES - 1);
+        assert_eq!(col(&far)[1], MAGNITUDE_CLASSES - 2);
+        assert!(lb.value(EtFeature::NumOps, col(&far)[1]).is_some_and(|v| v <= i64::MAX as u64));
+        assert!(lb.value(EtFeature::NumOps, MAGNITUDE_CLASSES - 1).is_some_and(|v| v > i64::MAX as u64));
         assert!(MagnitudePrior::fit(&[], &[], &[]).is_none());
         assert!(MagnitudePrior::fit(&totals, &vec![vec![]; 4], &[]).is_none());
     }
