@@ -326,8 +326,9 @@ pub fn parse_flags(sets: &[String]) -> Result<StgFlags> {
             return Err(input(format!("--set {key} is given twice ({:?} and {s:?})", sets[j])));
         }
         let num = |min: u32| -> Result<u32> {
-            let v: u32 =
-                value.parse().map_err(|_| input(format!("--set {key}={value}: expected a whole number >= {min}")))?;
+            let v: u32 = value.parse().map_err(|_| {
+                input(format!("--set {key}={value}: expected a whole number from {min} to {}", u32::MAX))
+            })?;
             if v < min {
                 return Err(input(format!("--set {key}={value}: impossible, {key} must be >= {min}")));
             }
