@@ -1,5 +1,7 @@
 //! `strata synth ...` end to end (only with the default `synth` feature).
 
+use simulator::chakra::NodeType;
+
 use crate::util::{repo, shared, strata, Dir};
 
 /// A short training run on real TPU Tile graphs writes a loadable checkpoint
@@ -366,6 +368,24 @@ fn the_shipped_model_generates_out_of_the_box() {
         for key in ["sends", "receives"] {
             let real = trace_stat(&repo(&format!("traces/stg_llama_w000/workload.{r}.et")), key);
             assert_eq!(trace_stat(&dir.path(&format!("w.{r}.et")), key), real, "rank {r}: {key}");
+        }
+    }
+    // Pipeline messages carry the magnitude prior's size exactly (the real
+    // ones: 262,144 bytes each), not an octave bucket's value.
+    let p2p_sizes = |path: &std::path::Path| -> Vec<u64> {
+        let t = simulator::chakra::read_trace(path).unwrap();
+        t.nodes
+            .iter()
+            .filter(|n| [NodeType::CommSendNode as i32, NodeType::CommRecvNode as i32].contains(&n.r#type))
+            .map(|n| simulator::chakra::attr::get_u64(n, "comm_size").unwrap().unwrap())
+            .collect()
+    };
+    for r in 0..4 {
+        let real = p2p_sizes(&repo(&format!("traces/stg_llama_w000/workload.{r}.et")));
+        let generated = p2p_sizes(&dir.path(&format!("w.{r}.et")));
+        assert_eq!(generated.len(), real.len());
+        for (g, want) in generated.iter().zip(&real) {
+            assert!((*g as f64 / *want as f64 - 1.0).abs() < 0.05, "rank {r}: message of {g} bytes, real {want}");
         }
     }
     strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();

@@ -1187,11 +1187,17 @@ pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
 
 /// Makes one DAG per stage consistent (module docs, step 4) and writes the
 /// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`.
+///
+/// `send_totals[s]`, when given, is stage s's predicted total of send bytes
+/// (the magnitude prior's `send_bytes`): every pipeline message then carries
+/// its sender's total over its sends, exactly, instead of its bucket's
+/// value (buckets are octaves, so single messages would be off by up to 2×).
 pub fn write_workload(
     prefix: &Path,
     stage_dags: &[Dag],
     layout: &ParallelLayout,
     reps: &Representatives,
+    send_totals: &[Option<f64>],
 ) -> Result<GeneratedWorkload> {
     if stage_dags.len() != layout.pp as usize {
         return Err(input(format!("{} stage graphs for {} pipeline stages", stage_dags.len(), layout.pp)));
@@ -1202,6 +1208,7 @@ pub fn write_workload(
     let rps = layout.ranks_per_stage();
     let stage_ctx: Vec<RankContext> = (0..layout.pp).map(|s| context(s * rps)).collect();
     let (stage_dags, mut conversions) = make_consistent(stage_dags, &stage_ctx)?;
+    let message_bytes = message_sizes(&stage_dags, send_totals);
     if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| simulator::chakra::ChakraError::Io {
             path: dir.to_path_buf(),
@@ -1221,8 +1228,9 @@ pub fn write_workload(
         for (rank, path) in rank_files.iter().enumerate() {
             let ctx = &context(rank as u32);
             let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
-            let det = detokenize(dag, ctx, reps)?;
+            let mut det = detokenize(dag, ctx, reps)?;
             conversions.detokenize_repairs += det.repairs.len();
+            set_message_sizes(&mut det.trace, dag, layout.stage(ctx.rank()) as usize, &message_bytes);
             simulator::chakra::write_trace(path, &det.trace)?;
             written.push(path);
         }
@@ -1244,6 +1252,45 @@ pub fn write_workload(
         magnitude_shifts: vec![[0; 4]; stage_dags.len()],
         conversions,
     })
+}
+
+/// Per stage, the bytes of each of its sends: its predicted send total over
+/// its (paired) sends, never below [`MIN_COMM_SIZE`]; `None` without a
+/// prediction or a send.
+fn message_sizes(stage_dags: &[Dag], send_totals: &[Option<f64>]) -> Vec<Option<u64>> {
+    stage_dags
+        .iter()
+        .enumerate()
+        .map(|(s, dag)| {
+            let want = send_totals.get(s).copied().flatten().filter(|w| w.is_finite() && *w > 0.0)?;
+            let sends = (0..dag.num_nodes())
+                .filter(|&v| node_type(dag.x(), dag.num_features(), v) == NodeType::CommSendNode)
+                .count();
+            (sends > 0).then(|| (want / sends as f64).round().clamp(MIN_COMM_SIZE as f64, MAX_STAGE_TOTAL) as u64)
+        })
+        .collect()
+}
+
+/// Writes the sender stage's message size (from [`message_sizes`]) as the
+/// `comm_size` of every send and receive of stage `stage`'s rank trace
+/// (node i of the trace is row i of `dag`): a send carries its own stage's
+/// size, a receive its peer stage's, so both ends of a pair agree.
+fn set_message_sizes(trace: &mut simulator::chakra::EtTrace, dag: &Dag, stage: usize, sizes: &[Option<u64>]) {
+    let f = dag.num_features();
+    for (v, node) in trace.nodes.iter_mut().enumerate().take(dag.num_nodes()) {
+        let ty = node_type(dag.x(), f, v);
+        let peer = PeerStage::from_id(dag.x()[v * f + EtFeature::PeerStage.index()]);
+        let sender = match (ty, peer) {
+            (NodeType::CommSendNode, _) => Some(stage),
+            (NodeType::CommRecvNode, Some(PeerStage::Prev)) => stage.checked_sub(1),
+            (NodeType::CommRecvNode, Some(PeerStage::Next)) => Some(stage + 1),
+            _ => None,
+        };
+        let Some(bytes) = sender.and_then(|s| sizes.get(s).copied().flatten()) else { continue };
+        for a in node.attr.iter_mut().filter(|a| a.name == "comm_size") {
+            a.value = Some(simulator::chakra::AttrValue::Int64Val(bytes as i64));
+        }
+    }
 }
 
 /// Removes `PREFIX.<r>.et` for `r = ranks, ranks + 1, …` as long as they
@@ -1421,7 +1468,15 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
                 Ok(d)
             })
             .collect::<Result<_>>()?;
-        let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps)?;
+        let send_totals: Vec<Option<f64>> = match prior {
+            Some(p) => rows
+                .iter()
+                .zip(&works)
+                .map(|(row, work)| p.predict(MagnitudeTotal::SendBytes, row, Some(work)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals)?;
         w.conversions.magnitudes_clamped = clamped;
         w.magnitude_shifts = shifts;
         workloads.push(w);
@@ -1666,7 +1721,7 @@ mod tests {
                 .collect();
             let dir = temp_dir("generate-corpus");
             let prefix = dir.join("wl");
-            let out = write_workload(&prefix, &dags, &w.layout, &Representatives::default()).unwrap();
+            let out = write_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[]).unwrap();
             let c = &out.conversions;
             eprintln!("{id}: {c:?}");
             let nmb = w.config.derived.n_microbatches as usize;
