@@ -246,10 +246,13 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         ignore_size_prior: args.no_size_prior,
         ignore_magnitude_prior: args.no_magnitude_prior,
     };
-    let report = synth::generate::generate(&spec)?;
-    for w in &report.warnings {
-        tracing::warn!("what-if: {w}");
-    }
+    let stages = args.count as usize;
+    let report = synth::generate::generate_with(&spec, &mut |warnings| {
+        for w in warnings {
+            tracing::warn!("what-if: {w}");
+        }
+        tracing::info!("sampling {stages} workload(s), one graph per pipeline stage each");
+    })?;
     for w in &report.workloads {
         for (stage, shifts) in w.magnitude_shifts.iter().enumerate().filter(|(_, s)| s.iter().any(|&k| k != 0)) {
             tracing::info!(

@@ -1340,6 +1340,13 @@ fn clamp_to_seen(dag: &Dag, marginals: &[Vec<f64>]) -> Result<(Dag, usize)> {
 
 /// Generates `spec.count` workloads (module docs).
 pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
+    generate_with(spec, &mut |_| {})
+}
+
+/// [`generate`], calling `before_sampling` with the what-if warnings once
+/// the request has been checked and the model loaded, before the (possibly
+/// long) sampling starts: a caller can show them while the user waits.
+pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[String])) -> Result<GenerateReport> {
     let start = Instant::now();
     let flags = parse_flags(&spec.sets)?;
     let layout = flags.layout()?;
@@ -1448,6 +1455,7 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
         layer_sizes: None,
         attribute_masks: Some((0..spec.count).flat_map(|_| masks.iter().cloned()).collect()),
     };
+    before_sampling(&warnings);
     let dags = sample_dags(&model, &conditions, &opts)?;
 
     let mut workloads = Vec::with_capacity(spec.count);
