@@ -58,7 +58,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use simulator::chakra::NodeType;
-use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Tensor};
 
 use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
@@ -75,6 +74,7 @@ use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
 use crate::model::node_pred::steps_per_node;
 use crate::model::{DataSpec, LayerDag, ModelConfig, ModelError};
+use crate::optim::{Adam, AdamConfig};
 
 /// The training state file of an output folder.
 pub const STATE_FILE: &str = "train_state.json";
@@ -1085,10 +1085,7 @@ fn train_sub_model(
     };
 
     let (lr, amsgrad) = kind.optimizer(&model.config);
-    let adam = nn::Adam { amsgrad, ..Default::default() };
-    let mut opt = adam
-        .build(kind.store(model), lr)
-        .map_err(|e| ModelError::Torch { context: format!("building the {kind} optimizer"), source: e })?;
+    let mut opt = Adam::new(kind.store(model), AdamConfig::new(lr, amsgrad));
     let n = kind.stream_len(&data.train);
     let batch_size = kind.batch_size(&model.config);
     let window = kind.loader(&model.config).layer_window;
@@ -1110,7 +1107,8 @@ fn train_sub_model(
         let chunked = chunks(&order, batch_size);
         for (i, idx) in chunked.iter().enumerate() {
             let (loss, _) = batch_loss(model, kind, &data.train, idx, true)?;
-            opt.backward_step(&loss);
+            opt.backward_step(&loss)
+                .map_err(|e| ModelError::Torch { context: format!("the {kind} optimizer step"), source: e })?;
             let l = loss.double_value(&[]);
             sum += l;
             count += 1;
