@@ -80,6 +80,8 @@ use crate::optim::{Adam, AdamConfig};
 pub const STATE_FILE: &str = "train_state.json";
 /// The current (not best) weights of an output folder, for resuming.
 pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
+/// Adam's state of the three sub-models of an output folder, for resuming.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The `format` value of `train_state.json`.
 pub const STATE_FORMAT: &str = "strata-layerdag-train";
 /// The TPU Tile file used for training.
@@ -591,6 +593,12 @@ pub enum Progress {
         /// Why.
         reason: String,
     },
+    /// Something the user should know, on one line (resuming an output
+    /// folder without optimizer state).
+    Warning {
+        /// The message, naming the file.
+        message: String,
+    },
     /// A checkpoint could not be written; training goes on.
     CheckpointFailed {
         /// The error, naming the file.
@@ -730,6 +738,7 @@ pub fn train_on_kinds(
         action: "cannot create",
         error,
     })?;
+    let mut run = Run::new(&model, spec, &state, progress)?;
     progress(Progress::Loaded {
         train_graphs: data.train.graphs.num_graphs(),
         validation_graphs: data.validation.graphs.num_graphs(),
@@ -737,11 +746,16 @@ pub fn train_on_kinds(
     });
 
     let mut reports = Vec::new();
-    for kind in SubModelKind::ALL.into_iter().filter(|k| kinds.contains(k)) {
-        reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, progress)?);
+    for kind in SubModelKind::ALL {
+        if kinds.contains(&kind) {
+            reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, &mut run, progress)?);
+        } else {
+            run.settle(&model, kind, &state)?;
+        }
     }
     model.save(out)?;
-    save_last(&model, out)?;
+    run.save_last(&model)?;
+    run.save_moments()?;
     state.write(&state_path)?;
     let (size_prior, magnitude_prior) = prior_reports(data);
     Ok(TrainReport {
@@ -814,13 +828,187 @@ pub fn refit_priors(model_dir: &Path, source: &DataSource) -> Result<PriorsRepor
     Ok(PriorsReport { size_prior, magnitude_prior })
 }
 
-/// Writes the current weights of all three stores to `last.safetensors`.
-fn save_last(model: &LayerDag, out: &Path) -> Result<()> {
-    let path = out.join(LAST_WEIGHTS_FILE);
-    let named: Vec<(String, Tensor)> =
-        model.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
-    Tensor::write_safetensors(&named, &path)
-        .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot write: {e}") })
+/// What an output folder holds besides the model and the state file: each
+/// sub-model's optimizer (`optimizer.safetensors`) and last weights
+/// (`last.safetensors`), so that a resumed run goes on as an uninterrupted
+/// one would.
+struct Run {
+    out: PathBuf,
+    /// One optimizer per sub-model, in training order.
+    opts: Vec<Adam>,
+    /// Per sub-model: the epoch its optimizer's state is from (`None`: not
+    /// known, an older output folder had none).
+    moments_epoch: [Option<usize>; 3],
+    /// The last (not best) weights of the sub-models that were put back at
+    /// their best weights ([`Run::settle`], the end of training).
+    last: BTreeMap<String, Tensor>,
+}
+
+impl Run {
+    /// Fresh optimizers, or when resuming those of `optimizer.safetensors`;
+    /// a folder without that file resumes with fresh moments and a warning.
+    fn new(model: &LayerDag, spec: &TrainSpec, state: &TrainState, progress: &mut dyn FnMut(Progress)) -> Result<Self> {
+        let opts = SubModelKind::ALL
+            .iter()
+            .map(|&k| {
+                let (lr, amsgrad) = k.optimizer(&model.config);
+                Adam::new(k.store(model), AdamConfig::new(lr, amsgrad))
+            })
+            .collect();
+        let mut run = Run { out: spec.out.clone(), opts, moments_epoch: [Some(0); 3], last: BTreeMap::new() };
+        if !spec.resume {
+            return Ok(run);
+        }
+        let path = spec.out.join(OPTIMIZER_FILE);
+        let mut saved = read_moments(&path, state)?;
+        let mut fresh = Vec::new();
+        for kind in SubModelKind::ALL {
+            let s = state.get(kind);
+            match saved.as_mut().and_then(|m| m.remove(&kind)) {
+                Some((epoch, tensors)) => {
+                    run.opts[kind as usize]
+                        .import(&tensors)
+                        .map_err(|what| TrainError::State { path: path.clone(), what: format!("{kind}: {what}") })?;
+                    run.moments_epoch[kind as usize] = Some(epoch);
+                }
+                None if s.epochs_done == 0 => {}
+                None => {
+                    run.moments_epoch[kind as usize] = None;
+                    let max_epochs = spec.max_epochs.unwrap_or_else(|| kind.num_epochs(&model.config));
+                    if !s.stopped_early && s.epochs_done < max_epochs {
+                        fresh.push(kind.name());
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let why = if saved.is_some() {
+                "holds no Adam state of"
+            } else {
+                "is missing (an older strata's folder): no Adam state of"
+            };
+            progress(Progress::Warning {
+                message: format!("{}: {why} {}; their moments start afresh", path.display(), fresh.join(", ")),
+            });
+        }
+        Ok(run)
+    }
+
+    /// A sub-model that trains no further in this run: its current weights
+    /// are its last, and it goes back to its best (`weights.safetensors`)
+    /// when it has trained.
+    fn settle(&mut self, model: &LayerDag, kind: SubModelKind, state: &TrainState) -> Result<()> {
+        self.last.extend(snapshot(kind.store(model)));
+        if state.get(kind).epochs_done > 0 {
+            restore(kind.store(model), &read_best(&self.out, kind)?);
+        }
+        Ok(())
+    }
+
+    /// Writes the last weights of all three sub-models to `last.safetensors`:
+    /// [`Run::last`] where it has them, else the current weights.
+    fn save_last(&self, model: &LayerDag) -> Result<()> {
+        let mut vars = model.variables();
+        vars.extend(self.last.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
+        let named: Vec<(String, Tensor)> =
+            vars.into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
+        write_safetensors(&named, &self.out.join(LAST_WEIGHTS_FILE))
+    }
+
+    /// Writes the optimizers' states (of the sub-models whose state is
+    /// known) to `optimizer.safetensors`: `FIELD.VARIABLE` tensors
+    /// ([`crate::optim::STATE_FIELDS`]) and an int64 `epochs.SUB_MODEL`, the
+    /// epoch the state is from.
+    fn save_moments(&self) -> Result<()> {
+        let path = self.out.join(OPTIMIZER_FILE);
+        let mut named = Vec::new();
+        for kind in SubModelKind::ALL {
+            if let Some(epoch) = self.moments_epoch[kind as usize] {
+                named.push((format!("epochs.{}", kind.name()), Tensor::from(epoch as i64)));
+                named.extend(self.opts[kind as usize].export().map_err(|e| TrainError::State {
+                    path: path.clone(),
+                    what: format!("{kind}: cannot copy the optimizer state: {e}"),
+                })?);
+            }
+        }
+        write_safetensors(&named, &path)
+    }
+}
+
+/// Reads `optimizer.safetensors` (`None` when there is none), grouped by
+/// sub-model: the epoch of its state and its `FIELD.VARIABLE` tensors. Every
+/// sub-model with state must be at the epoch `state` records.
+#[allow(clippy::type_complexity)]
+fn read_moments(
+    path: &Path,
+    state: &TrainState,
+) -> Result<Option<BTreeMap<SubModelKind, (usize, BTreeMap<String, Tensor>)>>> {
+    match std::fs::metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(TrainError::Io { path: path.into(), action: "cannot read", error }),
+    }
+    let bad = |what: String| TrainError::State { path: path.into(), what };
+    let file = Tensor::read_safetensors(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut epochs = BTreeMap::new();
+    let mut tensors: BTreeMap<SubModelKind, BTreeMap<String, Tensor>> = BTreeMap::new();
+    for (name, t) in file {
+        if let Some(k) = name.strip_prefix("epochs.") {
+            let kind = SubModelKind::ALL
+                .into_iter()
+                .find(|s| s.name() == k)
+                .ok_or_else(|| bad(format!("{name}: not a sub-model")))?;
+            let epoch = (t.kind() == tch::Kind::Int64 && t.numel() == 1)
+                .then(|| t.reshape([1]).int64_value(&[0]))
+                .and_then(|e| usize::try_from(e).ok())
+                .ok_or_else(|| bad(format!("{name}: not a non-negative int64 scalar")))?;
+            epochs.insert(kind, epoch);
+        } else {
+            let kind = name
+                .split_once('.')
+                .and_then(|(_, var)| SubModelKind::ALL.into_iter().find(|k| var.starts_with(k.var_prefix())))
+                .ok_or_else(|| bad(format!("{name}: not the optimizer state of a sub-model's variable")))?;
+            tensors.entry(kind).or_default().insert(name, t);
+        }
+    }
+    if let Some(kind) = tensors.keys().find(|k| !epochs.contains_key(k)) {
+        return Err(bad(format!("{kind}: optimizer state without its epochs.{}", kind.name())));
+    }
+    let mut out = BTreeMap::new();
+    for (kind, epoch) in epochs {
+        let done = state.get(kind).epochs_done;
+        if epoch != done {
+            return Err(bad(format!(
+                "{kind}: the optimizer state is from epoch {epoch}, {STATE_FILE} records {done} epochs \
+                 (delete {OPTIMIZER_FILE} to resume with fresh moments)"
+            )));
+        }
+        out.insert(kind, (epoch, tensors.remove(&kind).unwrap_or_default()));
+    }
+    Ok(Some(out))
+}
+
+/// A sub-model's best weights, from `weights.safetensors`.
+fn read_best(out: &Path, kind: SubModelKind) -> Result<BTreeMap<String, Tensor>> {
+    let path = out.join(crate::model::layer_dag::WEIGHTS_FILE);
+    let file = Tensor::read_safetensors(&path)
+        .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot read: {e}") })?;
+    Ok(file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect())
+}
+
+/// Writes a safetensors file through a temporary file renamed into place,
+/// so that a failed write leaves the old file whole.
+fn write_safetensors(named: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    Tensor::write_safetensors(named, &partial)
+        .map_err(|e| TrainError::State { path: partial.clone(), what: format!("cannot write: {e}") })?;
+    std::fs::rename(&partial, path).map_err(|error| TrainError::Io {
+        path: path.into(),
+        action: "cannot replace",
+        error,
+    })
 }
 
 /// Deep copies of a store's variables.
@@ -1030,6 +1218,7 @@ fn train_sub_model(
     data: &TrainData,
     spec: &TrainSpec,
     state: &mut TrainState,
+    run: &mut Run,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SubModelReport> {
     let seed = state.seed;
@@ -1057,6 +1246,7 @@ fn train_sub_model(
             format!("{} of {max_epochs} epochs done", s0.epochs_done)
         };
         progress(Progress::Skip { sub_model: kind, reason });
+        run.settle(model, kind, state)?;
         return Ok(report);
     }
 
@@ -1073,19 +1263,12 @@ fn train_sub_model(
             report.initial_val_loss = start_loss;
             report.best_val_loss = start_loss;
             // The untrained weights are the best so far: make the checkpoint say so.
-            checkpoint(model, state, &spec.out, true, progress);
+            checkpoint(model, state, run, true, progress);
             snapshot(kind.store(model))
         }
-        Some(_) => {
-            let path = spec.out.join(crate::model::layer_dag::WEIGHTS_FILE);
-            let file = Tensor::read_safetensors(&path)
-                .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot read: {e}") })?;
-            file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect()
-        }
+        Some(_) => read_best(&spec.out, kind)?,
     };
 
-    let (lr, amsgrad) = kind.optimizer(&model.config);
-    let mut opt = Adam::new(kind.store(model), AdamConfig::new(lr, amsgrad));
     let n = kind.stream_len(&data.train);
     let batch_size = kind.batch_size(&model.config);
     let window = kind.loader(&model.config).layer_window;
@@ -1107,7 +1290,8 @@ fn train_sub_model(
         let chunked = chunks(&order, batch_size);
         for (i, idx) in chunked.iter().enumerate() {
             let (loss, _) = batch_loss(model, kind, &data.train, idx, true)?;
-            opt.backward_step(&loss)
+            run.opts[kind as usize]
+                .backward_step(&loss)
                 .map_err(|e| ModelError::Torch { context: format!("the {kind} optimizer step"), source: e })?;
             let l = loss.double_value(&[]);
             sum += l;
@@ -1144,7 +1328,8 @@ fn train_sub_model(
         report.epoch_seconds.push(seconds);
         report.val_accuracies.extend(accuracy);
         let stop = st.stopped_early;
-        checkpoint(model, state, &spec.out, improved, progress);
+        run.moments_epoch[kind as usize] = Some(epoch);
+        checkpoint(model, state, run, improved, progress);
         progress(Progress::Epoch(EpochReport {
             sub_model: kind,
             epoch,
@@ -1162,23 +1347,27 @@ fn train_sub_model(
             break;
         }
     }
+    run.last.extend(snapshot(kind.store(model)));
     restore(kind.store(model), &best);
     Ok(report)
 }
 
-/// The per-epoch checkpoint: current weights, the best weights when they
-/// changed, the state. Failures are reported, not fatal.
-fn checkpoint(model: &LayerDag, state: &TrainState, out: &Path, improved: bool, progress: &mut dyn FnMut(Progress)) {
+/// The per-epoch checkpoint: last weights, optimizer state, the best weights
+/// when they changed, the state. Failures are reported, not fatal.
+fn checkpoint(model: &LayerDag, state: &TrainState, run: &Run, improved: bool, progress: &mut dyn FnMut(Progress)) {
     let mut fail = |e: String| progress(Progress::CheckpointFailed { error: e });
-    if let Err(e) = save_last(model, out) {
+    if let Err(e) = run.save_last(model) {
+        fail(e.to_string());
+    }
+    if let Err(e) = run.save_moments() {
         fail(e.to_string());
     }
     if improved {
-        if let Err(e) = model.save(out) {
+        if let Err(e) = model.save(&run.out) {
             fail(e.to_string());
         }
     }
-    if let Err(e) = state.write(&out.join(STATE_FILE)) {
+    if let Err(e) = state.write(&run.out.join(STATE_FILE)) {
         fail(e.to_string());
     }
 }
