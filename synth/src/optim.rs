@@ -279,3 +279,90 @@ impl Adam {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tch::nn::OptimizerConfig;
+    use tch::Device;
+
+    use super::*;
+    use crate::model::tests::rng_lock;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    /// Six steps of ours and of tch's `nn::Adam` (libtorch's) on the same
+    /// variables leave the same bits, with and without amsgrad, a variable
+    /// without gradient every third step skipped (its step count says so),
+    /// and sizes that are not multiples of the vector width.
+    #[test]
+    fn steps_like_libtorchs_adam() {
+        let _rng = rng_lock();
+        for amsgrad in [false, true] {
+            let make = || {
+                tch::manual_seed(11);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let a = vs.root().randn("a", &[37], 0.0, 1.0);
+                let b = vs.root().randn("b", &[5, 3], 0.0, 1.0);
+                (vs, a, b)
+            };
+            let ((vs1, a1, b1), (vs2, a2, b2)) = (make(), make());
+            let mut ours = Adam::new(&vs1, AdamConfig::new(0.01, amsgrad));
+            let mut theirs = nn::Adam { amsgrad, ..Default::default() }.build(&vs2, 0.01).unwrap();
+            for i in 0..6 {
+                tch::manual_seed(100 + i);
+                let x = Tensor::randn([37], (Kind::Float, Device::Cpu));
+                let loss = |a: &Tensor, b: &Tensor| {
+                    let l = (a * &x).sin().sum(Kind::Float);
+                    if i % 3 == 2 {
+                        l
+                    } else {
+                        l + (b * b).exp().mean(Kind::Float) * (i as f64 + 1.0)
+                    }
+                };
+                ours.backward_step(&loss(&a1, &b1)).unwrap();
+                theirs.backward_step(&loss(&a2, &b2));
+                assert_eq!(bits(&a1), bits(&a2), "amsgrad {amsgrad}, step {i}: a");
+                assert_eq!(bits(&b1), bits(&b2), "amsgrad {amsgrad}, step {i}: b");
+            }
+            assert_eq!((ours.state()["a"].step, ours.state()["b"].step), (6, 4));
+            assert_eq!(ours.state()["b"].max_exp_avg_sq.is_some(), amsgrad);
+        }
+    }
+
+    /// An exported state imported into a fresh optimizer steps on the same.
+    #[test]
+    fn an_imported_state_continues_the_exported_one() {
+        let _rng = rng_lock();
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = vs.root().randn("a", &[21], 0.0, 1.0);
+        let step = |opt: &mut Adam| opt.backward_step(&(&a * &a).sin().sum(Kind::Float)).unwrap();
+        let mut first = Adam::new(&vs, AdamConfig::new(0.1, true));
+        step(&mut first);
+        let saved: BTreeMap<String, Tensor> = first.export().unwrap().into_iter().collect();
+        let mut second = Adam::new(&vs, AdamConfig::new(0.1, true));
+        second.import(&saved).unwrap();
+        let before = a.copy();
+        step(&mut first);
+        let after_first = a.copy();
+        tch::no_grad(|| a.shallow_clone().copy_(&before));
+        step(&mut second);
+        assert_eq!(bits(&after_first), bits(&a));
+        assert_eq!(second.state()["a"].step, 2);
+        // What import refuses, naming the variable.
+        let copy = |m: &BTreeMap<String, Tensor>| -> BTreeMap<String, Tensor> {
+            m.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect()
+        };
+        let mut wrong = copy(&saved);
+        wrong.remove("max_exp_avg_sq.a");
+        assert_eq!(Adam::new(&vs, AdamConfig::new(0.1, true)).import(&wrong).unwrap_err(), "a: no max_exp_avg_sq");
+        let e = Adam::new(&vs, AdamConfig::new(0.1, false)).import(&saved).unwrap_err();
+        assert!(e.contains("a: max_exp_avg_sq without amsgrad"), "{e}");
+        wrong = copy(&saved);
+        wrong.insert("exp_avg.b".into(), Tensor::zeros([2], (Kind::Float, Device::Cpu)));
+        let e = Adam::new(&vs, AdamConfig::new(0.1, true)).import(&wrong).unwrap_err();
+        assert!(e.starts_with("b: "), "{e}");
+    }
+}

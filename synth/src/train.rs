@@ -935,14 +935,14 @@ impl Run {
     }
 }
 
+/// Optimizer states by sub-model: the epoch each is from and its
+/// `FIELD.VARIABLE` tensors.
+type SavedMoments = BTreeMap<SubModelKind, (usize, BTreeMap<String, Tensor>)>;
+
 /// Reads `optimizer.safetensors` (`None` when there is none), grouped by
 /// sub-model: the epoch of its state and its `FIELD.VARIABLE` tensors. Every
 /// sub-model with state must be at the epoch `state` records.
-#[allow(clippy::type_complexity)]
-fn read_moments(
-    path: &Path,
-    state: &TrainState,
-) -> Result<Option<BTreeMap<SubModelKind, (usize, BTreeMap<String, Tensor>)>>> {
+fn read_moments(path: &Path, state: &TrainState) -> Result<Option<SavedMoments>> {
     match std::fs::metadata(path) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -1587,5 +1587,105 @@ mod tests {
         let third = run(&spec(out.clone(), 1, 2, true)).unwrap();
         assert!(third.sub_models.iter().all(|r| r.epochs_run == 0 && r.epochs == 2));
         LayerDag::load(&out, Device::Cpu).unwrap();
+    }
+
+    fn read(dir: &Path, file: &str) -> Vec<u8> {
+        std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+    }
+
+    /// Two epochs in one go and one epoch resumed to two train the same:
+    /// the same losses, byte-identical weights, optimizer state and state file.
+    #[test]
+    fn a_resumed_run_writes_the_bytes_of_an_uninterrupted_one() {
+        let _rng = lock();
+        let (straight, resumed) = (temp_dir("train-straight"), temp_dir("train-resumed"));
+        let a = run(&spec(straight.clone(), 5, 2, false)).unwrap();
+        let first = run(&spec(resumed.clone(), 5, 1, false)).unwrap();
+        let b = run(&spec(resumed.clone(), 5, 2, true)).unwrap();
+        for ((a, first), b) in a.sub_models.iter().zip(&first.sub_models).zip(&b.sub_models) {
+            let kind = a.sub_model;
+            assert_eq!((first.epochs_run, b.epochs_run), (1, 1), "{kind}");
+            assert_eq!(a.train_losses, [first.train_losses.clone(), b.train_losses.clone()].concat(), "{kind}");
+            assert_eq!(a.val_losses, [first.val_losses.clone(), b.val_losses.clone()].concat(), "{kind}");
+            assert_eq!((a.best_val_loss, a.best_epoch), (b.best_val_loss, b.best_epoch), "{kind}");
+        }
+        for file in [crate::model::layer_dag::WEIGHTS_FILE, LAST_WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE] {
+            assert!(read(&straight, file) == read(&resumed, file), "{file} differs");
+        }
+        // Every sub-model saved its moments, and they are those of its epoch 2.
+        let saved: BTreeMap<String, Tensor> =
+            Tensor::read_safetensors(straight.join(OPTIMIZER_FILE)).unwrap().into_iter().collect();
+        for kind in SubModelKind::ALL {
+            assert_eq!(saved[&format!("epochs.{}", kind.name())].int64_value(&[]), 2, "{kind}");
+            assert!(saved.keys().any(|k| k.starts_with(&format!("max_exp_avg_sq.{}", kind.var_prefix()))), "{kind}");
+        }
+    }
+
+    /// An output folder without optimizer state resumes with fresh moments
+    /// and one warning; a damaged or mismatched one is an error naming the
+    /// file and what is wrong, and changes nothing.
+    #[test]
+    fn optimizer_state_that_is_missing_or_wrong() {
+        let _rng = lock();
+        let out = temp_dir("train-optimizer-state");
+        run(&spec(out.clone(), 6, 1, false)).unwrap();
+        let good = read(&out, OPTIMIZER_FILE);
+        let path = out.join(OPTIMIZER_FILE);
+        let resume = |epochs: usize| {
+            let mut warnings = Vec::new();
+            let s = spec(out.clone(), 6, epochs, true);
+            let r = train_on(&s, ModelConfig::load(&s.config).unwrap(), tiny_data(), &mut |p| {
+                if let Progress::Warning { message } = p {
+                    warnings.push(message)
+                }
+            });
+            r.map(|_| warnings).map_err(|e| e.to_string())
+        };
+        let expect_error = |what: &[&str]| {
+            let e = resume(2).unwrap_err();
+            assert!(e.contains(&path.display().to_string()) && what.iter().all(|w| e.contains(w)), "{e}");
+            assert!(TrainState::read(&out.join(STATE_FILE)).unwrap().sub_models.iter().all(|s| s.epochs_done == 1));
+        };
+
+        std::fs::write(&path, b"not a safetensors file").unwrap();
+        expect_error(&["cannot read"]);
+
+        // The good file with an edit.
+        type Named = Vec<(String, Tensor)>;
+        let edit = |f: &dyn Fn(&mut Named)| {
+            std::fs::write(&path, &good).unwrap();
+            let mut tensors = Tensor::read_safetensors(&path).unwrap();
+            f(&mut tensors);
+            Tensor::write_safetensors(&tensors, &path).unwrap();
+        };
+        // A moment of the wrong shape, named by its variable.
+        std::fs::write(&path, &good).unwrap();
+        let var = Tensor::read_safetensors(&path)
+            .unwrap()
+            .into_iter()
+            .find_map(|(n, _)| n.strip_prefix("exp_avg.node_pred_model.").map(|v| format!("node_pred_model.{v}")))
+            .unwrap();
+        edit(&|tensors| {
+            let (_, t) = tensors.iter_mut().find(|(n, _)| *n == format!("exp_avg.{var}")).unwrap();
+            *t = Tensor::zeros([t.numel() as i64 + 1], (t.kind(), Device::Cpu));
+        });
+        expect_error(&["node_pred", &var, "exp_avg"]);
+        // Moments from another epoch than the state file's.
+        edit(&|tensors| {
+            let (_, t) = tensors.iter_mut().find(|(n, _)| n == "epochs.edge_pred").unwrap();
+            *t = Tensor::from(3i64);
+        });
+        expect_error(&["edge_pred", "epoch 3", OPTIMIZER_FILE]);
+        // A variable the model does not have.
+        edit(&|tensors| tensors.push(("step.edge_pred_model.nothing".into(), Tensor::from(1i64))));
+        expect_error(&["edge_pred_model.nothing"]);
+
+        // No file at all: fresh moments, one warning naming it.
+        std::fs::remove_file(&path).unwrap();
+        let warnings = resume(2).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains(&path.display().to_string()) && warnings[0].contains("afresh"), "{warnings:?}");
+        // The run wrote the state it trained with: resuming again is quiet.
+        assert_eq!(resume(3).unwrap(), Vec::<String>::new());
     }
 }
