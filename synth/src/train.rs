@@ -1,6 +1,7 @@
 //! Training the three LayerDAG sub-models (layerdag.md §3): the layer-size
 //! classifier, then the node-attribute denoiser, then the edge denoiser, each
-//! with its own Adam optimizer (the config's `lr` and `amsgrad`), epochs over
+//! with its own Adam optimizer ([`crate::optim::Adam`], the config's `lr`
+//! and `amsgrad`), epochs over
 //! shuffled batches, a validation loss after each epoch, early stopping with
 //! the config's `patience`, and the best weights kept and restored.
 //!
@@ -43,14 +44,27 @@
 //! | file | holds | written |
 //! |---|---|---|
 //! | `config.json`, `weights.safetensors` | [`LayerDag::save`]: the best weights so far of each sub-model | after every improving epoch and at the end |
-//! | `last.safetensors` | the current weights of all three stores (what `--resume` continues from) | after every epoch |
+//! | `last.safetensors` | the last weights of all three sub-models (a finished one's from its last epoch, not its best): what `--resume` continues from | after every epoch and at the end |
+//! | `optimizer.safetensors` | each sub-model's Adam state ([`crate::optim`]): per trained variable `step.VAR`, `exp_avg.VAR`, `exp_avg_sq.VAR`, `max_exp_avg_sq.VAR` (amsgrad), and `epochs.SUB_MODEL`, the epoch it is from | after every epoch and at the end |
 //! | `train_state.json` | [`TrainState`]: seed, epochs done, best losses, patience counters | after every epoch |
 //!
-//! A failed save during training is reported ([`Progress::CheckpointFailed`])
-//! and training goes on; the final save is an error. Resuming restores the
-//! weights and counters, not Adam's moment estimates (tch does not expose
-//! them): the optimizer starts afresh, and a sub-model that had finished
-//! continues from its best weights.
+//! The two `.safetensors` files of the last state are written to a
+//! `.partial` file renamed into place. A failed save during training is
+//! reported ([`Progress::CheckpointFailed`]) and training goes on; the final
+//! save is an error.
+//!
+//! # Resuming
+//!
+//! `--resume` restores the weights, the counters and Adam's state (step
+//! counts and moment estimates), so a resumed run goes on exactly as an
+//! uninterrupted one and writes the same bytes (on the same CPU and thread
+//! count). A sub-model that had stopped early stays stopped, at its best
+//! weights; one that had reached the old epoch cap continues from its last
+//! weights and moments. Optimizer state from another epoch than
+//! `train_state.json`'s, or that does not fit the model, is an error naming
+//! the file and the variable; delete the file to resume anyway. A folder
+//! without `optimizer.safetensors` (an older strata's) resumes with fresh
+//! moments and a [`Progress::Warning`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
