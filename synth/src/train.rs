@@ -759,13 +759,14 @@ pub fn train_on_kinds(
         parameters: model.parameter_counts(),
     });
 
-    let mut reports = Vec::new();
+    // Every sub-model waits at its best weights (what the in-epoch saves of
+    // weights.safetensors write) until its turn to train.
     for kind in SubModelKind::ALL {
-        if kinds.contains(&kind) {
-            reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, &mut run, progress)?);
-        } else {
-            run.settle(&model, kind, &state)?;
-        }
+        run.settle(&model, kind, &state)?;
+    }
+    let mut reports = Vec::new();
+    for kind in SubModelKind::ALL.into_iter().filter(|k| kinds.contains(k)) {
+        reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, &mut run, progress)?);
     }
     model.save(out)?;
     run.save_last(&model)?;
@@ -908,15 +909,31 @@ impl Run {
         Ok(run)
     }
 
-    /// A sub-model that trains no further in this run: its current weights
-    /// are its last, and it goes back to its best (`weights.safetensors`)
-    /// when it has trained.
+    /// A sub-model that is not training: its current weights are kept as its
+    /// last, and it goes back to its best (`weights.safetensors`) when it
+    /// has trained.
     fn settle(&mut self, model: &LayerDag, kind: SubModelKind, state: &TrainState) -> Result<()> {
         self.last.extend(snapshot(kind.store(model)));
         if state.get(kind).epochs_done > 0 {
             restore(kind.store(model), &read_best(&self.out, kind)?);
         }
         Ok(())
+    }
+
+    /// A sub-model about to train: back to its last weights.
+    fn unsettle(&mut self, model: &LayerDag, kind: SubModelKind) {
+        let last: BTreeMap<String, Tensor> = std::mem::take(&mut self.last)
+            .into_iter()
+            .filter_map(|(n, t)| {
+                if n.starts_with(kind.var_prefix()) {
+                    Some((n, t))
+                } else {
+                    self.last.insert(n, t);
+                    None
+                }
+            })
+            .collect();
+        restore(kind.store(model), &last);
     }
 
     /// Writes the last weights of all three sub-models to `last.safetensors`:
@@ -1260,13 +1277,13 @@ fn train_sub_model(
             format!("{} of {max_epochs} epochs done", s0.epochs_done)
         };
         progress(Progress::Skip { sub_model: kind, reason });
-        run.settle(model, kind, state)?;
         return Ok(report);
     }
 
-    // The weights it starts from and its validation loss; the best so far is
-    // that loss when untrained, else the best recorded (its weights are in
-    // weights.safetensors).
+    // The weights it starts from (its last) and their validation loss; the
+    // best so far is that loss when untrained, else the best recorded (its
+    // weights are in weights.safetensors).
+    run.unsettle(model, kind);
     let start_loss = validation_loss(model, kind, &data.validation, val_seed)?;
     let mut best = match s0.best_val_loss {
         None => {
@@ -1607,32 +1624,67 @@ mod tests {
         std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
     }
 
-    /// Two epochs in one go and one epoch resumed to two train the same:
-    /// the same losses, byte-identical weights, optimizer state and state file.
+    /// Trains `epochs` epochs in one go and `first` epochs resumed to
+    /// `epochs`, checks that both train the same (the same losses,
+    /// byte-identical weights, optimizer state and state file) and returns
+    /// the uninterrupted run's report and folder.
+    fn straight_and_resumed(name: &str, config: &ModelConfig, first: usize, epochs: usize) -> (TrainReport, PathBuf) {
+        let (straight, resumed) = (temp_dir(&format!("{name}-straight")), temp_dir(&format!("{name}-resumed")));
+        let train = |out: &PathBuf, epochs, resume| {
+            train_on(&spec(out.clone(), 5, epochs, resume), config.clone(), tiny_data(), &mut |_| {}).unwrap()
+        };
+        let a = train(&straight, epochs, false);
+        let first = train(&resumed, first, false);
+        let b = train(&resumed, epochs, true);
+        for ((a, first), b) in a.sub_models.iter().zip(&first.sub_models).zip(&b.sub_models) {
+            let kind = a.sub_model;
+            assert_eq!(a.epochs, b.epochs, "{kind}");
+            assert_eq!(a.train_losses, [first.train_losses.clone(), b.train_losses.clone()].concat(), "{kind}");
+            assert_eq!(a.val_losses, [first.val_losses.clone(), b.val_losses.clone()].concat(), "{kind}");
+            assert_eq!(
+                (a.best_val_loss, a.best_epoch, a.stopped_early),
+                (b.best_val_loss, b.best_epoch, b.stopped_early)
+            );
+        }
+        for file in [crate::model::layer_dag::WEIGHTS_FILE, LAST_WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE] {
+            assert!(read(&straight, file) == read(&resumed, file), "{name}: {file} differs");
+        }
+        (a, straight)
+    }
+
+    /// Two epochs in one go and one epoch resumed to two train the same.
     #[test]
     fn a_resumed_run_writes_the_bytes_of_an_uninterrupted_one() {
         let _rng = lock();
-        let (straight, resumed) = (temp_dir("train-straight"), temp_dir("train-resumed"));
-        let a = run(&spec(straight.clone(), 5, 2, false)).unwrap();
-        let first = run(&spec(resumed.clone(), 5, 1, false)).unwrap();
-        let b = run(&spec(resumed.clone(), 5, 2, true)).unwrap();
-        for ((a, first), b) in a.sub_models.iter().zip(&first.sub_models).zip(&b.sub_models) {
-            let kind = a.sub_model;
-            assert_eq!((first.epochs_run, b.epochs_run), (1, 1), "{kind}");
-            assert_eq!(a.train_losses, [first.train_losses.clone(), b.train_losses.clone()].concat(), "{kind}");
-            assert_eq!(a.val_losses, [first.val_losses.clone(), b.val_losses.clone()].concat(), "{kind}");
-            assert_eq!((a.best_val_loss, a.best_epoch), (b.best_val_loss, b.best_epoch), "{kind}");
-        }
-        for file in [crate::model::layer_dag::WEIGHTS_FILE, LAST_WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE] {
-            assert!(read(&straight, file) == read(&resumed, file), "{file} differs");
-        }
+        let (report, out) =
+            straight_and_resumed("train-resume-2", &ModelConfig::load(Path::new(SMALL_TOML)).unwrap(), 1, 2);
+        assert!(report.sub_models.iter().all(|r| r.epochs == 2));
         // Every sub-model saved its moments, and they are those of its epoch 2.
         let saved: BTreeMap<String, Tensor> =
-            Tensor::read_safetensors(straight.join(OPTIMIZER_FILE)).unwrap().into_iter().collect();
+            Tensor::read_safetensors(out.join(OPTIMIZER_FILE)).unwrap().into_iter().collect();
         for kind in SubModelKind::ALL {
             assert_eq!(saved[&format!("epochs.{}", kind.name())].int64_value(&[]), 2, "{kind}");
             assert!(saved.keys().any(|k| k.starts_with(&format!("max_exp_avg_sq.{}", kind.var_prefix()))), "{kind}");
         }
+    }
+
+    /// With patience 1 and a large learning rate the edge model stops early
+    /// in the first run: resumed, it stays at its best weights while the
+    /// others go on from their last, as in one go.
+    #[test]
+    fn a_resumed_run_stops_early_as_an_uninterrupted_one() {
+        let _rng = lock();
+        let mut config = ModelConfig::load(Path::new(SMALL_TOML)).unwrap();
+        config.general.patience = Some(1);
+        // A large step, so that validation losses go up now and then.
+        config.edge_pred.optimizer.lr = 0.05;
+        let (report, _) = straight_and_resumed("train-resume-patience", &config, 4, 6);
+        let summary: Vec<_> = report.sub_models.iter().map(|r| (r.epochs, r.best_epoch, r.stopped_early)).collect();
+        // The edge model stopped in the first run, its last weights not its
+        // best; the resumed run skips it while the others train and save
+        // weights.safetensors.
+        assert!(matches!(summary[2], (e, b, true) if e <= 4 && b < e), "{summary:?}");
+        assert!(summary[..2].iter().all(|&(e, b, _)| e > 4 && b > 4), "{summary:?}");
     }
 
     /// An output folder without optimizer state resumes with fresh moments
