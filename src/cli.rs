@@ -403,8 +403,9 @@ const TRAIN_ABOUT: &str =
     --data is a corpus folder (holding SPLIT.txt: train and validation workloads) or a TPU Tile folder \
     (tpu_tile_val.jsonl trains, tpu_tile_test.jsonl validates).\n\n\
     MODEL_DIR receives config.json and weights.safetensors (the checkpoint `strata synth` commands read), \
-    last.safetensors and train_state.json (what --resume continues from). One summary line per epoch goes to \
-    stderr. Exit status: 0 when training finished; 2 on bad input (an unknown config key, an empty dataset, an \
+    last.safetensors, optimizer.safetensors and train_state.json (what --resume continues from: the last weights, \
+    Adam's state and the counters, so that a resumed run goes on exactly as an uninterrupted one). One summary \
+    line per epoch goes to stderr. Exit status: 0 when training finished; 2 on bad input (an unknown config key, an empty dataset, an \
     unreadable folder), with a message naming the file.";
 
 /// Where `strata synth train` puts its tensors.

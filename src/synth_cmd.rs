@@ -122,6 +122,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             ),
         ),
         Progress::Skip { sub_model, reason } => say(&bar, format!("strata: {sub_model}: nothing to do ({reason})")),
+        Progress::Warning { message } => bar.suspend(|| tracing::warn!("{message}")),
         Progress::CheckpointFailed { error } => {
             bar.suspend(|| tracing::warn!("checkpoint not saved, training goes on: {error}"))
         }

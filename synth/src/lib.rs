@@ -10,5 +10,6 @@ pub mod device;
 pub mod eval;
 pub mod generate;
 pub mod model;
+pub mod optim;
 pub mod sample;
 pub mod train;

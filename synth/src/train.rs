@@ -1,6 +1,7 @@
 //! Training the three LayerDAG sub-models (layerdag.md §3): the layer-size
 //! classifier, then the node-attribute denoiser, then the edge denoiser, each
-//! with its own Adam optimizer (the config's `lr` and `amsgrad`), epochs over
+//! with its own Adam optimizer ([`crate::optim::Adam`], the config's `lr`
+//! and `amsgrad`), epochs over
 //! shuffled batches, a validation loss after each epoch, early stopping with
 //! the config's `patience`, and the best weights kept and restored.
 //!
@@ -43,14 +44,27 @@
 //! | file | holds | written |
 //! |---|---|---|
 //! | `config.json`, `weights.safetensors` | [`LayerDag::save`]: the best weights so far of each sub-model | after every improving epoch and at the end |
-//! | `last.safetensors` | the current weights of all three stores (what `--resume` continues from) | after every epoch |
+//! | `last.safetensors` | the last weights of all three sub-models (a finished one's from its last epoch, not its best): what `--resume` continues from | after every epoch and at the end |
+//! | `optimizer.safetensors` | each sub-model's Adam state ([`crate::optim`]): per trained variable `step.VAR`, `exp_avg.VAR`, `exp_avg_sq.VAR`, `max_exp_avg_sq.VAR` (amsgrad), and `epochs.SUB_MODEL`, the epoch it is from | after every epoch and at the end |
 //! | `train_state.json` | [`TrainState`]: seed, epochs done, best losses, patience counters | after every epoch |
 //!
-//! A failed save during training is reported ([`Progress::CheckpointFailed`])
-//! and training goes on; the final save is an error. Resuming restores the
-//! weights and counters, not Adam's moment estimates (tch does not expose
-//! them): the optimizer starts afresh, and a sub-model that had finished
-//! continues from its best weights.
+//! The two `.safetensors` files of the last state are written to a
+//! `.partial` file renamed into place. A failed save during training is
+//! reported ([`Progress::CheckpointFailed`]) and training goes on; the final
+//! save is an error.
+//!
+//! # Resuming
+//!
+//! `--resume` restores the weights, the counters and Adam's state (step
+//! counts and moment estimates), so a resumed run goes on exactly as an
+//! uninterrupted one and writes the same bytes (on the same CPU and thread
+//! count). A sub-model that had stopped early stays stopped, at its best
+//! weights; one that had reached the old epoch cap continues from its last
+//! weights and moments. Optimizer state from another epoch than
+//! `train_state.json`'s, or that does not fit the model, is an error naming
+//! the file and the variable; delete the file to resume anyway. A folder
+//! without `optimizer.safetensors` (an older strata's) resumes with fresh
+//! moments and a [`Progress::Warning`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +72,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use simulator::chakra::NodeType;
-use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Tensor};
 
 use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
@@ -75,11 +88,14 @@ use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
 use crate::model::node_pred::steps_per_node;
 use crate::model::{DataSpec, LayerDag, ModelConfig, ModelError};
+use crate::optim::{Adam, AdamConfig};
 
 /// The training state file of an output folder.
 pub const STATE_FILE: &str = "train_state.json";
 /// The current (not best) weights of an output folder, for resuming.
 pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
+/// Adam's state of the three sub-models of an output folder, for resuming.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The `format` value of `train_state.json`.
 pub const STATE_FORMAT: &str = "strata-layerdag-train";
 /// The TPU Tile file used for training.
@@ -591,6 +607,12 @@ pub enum Progress {
         /// Why.
         reason: String,
     },
+    /// Something the user should know, on one line (resuming an output
+    /// folder without optimizer state).
+    Warning {
+        /// The message, naming the file.
+        message: String,
+    },
     /// A checkpoint could not be written; training goes on.
     CheckpointFailed {
         /// The error, naming the file.
@@ -730,18 +752,25 @@ pub fn train_on_kinds(
         action: "cannot create",
         error,
     })?;
+    let mut run = Run::new(&model, spec, &state, progress)?;
     progress(Progress::Loaded {
         train_graphs: data.train.graphs.num_graphs(),
         validation_graphs: data.validation.graphs.num_graphs(),
         parameters: model.parameter_counts(),
     });
 
+    // Every sub-model waits at its best weights (what the in-epoch saves of
+    // weights.safetensors write) until its turn to train.
+    for kind in SubModelKind::ALL {
+        run.settle(&model, kind, &state)?;
+    }
     let mut reports = Vec::new();
     for kind in SubModelKind::ALL.into_iter().filter(|k| kinds.contains(k)) {
-        reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, progress)?);
+        reports.push(train_sub_model(&mut model, kind, data, spec, &mut state, &mut run, progress)?);
     }
     model.save(out)?;
-    save_last(&model, out)?;
+    run.save_last(&model)?;
+    run.save_moments()?;
     state.write(&state_path)?;
     let (size_prior, magnitude_prior) = prior_reports(data);
     Ok(TrainReport {
@@ -821,13 +850,203 @@ pub fn refit_priors(model_dir: &Path, source: &DataSource) -> Result<PriorsRepor
     Ok(PriorsReport { size_prior, magnitude_prior })
 }
 
-/// Writes the current weights of all three stores to `last.safetensors`.
-fn save_last(model: &LayerDag, out: &Path) -> Result<()> {
-    let path = out.join(LAST_WEIGHTS_FILE);
-    let named: Vec<(String, Tensor)> =
-        model.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
-    Tensor::write_safetensors(&named, &path)
-        .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot write: {e}") })
+/// What an output folder holds besides the model and the state file: each
+/// sub-model's optimizer (`optimizer.safetensors`) and last weights
+/// (`last.safetensors`), so that a resumed run goes on as an uninterrupted
+/// one would.
+struct Run {
+    out: PathBuf,
+    /// One optimizer per sub-model, in training order.
+    opts: Vec<Adam>,
+    /// Per sub-model: the epoch its optimizer's state is from (`None`: not
+    /// known, an older output folder had none).
+    moments_epoch: [Option<usize>; 3],
+    /// The last (not best) weights of the sub-models that were put back at
+    /// their best weights ([`Run::settle`], the end of training).
+    last: BTreeMap<String, Tensor>,
+}
+
+impl Run {
+    /// Fresh optimizers, or when resuming those of `optimizer.safetensors`;
+    /// a folder without that file resumes with fresh moments and a warning.
+    fn new(model: &LayerDag, spec: &TrainSpec, state: &TrainState, progress: &mut dyn FnMut(Progress)) -> Result<Self> {
+        let opts = SubModelKind::ALL
+            .iter()
+            .map(|&k| {
+                let (lr, amsgrad) = k.optimizer(&model.config);
+                Adam::new(k.store(model), AdamConfig::new(lr, amsgrad))
+            })
+            .collect();
+        let mut run = Run { out: spec.out.clone(), opts, moments_epoch: [Some(0); 3], last: BTreeMap::new() };
+        if !spec.resume {
+            return Ok(run);
+        }
+        let path = spec.out.join(OPTIMIZER_FILE);
+        let mut saved = read_moments(&path, state)?;
+        let mut fresh = Vec::new();
+        for kind in SubModelKind::ALL {
+            let s = state.get(kind);
+            match saved.as_mut().and_then(|m| m.remove(&kind)) {
+                Some((epoch, tensors)) => {
+                    run.opts[kind as usize]
+                        .import(&tensors)
+                        .map_err(|what| TrainError::State { path: path.clone(), what: format!("{kind}: {what}") })?;
+                    run.moments_epoch[kind as usize] = Some(epoch);
+                }
+                None if s.epochs_done == 0 => {}
+                None => {
+                    run.moments_epoch[kind as usize] = None;
+                    let max_epochs = spec.max_epochs.unwrap_or_else(|| kind.num_epochs(&model.config));
+                    if !s.stopped_early && s.epochs_done < max_epochs {
+                        fresh.push(kind.name());
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let why = if saved.is_some() {
+                "holds no Adam state of"
+            } else {
+                "is missing (an older strata's folder): no Adam state of"
+            };
+            progress(Progress::Warning {
+                message: format!("{}: {why} {}; their moments start afresh", path.display(), fresh.join(", ")),
+            });
+        }
+        Ok(run)
+    }
+
+    /// A sub-model that is not training: its current weights are kept as its
+    /// last, and it goes back to its best (`weights.safetensors`) when it
+    /// has trained.
+    fn settle(&mut self, model: &LayerDag, kind: SubModelKind, state: &TrainState) -> Result<()> {
+        self.last.extend(snapshot(kind.store(model)));
+        if state.get(kind).epochs_done > 0 {
+            restore(kind.store(model), &read_best(&self.out, kind)?);
+        }
+        Ok(())
+    }
+
+    /// A sub-model about to train: back to its last weights.
+    fn unsettle(&mut self, model: &LayerDag, kind: SubModelKind) {
+        let last: BTreeMap<String, Tensor> = std::mem::take(&mut self.last)
+            .into_iter()
+            .filter_map(|(n, t)| {
+                if n.starts_with(kind.var_prefix()) {
+                    Some((n, t))
+                } else {
+                    self.last.insert(n, t);
+                    None
+                }
+            })
+            .collect();
+        restore(kind.store(model), &last);
+    }
+
+    /// Writes the last weights of all three sub-models to `last.safetensors`:
+    /// [`Run::last`] where it has them, else the current weights.
+    fn save_last(&self, model: &LayerDag) -> Result<()> {
+        let mut vars = model.variables();
+        vars.extend(self.last.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
+        let named: Vec<(String, Tensor)> =
+            vars.into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
+        write_safetensors(&named, &self.out.join(LAST_WEIGHTS_FILE))
+    }
+
+    /// Writes the optimizers' states (of the sub-models whose state is
+    /// known) to `optimizer.safetensors`: `FIELD.VARIABLE` tensors
+    /// ([`crate::optim::STATE_FIELDS`]) and an int64 `epochs.SUB_MODEL`, the
+    /// epoch the state is from.
+    fn save_moments(&self) -> Result<()> {
+        let path = self.out.join(OPTIMIZER_FILE);
+        let mut named = Vec::new();
+        for kind in SubModelKind::ALL {
+            if let Some(epoch) = self.moments_epoch[kind as usize] {
+                named.push((format!("epochs.{}", kind.name()), Tensor::from(epoch as i64)));
+                named.extend(self.opts[kind as usize].export().map_err(|e| TrainError::State {
+                    path: path.clone(),
+                    what: format!("{kind}: cannot copy the optimizer state: {e}"),
+                })?);
+            }
+        }
+        write_safetensors(&named, &path)
+    }
+}
+
+/// Optimizer states by sub-model: the epoch each is from and its
+/// `FIELD.VARIABLE` tensors.
+type SavedMoments = BTreeMap<SubModelKind, (usize, BTreeMap<String, Tensor>)>;
+
+/// Reads `optimizer.safetensors` (`None` when there is none), grouped by
+/// sub-model: the epoch of its state and its `FIELD.VARIABLE` tensors. Every
+/// sub-model with state must be at the epoch `state` records.
+fn read_moments(path: &Path, state: &TrainState) -> Result<Option<SavedMoments>> {
+    match std::fs::metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(TrainError::Io { path: path.into(), action: "cannot read", error }),
+    }
+    let bad = |what: String| TrainError::State { path: path.into(), what };
+    let file = Tensor::read_safetensors(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut epochs = BTreeMap::new();
+    let mut tensors: BTreeMap<SubModelKind, BTreeMap<String, Tensor>> = BTreeMap::new();
+    for (name, t) in file {
+        if let Some(k) = name.strip_prefix("epochs.") {
+            let kind = SubModelKind::ALL
+                .into_iter()
+                .find(|s| s.name() == k)
+                .ok_or_else(|| bad(format!("{name}: not a sub-model")))?;
+            let epoch = (t.kind() == tch::Kind::Int64 && t.numel() == 1)
+                .then(|| t.reshape([1]).int64_value(&[0]))
+                .and_then(|e| usize::try_from(e).ok())
+                .ok_or_else(|| bad(format!("{name}: not a non-negative int64 scalar")))?;
+            epochs.insert(kind, epoch);
+        } else {
+            let kind = name
+                .split_once('.')
+                .and_then(|(_, var)| SubModelKind::ALL.into_iter().find(|k| var.starts_with(k.var_prefix())))
+                .ok_or_else(|| bad(format!("{name}: not the optimizer state of a sub-model's variable")))?;
+            tensors.entry(kind).or_default().insert(name, t);
+        }
+    }
+    if let Some(kind) = tensors.keys().find(|k| !epochs.contains_key(k)) {
+        return Err(bad(format!("{kind}: optimizer state without its epochs.{}", kind.name())));
+    }
+    let mut out = BTreeMap::new();
+    for (kind, epoch) in epochs {
+        let done = state.get(kind).epochs_done;
+        if epoch != done {
+            return Err(bad(format!(
+                "{kind}: the optimizer state is from epoch {epoch}, {STATE_FILE} records {done} epochs \
+                 (delete {OPTIMIZER_FILE} to resume with fresh moments)"
+            )));
+        }
+        out.insert(kind, (epoch, tensors.remove(&kind).unwrap_or_default()));
+    }
+    Ok(Some(out))
+}
+
+/// A sub-model's best weights, from `weights.safetensors`.
+fn read_best(out: &Path, kind: SubModelKind) -> Result<BTreeMap<String, Tensor>> {
+    let path = out.join(crate::model::layer_dag::WEIGHTS_FILE);
+    let file = Tensor::read_safetensors(&path)
+        .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot read: {e}") })?;
+    Ok(file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect())
+}
+
+/// Writes a safetensors file through a temporary file renamed into place,
+/// so that a failed write leaves the old file whole.
+fn write_safetensors(named: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    Tensor::write_safetensors(named, &partial)
+        .map_err(|e| TrainError::State { path: partial.clone(), what: format!("cannot write: {e}") })?;
+    std::fs::rename(&partial, path).map_err(|error| TrainError::Io {
+        path: path.into(),
+        action: "cannot replace",
+        error,
+    })
 }
 
 /// Deep copies of a store's variables.
@@ -1037,6 +1256,7 @@ fn train_sub_model(
     data: &TrainData,
     spec: &TrainSpec,
     state: &mut TrainState,
+    run: &mut Run,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SubModelReport> {
     let seed = state.seed;
@@ -1067,9 +1287,10 @@ fn train_sub_model(
         return Ok(report);
     }
 
-    // The weights it starts from and its validation loss; the best so far is
-    // that loss when untrained, else the best recorded (its weights are in
-    // weights.safetensors).
+    // The weights it starts from (its last) and their validation loss; the
+    // best so far is that loss when untrained, else the best recorded (its
+    // weights are in weights.safetensors).
+    run.unsettle(model, kind);
     let start_loss = validation_loss(model, kind, &data.validation, val_seed)?;
     let mut best = match s0.best_val_loss {
         None => {
@@ -1080,22 +1301,12 @@ fn train_sub_model(
             report.initial_val_loss = start_loss;
             report.best_val_loss = start_loss;
             // The untrained weights are the best so far: make the checkpoint say so.
-            checkpoint(model, state, &spec.out, true, progress);
+            checkpoint(model, state, run, true, progress);
             snapshot(kind.store(model))
         }
-        Some(_) => {
-            let path = spec.out.join(crate::model::layer_dag::WEIGHTS_FILE);
-            let file = Tensor::read_safetensors(&path)
-                .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot read: {e}") })?;
-            file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect()
-        }
+        Some(_) => read_best(&spec.out, kind)?,
     };
 
-    let (lr, amsgrad) = kind.optimizer(&model.config);
-    let adam = nn::Adam { amsgrad, ..Default::default() };
-    let mut opt = adam
-        .build(kind.store(model), lr)
-        .map_err(|e| ModelError::Torch { context: format!("building the {kind} optimizer"), source: e })?;
     let n = kind.stream_len(&data.train);
     let batch_size = kind.batch_size(&model.config);
     let window = kind.loader(&model.config).layer_window;
@@ -1117,7 +1328,9 @@ fn train_sub_model(
         let chunked = chunks(&order, batch_size);
         for (i, idx) in chunked.iter().enumerate() {
             let (loss, _) = batch_loss(model, kind, &data.train, idx, true)?;
-            opt.backward_step(&loss);
+            run.opts[kind as usize]
+                .backward_step(&loss)
+                .map_err(|e| ModelError::Torch { context: format!("the {kind} optimizer step"), source: e })?;
             let l = loss.double_value(&[]);
             sum += l;
             count += 1;
@@ -1153,7 +1366,8 @@ fn train_sub_model(
         report.epoch_seconds.push(seconds);
         report.val_accuracies.extend(accuracy);
         let stop = st.stopped_early;
-        checkpoint(model, state, &spec.out, improved, progress);
+        run.moments_epoch[kind as usize] = Some(epoch);
+        checkpoint(model, state, run, improved, progress);
         progress(Progress::Epoch(EpochReport {
             sub_model: kind,
             epoch,
@@ -1171,23 +1385,27 @@ fn train_sub_model(
             break;
         }
     }
+    run.last.extend(snapshot(kind.store(model)));
     restore(kind.store(model), &best);
     Ok(report)
 }
 
-/// The per-epoch checkpoint: current weights, the best weights when they
-/// changed, the state. Failures are reported, not fatal.
-fn checkpoint(model: &LayerDag, state: &TrainState, out: &Path, improved: bool, progress: &mut dyn FnMut(Progress)) {
+/// The per-epoch checkpoint: last weights, optimizer state, the best weights
+/// when they changed, the state. Failures are reported, not fatal.
+fn checkpoint(model: &LayerDag, state: &TrainState, run: &Run, improved: bool, progress: &mut dyn FnMut(Progress)) {
     let mut fail = |e: String| progress(Progress::CheckpointFailed { error: e });
-    if let Err(e) = save_last(model, out) {
+    if let Err(e) = run.save_last(model) {
+        fail(e.to_string());
+    }
+    if let Err(e) = run.save_moments() {
         fail(e.to_string());
     }
     if improved {
-        if let Err(e) = model.save(out) {
+        if let Err(e) = model.save(&run.out) {
             fail(e.to_string());
         }
     }
-    if let Err(e) = state.write(&out.join(STATE_FILE)) {
+    if let Err(e) = state.write(&run.out.join(STATE_FILE)) {
         fail(e.to_string());
     }
 }
@@ -1407,5 +1625,140 @@ mod tests {
         let third = run(&spec(out.clone(), 1, 2, true)).unwrap();
         assert!(third.sub_models.iter().all(|r| r.epochs_run == 0 && r.epochs == 2));
         LayerDag::load(&out, Device::Cpu).unwrap();
+    }
+
+    fn read(dir: &Path, file: &str) -> Vec<u8> {
+        std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+    }
+
+    /// Trains `epochs` epochs in one go and `first` epochs resumed to
+    /// `epochs`, checks that both train the same (the same losses,
+    /// byte-identical weights, optimizer state and state file) and returns
+    /// the uninterrupted run's report and folder.
+    fn straight_and_resumed(name: &str, config: &ModelConfig, first: usize, epochs: usize) -> (TrainReport, PathBuf) {
+        let (straight, resumed) = (temp_dir(&format!("{name}-straight")), temp_dir(&format!("{name}-resumed")));
+        let train = |out: &PathBuf, epochs, resume| {
+            train_on(&spec(out.clone(), 5, epochs, resume), config.clone(), tiny_data(), &mut |_| {}).unwrap()
+        };
+        let a = train(&straight, epochs, false);
+        let first = train(&resumed, first, false);
+        let b = train(&resumed, epochs, true);
+        for ((a, first), b) in a.sub_models.iter().zip(&first.sub_models).zip(&b.sub_models) {
+            let kind = a.sub_model;
+            assert_eq!(a.epochs, b.epochs, "{kind}");
+            assert_eq!(a.train_losses, [first.train_losses.clone(), b.train_losses.clone()].concat(), "{kind}");
+            assert_eq!(a.val_losses, [first.val_losses.clone(), b.val_losses.clone()].concat(), "{kind}");
+            assert_eq!(
+                (a.best_val_loss, a.best_epoch, a.stopped_early),
+                (b.best_val_loss, b.best_epoch, b.stopped_early)
+            );
+        }
+        for file in [crate::model::layer_dag::WEIGHTS_FILE, LAST_WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE] {
+            assert!(read(&straight, file) == read(&resumed, file), "{name}: {file} differs");
+        }
+        (a, straight)
+    }
+
+    /// Two epochs in one go and one epoch resumed to two train the same.
+    #[test]
+    fn a_resumed_run_writes_the_bytes_of_an_uninterrupted_one() {
+        let _rng = lock();
+        let (report, out) =
+            straight_and_resumed("train-resume-2", &ModelConfig::load(Path::new(SMALL_TOML)).unwrap(), 1, 2);
+        assert!(report.sub_models.iter().all(|r| r.epochs == 2));
+        // Every sub-model saved its moments, and they are those of its epoch 2.
+        let saved: BTreeMap<String, Tensor> =
+            Tensor::read_safetensors(out.join(OPTIMIZER_FILE)).unwrap().into_iter().collect();
+        for kind in SubModelKind::ALL {
+            assert_eq!(saved[&format!("epochs.{}", kind.name())].int64_value(&[]), 2, "{kind}");
+            assert!(saved.keys().any(|k| k.starts_with(&format!("max_exp_avg_sq.{}", kind.var_prefix()))), "{kind}");
+        }
+    }
+
+    /// With patience 1 and a large learning rate the edge model stops early
+    /// in the first run: resumed, it stays at its best weights while the
+    /// others go on from their last, as in one go.
+    #[test]
+    fn a_resumed_run_stops_early_as_an_uninterrupted_one() {
+        let _rng = lock();
+        let mut config = ModelConfig::load(Path::new(SMALL_TOML)).unwrap();
+        config.general.patience = Some(1);
+        // A large step, so that validation losses go up now and then.
+        config.edge_pred.optimizer.lr = 0.05;
+        let (report, _) = straight_and_resumed("train-resume-patience", &config, 4, 6);
+        let summary: Vec<_> = report.sub_models.iter().map(|r| (r.epochs, r.best_epoch, r.stopped_early)).collect();
+        // The edge model stopped in the first run, its last weights not its
+        // best; the resumed run skips it while the others train and save
+        // weights.safetensors.
+        assert!(matches!(summary[2], (e, b, true) if e <= 4 && b < e), "{summary:?}");
+        assert!(summary[..2].iter().all(|&(e, b, _)| e > 4 && b > 4), "{summary:?}");
+    }
+
+    /// An output folder without optimizer state resumes with fresh moments
+    /// and one warning; a damaged or mismatched one is an error naming the
+    /// file and what is wrong, and changes nothing.
+    #[test]
+    fn optimizer_state_that_is_missing_or_wrong() {
+        let _rng = lock();
+        let out = temp_dir("train-optimizer-state");
+        run(&spec(out.clone(), 6, 1, false)).unwrap();
+        let good = read(&out, OPTIMIZER_FILE);
+        let path = out.join(OPTIMIZER_FILE);
+        let resume = |epochs: usize| {
+            let mut warnings = Vec::new();
+            let s = spec(out.clone(), 6, epochs, true);
+            let r = train_on(&s, ModelConfig::load(&s.config).unwrap(), tiny_data(), &mut |p| {
+                if let Progress::Warning { message } = p {
+                    warnings.push(message)
+                }
+            });
+            r.map(|_| warnings).map_err(|e| e.to_string())
+        };
+        let expect_error = |what: &[&str]| {
+            let e = resume(2).unwrap_err();
+            assert!(e.contains(&path.display().to_string()) && what.iter().all(|w| e.contains(w)), "{e}");
+            assert!(TrainState::read(&out.join(STATE_FILE)).unwrap().sub_models.iter().all(|s| s.epochs_done == 1));
+        };
+
+        std::fs::write(&path, b"not a safetensors file").unwrap();
+        expect_error(&["cannot read"]);
+
+        // The good file with an edit.
+        type Named = Vec<(String, Tensor)>;
+        let edit = |f: &dyn Fn(&mut Named)| {
+            std::fs::write(&path, &good).unwrap();
+            let mut tensors = Tensor::read_safetensors(&path).unwrap();
+            f(&mut tensors);
+            Tensor::write_safetensors(&tensors, &path).unwrap();
+        };
+        // A moment of the wrong shape, named by its variable.
+        std::fs::write(&path, &good).unwrap();
+        let var = Tensor::read_safetensors(&path)
+            .unwrap()
+            .into_iter()
+            .find_map(|(n, _)| n.strip_prefix("exp_avg.node_pred_model.").map(|v| format!("node_pred_model.{v}")))
+            .unwrap();
+        edit(&|tensors| {
+            let (_, t) = tensors.iter_mut().find(|(n, _)| *n == format!("exp_avg.{var}")).unwrap();
+            *t = Tensor::zeros([t.numel() as i64 + 1], (t.kind(), Device::Cpu));
+        });
+        expect_error(&["node_pred", &var, "exp_avg"]);
+        // Moments from another epoch than the state file's.
+        edit(&|tensors| {
+            let (_, t) = tensors.iter_mut().find(|(n, _)| n == "epochs.edge_pred").unwrap();
+            *t = Tensor::from(3i64);
+        });
+        expect_error(&["edge_pred", "epoch 3", OPTIMIZER_FILE]);
+        // A variable the model does not have.
+        edit(&|tensors| tensors.push(("step.edge_pred_model.nothing".into(), Tensor::from(1i64))));
+        expect_error(&["edge_pred_model.nothing"]);
+
+        // No file at all: fresh moments, one warning naming it.
+        std::fs::remove_file(&path).unwrap();
+        let warnings = resume(2).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains(&path.display().to_string()) && warnings[0].contains("afresh"), "{warnings:?}");
+        // The run wrote the state it trained with: resuming again is quiet.
+        assert_eq!(resume(3).unwrap(), Vec::<String>::new());
     }
 }
