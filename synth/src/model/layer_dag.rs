@@ -137,11 +137,18 @@ impl LayerDag {
     /// Writes `dir/config.json` and `dir/weights.safetensors`, creating `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, "cannot create", e))?;
-        self.save_config(dir)?;
+        // The weights go through a temporary file renamed into place, as the
+        // config does: a failed write leaves the previous checkpoint whole.
         let weights = dir.join(WEIGHTS_FILE);
+        let partial = dir.join(format!("{WEIGHTS_FILE}.partial"));
         let named: Vec<(String, Tensor)> =
             self.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
-        Tensor::write_safetensors(&named, &weights).ctx(&format!("writing {}", weights.display()))
+        if let Err(e) = Tensor::write_safetensors(&named, &partial).ctx(&format!("writing {}", partial.display())) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, &weights).map_err(|e| ModelError::io(&weights, "cannot replace", e))?;
+        self.save_config(dir)
     }
 
     /// Writes `dir/config.json` alone (through a temporary file renamed into
