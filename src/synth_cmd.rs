@@ -246,6 +246,25 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes.map(|n| n as usize),
         ignore_size_prior: args.no_size_prior,
         ignore_magnitude_prior: args.no_magnitude_prior,
+        progress: None,
+    };
+    // A bar over the sampled layers (drawn only on a terminal, never with -q).
+    let quiet = LevelFilter::current() < LevelFilter::WARN;
+    let bar =
+        if quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] layer {pos}/{len} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("sampling");
+    let hook = bar.clone();
+    let spec = synth::generate::GenerateSpec {
+        progress: Some(synth::sample::SampleProgress(std::sync::Arc::new(move |built, deepest| {
+            hook.set_length(deepest as u64);
+            hook.set_position(built as u64);
+        }))),
+        ..spec
     };
     let stages = args.count as usize;
     let report = synth::generate::generate_with(&spec, &mut |warnings| {
@@ -253,7 +272,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             tracing::warn!("what-if: {w}");
         }
         tracing::info!("sampling {stages} workload(s), one graph per pipeline stage each");
-    })?;
+    });
+    bar.finish_and_clear();
+    let report = report?;
     for w in &report.workloads {
         for (stage, shifts) in w.magnitude_shifts.iter().enumerate().filter(|(_, s)| s.iter().any(|&k| k != 0)) {
             tracing::info!(

@@ -829,6 +829,7 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
             max_nodes: spec.max_nodes,
             ignore_size_prior: spec.ignore_size_prior,
             ignore_magnitude_prior: spec.ignore_magnitude_prior,
+            progress: None,
         };
         let generated = generate(&gen_spec).map_err(|source| EvalError::Generate { id: id.clone(), source })?;
         let mut samples = Vec::with_capacity(generated.workloads.len());

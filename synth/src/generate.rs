@@ -104,7 +104,7 @@ use crate::dataset::vocab::{
 };
 use crate::dataset::{Dag, DatasetError};
 use crate::model::{LayerDag, ModelError};
-use crate::sample::{sample_dags, AttributeMask, RequiredNodes, SampleOptions};
+use crate::sample::{sample_dags, AttributeMask, RequiredNodes, SampleOptions, SampleProgress};
 
 /// The generator flags `--set` accepts: the `flags` keys of the corpus's `config.json`.
 pub const FLAG_NAMES: [&str; 22] = [
@@ -233,6 +233,8 @@ pub struct GenerateSpec {
     /// Keep the sampled magnitudes as drawn, without rescaling them to the
     /// checkpoint's magnitude prior (`--no-magnitude-prior`).
     pub ignore_magnitude_prior: bool,
+    /// Called after every sampled layer ([`SampleProgress`]).
+    pub progress: Option<SampleProgress>,
 }
 
 /// What a conversion for consistency changed.
@@ -1454,6 +1456,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         keep_layers: true,
         layer_sizes: None,
         attribute_masks: Some((0..spec.count).flat_map(|_| masks.iter().cloned()).collect()),
+        progress: spec.progress.clone(),
     };
     before_sampling(&warnings);
     let dags = sample_dags(&model, &conditions, &opts)?;
@@ -1549,6 +1552,7 @@ mod tests {
             max_nodes: Some(120),
             ignore_size_prior: false,
             ignore_magnitude_prior: false,
+            progress: None,
         }
     }
 

@@ -91,6 +91,26 @@ pub struct SampleOptions {
     /// One [`AttributeMask`] per condition row: the attribute values each
     /// graph's nodes may take (module docs). `None` allows every value.
     pub attribute_masks: Option<Vec<AttributeMask>>,
+    /// Called after every generated layer (a progress bar's hook).
+    pub progress: Option<SampleProgress>,
+}
+
+/// A hook [`sample_layered`] calls after every layer with the layers built
+/// so far and the most any graph may get (its depth cap): sampling large
+/// graphs takes a while. Options with hooks compare equal when they share it.
+#[derive(Clone)]
+pub struct SampleProgress(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for SampleProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SampleProgress")
+    }
+}
+
+impl PartialEq for SampleProgress {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Which attribute values one graph's nodes may take: which node types
@@ -444,7 +464,11 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
     let depths = progress_depths(model, conditions, opts)?;
     let mut active: Vec<usize> = (0..graphs.len()).collect();
     let mut level = 0usize;
+    let deepest = caps.iter().map(|c| c.layers).max().unwrap_or(max_level).min(max_level);
     while !active.is_empty() && level < max_level {
+        if let Some(p) = &opts.progress {
+            (p.0)(level, deepest);
+        }
         // Graphs at their depth cap are finished.
         active.retain(|&g| graphs[g].layer_sizes.len() < caps[g].layers);
         if active.is_empty() {
