@@ -249,15 +249,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         progress: None,
     };
     // A bar over the sampled layers (drawn only on a terminal, never with -q).
-    let quiet = LevelFilter::current() < LevelFilter::WARN;
-    let bar =
-        if quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] layer {pos}/{len} {elapsed}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("sampling");
+    let bar = stderr_bar("sampling", "{prefix:>10} [{bar:30}] layer {pos}/{len} {elapsed}");
     let hook = bar.clone();
     let spec = synth::generate::GenerateSpec {
         progress: Some(synth::sample::SampleProgress(std::sync::Arc::new(move |built, deepest| {
@@ -349,21 +341,24 @@ fn eval_spec(args: &EvalArgs) -> anyhow::Result<synth::eval::EvalSpec> {
     })
 }
 
+/// A progress bar on stderr with `prefix` and `template` (drawn only on a
+/// terminal; hidden with `-q`).
+fn stderr_bar(prefix: &'static str, template: &str) -> ProgressBar {
+    let quiet = LevelFilter::current() < LevelFilter::WARN;
+    let bar =
+        if quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
+    bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
+    bar.set_prefix(prefix);
+    bar
+}
+
 /// `strata synth eval`: a progress bar over workloads on stderr, one row per
 /// workload and the summary on stdout, the JSON report with `--json`. Exit 1
 /// when a generated workload is invalid.
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     set_threads(args.threads);
     let spec = eval_spec(&args)?;
-    let quiet = LevelFilter::current() < LevelFilter::WARN;
-    let bar =
-        if quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("eval");
+    let bar = stderr_bar("eval", "{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}");
     let mut on_progress = |p: synth::eval::EvalProgress| match p {
         synth::eval::EvalProgress::Start { workloads } => bar.set_length(workloads as u64),
         synth::eval::EvalProgress::Workload { index, id } => {
