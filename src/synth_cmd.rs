@@ -235,6 +235,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let device = device_choice(args.device).resolve().context("--device")?;
     let model = resolve_model(args.model.as_deref())?;
     tracing::info!("model: {}", model.display());
+    // A bar over the sampled layers (drawn only on a terminal, never with -q).
+    let bar = stderr_bar("sampling", "{prefix:>10} [{bar:30}] layer {pos}/{len} {elapsed}");
+    let hook = bar.clone();
     let spec = synth::generate::GenerateSpec {
         model,
         sets: args.sets.clone(),
@@ -246,24 +249,17 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes.map(|n| n as usize),
         ignore_size_prior: args.no_size_prior,
         ignore_magnitude_prior: args.no_magnitude_prior,
-        progress: None,
-    };
-    // A bar over the sampled layers (drawn only on a terminal, never with -q).
-    let bar = stderr_bar("sampling", "{prefix:>10} [{bar:30}] layer {pos}/{len} {elapsed}");
-    let hook = bar.clone();
-    let spec = synth::generate::GenerateSpec {
         progress: Some(synth::sample::SampleProgress(std::sync::Arc::new(move |built, deepest| {
             hook.set_length(deepest as u64);
             hook.set_position(built as u64);
         }))),
-        ..spec
     };
-    let stages = args.count as usize;
+    let workloads = args.count as usize;
     let report = synth::generate::generate_with(&spec, &mut |warnings| {
         for w in warnings {
             tracing::warn!("what-if: {w}");
         }
-        tracing::info!("sampling {stages} workload(s), one graph per pipeline stage each");
+        tracing::info!("sampling {workloads} workload(s), one graph per pipeline stage each");
     });
     bar.finish_and_clear();
     let report = report?;

@@ -542,7 +542,8 @@ pub fn range_warnings(norm: &Normalizer, flags: &StgFlags, layout: &ParallelLayo
     }
     let moe = flags.model_type == ModelType::Moe;
     let stage_layers = layers_per_stage(flags.num_stacks, flags.pp);
-    let (fewest, most) = (*stage_layers.iter().min().expect("pp >= 1"), *stage_layers.iter().max().expect("pp >= 1"));
+    let fewest = stage_layers.iter().copied().min().unwrap_or(0);
+    let most = stage_layers.iter().copied().max().unwrap_or(0);
     let tp_label = if !moe && flags.ep > 1 { "tp·ep" } else { "tp" };
     // (feature, what the user set or implied, its values): log2 features.
     let sizes: Vec<(&str, String, Vec<u64>)> = vec![
@@ -1462,6 +1463,12 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     let dags = sample_dags(&model, &conditions, &opts)?;
 
     let mut workloads = Vec::with_capacity(spec.count);
+    let send_totals: Vec<Option<f64>> = match prior {
+        Some(p) => {
+            rows.iter().zip(&works).map(|(row, work)| p.predict(MagnitudeTotal::SendBytes, row, Some(work))).collect()
+        }
+        None => Vec::new(),
+    };
     let reps = model.data.representatives.clone().unwrap_or_default();
     for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
         let mut clamped = 0;
@@ -1479,14 +1486,6 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                 Ok(d)
             })
             .collect::<Result<_>>()?;
-        let send_totals: Vec<Option<f64>> = match prior {
-            Some(p) => rows
-                .iter()
-                .zip(&works)
-                .map(|(row, work)| p.predict(MagnitudeTotal::SendBytes, row, Some(work)))
-                .collect(),
-            None => Vec::new(),
-        };
         let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals)?;
         w.conversions.magnitudes_clamped = clamped;
         w.magnitude_shifts = shifts;

@@ -86,6 +86,7 @@ use crate::dataset::vocab::{PeerStage, RepresentativeFitter};
 use crate::dataset::{Dag, DatasetError};
 use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
+use crate::model::layer_dag::write_safetensors_atomic;
 use crate::model::node_pred::steps_per_node;
 use crate::model::{DataSpec, LayerDag, ModelConfig, ModelError};
 use crate::optim::{Adam, AdamConfig};
@@ -929,18 +930,10 @@ impl Run {
 
     /// A sub-model about to train: back to its last weights.
     fn unsettle(&mut self, model: &LayerDag, kind: SubModelKind) {
-        let last: BTreeMap<String, Tensor> = std::mem::take(&mut self.last)
-            .into_iter()
-            .filter_map(|(n, t)| {
-                if n.starts_with(kind.var_prefix()) {
-                    Some((n, t))
-                } else {
-                    self.last.insert(n, t);
-                    None
-                }
-            })
-            .collect();
-        restore(kind.store(model), &last);
+        let (mine, others): (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) =
+            std::mem::take(&mut self.last).into_iter().partition(|(n, _)| n.starts_with(kind.var_prefix()));
+        self.last = others;
+        restore(kind.store(model), &mine);
     }
 
     /// Writes the last weights of all three sub-models to `last.safetensors`:
@@ -950,7 +943,7 @@ impl Run {
         vars.extend(self.last.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
         let named: Vec<(String, Tensor)> =
             vars.into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
-        write_safetensors(&named, &self.out.join(LAST_WEIGHTS_FILE))
+        Ok(write_safetensors_atomic(&named, &self.out.join(LAST_WEIGHTS_FILE))?)
     }
 
     /// Writes the optimizers' states (of the sub-models whose state is
@@ -969,7 +962,7 @@ impl Run {
                 })?);
             }
         }
-        write_safetensors(&named, &path)
+        Ok(write_safetensors_atomic(&named, &path)?)
     }
 }
 
@@ -1032,21 +1025,6 @@ fn read_best(out: &Path, kind: SubModelKind) -> Result<BTreeMap<String, Tensor>>
     let file = Tensor::read_safetensors(&path)
         .map_err(|e| TrainError::State { path: path.clone(), what: format!("cannot read: {e}") })?;
     Ok(file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect())
-}
-
-/// Writes a safetensors file through a temporary file renamed into place,
-/// so that a failed write leaves the old file whole.
-fn write_safetensors(named: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    Tensor::write_safetensors(named, &partial)
-        .map_err(|e| TrainError::State { path: partial.clone(), what: format!("cannot write: {e}") })?;
-    std::fs::rename(&partial, path).map_err(|error| TrainError::Io {
-        path: path.into(),
-        action: "cannot replace",
-        error,
-    })
 }
 
 /// Deep copies of a store's variables.

@@ -137,17 +137,9 @@ impl LayerDag {
     /// Writes `dir/config.json` and `dir/weights.safetensors`, creating `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, "cannot create", e))?;
-        // The weights go through a temporary file renamed into place, as the
-        // config does: a failed write leaves the previous checkpoint whole.
-        let weights = dir.join(WEIGHTS_FILE);
-        let partial = dir.join(format!("{WEIGHTS_FILE}.partial"));
         let named: Vec<(String, Tensor)> =
             self.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous())).collect();
-        if let Err(e) = Tensor::write_safetensors(&named, &partial).ctx(&format!("writing {}", partial.display())) {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, &weights).map_err(|e| ModelError::io(&weights, "cannot replace", e))?;
+        write_safetensors_atomic(&named, &dir.join(WEIGHTS_FILE))?;
         self.save_config(dir)
     }
 
@@ -225,6 +217,20 @@ impl LayerDag {
         }
         Ok(())
     }
+}
+
+/// Writes named tensors as a safetensors file through a temporary file
+/// (`PATH.partial`) renamed into place, so that a failed write leaves the
+/// previous file whole and no partial file behind.
+pub(crate) fn write_safetensors_atomic(named: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if let Err(e) = Tensor::write_safetensors(named, &partial).ctx(&format!("writing {}", partial.display())) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, path).map_err(|e| ModelError::io(path, "cannot replace", e))
 }
 
 #[cfg(test)]
