@@ -5,10 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use synth::device::{Device, Precision};
 use synth::train::{DataSource, DeviceChoice, Progress, TrainSpec};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{DeviceArg, EvalArgs, GenerateArgs, RefitPriorsArgs, SplitArg, SynthCommand, TrainArgs};
+use crate::cli::{
+    DeviceArg, EvalArgs, GenerateArgs, PrecisionArg, RefitPriorsArgs, RuntimeArgs, SplitArg, SynthCommand, TrainArgs,
+};
 
 /// Runs one `synth` subcommand.
 pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
@@ -26,11 +29,25 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Caps libtorch's CPU threads when `--threads` is given.
-fn set_threads(threads: Option<u32>) {
-    if let Some(n) = threads {
+/// Applies `--threads` and `--precision` (both process-wide) and resolves
+/// `--device`. Warns when bf16 products would be emulated on this CPU.
+fn apply_runtime(r: &RuntimeArgs) -> anyhow::Result<Device> {
+    if let Some(n) = r.threads {
         synth::device::set_cpu_threads(n as usize);
     }
+    let device = device_choice(r.device).resolve().context("--device")?;
+    let precision = match r.precision {
+        PrecisionArg::Fp32 => Precision::Fp32,
+        PrecisionArg::Bf16 => Precision::Bf16,
+    };
+    if precision == Precision::Bf16 && device == Device::Cpu && !synth::device::cpu_has_native_bf16() {
+        tracing::warn!(
+            "--precision bf16: this CPU has no AVX-512 BF16 instructions, so libtorch emulates the bfloat16 \
+             products; expect them to be slower than fp32"
+        );
+    }
+    synth::device::set_precision(precision);
+    Ok(device)
 }
 
 /// The library's device choice for a `--device` value.
@@ -43,8 +60,7 @@ fn device_choice(arg: DeviceArg) -> DeviceChoice {
 }
 
 /// Turns the flags into a [`TrainSpec`] (no I/O beyond telling the data folder's kind).
-fn train_spec(args: &TrainArgs) -> anyhow::Result<TrainSpec> {
-    let device = device_choice(args.device).resolve().context("--device")?;
+fn train_spec(args: &TrainArgs, device: Device) -> anyhow::Result<TrainSpec> {
     Ok(TrainSpec {
         config: args.config.clone(),
         data: DataSource::detect(&args.data)?,
@@ -60,8 +76,8 @@ fn train_spec(args: &TrainArgs) -> anyhow::Result<TrainSpec> {
 /// `strata synth train`: a progress bar per model (sub-model, epoch, loss)
 /// and one summary line per epoch on stderr; nothing with `-q`.
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    set_threads(args.threads);
-    let spec = train_spec(&args)?;
+    let device = apply_runtime(&args.runtime)?;
+    let spec = train_spec(&args, device)?;
     // `-q` sets the global level to errors only: then no bar and no lines.
     let quiet = LevelFilter::current() < LevelFilter::WARN;
     let say = |bar: &ProgressBar, line: String| {
@@ -231,8 +247,7 @@ pub fn resolve_model(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// `strata synth generate`: warnings for what-if values, then one line per written workload.
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    set_threads(args.threads);
-    let device = device_choice(args.device).resolve().context("--device")?;
+    let device = apply_runtime(&args.runtime)?;
     let model = resolve_model(args.model.as_deref())?;
     tracing::info!("model: {}", model.display());
     // A bar over the sampled layers (drawn only on a terminal, never with -q).
@@ -316,8 +331,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Turns the flags of `strata synth eval` into an [`synth::eval::EvalSpec`].
-fn eval_spec(args: &EvalArgs) -> anyhow::Result<synth::eval::EvalSpec> {
-    let device = device_choice(args.device).resolve().context("--device")?;
+fn eval_spec(args: &EvalArgs, device: Device) -> anyhow::Result<synth::eval::EvalSpec> {
     Ok(synth::eval::EvalSpec {
         model: resolve_model(args.model.as_deref())?,
         data: args.data.clone(),
@@ -352,8 +366,8 @@ fn stderr_bar(prefix: &'static str, template: &str) -> ProgressBar {
 /// workload and the summary on stdout, the JSON report with `--json`. Exit 1
 /// when a generated workload is invalid.
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    set_threads(args.threads);
-    let spec = eval_spec(&args)?;
+    let device = apply_runtime(&args.runtime)?;
+    let spec = eval_spec(&args, device)?;
     let bar = stderr_bar("eval", "{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}");
     let mut on_progress = |p: synth::eval::EvalProgress| match p {
         synth::eval::EvalProgress::Start { workloads } => bar.set_length(workloads as u64),
@@ -491,7 +505,7 @@ fn eval_table(r: &synth::eval::EvalReport) -> String {
 mod tests {
     use clap::Parser;
 
-    use crate::cli::{Cli, Command, DeviceArg, SplitArg, SynthCommand};
+    use crate::cli::{Cli, Command, DeviceArg, PrecisionArg, SplitArg, SynthCommand};
 
     fn train(args: &[&str]) -> Result<crate::cli::TrainArgs, clap::Error> {
         let base = ["strata", "synth", "train"];
@@ -504,11 +518,19 @@ mod tests {
     fn train_flags() {
         let req = ["--config", "c.toml", "--data", "d", "--out", "m"];
         let a = train(&req).unwrap();
-        assert_eq!((a.seed, a.epochs, a.resume, a.device, a.max_graphs), (0, None, false, DeviceArg::Auto, None));
-        let a = train(&[&req[..], &["--seed", "5", "--epochs", "3", "--resume", "--device", "cpu"]].concat()).unwrap();
-        assert_eq!((a.seed, a.epochs, a.resume, a.device), (5, Some(3), true, DeviceArg::Cpu));
+        assert_eq!(
+            (a.seed, a.epochs, a.resume, a.runtime.device, a.max_graphs, a.runtime.precision),
+            (0, None, false, DeviceArg::Auto, None, PrecisionArg::Fp32)
+        );
+        let more = ["--seed", "5", "--epochs", "3", "--resume", "--device", "cpu", "--precision", "bf16"];
+        let a = train(&[&req[..], &more[..]].concat()).unwrap();
+        assert_eq!(
+            (a.seed, a.epochs, a.resume, a.runtime.device, a.runtime.precision),
+            (5, Some(3), true, DeviceArg::Cpu, PrecisionArg::Bf16)
+        );
         assert!(train(&[&req[..], &["--epochs", "0"]].concat()).is_err());
         assert!(train(&[&req[..], &["--device", "tpu"]].concat()).is_err());
+        assert!(train(&[&req[..], &["--precision", "fp16"]].concat()).is_err());
         assert!(train(&req[..4]).is_err(), "--out is required");
     }
 

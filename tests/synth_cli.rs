@@ -50,6 +50,30 @@ fn synth_train_writes_a_checkpoint() {
     ]);
     let msg = again.fails();
     assert!(msg.contains("train_state.json") || msg.contains("--resume"), "{msg}");
+    // Resumed with bf16 products: trained on, with a warning that the
+    // precision changed, and the state file records the new one.
+    let bf16 = strata(args![
+        "synth",
+        "train",
+        "--config",
+        repo("configs/synth/small.toml"),
+        "--data",
+        shared("tpu-tile"),
+        "--out",
+        &out,
+        "--epochs",
+        "2",
+        "--max-graphs",
+        "8",
+        "--resume",
+        "--precision",
+        "bf16"
+    ]);
+    bf16.ok();
+    assert!(bf16.stderr.contains("with fp32 matrix products, continuing with bf16"), "{bf16:#?}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("train_state.json")).unwrap()).unwrap();
+    assert_eq!(state["precision"], "bf16", "{state}");
 }
 
 #[test]
@@ -386,6 +410,26 @@ fn the_shipped_model_generates_out_of_the_box() {
         assert_eq!(generated.len(), real.len());
         for (g, want) in generated.iter().zip(&real) {
             assert!((*g as f64 / *want as f64 - 1.0).abs() < 0.05, "rank {r}: message of {g} bytes, real {want}");
+        }
+    }
+    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
+    let sim = simulate_on_reference(&dir, &prefix, 4);
+    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
+}
+
+/// With bf16 products the shipped model's workload is still whole: the
+/// real traces' point-to-point counts on every rank, valid Chakra, and every
+/// rank finishes on the reference system.
+#[test]
+fn the_shipped_model_generates_with_bf16_products() {
+    let dir = Dir::new();
+    let prefix = dir.path("w");
+    let args = args!["synth", "generate", "--ranks", "4", "--out", &prefix, "--threads", "1", "--precision", "bf16"];
+    strata(args).ok();
+    for r in 0..4 {
+        for key in ["sends", "receives"] {
+            let real = trace_stat(&repo(&format!("traces/stg_llama_w000/workload.{r}.et")), key);
+            assert_eq!(trace_stat(&dir.path(&format!("w.{r}.et")), key), real, "rank {r}: {key}");
         }
     }
     strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();

@@ -19,7 +19,8 @@
 //! `STRATA_TPU_SEED` (training seed, default 0), `STRATA_TPU_WINDOWS`
 //! (`loader.layer_window` of the three sub-models, e.g. `1,1,1` for the
 //! reference's example-by-example shuffling; default the config's), `STRATA_TPU_KEEP` (a folder
-//! to move the trained checkpoint to, for `STRATA_TPU_SAMPLE_FROM`).
+//! to move the trained checkpoint to, for `STRATA_TPU_SAMPLE_FROM`), `STRATA_TPU_PRECISION`
+//! (`fp32`, the default, or `bf16`: `synth::device::Precision` of the matrix products).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -127,13 +128,20 @@ fn main() {
     };
     let do_sample = std::env::var("STRATA_TPU_SAMPLE").map(|v| v != "0").unwrap_or(true);
     tch::set_num_threads(threads as i32);
+    let precision = match std::env::var("STRATA_TPU_PRECISION").as_deref() {
+        Ok("bf16") => synth::device::Precision::Bf16,
+        Ok("fp32") | Err(_) => synth::device::Precision::Fp32,
+        Ok(other) => panic!("STRATA_TPU_PRECISION: fp32 or bf16, not {other}"),
+    };
+    synth::device::set_precision(precision);
     let per_node = std::env::var("STRATA_TPU_PER_NODE").is_ok_and(|v| v == "1");
     synth::train::set_per_node_encoders(per_node);
     let config_path = workspace_root().join("configs/synth/tpu_tile.toml");
     let out = std::env::temp_dir().join(format!("strata-bench-tpu-tile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     println!(
-        "LayerDAG on TPU Tile: {epochs} epochs, libtorch threads {threads}, encoders per {}, data {}",
+        "LayerDAG on TPU Tile: {epochs} epochs, libtorch threads {threads}, {precision} products, encoders per {}, \
+         data {}",
         if per_node { "node" } else { "colour" },
         data_dir.display()
     );

@@ -84,6 +84,7 @@ use crate::dataset::tokenize::observe_trace;
 use crate::dataset::tpu_tile::read_tpu_tile;
 use crate::dataset::vocab::{PeerStage, RepresentativeFitter};
 use crate::dataset::{Dag, DatasetError};
+use crate::device::{precision, Precision};
 use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
 use crate::model::layer_dag::write_safetensors_atomic;
@@ -485,16 +486,21 @@ pub struct TrainState {
     pub version: u32,
     /// The seed the run started with.
     pub seed: u64,
+    /// The matrix-product precision of the latest run on the folder (fp32
+    /// in folders of strata versions without the choice).
+    #[serde(default)]
+    pub precision: Precision,
     /// One entry per sub-model, in training order.
     pub sub_models: Vec<SubModelState>,
 }
 
 impl TrainState {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, precision: Precision) -> Self {
         TrainState {
             format: STATE_FORMAT.into(),
             version: 1,
             seed,
+            precision,
             sub_models: SubModelKind::ALL.iter().map(|&k| SubModelState::new(k)).collect(),
         }
     }
@@ -736,6 +742,19 @@ pub fn train_on_kinds(
             });
         }
         model.load_weights(&out.join(LAST_WEIGHTS_FILE))?;
+        if state.precision != precision() {
+            progress(Progress::Warning {
+                message: format!(
+                    "{}: trained so far with {} matrix products, continuing with {}; the weights will differ \
+                     from a run that kept one precision",
+                    state_path.display(),
+                    state.precision,
+                    precision()
+                ),
+            });
+        }
+        let mut state = state;
+        state.precision = precision();
         (model, state)
     } else {
         if state_path.exists() {
@@ -746,7 +765,7 @@ pub fn train_on_kinds(
         }
         tch::manual_seed(spec.seed as i64);
         let model = LayerDag::new(config, data.spec.clone(), spec.device)?;
-        (model, TrainState::new(spec.seed))
+        (model, TrainState::new(spec.seed, precision()))
     };
     std::fs::create_dir_all(out).map_err(|error| TrainError::Io {
         path: out.clone(),
@@ -1391,6 +1410,7 @@ fn checkpoint(model: &LayerDag, state: &TrainState, run: &Run, improved: bool, p
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::set_precision;
     use crate::model::config::tests::SMALL_TOML;
     use crate::model::tests::{rng_lock, temp_dir};
 
@@ -1577,6 +1597,41 @@ mod tests {
         let a = weights(7);
         assert!(a == weights(7), "two runs with seed 7 wrote different weights");
         assert!(a != weights(8), "seeds 7 and 8 wrote the same weights");
+    }
+
+    /// bf16 products train reproducibly (the same bytes twice) and not as
+    /// fp32 does; the state file records the precision, and resuming with
+    /// the other one says so.
+    #[test]
+    fn bf16_training_is_reproducible_and_recorded() {
+        let _rng = lock();
+        let train = |precision: Precision, epochs: usize, resume: bool, out: &PathBuf| {
+            let mut warnings = Vec::new();
+            set_precision(precision);
+            let report = train_on(
+                &spec(out.clone(), 7, epochs, resume),
+                ModelConfig::load(Path::new(SMALL_TOML)).unwrap(),
+                tiny_data(),
+                &mut |p| {
+                    if let Progress::Warning { message } = p {
+                        warnings.push(message)
+                    }
+                },
+            );
+            set_precision(Precision::Fp32);
+            report.unwrap();
+            (read(out, crate::model::layer_dag::WEIGHTS_FILE), warnings)
+        };
+        let (a, b, c) = (temp_dir("train-bf16-a"), temp_dir("train-bf16-b"), temp_dir("train-fp32"));
+        let (bf16, warnings) = train(Precision::Bf16, 1, false, &a);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(bf16 == train(Precision::Bf16, 1, false, &b).0, "two bf16 runs wrote different weights");
+        assert!(bf16 != train(Precision::Fp32, 1, false, &c).0, "bf16 and fp32 runs wrote the same weights");
+        assert_eq!(TrainState::read(&a.join(STATE_FILE)).unwrap().precision, Precision::Bf16);
+        assert_eq!(TrainState::read(&c.join(STATE_FILE)).unwrap().precision, Precision::Fp32);
+        let (_, warnings) = train(Precision::Fp32, 2, true, &a);
+        assert!(warnings.iter().any(|w| w.contains("with bf16") && w.contains("continuing with fp32")), "{warnings:?}");
+        assert_eq!(TrainState::read(&a.join(STATE_FILE)).unwrap().precision, Precision::Fp32);
     }
 
     #[test]

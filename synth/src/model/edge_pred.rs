@@ -13,7 +13,7 @@ use tch::{Kind, TchError, Tensor};
 
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
-use super::layers::{f_linear, segment_ids, BiMPNNEncoder, GraphInput, Mlp, SinusoidalPE};
+use super::layers::{f_linear, f_product, segment_ids, BiMPNNEncoder, GraphInput, Mlp, SinusoidalPE};
 use crate::dataset::streams::EdgeTensors;
 
 /// The candidate pairs to score and the noisy edges among them.
@@ -123,8 +123,8 @@ impl EdgePredModel {
         let l0 = &self.pred.l0;
         let w_t = l0.ws.narrow(1, 0, te);
         let w_uv = Tensor::f_cat(&[l0.ws.narrow(1, te, hd), l0.ws.narrow(1, te + hd, hd)], 0).ctx(ctx)?;
-        let at = self.t_emb.forward(q.t).f_linear(&w_t, l0.bs.as_ref()).ctx(ctx)?;
-        let huv = h.f_linear(&w_uv, None::<Tensor>).ctx(ctx)?;
+        let at = f_product(&self.t_emb.forward(q.t), &w_t, l0.bs.as_ref()).ctx(ctx)?;
+        let huv = f_product(&h, &w_uv, None).ctx(ctx)?;
         let out = w_uv.size()[0] / 2;
         let (iu, iv) = match &node_color {
             Some(nc) => (nc.f_index_select(0, q.cand_src).ctx(ctx)?, nc.f_index_select(0, q.cand_dst).ctx(ctx)?),
@@ -165,7 +165,7 @@ impl EdgePredModel {
             1,
         )
         .ctx(ctx)?;
-        Ok(self.pred.forward(&h_e))
+        self.pred.f_forward(&h_e).ctx(ctx)
     }
 
     /// [`Self::forward_t`] on a dataset batch whose candidates are noised to

@@ -35,6 +35,13 @@
 //! [`nn::Module`] and are applied only to tensors whose shapes construction
 //! already fixes. Everything that indexes with data (embeddings, gathers,
 //! scatters, padding) uses libtorch's fallible ops.
+//!
+//! # Precision
+//!
+//! Every linear layer's product goes through [`f_product`], which follows the
+//! process's [`Precision`]: fp32, or bfloat16 inputs with fp32 accumulation,
+//! output and bias. The attention scores, embedding tables and everything
+//! that is not a linear layer stay in fp32.
 
 use tch::nn::{self, Module};
 use tch::{Kind, TchError, Tensor};
@@ -42,6 +49,7 @@ use tch::{Kind, TchError, Tensor};
 use super::compress::CompressedTensors;
 use super::config::{EncoderConfig, Pool};
 use crate::dataset::streams::GraphTensors;
+use crate::device::{precision, Precision};
 
 type TResult<T> = std::result::Result<T, TchError>;
 
@@ -59,9 +67,37 @@ fn xavier_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
     nn::linear(p, in_dim, out_dim, c)
 }
 
-/// A linear layer applied to a tensor whose width comes from data.
+/// A linear layer applied to a tensor whose width comes from data, in the
+/// process's [`Precision`].
 pub(crate) fn f_linear(l: &nn::Linear, x: &Tensor) -> TResult<Tensor> {
-    x.f_linear(&l.ws, l.bs.as_ref())
+    f_product(x, &l.ws, l.bs.as_ref())
+}
+
+/// Rows of a bf16 product are padded to a multiple of this. oneDNN, which
+/// runs libtorch's bf16 products on the CPU, compiles a kernel for every
+/// shape it meets and caches it; the row counts of colour graphs and new
+/// layers change with every batch, so unpadded, nearly every product paid a
+/// compilation (a layer-size epoch on TPU Tile took longer than in fp32).
+const BF16_ROW_MULTIPLE: i64 = 64;
+
+/// `x·Wᵀ + b` for `x` `[M, in]`, `w` `[out, in]`, in the process's
+/// [`Precision`]. With bf16, `x` and `w` are rounded to bfloat16 (their
+/// gradients come back through the same casts, to fp32), the product is
+/// accumulated in fp32 and returned as fp32, and the bias is added in fp32.
+pub(crate) fn f_product(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> TResult<Tensor> {
+    let m = x.size().first().copied().unwrap_or(0);
+    if precision() == Precision::Fp32 || x.kind() != Kind::Float || x.dim() != 2 || m == 0 {
+        return x.f_linear(w, b);
+    }
+    let pad = (m + BF16_ROW_MULTIPLE - 1) / BF16_ROW_MULTIPLE * BF16_ROW_MULTIPLE - m;
+    let xb = x.f_to_kind(Kind::BFloat16)?;
+    let xb = if pad > 0 { xb.f_constant_pad_nd([0, 0, 0, pad])? } else { xb };
+    let y = xb.f_linear(&w.f_to_kind(Kind::BFloat16)?, None::<Tensor>)?.f_to_kind(Kind::Float)?;
+    let y = if pad > 0 { y.f_narrow(0, 0, m)? } else { y };
+    match b {
+        Some(b) => y.f_add(b),
+        None => Ok(y),
+    }
 }
 
 /// Node `i`'s segment for `offsets = [0, n_0, n_0 + n_1, …]` (`B + 1`
@@ -94,12 +130,6 @@ impl Mlp {
     /// The block on an input whose width comes from data.
     pub fn f_forward(&self, xs: &Tensor) -> TResult<Tensor> {
         f_linear(&self.l2, &f_linear(&self.l0, xs)?.f_gelu("none")?)
-    }
-}
-
-impl Module for Mlp {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        self.l2.forward(&self.l0.forward(xs).gelu("none"))
     }
 }
 
@@ -496,7 +526,7 @@ impl BiMPNNEncoder {
             let parts = ws.len();
             ws.push(block);
             bs.push(Tensor::f_zeros([hd], (state.kind(), state.device()))?);
-            let prod = state.f_linear(&Tensor::f_cat(&ws, 0)?, Some(&Tensor::f_cat(&bs, 0)?))?;
+            let prod = f_product(&state, &Tensor::f_cat(&ws, 0)?, Some(&Tensor::f_cat(&bs, 0)?))?;
             // One split (its backward concatenates) rather than one narrow per
             // part (each of whose backward would fill a zero tensor of the
             // whole product).
@@ -536,7 +566,7 @@ impl BiMPNNEncoder {
             Tensor::f_zeros([g.num_graphs], opts)?.f_index_add(0, g.node_graph, &Tensor::f_ones([n], opts)?)?;
         let hg = match pool {
             Pool::Sum => {
-                let hg = sum_u.f_linear(&out2.ws, None::<Tensor>)?;
+                let hg = f_product(&sum_u, &out2.ws, None)?;
                 match &out2.bs {
                     Some(b) => hg.f_add(&counts.f_unsqueeze(1)?.f_mul(&b.f_unsqueeze(0)?)?)?,
                     None => hg,
@@ -566,12 +596,12 @@ impl BiMPNNEncoder {
         if let Some(hy) = self.y_emb.f_forward(y, g.num_graphs)? {
             h = Tensor::f_cat(&[h, hy.f_index_select(0, g.node_graph)?], 1)?;
         }
-        let mut states = vec![self.proj_input.forward(&h)];
+        let mut states = vec![self.proj_input.f_forward(&h)?];
         for layer in &self.mpnn_layers {
             let next = layer.f_forward(states.last().expect("proj_input state"), g.src, g.dst)?;
             states.push(next);
         }
-        let h = self.project_output_n.forward(&Tensor::f_cat(&states, 1)?);
+        let h = self.project_output_n.f_forward(&Tensor::f_cat(&states, 1)?)?;
         let Some((pool, bn)) = &self.pool else {
             return Ok(h);
         };
@@ -656,8 +686,8 @@ impl TransformerLayer {
             return Ok(h.shallow_clone());
         }
         let attn = self.attention(h, query_graph, query_offsets)?;
-        let h = self.norm1.forward(&h.f_add(&self.drop(self.proj_new.forward(&attn), train)?)?);
-        let ffn = self.drop(self.out_proj.forward(&h), train)?;
+        let h = self.norm1.forward(&h.f_add(&self.drop(f_linear(&self.proj_new, &attn)?, train)?)?);
+        let ffn = self.drop(self.out_proj.f_forward(&h)?, train)?;
         Ok(self.norm2.forward(&(h + ffn)))
     }
 
@@ -685,8 +715,8 @@ impl TransformerLayer {
                 .f_view([b, max_n, heads, dh])?
                 .f_permute([0, 2, 1, 3])
         };
-        let v = pad(&self.to_v.forward(h))?;
-        let qk = self.to_qk.forward(h).chunk(2, -1);
+        let v = pad(&f_linear(&self.to_v, h)?)?;
+        let qk = f_linear(&self.to_qk, h)?.f_chunk(2, -1)?;
         let (qp, kp) = (pad(&qk[0])?, pad(&qk[1])?);
         let dot = qp.f_matmul(&kp.f_transpose(-1, -2)?)?.f_mul_scalar((dh as f64).powf(-0.5))?;
         let padding =
@@ -700,8 +730,45 @@ impl TransformerLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::set_precision;
     use crate::model::tests::{rng_lock, tiny_tpu_batches, TestBatches};
     use tch::Device;
+
+    /// With bf16 products a linear layer still returns fp32 rows, one per
+    /// input row whatever the padding, within bfloat16 rounding of the fp32
+    /// product but not equal to it (the inputs were rounded), and its
+    /// gradients reach the fp32 weights and inputs, close to fp32's.
+    #[test]
+    fn bf16_products_round_the_inputs_and_keep_rows_and_gradients() {
+        let _rng = rng_lock();
+        tch::manual_seed(3);
+        let opts = (Kind::Float, Device::Cpu);
+        for m in [1, 63, 64, 65, 200] {
+            let (x0, w0, b) = (Tensor::randn([m, 96], opts), Tensor::randn([40, 96], opts), Tensor::randn([40], opts));
+            let run = |p: Precision| {
+                let (x, w) = (x0.copy().set_requires_grad(true), w0.copy().set_requires_grad(true));
+                set_precision(p);
+                let y = f_product(&x, &w, Some(&b));
+                set_precision(Precision::Fp32);
+                let y = y.unwrap();
+                (&y * &y).sum(Kind::Float).backward();
+                (y.detach(), x.grad().copy(), w.grad().copy())
+            };
+            let (exact, gx32, gw32) = run(Precision::Fp32);
+            let (got, gx16, gw16) = run(Precision::Bf16);
+            assert_eq!((got.size(), got.kind()), (vec![m, 40], Kind::Float), "m = {m}");
+            let rel = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]);
+            let err = rel(&got, &exact);
+            assert!(err > 0.0 && err < 0.02, "m = {m}: relative error {err}");
+            assert_eq!((gx16.kind(), gw16.kind()), (Kind::Float, Kind::Float));
+            assert!(rel(&gx16, &gx32) < 0.03 && rel(&gw16, &gw32) < 0.03, "m = {m}: gradients");
+        }
+        // Not a float matrix (or no rows): the fp32 path, unchanged.
+        set_precision(Precision::Bf16);
+        let empty = f_product(&Tensor::zeros([0, 8], opts), &Tensor::ones([3, 8], opts), None);
+        set_precision(Precision::Fp32);
+        assert_eq!(empty.unwrap().size(), [0, 3]);
+    }
 
     /// The encoding equals `sin(p·10000^(−2i/d))` for `i < d/2`, then the
     /// cosines, at a few positions.

@@ -5,7 +5,7 @@
 //! 0 means stop. Trained with cross-entropy. With a progress encoding
 //! ([`super::config`]), the pooled embedding carries the layer's progress.
 
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Reduction, Tensor};
 
 use super::config::{DataSpec, ModelConfig};
@@ -61,7 +61,7 @@ impl NodeCountModel {
         let ctx = "layer-size model forward";
         let h_g = self.graph_encoder.f_forward_t(g, y, train).ctx(ctx)?;
         let h_g = self.progress_emb.f_append(h_g, progress).ctx(ctx)?;
-        Ok(self.predictor.forward(&h_g))
+        self.predictor.f_forward(&h_g).ctx(ctx)
     }
 
     /// [`Self::forward_t`] on a dataset batch.

@@ -17,7 +17,8 @@ use tch::Tensor;
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
 use super::layers::{
-    segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, ProgressEmbedding, SinusoidalPE, TransformerLayer,
+    f_linear, f_product, segment_ids, BiMPNNEncoder, GraphInput, Mlp, MultiEmbedding, ProgressEmbedding, SinusoidalPE,
+    TransformerLayer,
 };
 use crate::dataset::streams::NodeAttrTensors;
 
@@ -111,7 +112,7 @@ impl NodePredModel {
         let (xs, hd) = (self.x_n_emb.out_size(), self.graph_encoder.hidden_size() + self.progress_emb.size());
         let w = &self.project_h_n.ws;
         let x_tables = self.x_n_emb.f_projected_tables(&w.f_narrow(1, 0, xs).ctx(ctx)?).ctx(ctx)?;
-        let graph_part = h_g.f_linear(&w.f_narrow(1, xs, hd).ctx(ctx)?, self.project_h_n.bs.as_ref()).ctx(ctx)?;
+        let graph_part = f_product(h_g, &w.f_narrow(1, xs, hd).ctx(ctx)?, self.project_h_n.bs.as_ref()).ctx(ctx)?;
         let w_t = w.f_narrow(1, xs + hd, self.t_emb.size()).ctx(ctx)?;
         Ok(PreparedGraphs { x_tables, graph_part, w_t })
     }
@@ -126,8 +127,7 @@ impl NodePredModel {
                 format!("{b} graphs, t {:?}, query_offsets {:?}", q.t.size(), q.query_offsets.size()),
             ));
         }
-        let per_graph =
-            g.graph_part.f_add(&self.t_emb.forward(q.t).f_linear(&g.w_t, None::<Tensor>).ctx(ctx)?).ctx(ctx)?;
+        let per_graph = g.graph_part.f_add(&f_product(&self.t_emb.forward(q.t), &g.w_t, None).ctx(ctx)?).ctx(ctx)?;
         let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, q.x_t).ctx(ctx)?;
         let h = per_node.f_add(&per_graph.f_index_select(0, q.query_graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
         self.denoise_projected(h, q, train)
@@ -151,7 +151,7 @@ impl NodePredModel {
         let h_g = Tensor::f_cat(&[h_g.shallow_clone(), self.t_emb.forward(q.t)], 1).ctx(ctx)?;
         let h_n = self.x_n_emb.f_forward(q.x_t).ctx(ctx)?;
         let h_n = Tensor::f_cat(&[h_n, h_g.f_index_select(0, q.query_graph).ctx(ctx)?], 1).ctx(ctx)?;
-        let h = self.project_h_n.forward(&h_n).gelu("none");
+        let h = f_linear(&self.project_h_n, &h_n).ctx(ctx)?.gelu("none");
         self.denoise_projected(h, q, train)
     }
 
@@ -161,7 +161,7 @@ impl NodePredModel {
         for layer in &self.trans_layers {
             h = layer.f_forward_t(&h, q.query_graph, q.query_offsets, train).ctx(ctx)?;
         }
-        Ok(self.pred_list.iter().map(|head| head.forward(&h)).collect())
+        self.pred_list.iter().map(|head| head.f_forward(&h).ctx(ctx)).collect()
     }
 
     /// x₀ logits per feature for the new nodes `q` of the graphs `g`.
