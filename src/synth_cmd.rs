@@ -307,10 +307,13 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let c = &w.conversions;
+        let ranks = match w.rank_files.len() {
+            1 => "0".to_string(),
+            n => format!("{{0..{}}}", n - 1),
+        };
         println!(
-            "wrote {}.{{0..{}}}.et and {} ({} nodes per stage; {} send/recv pairs, {} dependencies cut to keep them acyclic, {} added from backward receives, {} backward sends anchored to their micro-batch; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
+            "wrote {}.{ranks}.et and {} ({} nodes per stage; {} send/recv pairs, {} dependencies cut to keep them acyclic, {} added from backward receives, {} backward sends anchored to their micro-batch; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
             w.prefix.display(),
-            w.rank_files.len().saturating_sub(1),
             w.comm_groups.display(),
             w.nodes_per_stage.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("/"),
             c.p2p_pairs,
@@ -326,7 +329,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             c.tensor_sizes_set
         );
     }
-    println!("{} workload(s) of {} ranks in {:.1} s", report.workloads.len(), report.layout.ranks(), report.seconds);
+    let ranks = report.layout.ranks();
+    let noun = if ranks == 1 { "rank" } else { "ranks" };
+    println!("{} workload(s) of {ranks} {noun} in {:.1} s", report.workloads.len(), report.seconds);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -437,6 +437,35 @@ fn the_shipped_model_generates_with_bf16_products() {
     assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
 }
 
+/// A single-GPU what-if (`tp=1 pp=1`, one rank): no point-to-point
+/// messages, valid Chakra, and it simulates alone on a one-NPU machine.
+#[test]
+fn a_single_rank_what_if_simulates_on_one_npu() {
+    let dir = Dir::new();
+    let prefix = dir.path("one");
+    let run = strata(args![
+        "synth",
+        "generate",
+        "--set",
+        "tp=1",
+        "--set",
+        "pp=1",
+        "--ranks",
+        "1",
+        "--out",
+        &prefix,
+        "--threads",
+        "1"
+    ]);
+    let out = run.ok();
+    assert!(out.contains("one.0.et and") && out.contains("1 workload(s) of 1 rank in"), "{run:#?}");
+    let stats = strata(args!["et", "stats", dir.path("one.0.et")]);
+    assert!(stats.ok().contains("COMP_NODE") && !stats.ok().contains("COMM_"), "{stats:#?}");
+    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
+    let sim = simulate_on_reference(&dir, &prefix, 1);
+    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 1, "{sim:#?}");
+}
+
 /// The issue's own example (`--set num_stacks=48 --set tp=8`, 16 ranks) with
 /// the shipped model: what-if warnings for num_stacks, the layers per stage
 /// and tp, each naming the training range (the shipped checkpoint records it)

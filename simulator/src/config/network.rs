@@ -79,7 +79,7 @@ impl fmt::Display for Topology {
 pub struct NetworkDim {
     /// How the NPUs of this dimension are connected.
     pub topology: Topology,
-    /// NPUs in this dimension (at least 2).
+    /// NPUs in this dimension (at least 2; 1 only as the single dimension of a one-NPU machine).
     pub npus: u32,
     /// Link bandwidth in GB/s, where the analytical backend's GB is 2^30 bytes
     /// (`bw_GBps_to_Bpns(bw) = bw * 2^30 / 1e9`). Positive and finite.
@@ -347,12 +347,16 @@ fn validate(origin: Origin, raw: Vec<(Topology, i64, f64, f64)>) -> Result<Netwo
     }
     let mut dims = Vec::with_capacity(raw.len());
     let mut total: i64 = 1;
+    // One NPU is a machine without a network (ASTRA-sim accepts it too); as
+    // one dimension among others it would be no dimension at all.
+    let single = raw.len() == 1;
     for (i, (topology, npus, bw, lat)) in raw.into_iter().enumerate() {
-        if npus <= 1 || npus > i64::from(i32::MAX) {
+        if (npus < 1 || (npus == 1 && !single)) || npus > i64::from(i32::MAX) {
             return Err(ConfigError::invalid(
                 &path,
                 key(i, "npus_count", "npus"),
-                "a whole number greater than 1 (a dimension of one NPU is not a dimension)",
+                "a whole number greater than 1 (a dimension of one NPU is not a dimension; one NPU alone is \
+                 `npus_count: [ 1 ]` with a single topology entry)",
                 npus.to_string(),
             ));
         }

@@ -350,8 +350,13 @@ fn network_error_npus_count_one() {
     ));
     assert_names(&e, NET, "npus_count[1]");
     assert!(e.contains("greater than 1"), "{e}");
-    let e = err_text(net_toml("[[dims]]\ntopology = \"ring\"\nnpus = 1\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n"));
+    let e = err_text(net_toml("[[dims]]\ntopology = \"ring\"\nnpus = 0\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n"));
     assert_names(&e, "bad/network.toml", "dims[0].npus");
+    // One NPU alone is a machine without a network, in either format.
+    let one = net_yaml("topology: [ Switch ]\nnpus_count: [ 1 ]\nbandwidth: [ 50 ]\nlatency: [ 1 ]\n").unwrap();
+    assert_eq!((one.total_npus(), one.npus_per_dim()), (1, vec![1]));
+    let one = net_toml("[[dims]]\ntopology = \"ring\"\nnpus = 1\nbandwidth_gbps = 5.0\nlatency_ns = 1.0\n").unwrap();
+    assert_eq!(one.total_npus(), 1);
 }
 
 #[test]
