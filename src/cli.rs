@@ -311,6 +311,9 @@ pub struct EvalArgs {
     /// Keep the sampled magnitudes as drawn (see `strata synth generate --help`).
     #[arg(long)]
     pub no_magnitude_prior: bool,
+    /// Reverse diffusion steps per layer.
+    #[command(flatten)]
+    pub steps: StepsArgs,
     /// Write the full report as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -382,6 +385,9 @@ pub struct GenerateArgs {
     /// stage's totals match the checkpoint's magnitude prior.
     #[arg(long)]
     pub no_magnitude_prior: bool,
+    /// Reverse diffusion steps per layer.
+    #[command(flatten)]
+    pub steps: StepsArgs,
     /// Where and how the model runs.
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -420,6 +426,20 @@ pub enum PrecisionArg {
     Fp32,
     /// Linear layers on bfloat16 inputs, accumulated in fp32; everything else fp32.
     Bf16,
+}
+
+/// How many reverse diffusion steps sampling takes per layer (generate and eval).
+#[cfg(feature = "synth")]
+#[derive(Clone, Copy, Debug, Args)]
+pub struct StepsArgs {
+    /// Node-attribute denoising steps per layer (default: every step of the model's schedule, its `T`: 8 for
+    /// the shipped model, 64 for TPU Tile). Fewer jump ahead along the schedule exactly: faster, less faithful.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub node_steps: Option<u32>,
+    /// Edge denoising steps per layer (default: every step of the model's schedule, its `T`: 4 for the shipped
+    /// model, 16 for TPU Tile).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub edge_steps: Option<u32>,
 }
 
 /// Where and how the generator's model runs (shared by train, generate and eval).

@@ -10,7 +10,8 @@ use synth::train::{DataSource, DeviceChoice, Progress, TrainSpec};
 use tracing::level_filters::LevelFilter;
 
 use crate::cli::{
-    DeviceArg, EvalArgs, GenerateArgs, PrecisionArg, RefitPriorsArgs, RuntimeArgs, SplitArg, SynthCommand, TrainArgs,
+    DeviceArg, EvalArgs, GenerateArgs, PrecisionArg, RefitPriorsArgs, RuntimeArgs, SplitArg, StepsArgs, SynthCommand,
+    TrainArgs,
 };
 
 /// Runs one `synth` subcommand.
@@ -264,6 +265,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes.map(|n| n as usize),
         ignore_size_prior: args.no_size_prior,
         ignore_magnitude_prior: args.no_magnitude_prior,
+        steps: denoising_steps(&args.steps),
         progress: Some(synth::sample::SampleProgress(std::sync::Arc::new(move |built, deepest| {
             hook.set_length(deepest as u64);
             hook.set_position(built as u64);
@@ -353,7 +355,16 @@ fn eval_spec(args: &EvalArgs, device: Device) -> anyhow::Result<synth::eval::Eva
         device,
         keep: args.keep.clone(),
         baseline: args.baseline,
+        steps: denoising_steps(&args.steps),
     })
+}
+
+/// The library's step counts for `--node-steps` / `--edge-steps`.
+fn denoising_steps(args: &StepsArgs) -> synth::sample::DenoisingSteps {
+    synth::sample::DenoisingSteps {
+        node: args.node_steps.map(|n| n as usize),
+        edge: args.edge_steps.map(|n| n as usize),
+    }
 }
 
 /// A progress bar on stderr with `prefix` and `template` (drawn only on a
@@ -557,6 +568,9 @@ mod tests {
         assert_eq!(a.model, None, "--model is optional: the shipped model is the default");
         assert!(parse(&["--model", "m", "--ranks", "0", "--out", "o"]).is_err());
         assert!(parse(&["--model", "m", "--ranks", "2", "--out", "o", "--count", "0"]).is_err());
+        let a = parse(&["--ranks", "2", "--out", "o", "--node-steps", "4", "--edge-steps", "2"]).unwrap();
+        assert_eq!((a.steps.node_steps, a.steps.edge_steps), (Some(4), Some(2)));
+        assert!(parse(&["--ranks", "2", "--out", "o", "--edge-steps", "0"]).is_err());
     }
 
     #[test]

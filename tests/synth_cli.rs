@@ -181,6 +181,15 @@ fn synth_generate_writes_a_workload_that_simulates() {
     assert_eq!(run.ok().lines().count(), 4, "{run:#?}");
     let bad = strata(args!["synth", "generate", "--model", &model, "--set", "tp=0", "--ranks", "4", "--out", &prefix]);
     assert!(bad.fails().contains("tp"), "{bad:#?}");
+    // More denoising steps than the model's schedule has: an error naming both.
+    let bad =
+        strata(args!["synth", "generate", "--model", &model, "--node-steps", "9", "--ranks", "4", "--out", &prefix]);
+    let msg = bad.fails();
+    assert!(msg.contains("9 node-attribute denoising steps") && msg.contains("1 to 8"), "{bad:#?}");
+    // Fewer: a workload that still simulates.
+    let fewer = args!["synth", "generate", "--model", &model, "--node-steps", "2", "--edge-steps", "1", "--ranks", "4"];
+    strata([fewer, args!["--out", &prefix]].concat()).ok();
+    strata(args!["et", "validate", &prefix]).ok();
 }
 
 /// `strata synth eval` on two validation workloads with a tiny model: every

@@ -20,7 +20,9 @@
 //! (`loader.layer_window` of the three sub-models, e.g. `1,1,1` for the
 //! reference's example-by-example shuffling; default the config's), `STRATA_TPU_KEEP` (a folder
 //! to move the trained checkpoint to, for `STRATA_TPU_SAMPLE_FROM`), `STRATA_TPU_PRECISION`
-//! (`fp32`, the default, or `bf16`: `synth::device::Precision` of the matrix products).
+//! (`fp32`, the default, or `bf16`: `synth::device::Precision` of the matrix products),
+//! `STRATA_TPU_STEPS` (`NODE,EDGE` reverse diffusion steps per layer when sampling, e.g.
+//! `32,8`; default every step, 64 and 16: `synth::sample::DenoisingSteps`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,7 +30,7 @@ use std::time::Instant;
 use synth::dataset::conditioning::scalar_condition;
 use synth::dataset::tpu_tile::read_tpu_tile;
 use synth::model::{LayerDag, ModelConfig};
-use synth::sample::{sample_layered, SampleOptions};
+use synth::sample::{sample_layered, DenoisingSteps, SampleOptions};
 use synth::train::{load_data, train_on_kinds, DataSource, Progress, SubModelKind, TrainSpec};
 use tch::Device;
 
@@ -99,6 +101,20 @@ fn histogram(dags: &[&synth::dataset::Dag], classes: usize) -> Vec<f64> {
     }
     let total: f64 = h.iter().sum();
     h.iter().map(|c| if total > 0.0 { c / total } else { 0.0 }).collect()
+}
+
+/// `STRATA_TPU_STEPS=NODE,EDGE`: reverse diffusion steps per layer when
+/// sampling (default every step, 64 and 16).
+fn denoising_steps() -> DenoisingSteps {
+    match std::env::var("STRATA_TPU_STEPS") {
+        Ok(v) => {
+            let n: Vec<usize> =
+                v.split(',').map(|s| s.trim().parse().expect("STRATA_TPU_STEPS: two numbers, e.g. 32,8")).collect();
+            assert_eq!(n.len(), 2, "STRATA_TPU_STEPS: node and edge steps, e.g. 32,8");
+            DenoisingSteps { node: Some(n[0]), edge: Some(n[1]) }
+        }
+        Err(_) => DenoisingSteps::default(),
+    }
 }
 
 fn tv(a: &[f64], b: &[f64]) -> f64 {
@@ -299,11 +315,14 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
     let test = read_tpu_tile(&data_dir.join("tpu_tile_test.jsonl")).expect("the test split");
     let val = read_tpu_tile(&data_dir.join("tpu_tile_val.jsonl")).expect("the val split");
     let conditions: Vec<Vec<f32>> = test.iter().take(32).map(|g| scalar_condition(g.y)).collect();
+    let classes = model.data.cardinalities[0] as usize;
+    let test_dags: Vec<_> = test.iter().map(|g| &g.dag).collect();
+    let h_test = histogram(&test_dags, classes);
     if std::env::var("STRATA_TPU_SAMPLE").is_ok_and(|v| v == "fixed") {
-        sample_fixed_sizes(model, &conditions);
+        sample_fixed_sizes(model, &conditions, &h_test);
         return;
     }
-    let opts = SampleOptions { seed: 0, ..Default::default() };
+    let opts = SampleOptions { seed: 0, steps: denoising_steps(), ..Default::default() };
     let t = Instant::now();
     let sampled = sample_layered(model, &conditions, &opts).expect("sampling");
     let secs = t.elapsed().as_secs_f64();
@@ -311,11 +330,8 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
     let nodes = sampled.iter().map(|s| s.dag.num_nodes()).sum::<usize>() as f64 / n;
     let layers = sampled.iter().map(|s| s.layer_sizes.len()).sum::<usize>() as f64 / n;
     let valid = sampled.iter().filter(|s| is_valid(s)).count();
-    let classes = model.data.cardinalities[0] as usize;
-    let test_dags: Vec<_> = test.iter().map(|g| &g.dag).collect();
     let val_dags: Vec<_> = val.iter().map(|g| &g.dag).collect();
     let sample_dags: Vec<_> = sampled.iter().map(|s| &s.dag).collect();
-    let h_test = histogram(&test_dags, classes);
     let dist = tv(&histogram(&sample_dags, classes), &h_test);
     println!();
     println!(
@@ -335,28 +351,36 @@ fn sample_and_report(model: &LayerDag, data_dir: &Path) {
             if nodes >= r.1 { " (our graphs are at least as large)" } else { " (our graphs are smaller)" }
         );
     }
-    sample_fixed_sizes(model, &conditions);
+    sample_fixed_sizes(model, &conditions, &h_test);
 }
 
 /// Samples 32 graphs for `conditions` at the reference's mean graph sizes:
 /// layer sizes fixed to its mean node and layer counts (the layer-size model
 /// still runs), attributes and edges sampled.
-fn sample_fixed_sizes(model: &LayerDag, conditions: &[Vec<f32>]) {
+fn sample_fixed_sizes(model: &LayerDag, conditions: &[Vec<f32>], h_test: &[f64]) {
     let n = conditions.len() as f64;
     println!();
-    println!("| sampling 32 graphs at a fixed size | layers | nodes | edges | ours s | reference s | speed-up |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| sampling 32 graphs at a fixed size | layers | nodes | edges | valid | op-type TV to test | ours s | reference s \
+         | speed-up |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (what, r) in [("3-epoch models", REF_SAMPLE_3EPOCH), ("kept weights", REF_SAMPLE_KEPT)] {
         let sizes = even_layers(r.1 as usize, r.2 as usize);
-        let opts = SampleOptions { seed: 0, layer_sizes: Some(sizes), ..Default::default() };
+        let opts = SampleOptions { seed: 0, layer_sizes: Some(sizes), steps: denoising_steps(), ..Default::default() };
         let t = Instant::now();
         let sampled = sample_layered(model, conditions, &opts).expect("sampling at a fixed size");
         let secs = t.elapsed().as_secs_f64();
         let edges = sampled.iter().map(|s| s.dag.edges().count()).sum::<usize>() as f64 / n;
         let nodes = sampled.iter().map(|s| s.dag.num_nodes()).sum::<usize>() as f64 / n;
+        let valid = sampled.iter().filter(|s| is_valid(s)).count();
+        let dags: Vec<_> = sampled.iter().map(|s| &s.dag).collect();
+        let dist = tv(&histogram(&dags, h_test.len()), h_test);
         println!(
-            "| the reference's mean size with its {what} | {:.0} | {nodes:.0} | {edges:.1} | {secs:.2} | {:.1} | {:.1}× |",
+            "| the reference's mean size with its {what} | {:.0} | {nodes:.0} | {edges:.1} | {valid}/{} | {dist:.3} | \
+             {secs:.2} | {:.1} | {:.1}× |",
             r.2,
+            sampled.len(),
             r.0,
             r.0 / secs
         );

@@ -150,6 +150,8 @@ pub struct EvalSpec {
     pub keep: Option<PathBuf>,
     /// Also compute the real-vs-real MMDs against the other split.
     pub baseline: bool,
+    /// Reverse diffusion steps per layer when generating.
+    pub steps: crate::sample::DenoisingSteps,
 }
 
 /// Progress of [`evaluate_with`], for a progress bar.
@@ -830,6 +832,7 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
             ignore_size_prior: spec.ignore_size_prior,
             ignore_magnitude_prior: spec.ignore_magnitude_prior,
             progress: None,
+            steps: spec.steps,
         };
         let generated = generate(&gen_spec).map_err(|source| EvalError::Generate { id: id.clone(), source })?;
         let mut samples = Vec::with_capacity(generated.workloads.len());

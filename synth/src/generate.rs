@@ -104,7 +104,7 @@ use crate::dataset::vocab::{
 };
 use crate::dataset::{Dag, DatasetError};
 use crate::model::{LayerDag, ModelError};
-use crate::sample::{sample_dags, AttributeMask, RequiredNodes, SampleOptions, SampleProgress};
+use crate::sample::{sample_dags, AttributeMask, DenoisingSteps, RequiredNodes, SampleOptions, SampleProgress};
 
 /// The generator flags `--set` accepts: the `flags` keys of the corpus's `config.json`.
 pub const FLAG_NAMES: [&str; 22] = [
@@ -235,6 +235,8 @@ pub struct GenerateSpec {
     pub ignore_magnitude_prior: bool,
     /// Called after every sampled layer ([`SampleProgress`]).
     pub progress: Option<SampleProgress>,
+    /// Reverse diffusion steps per layer (`--node-steps`, `--edge-steps`).
+    pub steps: DenoisingSteps,
 }
 
 /// What a conversion for consistency changed.
@@ -1458,6 +1460,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         layer_sizes: None,
         attribute_masks: Some((0..spec.count).flat_map(|_| masks.iter().cloned()).collect()),
         progress: spec.progress.clone(),
+        steps: spec.steps,
     };
     before_sampling(&warnings);
     let dags = sample_dags(&model, &conditions, &opts)?;
@@ -1552,6 +1555,7 @@ mod tests {
             ignore_size_prior: false,
             ignore_magnitude_prior: false,
             progress: None,
+            steps: DenoisingSteps::default(),
         }
     }
 

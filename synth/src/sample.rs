@@ -61,6 +61,7 @@ use tch::{Device, Kind, Tensor};
 use crate::dataset::dag::{Dag, GraphBatch};
 use crate::dataset::streams::layer_progress;
 use crate::model::compress::{CompressedTensors, Compression};
+use crate::model::diffusion::NoiseSchedule;
 use crate::model::error::{ModelError, Result, TorchContext};
 use crate::model::layers::{segment_ids, GraphInput};
 use crate::model::{EdgeQueries, LayerDag, NodeQueries};
@@ -93,6 +94,23 @@ pub struct SampleOptions {
     pub attribute_masks: Option<Vec<AttributeMask>>,
     /// Called after every generated layer (a progress bar's hook).
     pub progress: Option<SampleProgress>,
+    /// Reverse steps of the two diffusions (default: every step).
+    pub steps: DenoisingSteps,
+}
+
+/// How many reverse steps the node-attribute and edge diffusions take per
+/// layer. `None` takes every step of the model's schedule (`T` = 64 and 16
+/// in the TPU Tile config), the reference's sampler. Fewer steps jump from
+/// `t` to an earlier `s` in one exact posterior step (marginal transitions
+/// compose, [`NoiseSchedule::alpha_between`]), at evenly spaced steps: the
+/// denoiser runs fewer times and predicts x₀ from noisier inputs, trading
+/// fidelity for time (BENCHMARKS.md measures how much).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DenoisingSteps {
+    /// Node-attribute steps per layer, `1..=T`.
+    pub node: Option<usize>,
+    /// Edge steps per layer, `1..=T`.
+    pub edge: Option<usize>,
 }
 
 /// A hook [`sample_layered`] calls after every layer with the layers built
@@ -423,6 +441,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             return Err(ModelError::mismatch(ctx, "an attribute mask does not fit the model's node features"));
         }
     }
+    let node_steps = reverse_steps(model.node_diffusion.schedule(), opts.steps.node, "node-attribute")?;
+    let edge_steps = reverse_steps(model.edge_diffusion.schedule(), opts.steps.edge, "edge")?;
     let max_level = match &opts.layer_sizes {
         Some(fixed) => fixed.len(),
         None => opts.max_level.unwrap_or(spec.max_level),
@@ -497,7 +517,7 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             .attribute_masks
             .as_ref()
             .map(|m| active.iter().map(|&g| m[g].required.iter().filter(|r| r.layer == level + 1).collect()).collect());
-        let rows = node_rows(model, &b, &sizes, tables.as_ref(), required)?;
+        let rows = node_rows(model, &b, &sizes, tables.as_ref(), required, &node_steps)?;
         // (c) Append them at the next level.
         level += 1;
         let mut prev = Vec::with_capacity(active.len());
@@ -515,7 +535,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         // (d, e) Edges into the new layer, from the second layer on.
         if level > 1 {
             let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
-            let edges = new_edges(model, &mut b, &prev, &sizes, opts.keep_layers.then_some(&prev_first[..]))?;
+            let keep = opts.keep_layers.then_some(&prev_first[..]);
+            let edges = new_edges(model, &mut b, &prev, &sizes, keep, &edge_steps)?;
             for (&g, e) in active.iter().zip(edges) {
                 let s = &mut graphs[g];
                 for (u, v) in e {
@@ -548,6 +569,18 @@ struct Caps {
 /// Each graph's limits: `max_level` and `opts.max_nodes`, tightened by the
 /// checkpoint's size prior unless the options ignore it, but never above a
 /// layer with required nodes.
+/// The `(t, s)` steps of a diffusion for `steps` (`None`: all of them), or
+/// an error naming the allowed range.
+fn reverse_steps(schedule: &NoiseSchedule, steps: Option<usize>, which: &str) -> Result<Vec<(usize, usize)>> {
+    let big_t = schedule.num_steps();
+    schedule.reverse_steps(steps.unwrap_or(big_t)).ok_or_else(|| {
+        ModelError::mismatch(
+            "sampling",
+            format!("{} {which} denoising steps asked for; the model's schedule has 1 to {big_t}", steps.unwrap_or(0)),
+        )
+    })
+}
+
 fn graph_caps(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOptions, max_level: usize) -> Vec<Caps> {
     if opts.layer_sizes.is_some() {
         return vec![Caps { layers: max_level, nodes: usize::MAX }; conditions.len()];
@@ -660,6 +693,7 @@ fn node_rows(
     sizes: &[i64],
     masks: Option<&MaskTables>,
     required: Option<Vec<Vec<&RequiredNodes>>>,
+    steps: &[(usize, usize)],
 ) -> Result<Vec<i64>> {
     let ctx = "sampling node attributes";
     let dev = b.x.device();
@@ -702,7 +736,7 @@ fn node_rows(
     let prior = nd.prior_sample(q).to_device(dev);
     let mut x = Tensor::f_stack(&(0..num_features).map(|f| hold(f, prior.select(1, f as i64))).collect::<Vec<_>>(), 1)
         .ctx(ctx)?;
-    for t in (1..=nd.schedule().num_steps()).rev() {
+    for &(t, s) in steps {
         let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
         let queries = NodeQueries { x_t: &x, t: &t_b, query_graph: &query_graph, query_offsets: &query_offsets };
         let logits = model.node_pred.model.forward_prepared(&graphs, queries, false)?;
@@ -715,12 +749,12 @@ fn node_rows(
             // Restricting the other features at earlier steps would make a
             // node's noisy type decide its attributes, which then keep the
             // type: a bias the model never saw in training.
-            let allowed = masks.filter(|_| f == 0 || t == 1).map(|m| m.rows(f, &query_graph, cols.first()));
+            let allowed = masks.filter(|_| f == 0 || s == 0).map(|m| m.rows(f, &query_graph, cols.first()));
             if let Some(m) = &allowed {
                 probs = restrict_to(&probs, m);
             }
-            let mut w = nd.posterior(f, &x.select(1, f as i64), &probs, t)?;
-            if let (Some(m), 1) = (&allowed, t) {
+            let mut w = nd.posterior(f, &x.select(1, f as i64), &probs, (t, s))?;
+            if let (Some(m), 0) = (&allowed, s) {
                 w = restrict_to(&w, m);
             }
             cols.push(hold(f, w.f_multinomial(1, true).ctx(ctx)?.squeeze_dim(1)));
@@ -739,6 +773,7 @@ fn new_edges(
     prev: &[i64],
     sizes: &[i64],
     prev_layer_first: Option<&[i64]>,
+    steps: &[(usize, usize)],
 ) -> Result<Vec<Vec<(i64, i64)>>> {
     let ctx = "sampling edges";
     let dev = b.x.device();
@@ -763,7 +798,7 @@ fn new_edges(
     let depth = model.config.edge_pred.graph_encoder.num_mpnn_layers;
     let mut z = ed.prior_sample(&layout)?;
     let mut last_p: Option<Tensor> = None;
-    for t in (1..=ed.schedule().num_steps()).rev() {
+    for &(t, s) in steps {
         // The colour graph over the true and the current noisy edges.
         let on = to_vec_i64(&z, ctx)?;
         let (mut es, mut ed_) = (Vec::new(), Vec::new());
@@ -786,7 +821,7 @@ fn new_edges(
             cand_graph: &layout.cand_graph,
         };
         let logits = model.edge_pred.model.forward_t(b.input(), Some(&b.y), queries, false)?;
-        let p = ed.posterior(&z, &logits.softmax(1, Kind::Float), t, &layout)?;
+        let p = ed.posterior(&z, &logits.softmax(1, Kind::Float), (t, s), &layout)?;
         let drawn = p.f_bernoulli().ctx(ctx)?.gt(0.5);
         z = crate::model::diffusion::repair(&drawn, &p, &layout)?;
         last_p = Some(p);
@@ -1138,6 +1173,30 @@ mod tests {
         assert!(sample_dags(&m, &[], &opts(11)).unwrap().is_empty());
     }
 
+    /// Asking for every step is the default sampler, draw for draw; fewer
+    /// steps (down to one jump from T to 0) still give layered DAGs within
+    /// the caps, and other DAGs.
+    #[test]
+    fn fewer_denoising_steps_still_give_layered_dags() {
+        let _rng = rng_lock();
+        tch::set_num_threads(1);
+        let data = tiny_tpu_data();
+        let m = model(data, 1);
+        let y = conditions(data, 4);
+        let (nt, et) = (m.node_diffusion.schedule().num_steps(), m.edge_diffusion.schedule().num_steps());
+        let default = sample_layered(&m, &y, &opts(11)).unwrap();
+        let all = DenoisingSteps { node: Some(nt), edge: Some(et) };
+        assert_eq!(sample_layered(&m, &y, &SampleOptions { steps: all, ..opts(11) }).unwrap(), default);
+        for steps in [DenoisingSteps { node: Some(2), edge: Some(1) }, DenoisingSteps { node: Some(1), edge: None }] {
+            let o = SampleOptions { steps, ..opts(11) };
+            let fewer = sample_layered(&m, &y, &o).unwrap();
+            for s in &fewer {
+                check_structure(s, &m.data, &o);
+            }
+            assert_ne!(fewer, default, "{steps:?}");
+        }
+    }
+
     #[test]
     fn a_sampled_et_dag_detokenizes_into_a_valid_trace() {
         let _rng = rng_lock();
@@ -1211,5 +1270,16 @@ mod tests {
         assert!(sample_dags(&m, &y, &SampleOptions { max_level: Some(0), ..opts(0) }).is_err());
         let other = SampleOptions { device: Some(Device::Cuda(0)), ..opts(0) };
         assert!(sample_dags(&m, &y, &other).unwrap_err().to_string().contains("model is on"));
+        let nt = m.node_diffusion.schedule().num_steps();
+        for node in [0, nt + 1] {
+            let o = SampleOptions { steps: DenoisingSteps { node: Some(node), edge: None }, ..opts(0) };
+            let e = sample_dags(&m, &y, &o).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{node} node-attribute denoising steps")) && e.contains(&format!("1 to {nt}")),
+                "{e}"
+            );
+        }
+        let o = SampleOptions { steps: DenoisingSteps { node: None, edge: Some(0) }, ..opts(0) };
+        assert!(sample_dags(&m, &y, &o).unwrap_err().to_string().contains("edge denoising steps"));
     }
 }

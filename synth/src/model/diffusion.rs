@@ -110,15 +110,40 @@ impl NoiseSchedule {
         &self.alpha_bars
     }
 
+    /// `α_{t|s}`, the signal kept from step `s` to step `t > s`: `α_t` for one
+    /// step, else `ᾱ_t / ᾱ_s`. Marginal transitions compose,
+    /// `Q_{s+1}⋯Q_t = α_{t|s} I + (1 − α_{t|s}) 1 mᵀ`, so a reverse step may
+    /// jump from `t` to any earlier `s` exactly.
+    pub fn alpha_between(&self, t: usize, s: usize) -> f64 {
+        if s + 1 == t {
+            self.alpha(t)
+        } else {
+            self.alpha_bar(t) / self.alpha_bar(s)
+        }
+    }
+
+    /// The reverse steps `(t, s)` of a sampler that takes `steps` of them
+    /// (`1..=T`), from `T` down to 0 at evenly spaced steps
+    /// (`round(i·T/steps)`): `steps = T` gives `(T, T − 1), …, (1, 0)`, the
+    /// reference's sampler. `None` for `steps` outside `1..=T`.
+    pub fn reverse_steps(&self, steps: usize) -> Option<Vec<(usize, usize)>> {
+        let big_t = self.num_steps();
+        if steps == 0 || steps > big_t {
+            return None;
+        }
+        let at = |i: usize| ((i * big_t) as f64 / steps as f64).round() as usize;
+        Some((1..=steps).rev().map(|i| (at(i), at(i - 1))).collect())
+    }
+
     fn alpha_bar_tensor(&self, device: Device) -> Tensor {
         Tensor::from_slice(&self.alpha_bars).to_device(device)
     }
 
-    fn check_step(&self, t: usize) -> Result<()> {
-        if t == 0 || t > self.num_steps() {
+    fn check_step(&self, t: usize, s: usize) -> Result<()> {
+        if t == 0 || t > self.num_steps() || s >= t {
             return Err(ModelError::mismatch(
                 "diffusion posterior",
-                format!("step t = {t}, expected 1..={}", self.num_steps()),
+                format!("steps t = {t} → s = {s}, expected 1 ≤ t ≤ {} and s < t", self.num_steps()),
             ));
         }
         Ok(())
@@ -225,16 +250,17 @@ impl NodeDiffusion {
         Tensor::stack(&cols, 1)
     }
 
-    /// The unnormalized reverse step for feature `f` from `t` to `s = t − 1`
-    /// (`t` in `1..=T`): `x_t` is `[Q]` Int64, `x0_probs` the denoiser's
-    /// softmax `[Q, C_f]`; returns `[Q, C_f]` weights for `x_s` (sample them
-    /// with `multinomial`, which normalizes).
-    pub fn posterior(&self, f: usize, x_t: &Tensor, x0_probs: &Tensor, t: usize) -> Result<Tensor> {
+    /// The unnormalized reverse step for feature `f` from `t` to `s < t`
+    /// (`t` in `1..=T`; `s = t − 1` is the reference's step): `x_t` is `[Q]`
+    /// Int64, `x0_probs` the denoiser's softmax `[Q, C_f]`; returns
+    /// `[Q, C_f]` weights for `x_s` (sample them with `multinomial`, which
+    /// normalizes).
+    pub fn posterior(&self, f: usize, x_t: &Tensor, x0_probs: &Tensor, (t, s): (usize, usize)) -> Result<Tensor> {
         let ctx = "node posterior";
-        self.schedule.check_step(t)?;
+        self.schedule.check_step(t, s)?;
         let c = self.num_classes(f);
-        let q_t = self.transition(f, self.schedule.alpha(t));
-        let q_bar_s = self.transition(f, self.schedule.alpha_bar(t - 1));
+        let q_t = self.transition(f, self.schedule.alpha_between(t, s));
+        let q_bar_s = self.transition(f, self.schedule.alpha_bar(s));
         let q_bar_t = self.transition(f, self.schedule.alpha_bar(t));
         let z_t = x_t.f_one_hot(c).ctx(ctx)?.to_kind(Kind::Float);
         // left[r, k] = Q_t[k, x_t]; den[r, c] = Q̄_t[c, x_t] (0 → 1).
@@ -367,14 +393,21 @@ impl EdgeDiffusion {
         repair(&z, &layout.m, layout)
     }
 
-    /// `P(edge)` for `x_s`, `s = t − 1`, per candidate (`[C]` Float): the
-    /// posterior of the noisy mask `z_t` (`[C]`, 0/1 or Bool) given the
-    /// denoiser's softmax `x0_probs` (`[C, 2]`), with each candidate's
-    /// marginal from `layout`, normalized by `sum + 1e-6`.
-    pub fn posterior(&self, z_t: &Tensor, x0_probs: &Tensor, t: usize, layout: &CandidateLayout) -> Result<Tensor> {
+    /// `P(edge)` for `x_s`, `s < t` (`t − 1` is the reference's step), per
+    /// candidate (`[C]` Float): the posterior of the noisy mask `z_t` (`[C]`,
+    /// 0/1 or Bool) given the denoiser's softmax `x0_probs` (`[C, 2]`), with
+    /// each candidate's marginal from `layout`, normalized by `sum + 1e-6`.
+    pub fn posterior(
+        &self,
+        z_t: &Tensor,
+        x0_probs: &Tensor,
+        (t, s): (usize, usize),
+        layout: &CandidateLayout,
+    ) -> Result<Tensor> {
         let ctx = "edge posterior";
-        self.schedule.check_step(t)?;
-        let (a_t, ab_s, ab_t) = (self.schedule.alpha(t), self.schedule.alpha_bar(t - 1), self.schedule.alpha_bar(t));
+        self.schedule.check_step(t, s)?;
+        let (a_t, ab_s, ab_t) =
+            (self.schedule.alpha_between(t, s), self.schedule.alpha_bar(s), self.schedule.alpha_bar(t));
         let z = z_t.to_kind(Kind::Int64);
         let z_hot = z.f_one_hot(2).ctx(ctx)?.to_kind(Kind::Float);
         let m = &layout.m;
@@ -488,7 +521,7 @@ mod tests {
             for x0 in 0..3i64 {
                 for xt in 0..3i64 {
                     let probs = Tensor::from_slice(&[x0]).one_hot(4).to_kind(Kind::Float);
-                    let got = d.posterior(0, &Tensor::from_slice(&[xt]), &probs, t).unwrap();
+                    let got = d.posterior(0, &Tensor::from_slice(&[xt]), &probs, (t, t - 1)).unwrap();
                     let den = qb_t.double_value(&[x0, xt]);
                     let mut sum = 0.0;
                     for k in 0..4 {
@@ -501,8 +534,56 @@ mod tests {
             }
         }
         assert!(d
-            .posterior(0, &Tensor::from_slice(&[0i64]), &Tensor::ones([1, 4], (Kind::Float, Device::Cpu)), 0)
+            .posterior(0, &Tensor::from_slice(&[0i64]), &Tensor::ones([1, 4], (Kind::Float, Device::Cpu)), (0, 0))
             .is_err());
+    }
+
+    /// A jump from t to s < t − 1 is Bayes' rule with the product of the
+    /// one-step transitions `Q_{s+1}⋯Q_t` (built here step by step, not from
+    /// `ᾱ_t / ᾱ_s`): the same as taking each step with x₀ known.
+    #[test]
+    fn a_posterior_jump_uses_the_product_of_the_steps_it_skips() {
+        let d = diffusion();
+        let sch = d.schedule().clone();
+        for (t, s) in [(8usize, 4usize), (5, 0), (3, 1)] {
+            let mut q = d.transition(0, sch.alpha(s + 1));
+            for k in s + 2..=t {
+                q = q.matmul(&d.transition(0, sch.alpha(k)));
+            }
+            let qb_s = d.transition(0, sch.alpha_bar(s));
+            for x0 in 0..3i64 {
+                for xt in 0..3i64 {
+                    let probs = Tensor::from_slice(&[x0]).one_hot(4).to_kind(Kind::Float);
+                    let got = d.posterior(0, &Tensor::from_slice(&[xt]), &probs, (t, s)).unwrap();
+                    let w: Vec<f64> = (0..4).map(|k| q.double_value(&[k, xt]) * qb_s.double_value(&[x0, k])).collect();
+                    let total: f64 = w.iter().sum();
+                    let got_total = got.sum(Kind::Float).double_value(&[]);
+                    for (k, want) in w.iter().enumerate() {
+                        let g = got.double_value(&[0, k as i64]) / got_total;
+                        assert!((g - want / total).abs() < 1e-4, "t={t} s={s} x0={x0} xt={xt} k={k}: {g}");
+                    }
+                }
+            }
+        }
+        assert!(d
+            .posterior(0, &Tensor::from_slice(&[0i64]), &Tensor::ones([1, 4], (Kind::Float, Device::Cpu)), (3, 3))
+            .is_err());
+    }
+
+    /// `steps = T` is the reference's one-step sampler; fewer steps are
+    /// evenly spaced jumps from T to 0; 0 or more than T is refused.
+    #[test]
+    fn reverse_steps_span_t_down_to_zero() {
+        let sch = NoiseSchedule::cosine(16);
+        let all = sch.reverse_steps(16).unwrap();
+        assert_eq!(all, (1..=16).rev().map(|t| (t, t - 1)).collect::<Vec<_>>());
+        assert_eq!(sch.reverse_steps(4).unwrap(), vec![(16, 12), (12, 8), (8, 4), (4, 0)]);
+        assert_eq!(sch.reverse_steps(1).unwrap(), vec![(16, 0)]);
+        let five = sch.reverse_steps(5).unwrap();
+        assert_eq!((five[0].0, five[4].1, five.len()), (16, 0, 5));
+        assert!(five.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 > w[0].1));
+        assert!(sch.reverse_steps(0).is_none() && sch.reverse_steps(17).is_none());
+        assert_eq!(sch.alpha_between(5, 4), sch.alpha(5));
     }
 
     /// The binary posterior equals the categorical one with marginal
@@ -523,10 +604,10 @@ mod tests {
         let x0 =
             Tensor::from_slice(&[0.2f32, 0.8, 0.6, 0.4, 0.9, 0.1, 0.5, 0.5, 0.3, 0.7, 0.0, 1.0, 1.0, 0.0]).view([7, 2]);
         for t in [1usize, 3, 8] {
-            let got = e.posterior(&z, &x0, t, &layout).unwrap();
+            let got = e.posterior(&z, &x0, (t, t - 1), &layout).unwrap();
             for (c, m) in [(0i64, 0.5f64), (6, 1.0)] {
                 let nd = NodeDiffusion::new(&[vec![1.0 - m, m]], 8, Device::Cpu);
-                let w = nd.posterior(0, &z.narrow(0, c, 1), &x0.narrow(0, c, 1), t).unwrap();
+                let w = nd.posterior(0, &z.narrow(0, c, 1), &x0.narrow(0, c, 1), (t, t - 1)).unwrap();
                 let want = w.double_value(&[0, 1]) / (w.sum(Kind::Float).double_value(&[]) + 1e-6);
                 assert!((got.double_value(&[c]) - want).abs() < 1e-5, "t={t} c={c}");
             }
