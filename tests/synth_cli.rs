@@ -226,6 +226,9 @@ fn synth_eval_reports_validity_structure_and_timing() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let workloads = report["workloads"].as_array().unwrap();
     assert_eq!(workloads.len(), 2, "{report}");
+    // The report says how it sampled: every step, fp32 products.
+    assert_eq!((&report["node_steps"], &report["edge_steps"]), (&serde_json::Value::Null, &serde_json::Value::Null));
+    assert_eq!(report["precision"], "fp32", "{report}");
     for w in workloads {
         let ranks = w["ranks"].as_u64().unwrap();
         for s in w["samples"].as_array().unwrap() {

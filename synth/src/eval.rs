@@ -368,6 +368,12 @@ pub struct EvalReport {
     pub count: usize,
     /// The seed.
     pub seed: u64,
+    /// Node-attribute denoising steps per layer (`None`: every step).
+    pub node_steps: Option<usize>,
+    /// Edge denoising steps per layer (`None`: every step).
+    pub edge_steps: Option<usize>,
+    /// The matrix-product precision generation ran with.
+    pub precision: crate::device::Precision,
     /// How the MMDs are computed.
     pub mmd_kernel: String,
     /// Per workload.
@@ -935,6 +941,9 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
         split: spec.split.name().to_string(),
         count: spec.count,
         seed: spec.seed,
+        node_steps: spec.steps.node,
+        edge_steps: spec.steps.edge,
+        precision: crate::device::precision(),
         mmd_kernel: format!(
             "squared MMD (biased), Gaussian total-variation kernel exp(-TV^2 / (2 sigma^2)), sigma = {MMD_SIGMA}, \
              on per-graph histograms normalized to sum 1"
