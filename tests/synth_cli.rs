@@ -367,6 +367,14 @@ fn simulate_on_reference(dir: &Dir, prefix: &std::path::Path, ranks: usize) -> c
     ])
 }
 
+/// The workload of `prefix` is valid Chakra without warnings and every one
+/// of its `ranks` ranks finishes on the reference system.
+fn validates_and_finishes(dir: &Dir, prefix: &std::path::Path, ranks: usize) {
+    strata(args!["et", "validate", "--deny-warnings", prefix]).ok();
+    let sim = simulate_on_reference(dir, prefix, ranks);
+    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), ranks, "{sim:#?}");
+}
+
 /// The first number on the line of `strata et stats` for one rank file that
 /// starts with `key` (`nodes`, `sends`, `receives`).
 fn trace_stat(path: &std::path::Path, key: &str) -> usize {
@@ -424,9 +432,7 @@ fn the_shipped_model_generates_out_of_the_box() {
             assert!((*g as f64 / *want as f64 - 1.0).abs() < 0.05, "rank {r}: message of {g} bytes, real {want}");
         }
     }
-    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
-    let sim = simulate_on_reference(&dir, &prefix, 4);
-    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
+    validates_and_finishes(&dir, &prefix, 4);
 }
 
 /// With bf16 products the shipped model's workload is still whole: the
@@ -444,9 +450,7 @@ fn the_shipped_model_generates_with_bf16_products() {
             assert_eq!(trace_stat(&dir.path(&format!("w.{r}.et")), key), real, "rank {r}: {key}");
         }
     }
-    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
-    let sim = simulate_on_reference(&dir, &prefix, 4);
-    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 4, "{sim:#?}");
+    validates_and_finishes(&dir, &prefix, 4);
 }
 
 /// A single-GPU what-if (`tp=1 pp=1`, one rank): no point-to-point
@@ -473,9 +477,7 @@ fn a_single_rank_what_if_simulates_on_one_npu() {
     assert!(out.contains("one.0.et and") && out.contains("1 workload(s) of 1 rank in"), "{run:#?}");
     let stats = strata(args!["et", "stats", dir.path("one.0.et")]);
     assert!(stats.ok().contains("COMP_NODE") && !stats.ok().contains("COMM_"), "{stats:#?}");
-    strata(args!["et", "validate", "--deny-warnings", &prefix]).ok();
-    let sim = simulate_on_reference(&dir, &prefix, 1);
-    assert_eq!(sim.ok().lines().filter(|l| l.contains("finished")).count(), 1, "{sim:#?}");
+    validates_and_finishes(&dir, &prefix, 1);
 }
 
 /// The issue's own example (`--set num_stacks=48 --set tp=8`, 16 ranks) with
