@@ -30,8 +30,8 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Applies `--threads` and `--precision` (both process-wide) and resolves
-/// `--device`. Warns when bf16 products would be emulated on this CPU.
+/// Applies `--threads` (process-wide) and `--precision` (this thread, the
+/// one that trains or samples) and resolves `--device`. Warns when bf16 products would be emulated on this CPU.
 fn apply_runtime(r: &RuntimeArgs) -> anyhow::Result<Device> {
     if let Some(n) = r.threads {
         synth::device::set_cpu_threads(n as usize);

@@ -31,15 +31,15 @@
 //! alone on that step).
 //!
 //! Multi-input blocks expose inherent `f_forward_t(…, train)` methods in the
-//! spirit of [`nn::ModuleT`]; blocks with one tensor input implement
-//! [`nn::Module`] and are applied only to tensors whose shapes construction
-//! already fixes. Everything that indexes with data (embeddings, gathers,
+//! spirit of [`nn::ModuleT`]; [`Mlp`] has a fallible `f_forward`, and the
+//! other blocks with one tensor input implement [`nn::Module`] and are applied
+//! only to tensors whose shapes construction already fixes. Everything that indexes with data (embeddings, gathers,
 //! scatters, padding) uses libtorch's fallible ops.
 //!
 //! # Precision
 //!
 //! Every linear layer's product goes through [`f_product`], which follows the
-//! process's [`Precision`]: fp32, or bfloat16 inputs with fp32 accumulation,
+//! calling thread's [`Precision`]: fp32, or bfloat16 inputs with fp32 accumulation,
 //! output and bias. The attention scores, embedding tables and everything
 //! that is not a linear layer stay in fp32.
 
@@ -68,7 +68,7 @@ fn xavier_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
 }
 
 /// A linear layer applied to a tensor whose width comes from data, in the
-/// process's [`Precision`].
+/// calling thread's [`Precision`].
 pub(crate) fn f_linear(l: &nn::Linear, x: &Tensor) -> TResult<Tensor> {
     f_product(x, &l.ws, l.bs.as_ref())
 }
@@ -80,7 +80,7 @@ pub(crate) fn f_linear(l: &nn::Linear, x: &Tensor) -> TResult<Tensor> {
 /// compilation (a layer-size epoch on TPU Tile took longer than in fp32).
 const BF16_ROW_MULTIPLE: i64 = 64;
 
-/// `x·Wᵀ + b` for `x` `[M, in]`, `w` `[out, in]`, in the process's
+/// `x·Wᵀ + b` for `x` `[M, in]`, `w` `[out, in]`, in the calling thread's
 /// [`Precision`]. With bf16, `x` and `w` are rounded to bfloat16 (their
 /// gradients come back through the same casts, to fp32), the product is
 /// accumulated in fp32 and returned as fp32, and the bias is added in fp32.
