@@ -406,7 +406,7 @@ const TRAIN_ABOUT: &str =
     line per epoch goes to stderr. Exit status: 0 when training finished; 2 on bad input (an unknown config key, an empty dataset, an \
     unreadable folder), with a message naming the file.";
 
-/// Where `strata synth train` puts its tensors.
+/// Where the generator's model runs (train, generate, eval).
 #[cfg(feature = "synth")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {
