@@ -620,7 +620,12 @@ fn refitting_the_shipped_priors_reproduces_them() {
     let msg = strata(args!["synth", "refit-priors", "--model", &model, "--data", &small]).fails();
     assert!(msg.contains("config.json") && msg.contains("other data"), "{msg}");
     assert!(before == std::fs::read(&config).unwrap(), "a refused refit changed config.json");
-    assert!(!model.join("config.json.partial").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&model)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.ends_with(".tmp"))
+        .collect();
+    assert!(!model.join("config.json.partial").exists() && leftovers.is_empty(), "{leftovers:?}");
     // A work-term fit with a negative coefficient is a corrupt checkpoint.
     cfg = serde_json::from_slice(&before).unwrap();
     cfg["data"]["magnitude_prior"]["compute_ops_by_work"]["families"][0]["coefficients"][0] = serde_json::json!(-1.0);

@@ -87,7 +87,7 @@ use crate::dataset::{Dag, DatasetError};
 use crate::device::{precision, Precision};
 use crate::model::compress::Compression;
 use crate::model::diffusion::{edge_loss, node_loss};
-use crate::model::layer_dag::write_safetensors_atomic;
+use crate::model::layer_dag::{write_safetensors_atomic, write_text_atomic};
 use crate::model::node_pred::steps_per_node;
 use crate::model::{DataSpec, LayerDag, ModelConfig, ModelError};
 use crate::optim::{Adam, AdamConfig};
@@ -526,7 +526,7 @@ impl TrainState {
 
     fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("the train state serializes") + "\n";
-        std::fs::write(path, json).map_err(|error| TrainError::Io { path: path.into(), action: "cannot write", error })
+        Ok(write_text_atomic(path, &json)?)
     }
 
     fn get(&self, k: SubModelKind) -> &SubModelState {

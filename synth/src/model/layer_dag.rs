@@ -153,10 +153,7 @@ impl LayerDag {
             data: self.data.clone(),
         };
         let json = serde_json::to_string_pretty(&cfg).expect("the checkpoint config serializes");
-        let config_path = dir.join(CONFIG_FILE);
-        let partial = dir.join(format!("{CONFIG_FILE}.partial"));
-        std::fs::write(&partial, json + "\n").map_err(|e| ModelError::io(&partial, "cannot write", e))?;
-        std::fs::rename(&partial, &config_path).map_err(|e| ModelError::io(&config_path, "cannot replace", e))
+        write_text_atomic(&dir.join(CONFIG_FILE), &(json + "\n"))
     }
 
     /// Reads a checkpoint folder written by [`Self::save`] onto `device`.
@@ -222,6 +219,15 @@ impl LayerDag {
 /// Writes named tensors as a safetensors file through a temporary file
 /// (`PATH.partial`) renamed into place, so that a failed write leaves the
 /// previous file whole and no partial file behind.
+/// Writes `text` to `path` whole or not at all (the simulator's
+/// [`simulator::util::write_atomic`]: a temporary file, synced, renamed into place).
+pub(crate) fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    simulator::util::write_atomic(path, |w| w.write_all(text.as_bytes())).map_err(|e| match e {
+        simulator::chakra::ChakraError::Io { path, action, source } => ModelError::Io { path, action, source },
+        other => ModelError::io(path, "cannot write", std::io::Error::other(other.to_string())),
+    })
+}
+
 pub(crate) fn write_safetensors_atomic(named: &[(String, Tensor)], path: &Path) -> Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
