@@ -1509,7 +1509,7 @@ mod tests {
 
     use super::*;
     use crate::dataset::corpus::{Split, Workload};
-    use crate::model::tests::{rng_lock, temp_dir};
+    use crate::model::tests::{rng_lock, temp_dir, TempPath};
     use crate::train::{train, DataSource, TrainSpec};
 
     const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/corpus");
@@ -1520,7 +1520,7 @@ mod tests {
 
     /// A corpus model trained one epoch on a few workloads (trained once per test binary).
     fn tiny_model() -> &'static Path {
-        static M: OnceLock<PathBuf> = OnceLock::new();
+        static M: OnceLock<TempPath> = OnceLock::new();
         M.get_or_init(|| {
             let _rng = rng_lock();
             tch::set_num_threads(1);
@@ -1637,7 +1637,6 @@ mod tests {
             w.conversions
         );
         simulate_on_ring(&dir, &prefix, w);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Simulates a written workload to completion on an N-NPU ring with the
@@ -1752,7 +1751,6 @@ mod tests {
             }
             check_consistency(&out);
             simulate_on_ring(&dir, &prefix, &out);
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
@@ -2062,7 +2060,6 @@ mod tests {
         assert!(e.contains("gen.2.et") && e.contains("is a directory"), "{e}");
         assert!(!p.with_extension("0.et").exists(), "nothing is written on error");
         assert!(!p.with_extension("json").exists(), "nothing is written on error");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A workload written over a larger one under the same prefix removes the
@@ -2081,7 +2078,6 @@ mod tests {
         assert!(w.nodes_per_stage.iter().all(|&n| n <= 30), "{:?}", w.nodes_per_stage);
         check_consistency(w);
         simulate_on_ring(&dir, &p, w);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// What-if warnings speak the flags' language: which flag, the training
@@ -2151,6 +2147,5 @@ mod tests {
         let many = run(&GenerateSpec { count: 2, ..spec(dir.join("k"), &[], 4, 9) }).unwrap();
         assert_eq!(many.workloads.len(), 2);
         assert!(dir.join("k_1.3.et").exists() && dir.join("k_0.json").exists());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1254,7 +1254,6 @@ mod tests {
             trained.elapsed()
         );
         assert_eq!(a, sample_layered(&m, &y, &o).unwrap());
-        let _ = std::fs::remove_dir_all(&out);
     }
 
     #[test]

@@ -1412,7 +1412,7 @@ mod tests {
     use super::*;
     use crate::device::set_precision;
     use crate::model::config::tests::SMALL_TOML;
-    use crate::model::tests::{rng_lock, temp_dir};
+    use crate::model::tests::{rng_lock, temp_dir, TempPath};
 
     const TPU_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/tpu-tile");
     const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/corpus");
@@ -1668,7 +1668,7 @@ mod tests {
     /// `epochs`, checks that both train the same (the same losses,
     /// byte-identical weights, optimizer state and state file) and returns
     /// the uninterrupted run's report and folder.
-    fn straight_and_resumed(name: &str, config: &ModelConfig, first: usize, epochs: usize) -> (TrainReport, PathBuf) {
+    fn straight_and_resumed(name: &str, config: &ModelConfig, first: usize, epochs: usize) -> (TrainReport, TempPath) {
         let (straight, resumed) = (temp_dir(&format!("{name}-straight")), temp_dir(&format!("{name}-resumed")));
         let train = |out: &PathBuf, epochs, resume| {
             train_on(&spec(out.clone(), 5, epochs, resume), config.clone(), tiny_data(), &mut |_| {}).unwrap()

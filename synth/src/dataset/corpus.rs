@@ -478,8 +478,8 @@ mod tests {
 
     #[test]
     fn bad_metadata_is_a_typed_error() {
-        let dir = std::env::temp_dir().join(format!("strata-dataset-corpus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let root = tempfile::Builder::new().prefix("strata-dataset-corpus-").tempdir().unwrap();
+        let dir = root.path();
         let cfg = dir.join("config.json");
         std::fs::write(&cfg, r#"{"id": "x", "flags": {"model_type": "rnn"}}"#).unwrap();
         let err = WorkloadConfig::read(&cfg).unwrap_err().to_string();
@@ -487,7 +487,6 @@ mod tests {
         std::fs::write(dir.join("SPLIT.txt"), "train\n").unwrap();
         let err = Corpus::open(&dir).unwrap_err().to_string();
         assert!(err.contains("SPLIT.txt: line 1"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// On every kept rank file of the corpus: the Kahn layer count equals the

@@ -367,7 +367,6 @@ mod tests {
         assert!(e.contains("unexpected") && e.contains("edge_pred_model.graph_encoder.mpnn_layers.2.W.weight"), "{e}");
         std::fs::write(dir.join(CONFIG_FILE), "{\"format\": \"x\"}").unwrap();
         assert!(LayerDag::load(&dir, Device::Cpu).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Same seed, same weights, same noise, same outputs (CPU).

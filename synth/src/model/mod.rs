@@ -146,17 +146,31 @@ pub(crate) mod tests {
         L.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A fresh, unique temporary folder.
-    pub(crate) fn temp_dir(tag: &str) -> std::path::PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "synth-model-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    /// A fresh path for a test's files, not yet created, inside a private
+    /// temporary folder that is removed, with everything in it, when the
+    /// guard drops (so tests leave nothing behind in the temp dir).
+    pub(crate) struct TempPath {
+        path: std::path::PathBuf,
+        _root: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for TempPath {
+        type Target = std::path::PathBuf;
+        fn deref(&self) -> &std::path::PathBuf {
+            &self.path
+        }
+    }
+
+    impl AsRef<std::path::Path> for TempPath {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.path
+        }
+    }
+
+    /// A [`TempPath`] named after `tag`.
+    pub(crate) fn temp_dir(tag: &str) -> TempPath {
+        let root = tempfile::Builder::new().prefix(&format!("synth-model-{tag}-")).tempdir().unwrap();
+        TempPath { path: root.path().join(tag), _root: root }
     }
 
     #[test]
