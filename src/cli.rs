@@ -449,9 +449,10 @@ pub struct RuntimeArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// CPU threads libtorch may use (default: its own choice, usually one per core). Results on the CPU are
-    /// reproducible bit for bit for the same thread count.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// CPU threads libtorch may use, 1 to 1024 (default: its own choice, usually one per core; more threads
+    /// than cores only slow it down, with a warning). Results on the CPU are reproducible bit for bit for the
+    /// same thread count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Precision of the linear layers' matrix products: bf16 rounds their inputs to bfloat16 and accumulates in
     /// fp32 (about twice as fast on CPUs with AVX-512 BF16 or AMX and on recent GPUs, slower elsewhere; weights,

@@ -34,6 +34,14 @@ pub fn run(cmd: SynthCommand) -> anyhow::Result<ExitCode> {
 /// one that trains or samples) and resolves `--device`. Warns when bf16 products would be emulated on this CPU.
 fn apply_runtime(r: &RuntimeArgs) -> anyhow::Result<Device> {
     if let Some(n) = r.threads {
+        if let Ok(cores) = std::thread::available_parallelism() {
+            if n as usize > cores.get() {
+                tracing::warn!(
+                    "--threads {n}: this machine runs {cores} threads at once; libtorch's threads then wait on \
+                     each other, so expect it to be slower than with --threads {cores}"
+                );
+            }
+        }
         synth::device::set_cpu_threads(n as usize);
     }
     let device = device_choice(r.device).resolve().context("--device")?;
