@@ -67,6 +67,18 @@ use crate::dataset::stage_work::WorkFit;
 use crate::dataset::streams::LayeredGraphs;
 use crate::dataset::vocab::Representatives;
 
+/// The most diffusion steps `T` a config may ask for (the reference uses 64
+/// and 16; sampling runs every step for every layer).
+pub const MAX_STEPS: usize = 4096;
+/// The widest embedding, hidden layer or head count a config may ask for
+/// (the reference's widest is 512); wider models do not fit in memory.
+pub const MAX_WIDTH: usize = 16_384;
+/// The most message-passing or transformer layers per model (the reference
+/// uses up to 4).
+pub const MAX_DEPTH: usize = 64;
+/// The largest count (batch size, layer window, epochs) a config may ask for.
+pub const MAX_COUNT: usize = 1 << 30;
+
 /// All hyperparameters of the three LayerDAG models (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -329,10 +341,20 @@ impl ModelConfig {
         self.validate_from("model config")
     }
 
-    fn validate_from(&self, origin: &str) -> Result<()> {
+    /// [`Self::validate`], errors naming `origin` (the file the config came from).
+    pub(crate) fn validate_from(&self, origin: &str) -> Result<()> {
         let err = |key: &str, what: String| Err(ModelError::config(origin, key, what));
-        let positive = |key: &str, v: usize| if v == 0 { err(key, "must be at least 1, got 0".into()) } else { Ok(()) };
+        let within = |key: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                err(key, format!("must be {lo} to {hi}, got {v}"))
+            }
+        };
+        let positive = |key: &str, v: usize| within(key, v, 1, MAX_COUNT);
+        let width = |key: &str, v: usize| within(key, v, 1, MAX_WIDTH);
         let even = |key: &str, v: usize| {
+            within(key, v, 0, MAX_WIDTH)?;
             if v % 2 != 0 {
                 err(key, format!("a sinusoidal encoding width must be even (sines then cosines), got {v}"))
             } else {
@@ -340,14 +362,21 @@ impl ModelConfig {
             }
         };
         let optimizer = |key: &str, o: &OptimizerConfig| {
-            if !(o.lr.is_finite() && o.lr > 0.0) {
-                err(&format!("{key}.optimizer.lr"), format!("must be a positive number, got {}", o.lr))
+            // The optimizer computes in fp32: a larger rate does not convert.
+            if !(o.lr.is_finite() && o.lr > 0.0 && o.lr <= f64::from(f32::MAX)) {
+                err(&format!("{key}.optimizer.lr"), format!("must be a positive fp32 number, got {}", o.lr))
             } else {
                 Ok(())
             }
         };
+        let loader = |key: &str, l: &LoaderConfig| {
+            positive(&format!("{key}.loader.batch_size"), l.batch_size)?;
+            positive(&format!("{key}.loader.layer_window"), l.layer_window)
+        };
         let encoder = |key: &str, e: &EncoderConfig, pooled: bool| {
-            positive(&format!("{key}.x_n_emb_size"), e.x_n_emb_size)?;
+            width(&format!("{key}.x_n_emb_size"), e.x_n_emb_size)?;
+            within(&format!("{key}.y_emb_size"), e.y_emb_size, 0, MAX_WIDTH)?;
+            within(&format!("{key}.num_mpnn_layers"), e.num_mpnn_layers, 0, MAX_DEPTH)?;
             match (pooled, e.pool) {
                 (true, None) => {
                     err(&format!("{key}.pool"), "this model reads a graph embedding: set \"sum\" or \"mean\"".into())
@@ -360,20 +389,21 @@ impl ModelConfig {
         };
 
         let nc = &self.node_count;
-        positive("node_count.loader.batch_size", nc.loader.batch_size)?;
-        positive("node_count.loader.layer_window", nc.loader.layer_window)?;
+        positive("node_count.num_epochs", nc.num_epochs)?;
+        loader("node_count", &nc.loader)?;
         encoder("node_count.model", &nc.model, true)?;
         optimizer("node_count", &nc.optimizer)?;
 
         let np = &self.node_pred;
-        positive("node_pred.T", np.num_steps)?;
-        positive("node_pred.loader.batch_size", np.loader.batch_size)?;
-        positive("node_pred.loader.layer_window", np.loader.layer_window)?;
+        within("node_pred.T", np.num_steps, 1, MAX_STEPS)?;
+        positive("node_pred.num_epochs", np.num_epochs)?;
+        loader("node_pred", &np.loader)?;
         encoder("node_pred.graph_encoder", &np.graph_encoder, true)?;
         let pr = &np.predictor;
         even("node_pred.predictor.t_emb_size", pr.t_emb_size)?;
-        positive("node_pred.predictor.out_hidden_size", pr.out_hidden_size)?;
-        positive("node_pred.predictor.num_heads", pr.num_heads)?;
+        width("node_pred.predictor.out_hidden_size", pr.out_hidden_size)?;
+        within("node_pred.predictor.num_transformer_layers", pr.num_transformer_layers, 0, MAX_DEPTH)?;
+        width("node_pred.predictor.num_heads", pr.num_heads)?;
         if pr.out_hidden_size % pr.num_heads != 0 {
             return err(
                 "node_pred.predictor.num_heads",
@@ -388,12 +418,12 @@ impl ModelConfig {
         even("general.progress_emb_size", self.general.progress_emb_size)?;
 
         let ep = &self.edge_pred;
-        positive("edge_pred.T", ep.num_steps)?;
-        positive("edge_pred.loader.batch_size", ep.loader.batch_size)?;
-        positive("edge_pred.loader.layer_window", ep.loader.layer_window)?;
+        within("edge_pred.T", ep.num_steps, 1, MAX_STEPS)?;
+        positive("edge_pred.num_epochs", ep.num_epochs)?;
+        loader("edge_pred", &ep.loader)?;
         encoder("edge_pred.graph_encoder", &ep.graph_encoder, false)?;
         even("edge_pred.predictor.t_emb_size", ep.predictor.t_emb_size)?;
-        positive("edge_pred.predictor.out_hidden_size", ep.predictor.out_hidden_size)?;
+        width("edge_pred.predictor.out_hidden_size", ep.predictor.out_hidden_size)?;
         optimizer("edge_pred", &ep.optimizer)?;
         Ok(())
     }
@@ -517,7 +547,12 @@ impl DataSpec {
     /// Checks that the facts are usable: categories exist, the marginals are
     /// distributions of the right length, the widest layer is positive.
     pub fn validate(&self) -> Result<()> {
-        let err = |key: &str, what: String| Err(ModelError::config("data spec", key, what));
+        self.validate_from("data spec")
+    }
+
+    /// [`Self::validate`], errors naming `origin` (the file the facts came from).
+    pub(crate) fn validate_from(&self, origin: &str) -> Result<()> {
+        let err = |key: &str, what: String| Err(ModelError::config(origin, key, what));
         if self.cardinalities.is_empty() {
             return err("cardinalities", "no node features".into());
         }
@@ -548,6 +583,9 @@ impl DataSpec {
         }
         if self.max_layer_size == 0 {
             return err("max_layer_size", "must be at least 1, got 0".into());
+        }
+        if self.max_level == 0 {
+            return err("max_level", "must be at least 1, got 0".into());
         }
         if !(self.avg_in_deg.is_finite() && self.avg_in_deg >= 0.0) {
             return err("avg_in_deg", format!("must be a non-negative number, got {}", self.avg_in_deg));
@@ -675,7 +713,24 @@ pub(crate) mod tests {
         assert!(e.contains("edge_pred.predictor.t_emb_size") && e.contains("255"), "{e}");
         let zero = text.replacen("layer_window = 8", "layer_window = 0", 1);
         let e = ModelConfig::from_toml_str(&zero, p).unwrap_err().to_string();
-        assert!(e.contains("node_pred.loader.layer_window") && e.contains("at least 1"), "{e}");
+        assert!(e.contains("node_pred.loader.layer_window") && e.contains("must be 1 to"), "{e}");
+        // Values a model cannot be built or sampled from in memory and time.
+        for (from, to, key) in [
+            ("T = 16", "T = 1000000000", "edge_pred.T"),
+            ("x_n_emb_size = 512", "x_n_emb_size = 100000000", "node_pred.graph_encoder.x_n_emb_size"),
+            (
+                "num_transformer_layers = 1",
+                "num_transformer_layers = 1000",
+                "node_pred.predictor.num_transformer_layers",
+            ),
+            ("lr = 0.0003", "lr = 1e300", "node_count.optimizer.lr"),
+            ("num_epochs = 500", "num_epochs = 0", "node_count.num_epochs"),
+        ] {
+            let bad = text.replacen(from, to, 1);
+            assert_ne!(bad, text, "{from}");
+            let e = ModelConfig::from_toml_str(&bad, p).unwrap_err().to_string();
+            assert!(e.contains("x.toml") && e.contains(key), "{key}: {e}");
+        }
         let mut pooled = ModelConfig::tpu_tile();
         pooled.edge_pred.graph_encoder.pool = Some(Pool::Sum);
         assert!(pooled.validate().unwrap_err().to_string().contains("edge_pred.graph_encoder.pool"));

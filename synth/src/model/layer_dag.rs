@@ -171,6 +171,8 @@ impl LayerDag {
                 ),
             });
         }
+        cfg.model.validate_from(&format!("{} (model)", config_path.display()))?;
+        cfg.data.validate_from(&format!("{} (data)", config_path.display()))?;
         let mut model = LayerDag::new(cfg.model, cfg.data, device)?;
         model.load_weights(&dir.join(WEIGHTS_FILE))?;
         Ok(model)
@@ -203,6 +205,12 @@ impl LayerDag {
                 return Err(ModelError::mismatch(
                     ctx,
                     format!("{name}: the file has shape {:?}, the model {:?}", src.size(), var.size()),
+                ));
+            }
+            if src.kind() != var.kind() {
+                return Err(ModelError::mismatch(
+                    ctx,
+                    format!("{name}: the file holds {:?} values, the model {:?}", src.kind(), var.kind()),
                 ));
             }
             if src.is_floating_point()
@@ -365,6 +373,26 @@ mod tests {
         let mut target = LayerDag::load(&dir, Device::Cpu).unwrap();
         let e = target.load_weights(&dir.join("other.safetensors")).unwrap_err().to_string();
         assert!(e.contains("unexpected") && e.contains("edge_pred_model.graph_encoder.mpnn_layers.2.W.weight"), "{e}");
+        // A tensor of the right shape in another dtype is refused, by name.
+        let mut named: Vec<(String, Tensor)> = Tensor::read_safetensors(dir.join(WEIGHTS_FILE)).unwrap();
+        let t0 = "edge_pred_model.t_emb.div_term";
+        let at = named.iter().position(|(n, _)| n == t0).unwrap();
+        named[at].1 = named[at].1.to_kind(Kind::Double);
+        Tensor::write_safetensors(&named, dir.join("double.safetensors")).unwrap();
+        let e = target.load_weights(&dir.join("double.safetensors")).unwrap_err().to_string();
+        assert!(e.contains(t0) && e.contains("Double"), "{e}");
+        // A config.json with a value no model can be sampled from names the file and key.
+        let text = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["model"]["edge_pred"]["T"] = serde_json::json!(1_000_000_000u64);
+        std::fs::write(dir.join(CONFIG_FILE), json.to_string()).unwrap();
+        let e = LayerDag::load(&dir, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains(CONFIG_FILE) && e.contains("edge_pred.T"), "{e}");
+        json["model"]["edge_pred"]["T"] = serde_json::json!(m.config.edge_pred.num_steps);
+        json["data"]["max_level"] = serde_json::json!(0);
+        std::fs::write(dir.join(CONFIG_FILE), json.to_string()).unwrap();
+        let e = LayerDag::load(&dir, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains(CONFIG_FILE) && e.contains("max_level"), "{e}");
         std::fs::write(dir.join(CONFIG_FILE), "{\"format\": \"x\"}").unwrap();
         assert!(LayerDag::load(&dir, Device::Cpu).is_err());
     }
