@@ -59,11 +59,17 @@ fn parse_line(line: &str, path: &Path, number: usize) -> Result<TpuTileGraph> {
             .map(|&v| u32::try_from(v).ok())
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| DatasetError::format(path, &at, "x holds a negative op type"))?;
-    if !l.y.is_finite() {
-        return Err(DatasetError::format(path, &at, format!("y = {}, expected a finite number", l.y)));
+    // The models read y in fp32.
+    if !(l.y as f32).is_finite() {
+        return Err(DatasetError::format(
+            path,
+            &at,
+            format!("y = {:e}, expected a finite number within fp32's range (±3.4e38)", l.y),
+        ));
     }
-    let dag = Dag::from_signed(vec![TPU_TILE_OP_TYPES], x, &l.src, &l.dst)
-        .map_err(|source| DatasetError::Dag { origin: format!("{} {at}", path.display()), source })?;
+    let dag_error = |source| DatasetError::Dag { origin: format!("{} {at}", path.display()), source };
+    let dag = Dag::from_signed(vec![TPU_TILE_OP_TYPES], x, &l.src, &l.dst).map_err(dag_error)?;
+    dag.layering().map_err(dag_error)?;
     Ok(TpuTileGraph { dag, y: l.y })
 }
 
@@ -153,8 +159,10 @@ mod tests {
         let err = parse_line(r#"{"src": [0], "x": [1], "y": 1.0}"#, p, 5).unwrap_err().to_string();
         assert!(err.contains("line 5") && err.contains("dst"), "{err}");
         assert!(parse_line(r#"{"src": [], "dst": [], "x": [-1], "y": 1.0}"#, p, 6).is_err());
-        let cyc = parse_line(r#"{"src": [0, 1], "dst": [1, 0], "x": [1, 2], "y": 1.0}"#, p, 7).unwrap();
-        assert!(cyc.dag.layering().is_err());
+        let err = parse_line(r#"{"src": [0, 1], "dst": [1, 0], "x": [1, 2], "y": 1.0}"#, p, 7).unwrap_err().to_string();
+        assert!(err.contains("t.jsonl line 7") && err.contains("cycle"), "{err}");
+        let err = parse_line(r#"{"src": [0], "dst": [1], "x": [1, 2], "y": 1e39}"#, p, 8).unwrap_err().to_string();
+        assert!(err.contains("line 8") && err.contains("1e39"), "{err}");
         assert!(read_tpu_tile(Path::new("/nonexistent/t.jsonl")).unwrap_err().to_string().contains("cannot open"));
     }
 }
