@@ -535,6 +535,47 @@ pub fn comm_groups(layout: &ParallelLayout) -> CommGroups {
 /// outside the range of the checkpoint's training split, in the flags' own
 /// terms and with how far outside it is. A checkpoint written before ranges
 /// were recorded gets one note instead.
+/// What a corpus checkpoint lacks that generation relies on: sub-models its
+/// state file records as untrained, and the priors an older or hand-edited
+/// `config.json` may miss (each has a fallback, which the warning names).
+fn checkpoint_warnings(model: &LayerDag, spec: &GenerateSpec) -> Vec<String> {
+    let dir = spec.model.display();
+    let refit = format!("`strata synth refit-priors --model {dir} --data CORPUS` adds it");
+    let mut w = Vec::new();
+    let untrained = crate::train::untrained_sub_models(&spec.model);
+    if !untrained.is_empty() {
+        let names: Vec<&str> = untrained.iter().map(|k| k.name()).collect();
+        w.push(format!(
+            "{dir}: train_state.json records no finished epoch for {}: those models still have their random initial \
+             weights (resume the training run to finish it)",
+            names.join(", ")
+        ));
+    }
+    match &model.data.size_prior {
+        None if !spec.ignore_size_prior => w.push(format!(
+            "{dir}: the checkpoint has no size prior, so the layer-size model alone decides how large each stage \
+             graph gets and pipeline messages are not placed; {refit}"
+        )),
+        Some(p) if p.forward_send_layer.is_none() => w.push(format!(
+            "{dir}: the checkpoint's size prior has no forward-send law, so pipeline messages are not placed \
+             (generated stages may not exchange their activations); {refit}"
+        )),
+        _ => {}
+    }
+    if model.data.magnitude_prior.is_none() && !spec.ignore_magnitude_prior {
+        w.push(format!(
+            "{dir}: the checkpoint has no magnitude prior, so num_ops and byte sizes stay as the model drew them; {refit}"
+        ));
+    }
+    if model.data.representatives.is_none() {
+        w.push(format!(
+            "{dir}: the checkpoint has no bucket representatives, so bucketed sizes are written as each bucket's \
+             lower bound (retraining records them)"
+        ));
+    }
+    w
+}
+
 pub fn range_warnings(norm: &Normalizer, flags: &StgFlags, layout: &ParallelLayout) -> Vec<String> {
     let index = |name: &str| norm.names.iter().position(|n| n == name);
     if norm.min.is_empty() {
@@ -1403,7 +1444,8 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     let rps = layout.ranks_per_stage();
     let stages: Vec<u32> = (0..layout.pp).collect();
     let raw: Vec<Vec<f32>> = stages.iter().map(|&s| workload_features(&cfg, s * rps)).collect::<Result<_, _>>()?;
-    let warnings = range_warnings(&norm, &flags, &layout);
+    let mut warnings = checkpoint_warnings(&model, spec);
+    warnings.extend(range_warnings(&norm, &flags, &layout));
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let works: Vec<StageWork> = stages.iter().map(|&s| StageWork::of(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let prior = model.data.magnitude_prior.as_ref().filter(|_| !spec.ignore_magnitude_prior);
@@ -1563,6 +1605,40 @@ mod tests {
         let _rng = rng_lock();
         tch::set_num_threads(1);
         generate(s)
+    }
+
+    /// A checkpoint missing what generation relies on still generates, with
+    /// one warning per missing piece naming its fallback; a complete one
+    /// gives none of them.
+    #[test]
+    fn a_checkpoint_without_its_priors_or_training_is_named_in_warnings() {
+        let complete = run(&spec(temp_dir("generate-complete").join("w"), &[], 4, 0)).unwrap();
+        assert!(!complete.warnings.iter().any(|w| w.contains("the checkpoint") || w.contains("train_state")));
+        let dir = temp_dir("generate-incomplete");
+        let model = dir.join("model");
+        std::fs::create_dir_all(&model).unwrap();
+        for f in [crate::model::layer_dag::CONFIG_FILE, crate::model::layer_dag::WEIGHTS_FILE, "train_state.json"] {
+            std::fs::copy(tiny_model().join(f), model.join(f)).unwrap();
+        }
+        let edit = |file: &str, change: &dyn Fn(&mut serde_json::Value)| {
+            let path = model.join(file);
+            let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            change(&mut json);
+            std::fs::write(&path, json.to_string()).unwrap();
+        };
+        edit(crate::model::layer_dag::CONFIG_FILE, &|c| {
+            c["data"]["magnitude_prior"] = serde_json::Value::Null;
+            c["data"]["size_prior"]["forward_send_layer"] = serde_json::Value::Null;
+        });
+        edit("train_state.json", &|s| s["sub_models"][2]["epochs_done"] = 0.into());
+        let r = run(&GenerateSpec { model: model.clone(), ..spec(dir.join("w"), &[], 4, 0) }).unwrap();
+        let has = |a: &str, b: &str| r.warnings.iter().any(|w| w.contains(a) && w.contains(b));
+        assert!(has("no finished epoch for edge_pred", "train_state.json"), "{:?}", r.warnings);
+        assert!(has("no forward-send law", "refit-priors"), "{:?}", r.warnings);
+        assert!(has("no magnitude prior", "refit-priors"), "{:?}", r.warnings);
+        edit(crate::model::layer_dag::CONFIG_FILE, &|c| c["data"]["size_prior"] = serde_json::Value::Null);
+        let r = run(&GenerateSpec { model, ..spec(dir.join("w"), &[], 4, 0) }).unwrap();
+        assert!(r.warnings.iter().any(|w| w.contains("no size prior")), "{:?}", r.warnings);
     }
 
     #[test]

@@ -538,6 +538,16 @@ impl TrainState {
     }
 }
 
+/// The sub-models a checkpoint folder's `train_state.json` records as never
+/// trained (0 epochs: a run that failed or was stopped in its first epoch
+/// leaves their initial weights). Empty when the folder has no readable
+/// state file (a shipped model has none).
+pub fn untrained_sub_models(model_dir: &Path) -> Vec<SubModelKind> {
+    TrainState::read(&model_dir.join(STATE_FILE))
+        .map(|s| s.sub_models.iter().filter(|m| m.epochs_done == 0).map(|m| m.sub_model).collect())
+        .unwrap_or_default()
+}
+
 /// One epoch of one sub-model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochReport {
