@@ -400,6 +400,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(id);
         }
         synth::eval::EvalProgress::Baseline => bar.set_message("baseline: reading the other split"),
+        synth::eval::EvalProgress::Warning { message } => bar.suspend(|| tracing::warn!("{message}")),
         _ => {}
     };
     let result = synth::eval::evaluate_with(&spec, &mut on_progress);

@@ -91,6 +91,10 @@ pub enum EvalError {
         /// What is wrong and what was expected.
         what: String,
     },
+    /// A file of the reference system does not parse or makes no sense
+    /// (the simulator's error names the file and key).
+    #[error("reference system: {0}")]
+    ReferenceConfig(#[source] simulator::config::error::ConfigError),
     /// A real rank graph cannot be read or tokenized.
     #[error("real workload {id}: {source}")]
     Real {
@@ -98,6 +102,15 @@ pub enum EvalError {
         id: String,
         /// What went wrong.
         source: DatasetError,
+    },
+    /// A real workload's traces or comm groups cannot be simulated (a
+    /// corrupt or truncated file): the corpus is damaged.
+    #[error("real workload {id}: {what}")]
+    RealSimulation {
+        /// The workload id.
+        id: String,
+        /// The simulator's error.
+        what: String,
     },
     /// Generation failed (a bad checkpoint, flags the generator rejects).
     #[error("generating for {id}: {source}")]
@@ -172,6 +185,12 @@ pub enum EvalProgress {
     },
     /// The baseline's real graphs are being read.
     Baseline,
+    /// Generation warned (a checkpoint missing a prior, a workload's flags
+    /// outside the training range); each distinct warning once.
+    Warning {
+        /// The warning.
+        message: String,
+    },
 }
 
 /// The four structure MMDs (squared MMD, Gaussian TV kernel, see [`mmd`]).
@@ -578,6 +597,10 @@ impl Reference {
                 });
             }
         }
+        // Read up front, so that a broken reference system is not blamed on
+        // the first workload that fails to simulate on it.
+        simulator::config::system::SystemConfig::load(&system).map_err(EvalError::ReferenceConfig)?;
+        simulator::config::memory::MemoryConfig::load(&memory).map_err(EvalError::ReferenceConfig)?;
         let tpl = rs.join("network.yml.template");
         let template = std::fs::read_to_string(&tpl)
             .map_err(|e| EvalError::Reference { path: tpl.clone(), what: format!("cannot read: {e}") })?;
@@ -587,7 +610,13 @@ impl Reference {
                 what: "expected a `[ R ]` placeholder for the NPU count".into(),
             });
         }
-        Ok(Reference { system, memory, template, dir: dir.to_path_buf() })
+        let reference = Reference { system, memory, template, dir: dir.to_path_buf() };
+        let network = reference.network(2)?;
+        simulator::config::network::NetworkConfig::load(&network).map_err(|e| EvalError::Reference {
+            path: tpl.clone(),
+            what: format!("the network it gives for 2 NPUs does not load: {e}"),
+        })?;
+        Ok(reference)
     }
 
     /// The network file for `npus` NPUs (written once).
@@ -608,7 +637,13 @@ impl Reference {
     /// its timing, or what went wrong. One-rank workloads run as both
     /// ranks of a 2-NPU switch (module docs) from copies in `scratch`; their
     /// compute and exposed communication count the first copy only.
-    fn timing(&self, prefix: &Path, ranks: u32, groups: &Path, scratch: &Path) -> Result<Result<SimTiming, String>> {
+    fn timing(
+        &self,
+        prefix: &Path,
+        ranks: u32,
+        groups: &Path,
+        scratch: &Path,
+    ) -> Result<Result<SimTiming, SimFailure>> {
         let mut req = if ranks == 1 {
             mkdir(scratch)?;
             let single = with_suffix(prefix, ".0.et");
@@ -638,10 +673,27 @@ impl Reference {
             }
             Ok(rep) => {
                 let open: Vec<usize> = (0..rep.ranks.len()).filter(|&r| rep.ranks[r].finish_ns.is_none()).collect();
-                Err(format!("ranks {open:?} did not finish"))
+                Err(SimFailure::Stalled(format!("ranks {open:?} did not finish")))
             }
-            Err(e) => Err(first_lines(&e.to_string(), 4)),
+            Err(e) => Err(SimFailure::Error(first_lines(&e.to_string(), 4))),
         })
+    }
+}
+
+/// Why a workload gave no timing.
+#[derive(Debug)]
+enum SimFailure {
+    /// It ran but some ranks never finished (a hang).
+    Stalled(String),
+    /// It could not be simulated at all (unreadable traces or comm groups).
+    Error(String),
+}
+
+impl std::fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimFailure::Stalled(what) | SimFailure::Error(what) => f.write_str(what),
+        }
     }
 }
 
@@ -807,6 +859,7 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
     progress(EvalProgress::Start { workloads: workloads.len() });
 
     let mut out = Vec::with_capacity(workloads.len());
+    let mut warned = std::collections::BTreeSet::new();
     let mut all_real = Vec::new();
     let mut all_gen = Vec::new();
     for (i, w) in workloads.iter().enumerate() {
@@ -822,7 +875,8 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
         } else {
             match reference.timing(&w.dir.join("workload"), ranks, &w.dir.join("workload.json"), &dir.join("real1"))? {
                 Ok(t) => (Some(t), None),
-                Err(e) => (None, Some(format!("the real workload did not simulate: {e}"))),
+                Err(SimFailure::Stalled(e)) => (None, Some(format!("the real workload did not simulate: {e}"))),
+                Err(SimFailure::Error(what)) => return Err(EvalError::RealSimulation { id, what }),
             }
         };
         let real_makespan_ns = real.map(|t| t.makespan_ns);
@@ -841,6 +895,11 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
             steps: spec.steps,
         };
         let generated = generate(&gen_spec).map_err(|source| EvalError::Generate { id: id.clone(), source })?;
+        for w in &generated.warnings {
+            if warned.insert(w.clone()) {
+                progress(EvalProgress::Warning { message: format!("{id}: {w}") });
+            }
+        }
         let mut samples = Vec::with_capacity(generated.workloads.len());
         let mut gen_hists = Vec::new();
         for (k, g) in generated.workloads.iter().enumerate() {
@@ -1031,6 +1090,63 @@ mod tests {
         assert_eq!(h.layer_width, vec![0.0, 2.0, 1.0]);
         assert_eq!(h.node_type[0], 3.0);
         assert_eq!(h.node_type[NodeTypeToken::id(NodeType::CommCollNode) as usize], 1.0);
+    }
+
+    /// A corpus of the real w002 (train) and w000 (validation) in a fresh
+    /// folder, for damaging.
+    fn small_corpus() -> tempfile::TempDir {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/corpus");
+        let root = tempfile::Builder::new().prefix("strata-eval-corpus-").tempdir().unwrap();
+        let copy_dir = |rel: &str| {
+            std::fs::create_dir_all(root.path().join(rel)).unwrap();
+            for f in std::fs::read_dir(from.join(rel)).unwrap() {
+                let f = f.unwrap();
+                std::fs::copy(f.path(), root.path().join(rel).join(f.file_name())).unwrap();
+            }
+        };
+        copy_dir("reference-system");
+        copy_dir("workloads/w000_llama_mp_L4_d1024_dp1tp2pp2sp1");
+        copy_dir("workloads/w002_llama_mp_L2_d1024_dp1tp2pp2sp1");
+        std::fs::write(
+            root.path().join("SPLIT.txt"),
+            "validation w000_llama_mp_L4_d1024_dp1tp2pp2sp1\ntrain w002_llama_mp_L2_d1024_dp1tp2pp2sp1\n",
+        )
+        .unwrap();
+        root
+    }
+
+    /// A damaged corpus is an error naming the file, before any model is
+    /// blamed: a truncated real rank file, an unreadable reference system.
+    #[test]
+    fn a_damaged_corpus_is_an_error_naming_the_file() {
+        let corpus = small_corpus();
+        let spec = EvalSpec {
+            model: Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default"),
+            data: corpus.path().to_path_buf(),
+            split: Split::Validation,
+            count: 1,
+            seed: 0,
+            max_workloads: Some(1),
+            max_nodes: Some(20),
+            ignore_size_prior: false,
+            ignore_magnitude_prior: false,
+            device: Device::Cpu,
+            keep: None,
+            baseline: false,
+            steps: Default::default(),
+        };
+        let rank = corpus.path().join("workloads/w000_llama_mp_L4_d1024_dp1tp2pp2sp1/workload.3.et");
+        let whole = std::fs::read(&rank).unwrap();
+        std::fs::write(&rank, &whole[..500]).unwrap();
+        let e = evaluate(&spec).unwrap_err();
+        assert!(matches!(e, EvalError::RealSimulation { .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.contains("w000_llama") && e.contains("workload.3.et") && e.contains("truncated"), "{e}");
+        std::fs::write(&rank, &whole).unwrap();
+        let system = corpus.path().join("reference-system/system.json");
+        std::fs::write(&system, "{").unwrap();
+        let e = evaluate(&spec).unwrap_err().to_string();
+        assert!(e.starts_with("reference system: ") && e.contains("system.json"), "{e}");
     }
 
     #[test]
