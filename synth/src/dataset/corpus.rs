@@ -223,6 +223,23 @@ impl WorkloadConfig {
         let cfg: WorkloadConfig = serde_json::from_str(&text).map_err(|e| {
             DatasetError::format(path, format!("line {} column {}", e.line(), e.column()), e.to_string())
         })?;
+        let f = &cfg.flags;
+        let sizes = [
+            ("num_stacks", f.num_stacks),
+            ("dmodel", f.dmodel),
+            ("dff", f.dff),
+            ("head", f.head),
+            ("kvhead", f.kvhead),
+            ("seq", f.seq),
+            ("batch", f.batch),
+            ("micro_batch", f.micro_batch),
+            ("dvocal", f.dvocal),
+            ("experts", f.experts),
+            ("kexperts", f.kexperts),
+        ];
+        if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(DatasetError::format(path, format!("flags.{key}"), "0, expected a size of at least 1"));
+        }
         let layout = cfg.flags.layout().map_err(|e| DatasetError::format(path, "flags", e.to_string()))?;
         if layout.ranks() != cfg.derived.ranks || layout.ranks_per_stage() != cfg.derived.ranks_per_stage {
             return Err(DatasetError::format(
@@ -355,6 +372,7 @@ impl Corpus {
         let split_path = root.join("SPLIT.txt");
         let text = std::fs::read_to_string(&split_path).map_err(|e| DatasetError::io(&split_path, "cannot read", e))?;
         let mut workloads = Vec::new();
+        let mut listed: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -375,6 +393,13 @@ impl Corpus {
                     ))
                 }
             };
+            if let Some(first) = listed.insert(id.to_string(), i + 1) {
+                return Err(DatasetError::format(
+                    &split_path,
+                    format!("line {}", i + 1),
+                    format!("{id} is already listed on line {first}: a workload belongs to one split, once"),
+                ));
+            }
             workloads.push(Workload::open(&root.join("workloads").join(id), split)?);
         }
         Ok(Corpus { root: root.to_path_buf(), workloads })
@@ -484,9 +509,25 @@ mod tests {
         std::fs::write(&cfg, r#"{"id": "x", "flags": {"model_type": "rnn"}}"#).unwrap();
         let err = WorkloadConfig::read(&cfg).unwrap_err().to_string();
         assert!(err.contains("config.json") && err.contains("rnn"), "{err}");
+        let real =
+            std::fs::read_to_string(corpus().root.join("workloads/w000_llama_mp_L4_d1024_dp1tp2pp2sp1/config.json"));
+        std::fs::write(&cfg, real.unwrap().replace("\"dmodel\":1024", "\"dmodel\":0")).unwrap();
+        let err = WorkloadConfig::read(&cfg).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains("flags.dmodel"), "{err}");
         std::fs::write(dir.join("SPLIT.txt"), "train\n").unwrap();
         let err = Corpus::open(&dir).unwrap_err().to_string();
         assert!(err.contains("SPLIT.txt: line 1"), "{err}");
+        // A workload in both splits (or twice in one) would leak into validation.
+        let w = "w002_llama_mp_L2_d1024_dp1tp2pp2sp1";
+        let real = corpus().root.join("workloads").join(w);
+        let copy = dir.join("workloads").join(w);
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in ["config.json", "workload.json"] {
+            std::fs::copy(real.join(f), copy.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("SPLIT.txt"), format!("train {w}\n\nvalidation {w}\n")).unwrap();
+        let err = Corpus::open(dir).unwrap_err().to_string();
+        assert!(err.contains("SPLIT.txt: line 3") && err.contains("line 1"), "{err}");
     }
 
     /// On every kept rank file of the corpus: the Kahn layer count equals the
