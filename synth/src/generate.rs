@@ -314,6 +314,9 @@ fn input(what: impl Into<String>) -> GenerateError {
     GenerateError::Input(what.into())
 }
 
+/// The one `chakra_schema_version` the corpus and Strata's writer use.
+const CHAKRA_SCHEMA: &str = "v0.0.4";
+
 /// Parses `--set key=value` pairs over the corpus defaults and checks the result.
 pub fn parse_flags(sets: &[String]) -> Result<StgFlags> {
     let mut f = corpus_defaults();
@@ -370,8 +373,14 @@ pub fn parse_flags(sets: &[String]) -> Result<StgFlags> {
             "activation_recompute" => f.activation_recompute = boolean()?,
             "tpsp" => f.tpsp = boolean()?,
             "mixed_precision" => f.mixed_precision = boolean()?,
-            // A no-op in STG (the Chakra004 backend is hard-coded).
-            "chakra_schema_version" => {}
+            // A no-op in STG (the Chakra004 backend is hard-coded), and the
+            // only schema Strata writes.
+            "chakra_schema_version" if value == CHAKRA_SCHEMA => {}
+            "chakra_schema_version" => {
+                return Err(input(format!(
+                    "--set chakra_schema_version={value}: Strata writes Chakra ET {CHAKRA_SCHEMA} only (the corpus's)"
+                )))
+            }
             _ => unreachable!("checked against FLAG_NAMES"),
         }
     }
@@ -2084,6 +2093,9 @@ mod tests {
         assert!(e.contains("--ranks 4") && e.contains("8 ranks"), "{e}");
         let e = run(&spec(p.clone(), &["tp=0"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("tp=0"), "{e}");
+        assert!(parse_flags(&sets(&["chakra_schema_version=v0.0.4"])).is_ok());
+        let e = parse_flags(&sets(&["chakra_schema_version=x"])).unwrap_err().to_string();
+        assert!(e.contains("chakra_schema_version=x") && e.contains("v0.0.4"), "{e}");
         let e = run(&spec(p.clone(), &["bogus=1"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("unknown generator flag") && e.contains("valid keys"), "{e}");
         // A corrupt checkpoint.
