@@ -233,7 +233,11 @@ pub fn resolve_model(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
         return Ok(dir.to_path_buf());
     }
     if let Some(dir) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            anyhow::bail!("{MODEL_ENV}={}: no such model folder (unset it to use the shipped model)", dir.display());
+        }
+        return Ok(dir);
     }
     let mut looked = Vec::new();
     let exe_roots: Option<Vec<PathBuf>> =
@@ -282,7 +286,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let workloads = args.count as usize;
     let report = synth::generate::generate_with(&spec, &mut |warnings| {
         for w in warnings {
-            tracing::warn!("what-if: {w}");
+            tracing::warn!("{w}");
         }
         tracing::info!("sampling {workloads} workload(s), one graph per pipeline stage each");
     });

@@ -341,6 +341,23 @@ fn synth_eval_rejects_bad_input() {
     assert!(msg.contains("validation split has no workload"), "{msg}");
 }
 
+/// A `$STRATA_MODEL` naming no folder is an error that says the path came
+/// from the variable (not a checkpoint error about a folder the user never typed).
+#[test]
+fn a_missing_strata_model_folder_is_named_as_the_variable() {
+    let dir = Dir::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["synth", "generate", "--ranks", "4", "--out"])
+        .arg(dir.path("w"))
+        .env("STRATA_MODEL", dir.path("nowhere"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("STRATA_MODEL=") && stderr.contains("nowhere"), "{stderr}");
+    assert!(!dir.path("w.0.et").exists());
+}
+
 /// The workload of `prefix` on the corpus reference system (a switch of `ranks` NPUs).
 fn simulate_on_reference(dir: &Dir, prefix: &std::path::Path, ranks: usize) -> crate::util::Run {
     let network = dir.create(

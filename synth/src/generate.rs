@@ -302,7 +302,9 @@ pub struct GenerateReport {
     pub flags: StgFlags,
     /// Their layout.
     pub layout: ParallelLayout,
-    /// Conditioning values outside the training range (what-if questions).
+    /// Warnings: what the checkpoint lacks (with the fallback taken), and
+    /// conditioning values outside the training range (what-if questions,
+    /// starting `what-if: `).
     pub warnings: Vec<String>,
     /// The workloads written.
     pub workloads: Vec<GeneratedWorkload>,
@@ -576,6 +578,12 @@ fn checkpoint_warnings(model: &LayerDag, spec: &GenerateSpec) -> Vec<String> {
             "{dir}: the checkpoint has no magnitude prior, so num_ops and byte sizes stay as the model drew them; {refit}"
         ));
     }
+    if model.data.y_normalizer.as_ref().is_some_and(|n| n.min.is_empty()) {
+        w.push(format!(
+            "{dir}: the checkpoint does not record its training ranges, so what-if values are not detected; {}",
+            refit.replace("adds it", "adds them")
+        ));
+    }
     if model.data.representatives.is_none() {
         w.push(format!(
             "{dir}: the checkpoint has no bucket representatives, so bucketed sizes are written as each bucket's \
@@ -588,9 +596,8 @@ fn checkpoint_warnings(model: &LayerDag, spec: &GenerateSpec) -> Vec<String> {
 pub fn range_warnings(norm: &Normalizer, flags: &StgFlags, layout: &ParallelLayout) -> Vec<String> {
     let index = |name: &str| norm.names.iter().position(|n| n == name);
     if norm.min.is_empty() {
-        return vec!["the checkpoint does not record its training ranges, so what-if values are not detected; \
-             `strata synth refit-priors --model DIR --data CORPUS` adds them"
-            .into()];
+        // An older checkpoint: `checkpoint_warnings` says so once.
+        return Vec::new();
     }
     let moe = flags.model_type == ModelType::Moe;
     let stage_layers = layers_per_stage(flags.num_stacks, flags.pp);
@@ -1398,7 +1405,7 @@ pub fn generate(spec: &GenerateSpec) -> Result<GenerateReport> {
     generate_with(spec, &mut |_| {})
 }
 
-/// [`generate`], calling `before_sampling` with the what-if warnings once
+/// [`generate`], calling `before_sampling` with the warnings once
 /// the request has been checked and the model loaded, before the (possibly
 /// long) sampling starts: a caller can show them while the user waits.
 pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[String])) -> Result<GenerateReport> {
@@ -1454,7 +1461,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     let stages: Vec<u32> = (0..layout.pp).collect();
     let raw: Vec<Vec<f32>> = stages.iter().map(|&s| workload_features(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let mut warnings = checkpoint_warnings(&model, spec);
-    warnings.extend(range_warnings(&norm, &flags, &layout));
+    warnings.extend(range_warnings(&norm, &flags, &layout).into_iter().map(|w| format!("what-if: {w}")));
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let works: Vec<StageWork> = stages.iter().map(|&s| StageWork::of(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let prior = model.data.magnitude_prior.as_ref().filter(|_| !spec.ignore_magnitude_prior);
@@ -2213,10 +2220,11 @@ mod tests {
         let w = warn(&["pp=4"]);
         assert_eq!(w.iter().filter(|m| m.contains("pp = 4")).count(), 1, "{w:?}");
         assert!(w.iter().all(|m| !m.contains("stage =")), "{w:?}");
-        // A checkpoint without ranges: one note, not a false alarm per feature.
+        // A checkpoint without ranges: no false alarm per feature (generation
+        // notes the missing ranges once, with the checkpoint's warnings).
         let old = Normalizer { min: vec![], max: vec![], ..norm.clone() };
-        let f = corpus_defaults();
-        assert_eq!(range_warnings(&old, &f, &f.layout().unwrap()).len(), 1);
+        let f = parse_flags(&sets(&["seq=8192"])).unwrap();
+        assert!(range_warnings(&old, &f, &f.layout().unwrap()).is_empty());
     }
 
     /// Out-of-range values are allowed and warned about; the same seed gives
