@@ -521,6 +521,21 @@ impl TrainState {
                 what: format!("not a version 1 {STATE_FORMAT:?} file with the three sub-models in order"),
             });
         }
+        for m in &s.sub_models {
+            let bad = |what: String| TrainError::State { path: path.into(), what: format!("{}: {what}", m.sub_model) };
+            if m.best_epoch > m.epochs_done || m.epochs_since_best > m.epochs_done {
+                return Err(bad(format!(
+                    "best_epoch {} and epochs_since_best {} must not exceed epochs_done {}",
+                    m.best_epoch, m.epochs_since_best, m.epochs_done
+                )));
+            }
+            // Validation losses are cross-entropies: finite and not negative.
+            for (key, v) in [("initial_val_loss", m.initial_val_loss), ("best_val_loss", m.best_val_loss)] {
+                if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                    return Err(bad(format!("{key} {v:e}, expected a finite loss of at least 0")));
+                }
+            }
+        }
         Ok(s)
     }
 
@@ -1664,6 +1679,20 @@ mod tests {
         }
         let state = TrainState::read(&out.join(STATE_FILE)).unwrap();
         assert!(state.sub_models.iter().all(|s| s.epochs_done == 2));
+        // A hand-edited state that contradicts itself is refused, naming the sub-model.
+        let text = std::fs::read_to_string(out.join(STATE_FILE)).unwrap();
+        let bad = temp_dir("train-state-bad");
+        std::fs::create_dir_all(&*bad).unwrap();
+        for (key, value, says) in [
+            ("best_epoch", serde_json::json!(50), "best_epoch 50"),
+            ("best_val_loss", serde_json::json!(-1e308), "-1e308"),
+        ] {
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            json["sub_models"][0][key] = value;
+            std::fs::write(bad.join(STATE_FILE), json.to_string()).unwrap();
+            let e = TrainState::read(&bad.join(STATE_FILE)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(STATE_FILE) && e.contains("node_count") && e.contains(says), "{e}");
+        }
         // Nothing left to do at the same cap.
         let third = run(&spec(out.clone(), 1, 2, true)).unwrap();
         assert!(third.sub_models.iter().all(|r| r.epochs_run == 0 && r.epochs == 2));
