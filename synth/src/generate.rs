@@ -1254,6 +1254,12 @@ pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
 /// its sender's total over its sends, exactly, instead of its bucket's
 /// value (buckets are octaves, so single messages would be off by up to 2×).
+/// The files of the workload `prefix` of `ranks` ranks: `PREFIX.<rank>.et`,
+/// then the comm-group file `PREFIX.json`.
+fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_ {
+    (0..ranks).map(|r| with_suffix(prefix, &format!(".{r}.et"))).chain([with_suffix(prefix, ".json")])
+}
+
 pub fn write_workload(
     prefix: &Path,
     stage_dags: &[Dag],
@@ -1278,8 +1284,8 @@ pub fn write_workload(
             source,
         })?;
     }
-    let rank_files: Vec<PathBuf> = (0..layout.ranks()).map(|r| with_suffix(prefix, &format!(".{r}.et"))).collect();
-    let comm_path = with_suffix(prefix, ".json");
+    let mut rank_files: Vec<PathBuf> = output_files(prefix, layout.ranks()).collect();
+    let comm_path = rank_files.pop().expect("the comm-group file comes last");
     // Nothing is written unless every file can be: a folder in the way is
     // found first, and a failure part-way removes what this call wrote.
     if let Some(p) = rank_files.iter().chain([&comm_path]).find(|p| p.is_dir()) {
@@ -1437,6 +1443,12 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     if spec.max_nodes == Some(0) {
         return Err(input("max nodes 0: a stage graph cannot be empty"));
     }
+    // A folder in the way of any workload's file is found before sampling.
+    for k in 0..spec.count {
+        if let Some(p) = output_files(&prefix_of(&spec.out, k, spec.count), layout.ranks()).find(|p| p.is_dir()) {
+            return Err(simulator::chakra::ChakraError::IsDirectory { path: p }.into());
+        }
+    }
     let ckpt = |what: String| GenerateError::Checkpoint { path: spec.model.clone(), what };
     let model = LayerDag::load(&spec.model, spec.device).map_err(|e| ckpt(e.to_string()))?;
     let Some(norm) = model.data.y_normalizer.clone() else {
@@ -1523,7 +1535,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     before_sampling(&warnings);
     let dags = sample_dags(&model, &conditions, &opts)?;
 
-    let mut workloads = Vec::with_capacity(spec.count);
+    let mut workloads: Vec<GeneratedWorkload> = Vec::with_capacity(spec.count);
     let send_totals: Vec<Option<f64>> = match prior {
         Some(p) => {
             rows.iter().zip(&works).map(|(row, work)| p.predict(MagnitudeTotal::SendBytes, row, Some(work))).collect()
@@ -1547,7 +1559,19 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                 Ok(d)
             })
             .collect::<Result<_>>()?;
-        let mut w = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals)?;
+        let written = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals);
+        let mut w = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // All K workloads or none: remove the ones already written.
+                for w in &workloads {
+                    for p in w.rank_files.iter().chain([&w.comm_groups]) {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+                return Err(e);
+            }
+        };
         w.conversions.magnitudes_clamped = clamped;
         w.magnitude_shifts = shifts;
         workloads.push(w);
@@ -2155,6 +2179,18 @@ mod tests {
         assert!(e.contains("gen.2.et") && e.contains("is a directory"), "{e}");
         assert!(!p.with_extension("0.et").exists(), "nothing is written on error");
         assert!(!p.with_extension("json").exists(), "nothing is written on error");
+        // With --count, a folder in the way of a later workload's file stops
+        // the request before any is sampled or written.
+        std::fs::create_dir_all(dir.join("k_2.json")).unwrap();
+        let sampled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hook = sampled.clone();
+        let progress = Some(SampleProgress(std::sync::Arc::new(move |_, _| {
+            hook.store(true, std::sync::atomic::Ordering::SeqCst)
+        })));
+        let e = run(&GenerateSpec { count: 3, progress, ..spec(dir.join("k"), &[], 4, 0) }).unwrap_err().to_string();
+        assert!(e.contains("k_2.json") && e.contains("is a directory"), "{e}");
+        assert!(!sampled.load(std::sync::atomic::Ordering::SeqCst), "found only after sampling");
+        assert!(!dir.join("k_0.0.et").exists() && !dir.join("k_0.json").exists(), "nothing is written on error");
     }
 
     /// A workload written over a larger one under the same prefix removes the
