@@ -108,7 +108,7 @@ fn request(args: &SimArgs) -> RunRequest {
 }
 
 /// Fails before a long run if an output file could not be written afterwards.
-fn check_writable(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_writable(path: &Path) -> anyhow::Result<()> {
     if path.is_dir() {
         bail!("{}: is a folder; expected a file name for the output", path.display());
     }

@@ -395,6 +395,9 @@ fn stderr_bar(prefix: &'static str, template: &str) -> ProgressBar {
 /// when a generated workload is invalid.
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let device = apply_runtime(&args.runtime)?;
+    if let Some(path) = &args.json {
+        crate::sim_cmd::check_writable(path).context("--json")?;
+    }
     let spec = eval_spec(&args, device)?;
     let bar = stderr_bar("eval", "{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}");
     let mut on_progress = |p: synth::eval::EvalProgress| match p {

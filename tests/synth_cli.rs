@@ -339,6 +339,12 @@ fn synth_eval_rejects_bad_input() {
     let empty = dir.create("empty/SPLIT.txt", "# nothing\n");
     let msg = strata(args!["synth", "eval", "--model", dir.path("bad"), "--data", empty.parent().unwrap()]).fails();
     assert!(msg.contains("validation split has no workload"), "{msg}");
+    // A --json that could not be written is refused before the evaluation, not after it.
+    let nowhere = dir.path("no/such/folder/report.json");
+    let msg = strata(args!["synth", "eval", "--model", repo("models/default"), "--data", &corpus, "--json", &nowhere])
+        .fails();
+    assert!(msg.contains("--json") && msg.contains("no/such/folder"), "{msg}");
+    assert!(!msg.contains("relative error"), "the evaluation ran first: {msg}");
 }
 
 /// A `$STRATA_MODEL` naming no folder is an error that says the path came
