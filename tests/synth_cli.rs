@@ -568,6 +568,8 @@ fn the_shipped_model_answers_the_issues_what_if_and_refuses_unwritable_sizes() {
     ])
     .fails();
     assert!(msg.contains("beyond the 64-bit integers"), "{msg}");
+    // The flags to blame are named.
+    assert!(msg.contains("seq = 2147483648 is outside the training range"), "{msg}");
     assert!(!dir.path("big.0.et").exists());
 }
 

@@ -1473,7 +1473,8 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     let stages: Vec<u32> = (0..layout.pp).collect();
     let raw: Vec<Vec<f32>> = stages.iter().map(|&s| workload_features(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let mut warnings = checkpoint_warnings(&model, spec);
-    warnings.extend(range_warnings(&norm, &flags, &layout).into_iter().map(|w| format!("what-if: {w}")));
+    let what_if = range_warnings(&norm, &flags, &layout);
+    warnings.extend(what_if.iter().map(|w| format!("what-if: {w}")));
     let rows: Vec<Vec<f32>> = raw.iter().map(|r| norm.apply(r)).collect::<Result<_, _>>()?;
     let works: Vec<StageWork> = stages.iter().map(|&s| StageWork::of(&cfg, s * rps)).collect::<Result<_, _>>()?;
     let prior = model.data.magnitude_prior.as_ref().filter(|_| !spec.ignore_magnitude_prior);
@@ -1482,11 +1483,17 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
             for total in MagnitudeTotal::ALL {
                 match p.predict(total, row, Some(work)) {
                     Some(want) if want.is_nan() || want > MAX_STAGE_TOTAL => {
+                        let culprits = if what_if.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (beyond the training data: {})", what_if.join("; "))
+                        };
                         return Err(input(format!(
                             "stage {stage}: the predicted {} total is {want:.3e}, beyond the 64-bit integers \
-                             Chakra stores it in ({MAX_STAGE_TOTAL:.3e}): these flag values are too large to write as a trace",
+                             Chakra stores it in ({MAX_STAGE_TOTAL:.3e}): these flag values are too large to write as a \
+                             trace{culprits}",
                             total.name()
-                        )))
+                        )));
                     }
                     _ => {}
                 }
@@ -1517,6 +1524,16 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                     forward_send_layer: send.predict(row).clamp(2, depth.max(2)),
                 };
                 p2p.require_in(mask);
+                if let Some((layer, n)) = mask.widest_requirement().filter(|&(_, n)| n > model.data.max_layer_size) {
+                    return Err(input(format!(
+                        "batch={} with micro_batch={} gives {micro_batches} micro-batches: stage {stage} must hold {n} \
+                         pipeline messages in its layer {layer} (one per micro-batch per neighbouring stage), more \
+                         than the model's widest layer ({} nodes); raise micro_batch or lower batch",
+                        flags.batch,
+                        flags.micro_batch,
+                        model.data.max_layer_size
+                    )));
+                }
             }
         }
     }
@@ -2124,6 +2141,9 @@ mod tests {
         assert!(e.contains("--ranks 4") && e.contains("8 ranks"), "{e}");
         let e = run(&spec(p.clone(), &["tp=0"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("tp=0"), "{e}");
+        // More micro-batches than a layer of the model can hold messages for names the flags.
+        let e = run(&spec(p.clone(), &["batch=100000"], 4, 0)).unwrap_err().to_string();
+        assert!(e.contains("batch=100000 with micro_batch=1") && e.contains("widest layer"), "{e}");
         assert!(parse_flags(&sets(&["chakra_schema_version=v0.0.4"])).is_ok());
         let e = parse_flags(&sets(&["chakra_schema_version=x"])).unwrap_err().to_string();
         assert!(e.contains("chakra_schema_version=x") && e.contains("v0.0.4"), "{e}");

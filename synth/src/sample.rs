@@ -182,6 +182,15 @@ impl AttributeMask {
         self.required.iter().filter(|r| r.layer == layer).map(|r| r.count).sum()
     }
 
+    /// The layer (1-based) with the most required nodes and their count
+    /// (`None`: no requirement).
+    pub fn widest_requirement(&self) -> Option<(usize, usize)> {
+        self.required
+            .iter()
+            .map(|r| (r.layer, self.required_in(r.layer)))
+            .max_by_key(|&(l, n)| (n, std::cmp::Reverse(l)))
+    }
+
     /// The deepest layer with required nodes (0: none).
     fn last_required_layer(&self) -> usize {
         self.required.last().map_or(0, |r| r.layer)
