@@ -2156,6 +2156,14 @@ mod tests {
         std::fs::write(bad.join("weights.safetensors"), b"not a safetensors file").unwrap();
         let e = run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).unwrap_err();
         assert!(matches!(e, GenerateError::Checkpoint { .. }), "{e}");
+        assert!(e.to_string().contains("not safetensors metadata"), "{e}");
+        // A truncated one says so in words.
+        let whole = std::fs::read(tiny_model().join("weights.safetensors")).unwrap();
+        for len in [100, whole.len() / 2] {
+            std::fs::write(bad.join("weights.safetensors"), &whole[..len]).unwrap();
+            let e = run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).unwrap_err().to_string();
+            assert!(e.contains("weights.safetensors") && e.contains("a truncated file?"), "{len} bytes: {e}");
+        }
         std::fs::write(bad.join("config.json"), b"{").unwrap();
         assert!(run(&GenerateSpec { model: bad.clone(), ..spec(p.clone(), &[], 4, 0) }).is_err());
         // Weights with a NaN, and a normalizer with a zero deviation: errors

@@ -183,15 +183,8 @@ impl LayerDag {
     /// of the file must be a variable.
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
         let ctx = format!("reading {}", path.display());
-        let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|e| {
-                ModelError::mismatch(
-                    &ctx,
-                    format!("not a readable safetensors file (missing, truncated or corrupt): {e}"),
-                )
-            })?
-            .into_iter()
-            .collect();
+        let file: BTreeMap<String, Tensor> =
+            read_safetensors(path).map_err(|what| ModelError::mismatch(&ctx, what))?.into_iter().collect();
         let vars = self.variables();
         let missing: Vec<String> = vars.keys().filter(|n| !file.contains_key(*n)).cloned().collect();
         let unexpected: Vec<String> = file.keys().filter(|n| !vars.contains_key(*n)).cloned().collect();
@@ -222,6 +215,29 @@ impl LayerDag {
         }
         Ok(())
     }
+}
+
+/// The named tensors of a safetensors file, or what is wrong with it in
+/// words (the safetensors crate's error kinds come through libtorch as
+/// Rust debug text, e.g. `MetadataIncompleteBuffer`).
+pub(crate) fn read_safetensors(path: &Path) -> std::result::Result<Vec<(String, Tensor)>, String> {
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(format!("cannot read: {e}"));
+    }
+    Tensor::read_safetensors(path).map_err(|e| {
+        let raw = e.to_string();
+        let says = |kinds: &[&str]| kinds.iter().any(|k| raw.contains(k));
+        let what = if says(&["MetadataIncompleteBuffer", "HeaderTooSmall", "InvalidHeaderLength"]) {
+            "the file ends before the data its header describes (a truncated file?)"
+        } else if says(&["InvalidOffset", "TensorInvalidInfo", "InvalidTensorView", "ValidationOverflow"]) {
+            "a tensor's data does not fit the file (a damaged file?)"
+        } else if says(&["InvalidHeader", "HeaderTooLarge"]) {
+            "its header is not safetensors metadata (a damaged file, or not a safetensors file?)"
+        } else {
+            "not a readable safetensors file"
+        };
+        format!("{what} ({})", raw.trim())
+    })
 }
 
 /// Writes named tensors as a safetensors file through a temporary file
