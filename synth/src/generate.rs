@@ -1687,7 +1687,11 @@ mod tests {
             c["data"]["magnitude_prior"] = serde_json::Value::Null;
             c["data"]["size_prior"]["forward_send_layer"] = serde_json::Value::Null;
         });
-        edit("train_state.json", &|s| s["sub_models"][2]["epochs_done"] = 0.into());
+        edit("train_state.json", &|s| {
+            for key in ["epochs_done", "best_epoch", "epochs_since_best"] {
+                s["sub_models"][2][key] = 0.into();
+            }
+        });
         let r = run(&GenerateSpec { model: model.clone(), ..spec(dir.join("w"), &[], 4, 0) }).unwrap();
         let has = |a: &str, b: &str| r.warnings.iter().any(|w| w.contains(a) && w.contains(b));
         assert!(has("no finished epoch for edge_pred", "train_state.json"), "{:?}", r.warnings);

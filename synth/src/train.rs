@@ -1024,7 +1024,7 @@ fn read_moments(path: &Path, state: &TrainState) -> Result<Option<SavedMoments>>
         Err(error) => return Err(TrainError::Io { path: path.into(), action: "cannot read", error }),
     }
     let bad = |what: String| TrainError::State { path: path.into(), what };
-    let file = crate::model::layer_dag::read_safetensors(path).map_err(bad)?;
+    let file = crate::model::layer_dag::read_safetensors(path).map_err(|what| bad(format!("cannot read: {what}")))?;
     let mut epochs = BTreeMap::new();
     let mut tensors: BTreeMap<SubModelKind, BTreeMap<String, Tensor>> = BTreeMap::new();
     for (name, t) in file {
@@ -1067,7 +1067,7 @@ fn read_moments(path: &Path, state: &TrainState) -> Result<Option<SavedMoments>>
 fn read_best(out: &Path, kind: SubModelKind) -> Result<BTreeMap<String, Tensor>> {
     let path = out.join(crate::model::layer_dag::WEIGHTS_FILE);
     let file = crate::model::layer_dag::read_safetensors(&path)
-        .map_err(|what| TrainError::State { path: path.clone(), what })?;
+        .map_err(|what| TrainError::State { path: path.clone(), what: format!("cannot read: {what}") })?;
     Ok(file.into_iter().filter(|(n, _)| n.starts_with(kind.var_prefix())).collect())
 }
 
