@@ -515,7 +515,7 @@ mod tests {
         let err = WorkloadConfig::read(&cfg).unwrap_err().to_string();
         assert!(err.contains("config.json") && err.contains("flags.dmodel"), "{err}");
         std::fs::write(dir.join("SPLIT.txt"), "train\n").unwrap();
-        let err = Corpus::open(&dir).unwrap_err().to_string();
+        let err = Corpus::open(dir).unwrap_err().to_string();
         assert!(err.contains("SPLIT.txt: line 1"), "{err}");
         // A workload in both splits (or twice in one) would leak into validation.
         let w = "w002_llama_mp_L2_d1024_dp1tp2pp2sp1";

@@ -76,6 +76,9 @@ pub const MAX_WIDTH: usize = 16_384;
 /// The most message-passing or transformer layers per model (the reference
 /// uses up to 4).
 pub const MAX_DEPTH: usize = 64;
+/// The most trainable parameters of the three models together (2^30, 4 GiB
+/// of fp32 weights; the reference's TPU Tile models have 21 M).
+pub const MAX_PARAMETERS: u128 = 1 << 30;
 /// The largest count (batch size, layer window, epochs) a config may ask for.
 pub const MAX_COUNT: usize = 1 << 30;
 
@@ -428,12 +431,73 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// The trainable parameters of the three models this config builds on
+    /// `data` (layer sizes, node attributes, edges), computed from the
+    /// shapes alone, so that a config too large to allocate is refused
+    /// before libtorch tries (tested equal to the built models' counts).
+    pub fn parameter_counts(&self, data: &DataSpec) -> [u128; 3] {
+        let c = self.general.conditional;
+        let f = data.num_features() as u128;
+        let linear = |i: u128, o: u128| i * o + o;
+        let mlp = |i: u128, h: u128, o: u128| linear(i, h) + linear(h, o);
+        // Embedding tables (dummy row included), the conditioning Linear
+        // (a scalar condition is sinusoidal: no weights), proj_input, K
+        // BiMPNN layers of three Linears, the jumping-knowledge output MLP
+        // and, pooled, a BatchNorm.
+        let encoder = |e: &EncoderConfig, pooled: bool| -> (u128, u128) {
+            let h = e.hidden_size(data.num_features(), c, data.y_dim) as u128;
+            let (x, k) = (e.x_n_emb_size as u128, e.num_mpnn_layers as u128);
+            let vocab: u128 = data.encoder_vocab().iter().map(|&v| v as u128).sum();
+            let y_w = e.y_width(c, data.y_dim) as u128;
+            let y = if data.y_dim > 1 && y_w > 0 { linear(data.y_dim as u128, y_w) } else { 0 };
+            let n = vocab * x + y + mlp(h, h, h) + k * 3 * linear(h, h) + mlp((k + 1) * h, h, h);
+            (n + if pooled { 2 * h } else { 0 }, h)
+        };
+        let progress = self.general.progress_emb_size as u128;
+        let nc = &self.node_count;
+        let (enc, h) = encoder(&nc.model, true);
+        let node_count = enc + mlp(h + progress, h, data.max_layer_size as u128 + 1);
+
+        let np = &self.node_pred;
+        let pr = &np.predictor;
+        let (enc, h) = encoder(&np.graph_encoder, true);
+        let (x, d, t) = (np.graph_encoder.x_n_emb_size as u128, pr.out_hidden_size as u128, pr.t_emb_size as u128);
+        let real: u128 = data.real_vocab().iter().map(|&v| v as u128).sum();
+        // to_v and to_qk (d → 3d), proj_new, two LayerNorms, the 4d MLP.
+        let transformer = linear(d, 3 * d) + linear(d, d) + 4 * d + mlp(d, 4 * d, d);
+        let heads: u128 = data.real_vocab().iter().map(|&v| mlp(d, d, v as u128)).sum();
+        let node_pred = enc
+            + real * x
+            + linear(h + progress + t + f * x, d)
+            + pr.num_transformer_layers as u128 * transformer
+            + heads;
+
+        let ep = &self.edge_pred;
+        let (enc, h) = encoder(&ep.graph_encoder, false);
+        let edge_pred = enc + mlp(2 * h + ep.predictor.t_emb_size as u128, ep.predictor.out_hidden_size as u128, 2);
+        [node_count, node_pred, edge_pred]
+    }
+
     /// Checks that the data can feed a model of this config: a conditional
     /// model needs conditioning rows, a scalar condition (sinusoidal
     /// embedding) needs even `y_emb_size`s, and a progress encoding needs a
     /// size prior.
     pub fn check_data(&self, data: &DataSpec) -> Result<()> {
         data.validate()?;
+        let counts = self.parameter_counts(data);
+        if counts.iter().sum::<u128>() > MAX_PARAMETERS {
+            let names = ["node_count", "node_pred", "edge_pred"];
+            let (largest, n) = names.iter().zip(counts).max_by_key(|&(_, n)| n).expect("three models");
+            return Err(ModelError::config(
+                "model config",
+                *largest,
+                format!(
+                    "builds {n:.3e} trainable parameters on this data ({:.1} GB in fp32, about four times that to \
+                     train with Adam), past the {MAX_PARAMETERS:.3e} Strata allocates: make its widths smaller",
+                    n as f64 * 4e-9
+                ),
+            ));
+        }
         if self.general.progress_emb_size > 0 && data.size_prior.is_none() {
             return Err(ModelError::config(
                 "model config",

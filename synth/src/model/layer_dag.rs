@@ -299,6 +299,7 @@ mod tests {
         let _rng = rng_lock();
         let m = LayerDag::new(ModelConfig::tpu_tile(), tpu_tile_spec(), Device::Cpu).unwrap();
         assert_eq!(m.parameter_counts(), [1_755_733, 17_001_007, 2_353_090]);
+        assert_eq!(m.config.parameter_counts(&m.data), [1_755_733, 17_001_007, 2_353_090]);
         let vars = m.variables();
         assert_eq!(vars.len(), 133 - 2 - 8);
         for (name, shape) in [
@@ -319,6 +320,34 @@ mod tests {
             assert_eq!(vars.get(name).map(|t| t.size()), Some(shape), "{name}");
         }
         assert!(!vars.keys().any(|k| k.contains("edge_pred_model.graph_encoder.bn_g")));
+    }
+
+    /// The counts computed from a config's shapes are the built models'
+    /// counts: scalar and vector conditioning, the shipped config, a
+    /// progress encoding.
+    #[test]
+    fn parameter_counts_from_the_config_match_the_built_models() {
+        let _rng = rng_lock();
+        let (tpu, mut corpus) = (tiny_tpu_batches().spec, crate::model::tests::tiny_corpus_batches().spec);
+        corpus.size_prior = crate::dataset::size_prior::SizePrior::fit(&crate::model::tests::tiny_corpus_data().graphs);
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/synth/default.toml");
+        let mut progress = small();
+        progress.general.progress_emb_size = 16;
+        for (cfg, spec) in [
+            (small(), &tpu),
+            (small(), &corpus),
+            (ModelConfig::load(Path::new(shipped)).unwrap(), &corpus),
+            (progress, &corpus),
+        ] {
+            let m = LayerDag::new(cfg, spec.clone(), Device::Cpu).unwrap();
+            let built: Vec<u128> = m.parameter_counts().iter().map(|&n| n as u128).collect();
+            assert_eq!(m.config.parameter_counts(&m.data).to_vec(), built);
+        }
+        // A config too large to allocate is refused before libtorch tries.
+        let mut big = ModelConfig::tpu_tile();
+        big.node_pred.predictor.out_hidden_size = 16_384;
+        let e = LayerDag::new(big, tpu, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("node_pred") && e.contains("trainable parameters") && e.contains("smaller"), "{e}");
     }
 
     /// One training step of each model on a tiny real batch (so BatchNorm's
