@@ -367,7 +367,7 @@ impl ModelConfig {
         let optimizer = |key: &str, o: &OptimizerConfig| {
             // The optimizer computes in fp32: a larger rate does not convert.
             if !(o.lr.is_finite() && o.lr > 0.0 && o.lr <= f64::from(f32::MAX)) {
-                err(&format!("{key}.optimizer.lr"), format!("must be a positive fp32 number, got {}", o.lr))
+                err(&format!("{key}.optimizer.lr"), format!("must be a positive fp32 number, got {:e}", o.lr))
             } else {
                 Ok(())
             }
@@ -414,7 +414,7 @@ impl ModelConfig {
             );
         }
         if !(0.0..1.0).contains(&pr.dropout) {
-            return err("node_pred.predictor.dropout", format!("must lie in [0, 1), got {}", pr.dropout));
+            return err("node_pred.predictor.dropout", format!("must lie in [0, 1), got {:e}", pr.dropout));
         }
         optimizer("node_pred", &np.optimizer)?;
 
