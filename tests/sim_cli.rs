@@ -306,6 +306,51 @@ fn sim_corrupt_trace() {
     );
 }
 
+/// A dependency on a node that is not in the file, a self-dependency and a
+/// cycle leave nodes that can never be issued: ASTRA-sim reports such a rank
+/// finished without them (its termination test ignores pending nodes), a
+/// silently wrong time. strata refuses the trace, naming the file and node.
+#[test]
+fn sim_unissuable_dependencies_are_errors() {
+    let (case, traces) =
+        (case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u"), case_dir("C_cpu_gpu_overlap_Ring4"));
+    let base = simulator::chakra::read_trace(traces.join("workload.2.et")).unwrap();
+    assert!(base.nodes.len() >= 2, "the case has {} nodes", base.nodes.len());
+    let (a, b) = (base.nodes[0].id, base.nodes[1].id);
+    type Edit = Box<dyn Fn(&mut simulator::chakra::EtTrace)>;
+    let cases: [(&str, Edit, Vec<String>); 3] = [
+        ("missing", Box::new(|t| t.nodes[1].data_deps.push(999_999)), vec!["data_deps names node 999999".into()]),
+        ("self", Box::new(move |t| t.nodes[0].ctrl_deps.push(a)), vec![format!("cycle through nodes {a} -> {a}")]),
+        (
+            "cycle",
+            Box::new(move |t| {
+                t.nodes[1].data_deps = vec![a];
+                t.nodes[0].data_deps = vec![b];
+            }),
+            vec!["dependency cycle through nodes".into(), format!("{a}"), format!("{b}")],
+        ),
+    ];
+    for (name, edit, says) in cases {
+        let dir = Dir::new();
+        for r in 0..4 {
+            let from = traces.join(format!("workload.{r}.et"));
+            let to = dir.path(&format!("w/workload.{r}.et"));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            if r == 2 {
+                let mut t = base.clone();
+                edit(&mut t);
+                simulator::chakra::write_trace(&to, &t).unwrap();
+            } else {
+                std::fs::copy(from, to).unwrap();
+            }
+        }
+        let mut needles = vec!["workload.2.et"];
+        needles.extend(says.iter().map(String::as_str));
+        let msg = assert_fails(&dir, ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")), &needles);
+        assert!(!msg.contains("finish"), "{name}: {msg}");
+    }
+}
+
 #[test]
 fn sim_missing_config_file() {
     let dir = Dir::new();

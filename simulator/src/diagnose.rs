@@ -1,6 +1,7 @@
 //! Explains a stalled run: for every rank that did not finish, which nodes are
 //! stuck and on what (a collective waiting for peers, an unmatched send or
-//! receive with its key, a dependency on a missing or unfinished node).
+//! receive with its key, a dependency on an unfinished node). Dependencies
+//! on missing nodes and cycles never get here: loading refuses them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -124,13 +125,8 @@ pub(crate) fn diagnose(
                 },
                 NodeState::Free => "ready but never issued (a skipped node freed it and no later completion re-ran the issue loop, as in ASTRA-sim; or its hardware slot never freed)".to_string(),
                 NodeState::Pending => {
-                    let missing: Vec<u64> = w.missing_parents.iter().filter(|(c, _)| c == i).map(|(_, d)| *d).collect();
-                    if !missing.is_empty() {
-                        format!("depends on node(s) {} which are not in this file", join(&missing))
-                    } else {
-                        let ids: Vec<u64> = parents.iter().map(|&p| w.nodes[p as usize].id).collect();
-                        format!("waiting on unfinished node(s) {}", join(&ids))
-                    }
+                    let ids: Vec<u64> = parents.iter().map(|&p| w.nodes[p as usize].id).collect();
+                    format!("waiting on unfinished node(s) {}", join(&ids))
                 }
                 NodeState::Done => continue,
             };

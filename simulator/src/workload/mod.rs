@@ -83,10 +83,8 @@ pub struct Workload {
     /// CSR children: `children[child_start[i]..child_start[i+1]]`.
     child_start: Vec<u32>,
     children: Vec<u32>,
-    /// Parents not yet finished (missing ids count forever).
+    /// Parents not yet finished.
     parents_left: Vec<u32>,
-    /// Ids this node waits on that are not in the file.
-    pub missing_parents: Vec<(u32, u64)>,
     /// Node state.
     pub state: Vec<NodeState>,
     /// Free nodes by (id, index), ascending id, one set per [`SlotClass`].
@@ -164,6 +162,23 @@ impl Default for HardwareSlots {
     fn default() -> Self {
         HardwareSlots { cpu: 1, gpu: 1, comm: 1 }
     }
+}
+
+/// Whether Kahn's algorithm over the CSR children reaches every node.
+fn is_acyclic(parents_left: &[u32], child_start: &[u32], children: &[u32]) -> bool {
+    let mut left = parents_left.to_vec();
+    let mut ready: Vec<u32> = (0..left.len() as u32).filter(|&i| left[i as usize] == 0).collect();
+    let mut reached = 0usize;
+    while let Some(p) = ready.pop() {
+        reached += 1;
+        for &c in &children[child_start[p as usize] as usize..child_start[p as usize + 1] as usize] {
+            left[c as usize] -= 1;
+            if left[c as usize] == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    reached == left.len()
 }
 
 fn node_err(path: &Path, node: &Node, what: impl Into<String>) -> SimError {
@@ -356,6 +371,22 @@ impl Workload {
                 }
             }
         }
+        // A node waiting on an id not in the file, or in a cycle, is never
+        // issued; ASTRA-sim then reports the rank finished without it (its
+        // termination test ignores pending nodes), a silently wrong time.
+        if let Some(&(i, d)) = missing_parents.first() {
+            let node = &trace.nodes[i as usize];
+            let list = if node.data_deps.contains(&d) { "data_deps" } else { "ctrl_deps" };
+            return Err(node_err(
+                path,
+                node,
+                format!(
+                    "{list} names node {d}, which is not in this file ({} such dependencies in all): the node and \
+                     everything after it could never be issued",
+                    missing_parents.len()
+                ),
+            ));
+        }
         let mut child_start = vec![0u32; n + 1];
         for &(p, _) in &edges {
             child_start[p as usize + 1] += 1;
@@ -368,6 +399,21 @@ impl Workload {
         for &(p, c) in &edges {
             children[fill[p as usize] as usize] = c;
             fill[p as usize] += 1;
+        }
+        if !is_acyclic(&parents_left, &child_start, &children) {
+            let cycle = crate::chakra::graph::DepGraph::build(&trace.nodes).find_cycle().unwrap_or_default();
+            let ids: Vec<String> = cycle.iter().map(|&i| trace.nodes[i].id.to_string()).collect();
+            let first = cycle.first().map_or(&trace.nodes[0], |&i| &trace.nodes[i]);
+            return Err(node_err(
+                path,
+                first,
+                format!(
+                    "dependency cycle through nodes {} -> {} (each depends on the one before it): these nodes could \
+                     never be issued; expected an acyclic graph",
+                    ids.join(" -> "),
+                    ids.first().map_or("?", String::as_str)
+                ),
+            ));
         }
         let mut state = vec![NodeState::Pending; n];
         let class: Vec<SlotClass> = nodes.iter().map(SlotClass::of).collect();
@@ -383,7 +429,6 @@ impl Workload {
             child_start,
             children,
             parents_left,
-            missing_parents,
             state,
             free,
             free_round: vec![0; n],
@@ -432,7 +477,6 @@ impl Workload {
             && self.children == other.children
             && self.parents_left == other.parents_left
             && self.class == other.class
-            && self.missing_parents.iter().map(|m| m.0).eq(other.missing_parents.iter().map(|m| m.0))
             && self.nodes.iter().zip(&other.nodes).all(same_node)
             && self.id_order() == other.id_order()
     }
