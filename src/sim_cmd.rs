@@ -27,6 +27,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     for out in [&args.report, &args.trace].into_iter().flatten() {
         check_writable(out)?;
     }
+    if let (Some(report), Some(trace)) = (&args.report, &args.trace) {
+        if same_output(report, trace) {
+            bail!("--report and --trace both name {}: give each its own file", report.display());
+        }
+    }
     if args.logging_folder.is_some() || args.logging_configuration.is_some() {
         tracing::info!("--logging-folder and --logging-configuration are ignored: strata logs to stderr");
     }
@@ -76,7 +81,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.trace {
         let spans = timeline.unwrap_or_default();
-        write_atomic(path, |w| simulator::trace::write_chrome_trace(w, report.ranks.len(), &spans))?;
+        let written = write_atomic(path, |w| simulator::trace::write_chrome_trace(w, report.ranks.len(), &spans));
+        if let Err(e) = written {
+            // The outputs of a run come together or not at all.
+            if let Some(report) = &args.report {
+                let _ = std::fs::remove_file(report);
+                eprintln!("strata: removed {}: the trace could not be written", report.display());
+            }
+            return Err(e.into());
+        }
         eprintln!(
             "wrote trace {} ({} spans; open it at ui.perfetto.dev)",
             path.display(),
@@ -105,6 +118,18 @@ fn request(args: &SimArgs) -> RunRequest {
     req.reissue_after_skip = args.reissue_after_skip;
     req.symmetry = !args.no_symmetry;
     req
+}
+
+/// Whether two output paths name the same file (through links and `..`;
+/// for files not yet there, their folders are compared).
+fn same_output(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+        })
+    };
+    a == b || matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Fails before a long run if an output file could not be written afterwards.

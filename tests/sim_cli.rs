@@ -351,6 +351,33 @@ fn sim_unissuable_dependencies_are_errors() {
     }
 }
 
+/// `--report` and `--trace` naming one file is refused before the run; an
+/// output path that is a symbolic link writes the file it points to and
+/// keeps the link.
+#[test]
+fn sim_outputs_that_collide_or_are_links() {
+    let dir = Dir::new();
+    let same = dir.path("out.json");
+    let mut args = astra_command("C_overlap_compchain_commchain_FC8");
+    args.extend(args!["--report", &same, "--trace", dir.path("./out.json")]);
+    let run = strata(args);
+    let msg = run.fails();
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(msg.contains("--report and --trace both name"), "{msg}");
+    assert!(!same.exists());
+    #[cfg(unix)]
+    {
+        let target = dir.create("kept/report.json", "old");
+        let link = dir.path("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut args = astra_command("C_overlap_compchain_commchain_FC8");
+        args.extend(args!["--report", &link]);
+        strata(args).ok();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(read_json(&target)["ranks"].is_array());
+    }
+}
+
 #[test]
 fn sim_missing_config_file() {
     let dir = Dir::new();
