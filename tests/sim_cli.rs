@@ -378,6 +378,27 @@ fn sim_outputs_that_collide_or_are_links() {
     }
 }
 
+/// A time past 64-bit nanoseconds is an error, not a saturated finish time
+/// (a compute node of 2^62 µs), and so is an endpoint delay scaled past
+/// ASTRA-sim's 32-bit one.
+#[test]
+fn sim_times_out_of_range_are_errors() {
+    let dir = Dir::new();
+    let (case, traces) =
+        (case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u"), case_dir("C_cpu_gpu_overlap_Ring4"));
+    std::fs::create_dir_all(dir.path("w")).unwrap();
+    for r in 0..4 {
+        let mut t = simulator::chakra::read_trace(traces.join(format!("workload.{r}.et"))).unwrap();
+        let comp = t.nodes.iter_mut().find(|n| n.r#type == simulator::chakra::NodeType::CompNode as i32).unwrap();
+        comp.duration_micros = 1 << 62;
+        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
+    }
+    assert_fails(&dir, ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")), &["passed 2^64 ns", "rank"]);
+    let mut args = ring4(&dir, &case.join("workload"), &case.join("network.yml"));
+    args.extend(args!["--injection-scale", "1e300"]);
+    assert_fails(&dir, args, &["--injection-scale 1e300", "endpoint-delay", "system.json"]);
+}
+
 #[test]
 fn sim_missing_config_file() {
     let dir = Dir::new();

@@ -31,6 +31,16 @@ pub enum SimError {
     /// The inputs do not fit together (rank counts, groups, algorithms).
     #[error("{0}")]
     Setup(String),
+    /// Simulated time passed what 64-bit nanoseconds hold (the clock
+    /// saturates instead of wrapping): some input value is out of range.
+    #[error(
+        "simulated time passed 2^64 ns (about 584 years) on rank {rank}: a duration, latency, bandwidth or scale \
+         in the inputs is out of range"
+    )]
+    TimeOverflow {
+        /// The first rank whose time overflowed.
+        rank: u32,
+    },
     /// The run stopped with unfinished work; the text says who waits on what.
     #[error("the simulation stalled at {time_ns} ns with unfinished work:\n{diagnosis}")]
     Stalled {

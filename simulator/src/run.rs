@@ -119,6 +119,19 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
     }
     let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
     let (workloads, identical_ranks) = load_workloads(&paths)?;
+    if let Some(d) = system.endpoint_delay_ns {
+        // ASTRA-sim converts the product to a C int; beyond it the delay is undefined.
+        let scaled = f64::from(d) * req.injection_scale;
+        if scaled > f64::from(i32::MAX) {
+            return Err(SimError::Setup(format!(
+                "--injection-scale {:e} times endpoint-delay {d} ns of {} is {scaled:e} ns, past the 32-bit endpoint \
+                 delay ASTRA-sim computes with ({} ns)",
+                req.injection_scale,
+                req.system.display(),
+                i32::MAX
+            )));
+        }
+    }
     let params = SysParams::from_config(&system, network.dims.len(), req.injection_scale, req.num_queues_per_dim)?;
     let mut custom = std::collections::HashMap::new();
     for (c, kind) in [

@@ -630,6 +630,10 @@ impl Simulation {
             }
         }
         let report = self.report();
+        // The clock saturates: a time at the maximum overflowed on the way.
+        if let Some(r) = report.ranks.iter().position(|r| r.finish_ns == Some(Time::MAX)) {
+            return Err(SimError::TimeOverflow { rank: r as u32 });
+        }
         if report.ranks.iter().any(|r| r.finish_ns.is_none()) {
             let diagnosis = self.diagnose();
             return Err(SimError::Stalled { time_ns: self.q.now(), diagnosis, report: Box::new(report) });
