@@ -471,6 +471,10 @@ fn system_error_missing_or_zero_preferred_dataset_splits() {
     assert!(e.contains("missing") && e.contains("divides by zero"), "{e}");
     let e = err_text(sys_json(r#"{"preferred-dataset-splits": 0}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
+    // So many chunks that simulating them would take hours.
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 1000000}"#));
+    assert_names(&e, SYS, "preferred-dataset-splits");
+    assert!(e.contains("at most 16384") && e.contains("1000000"), "{e}");
     let e = err_text(sys_toml("scheduling_policy = \"fifo\"\n"));
     assert_names(&e, "bad/system.toml", "preferred_dataset_splits");
 }
