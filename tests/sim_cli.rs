@@ -399,6 +399,24 @@ fn sim_times_out_of_range_are_errors() {
     assert_fails(&dir, args, &["--injection-scale 1e300", "endpoint-delay", "system.json"]);
 }
 
+/// A custom-collective prefix that cannot be read names the system file and
+/// its key, not only the folder it looked in.
+#[test]
+fn sim_unreadable_custom_collective_names_the_key() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    let mut system = read_json(&case.join("system.json"));
+    system["all-reduce-implementation-custom"] = serde_json::json!(["nonexist/custom"]);
+    let path = dir.create("system.json", system.to_string());
+    let args = args![
+        "sim",
+        eq("--workload-configuration", &case.join("workload")),
+        eq("--network-configuration", &case.join("network.yml")),
+        eq("--system-configuration", &path),
+    ];
+    assert_fails(&dir, args, &["system.json", "`all-reduce-implementation-custom`", "nonexist/custom"]);
+}
+
 #[test]
 fn sim_missing_config_file() {
     let dir = Dir::new();

@@ -141,7 +141,14 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
         (Collective::AllToAll, CollKind::AllToAll),
     ] {
         if let Some(prefix) = system.custom_et_prefix(c) {
-            let files = chakra::expand_workload(&prefix)?;
+            let files = chakra::expand_workload(&prefix).map_err(|e| {
+                SimError::Setup(format!(
+                    "{}: `{}` names the custom collective traces {}, which cannot be read: {e}",
+                    req.system.display(),
+                    c.custom_key(),
+                    prefix.display()
+                ))
+            })?;
             let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
             custom.insert(kind, load_workloads(&paths)?.0);
         }
