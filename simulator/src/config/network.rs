@@ -355,8 +355,11 @@ fn validate(origin: Origin, raw: Vec<(Topology, i64, f64, f64)>) -> Result<Netwo
             return Err(ConfigError::invalid(
                 &path,
                 key(i, "npus_count", "npus"),
-                "a whole number greater than 1 (a dimension of one NPU is not a dimension; one NPU alone is \
-                 `npus_count: [ 1 ]` with a single topology entry)",
+                format!(
+                    "a whole number from 2 to {} (a dimension of one NPU is not a dimension; one NPU alone is \
+                     `npus_count: [ 1 ]` with a single topology entry)",
+                    i32::MAX
+                ),
                 npus.to_string(),
             ));
         }
