@@ -279,6 +279,20 @@ fn sim_network_npus_differ_from_rank_count() {
     assert_fails(&dir, ring4(&dir, &case.join("workload"), &net), &["ring8.yml", "4 rank traces", "8 NPUs"]);
 }
 
+/// The congestion-aware backend on a network of two dimensions names the file.
+#[test]
+fn sim_congestion_aware_on_two_dimensions_names_the_network() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    let net = dir.create(
+        "ring2x2.yml",
+        "topology: [ Ring, Ring ]\nnpus_count: [ 2, 2 ]\nbandwidth: [ 50, 50 ]\nlatency: [ 500, 500 ]\n",
+    );
+    let mut args = ring4(&dir, &case.join("workload"), &net);
+    args.extend(args!["--backend", "congestion-aware"]);
+    assert_fails(&dir, args, &["ring2x2.yml", "2 dimensions", "--backend congestion-unaware"]);
+}
+
 #[test]
 fn sim_unknown_backend() {
     let dir = Dir::new();

@@ -82,6 +82,14 @@ impl RunRequest {
 /// Reads and checks every input of a run.
 pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
     let network = NetworkConfig::load(&req.network)?;
+    if req.backend == BackendKind::CongestionAware && network.dims.len() > 1 {
+        return Err(SimError::Setup(format!(
+            "{}: {} dimensions, but the congestion-aware backend models one-dimensional topologies only (as \
+             ASTRA-sim's does): use --backend congestion-unaware, or one dimension",
+            req.network.display(),
+            network.dims.len()
+        )));
+    }
     let system = SystemConfig::load(&req.system)?;
     system.check_against_network(&network)?;
     let memory = match &req.memory {
