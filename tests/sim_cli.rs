@@ -449,9 +449,17 @@ fn sim_stalled_run_is_diagnosed() {
     let run = strata(args);
     let msg = run.fails();
     assert_eq!(run.code, Some(1), "{run:#?}");
-    for needle in
-        ["stalled", "4 of 4 ranks did not finish", "rank 0", "rank 3", "workload.0.et", "node 2 (comp2", "waiting on"]
-    {
+    for needle in [
+        "stalled",
+        "4 of 4 ranks did not finish",
+        "rank 0",
+        "rank 3",
+        "workload.0.et",
+        "node 2 (comp2",
+        "waiting on",
+        "node 1 (comp1) freed it when it was skipped as a roofline compute node with tensor_size 0",
+        "--reissue-after-skip",
+    ] {
         assert!(msg.contains(needle), "expected {needle:?} in:\n{msg}");
     }
     assert!(msg.contains("nothing written to") && msg.contains("report.json"), "{msg}");

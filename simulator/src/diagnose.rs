@@ -123,7 +123,23 @@ pub(crate) fn diagnose(
                     ),
                     _ => "running".to_string(),
                 },
-                NodeState::Free => "ready but never issued (a skipped node freed it and no later completion re-ran the issue loop, as in ASTRA-sim; or its hardware slot never freed)".to_string(),
+                NodeState::Free => match w.skipped.iter().find(|&&s| w.is_child(s, *i)) {
+                    Some(&s) => {
+                        let p = &w.nodes[s as usize];
+                        let why = match p.kind {
+                            NodeType::CompNode => "a roofline compute node with tensor_size 0",
+                            NodeType::MetadataNode => "a metadata node",
+                            _ => "an invalid node",
+                        };
+                        format!(
+                            "ready but never issued: node {} ({}) freed it when it was skipped as {why}, and, as in \
+                             ASTRA-sim, skipping does not re-run the issue loop and no later completion on this rank \
+                             did (--reissue-after-skip issues such nodes)",
+                            p.id, p.name
+                        )
+                    }
+                    None => "ready but never issued: its hardware slot never freed".to_string(),
+                },
                 NodeState::Pending => {
                     let ids: Vec<u64> = parents.iter().map(|&p| w.nodes[p as usize].id).collect();
                     format!("waiting on unfinished node(s) {}", join(&ids))

@@ -985,6 +985,7 @@ impl Simulation {
                         if n.tensor_size == 0 {
                             // ASTRA-sim skips it as invalid (and issues nothing more now).
                             self.finish_node(rank, i);
+                            self.wl[r].skipped.push(i);
                             self.skipped = true;
                             return;
                         }
@@ -1046,10 +1047,12 @@ impl Simulation {
                     self.sys[r].trace_groups.insert(pg, (ranks.into(), base));
                 }
                 self.finish_node(rank, i);
+                self.wl[r].skipped.push(i);
                 self.skipped = true;
             }
             NodeType::InvalidNode => {
                 self.finish_node(rank, i);
+                self.wl[r].skipped.push(i);
                 self.skipped = true;
             }
         }

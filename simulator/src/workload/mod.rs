@@ -107,6 +107,9 @@ pub struct Workload {
     pub tics_cpu_ops: u64,
     /// Time the rank finished, once it has.
     pub finished_at: Option<u64>,
+    /// Nodes finished without running, as ASTRA-sim skips them (metadata,
+    /// invalid, roofline compute with `tensor_size` 0), for the diagnosis.
+    pub skipped: Vec<u32>,
     /// Issue time of each node (for intervals).
     pub issued_at: Vec<u64>,
     /// How many nodes of each class may be in flight at once.
@@ -440,6 +443,7 @@ impl Workload {
             tics_gpu_ops: 0,
             tics_cpu_ops: 0,
             finished_at: None,
+            skipped: Vec::new(),
             issued_at: vec![0; n],
             slots: HardwareSlots::default(),
             class,
@@ -590,6 +594,11 @@ impl Workload {
                 self.free_round[c] = self.round;
             }
         }
+    }
+
+    /// Whether node `c` depends on node `p`.
+    pub fn is_child(&self, p: u32, c: u32) -> bool {
+        self.children[self.child_start[p as usize] as usize..self.child_start[p as usize + 1] as usize].contains(&c)
     }
 
     /// Whether the rank is done: nothing free, nothing running, no slot busy.
