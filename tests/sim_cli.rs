@@ -467,6 +467,33 @@ fn sim_stalled_run_is_diagnosed() {
     assert!(dir.listing().is_empty(), "left behind: {:?}", dir.listing());
 }
 
+/// Ranks that disagree on a collective (rank 3 all-reduces 512 bytes, the
+/// others 1,024) wait on each other forever; the diagnosis names the node and
+/// which ranks run which version of it.
+#[test]
+fn sim_collectives_the_ranks_disagree_on_are_named() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    std::fs::create_dir_all(dir.path("w")).unwrap();
+    for r in 0..4 {
+        let mut t = simulator::chakra::read_trace(case.join(format!("workload.{r}.et"))).unwrap();
+        if r == 3 {
+            let size = t.nodes[0].attr.iter_mut().find(|a| a.name == "comm_size").unwrap();
+            size.value = Some(simulator::chakra::AttrValue::Int64Val(512));
+        }
+        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
+    }
+    let run = strata(ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")));
+    let msg = run.fails();
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        msg.contains("the ranks disagree on their collective #1 over all ranks")
+            && msg.contains("ALL_REDUCE of 512 bytes on ranks 3")
+            && msg.contains("ALL_REDUCE of 1024 bytes on ranks 0-2"),
+        "{msg}"
+    );
+}
+
 /// ASTRA-sim's own microbenchmark traces (examples/workload/microbenchmarks) on
 /// Ring networks of 50 GB/s and 500 ns with its Ring_4chunks system config give
 /// the cycle counts astra-sim-semantics.md §3 records from real ASTRA-sim runs:

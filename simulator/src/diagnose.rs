@@ -10,6 +10,52 @@ use crate::chakra::NodeType;
 use crate::network::matching::MsgKey;
 use crate::workload::{NodeState, Workload};
 
+/// Collectives the stuck ranks are running that they do not agree on (type
+/// or bytes): ranks pair the collectives of a communicator in issue order, so
+/// the n-th collective each rank issued over a group must be the same one,
+/// or they wait on each other forever. One line per disagreement, at most
+/// [`MAX_PER_RANK`].
+fn mismatched_collectives(workloads: &[Workload], stuck: &[usize]) -> Vec<String> {
+    // (group, issue ordinal) -> (type, bytes) -> ranks running it
+    type Slot = (String, usize);
+    let mut slots: BTreeMap<Slot, BTreeMap<(String, u64), Vec<usize>>> = BTreeMap::new();
+    for &r in stuck {
+        let w = &workloads[r];
+        let mut issued: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| {
+                w.nodes[i].kind == NodeType::CommCollNode && matches!(w.state[i], NodeState::Running | NodeState::Done)
+            })
+            .collect();
+        issued.sort_by_key(|&i| (w.issued_at[i], w.nodes[i].id));
+        let mut ordinal: BTreeMap<String, usize> = BTreeMap::new();
+        for i in issued {
+            let n = &w.nodes[i];
+            let group = n.comm.group.clone().unwrap_or_else(|| "all ranks".into());
+            let k = ordinal.entry(group.clone()).or_default();
+            *k += 1;
+            if w.state[i] == NodeState::Running {
+                let kind = n.comm.coll.map_or("?".to_string(), |c| c.proto_name().to_string());
+                slots.entry((group, *k)).or_default().entry((kind, n.comm.size)).or_default().push(r);
+            }
+        }
+    }
+    slots
+        .into_iter()
+        .filter(|(_, sigs)| sigs.len() > 1)
+        .take(MAX_PER_RANK)
+        .map(|((group, k), sigs)| {
+            let parts: Vec<String> = sigs
+                .iter()
+                .map(|((kind, size), ranks)| format!("{kind} of {size} bytes on ranks {}", summarize_ranks(ranks)))
+                .collect();
+            format!(
+                "the ranks disagree on their collective #{k} over {group} (ranks pair collectives in issue order): {}",
+                parts.join("; ")
+            )
+        })
+        .collect()
+}
+
 /// At most this many stuck nodes are described per rank.
 const MAX_PER_RANK: usize = 8;
 
@@ -48,6 +94,9 @@ pub(crate) fn diagnose(
         workloads.len(),
         summarize_ranks(&stuck_ranks)
     );
+    for line in mismatched_collectives(workloads, &stuck_ranks) {
+        let _ = writeln!(out, "{line}");
+    }
     for &r in stuck_ranks.iter().take(16) {
         let w = &workloads[r];
         let unfinished = w.unfinished();
