@@ -790,6 +790,10 @@ fn comm_group_errors() {
     assert_names(&err_text(cg(r#"{"1": [0, 1.5]}"#)), CG, "1[1]");
     assert_names(&err_text(cg(r#"{"1": {"ranks": [0]}}"#)), CG, "`1`");
     assert_names(&err_text(cg("[[0, 1]]")), CG, "top level");
+    // A group defined twice (JSON objects keep only the last definition).
+    let e = err_text(cg(r#"{"1": [0, 1], "2": [2, 3], "1": [4, 5]}"#));
+    assert_names(&e, CG, "`1`");
+    assert!(e.contains("each group id defined once"), "{e}");
     let g = cg(r#"{"1": [0, 9]}"#).unwrap();
     let net = NetworkConfig::load(sample("topologies/Ring_8npus.toml")).unwrap();
     assert_names(&err_text(g.check_against_network(&net)), CG, "1[1]");
