@@ -168,7 +168,15 @@ fn stats_cmd(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let mut entries = Vec::with_capacity(files.len());
     for path in files {
         let trace: EtTrace = chakra::read_trace(&path)?;
-        entries.push(StatsEntry { stats: chakra::stats::trace_stats(&trace), path });
+        let stats = chakra::stats::trace_stats(&trace);
+        if !stats.overflowed.is_empty() {
+            tracing::warn!(
+                "{}: totals past 2^64 - 1, shown as that maximum: {}",
+                path.display(),
+                stats.overflowed.join(", ")
+            );
+        }
+        entries.push(StatsEntry { stats, path });
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -186,6 +194,17 @@ fn stats_cmd(args: StatsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A total for the text report: `render(value)`, or, when the total `field`
+/// overflowed (see [`TraceStats::overflowed`]), a statement that it exceeds the
+/// largest value rather than that (saturated) value dressed up as a measurement.
+fn total(s: &TraceStats, field: &str, value: u64, render: fn(u64) -> String) -> String {
+    if s.is_overflowed(field) {
+        format!("more than {} (overflow)", render(u64::MAX))
+    } else {
+        render(value)
+    }
+}
+
 fn print_stats(out: &mut impl Write, path: &Path, s: &TraceStats) -> std::io::Result<()> {
     let version = match s.version.as_deref() {
         None => "legacy file: no metadata".to_string(),
@@ -196,17 +215,21 @@ fn print_stats(out: &mut impl Write, path: &Path, s: &TraceStats) -> std::io::Re
     writeln!(out, "  nodes            {}", format::count(s.nodes))?;
     for (ty, n) in &s.nodes_by_type {
         let dur = s.duration_micros_by_type.get(ty).copied().unwrap_or(0);
-        writeln!(out, "    {ty:<18} {:>9}   duration {}", format::count(*n), format::micros(dur))?;
+        let dur = total(s, &format!("duration_micros_by_type.{ty}"), dur, format::micros);
+        writeln!(out, "    {ty:<18} {:>9}   duration {dur}", format::count(*n))?;
     }
     if !s.collectives.is_empty() {
         writeln!(out, "  collectives")?;
         for (ty, t) in &s.collectives {
-            writeln!(out, "    {ty:<18} {:>9}   {}", format::count(t.count), format::bytes(t.bytes))?;
+            let bytes = total(s, &format!("collectives.{ty}.bytes"), t.bytes, format::bytes);
+            writeln!(out, "    {ty:<18} {:>9}   {bytes}", format::count(t.count))?;
         }
     }
     if s.sends.count + s.recvs.count > 0 {
-        writeln!(out, "  sends            {:>9}   {}", format::count(s.sends.count), format::bytes(s.sends.bytes))?;
-        writeln!(out, "  receives         {:>9}   {}", format::count(s.recvs.count), format::bytes(s.recvs.bytes))?;
+        let sent = total(s, "sends.bytes", s.sends.bytes, format::bytes);
+        let received = total(s, "recvs.bytes", s.recvs.bytes, format::bytes);
+        writeln!(out, "  sends            {:>9}   {sent}", format::count(s.sends.count))?;
+        writeln!(out, "  receives         {:>9}   {received}", format::count(s.recvs.count))?;
     }
     writeln!(
         out,
@@ -220,18 +243,19 @@ fn print_stats(out: &mut impl Write, path: &Path, s: &TraceStats) -> std::io::Re
     match (s.layers, s.critical_path_micros, s.critical_path_nodes) {
         (Some(l), Some(c), Some(n)) => {
             writeln!(out, "  layers           {}", format::count(l))?;
-            writeln!(out, "  critical path    {} over {} nodes", format::micros(c), format::count(n))?;
+            let c = total(s, "critical_path_micros", c, format::micros);
+            writeln!(out, "  critical path    {c} over {} nodes", format::count(n))?;
         }
         _ => writeln!(out, "  layers           n/a (the dependencies contain a cycle)")?,
     }
     writeln!(
         out,
         "  durations        {} total, {} on CPU compute",
-        format::micros(s.duration_micros),
-        format::micros(s.cpu_compute_micros)
+        total(s, "duration_micros", s.duration_micros, format::micros),
+        total(s, "cpu_compute_micros", s.cpu_compute_micros, format::micros)
     )?;
     if s.num_ops > 0 {
-        writeln!(out, "  compute ops      {}", format::count(s.num_ops))?;
+        writeln!(out, "  compute ops      {}", total(s, "num_ops", s.num_ops, format::count))?;
     }
     if s.comp_without_cost > 0 {
         writeln!(out, "  compute nodes with neither duration nor num_ops: {}", format::count(s.comp_without_cost))?;

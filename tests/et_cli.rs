@@ -189,3 +189,61 @@ fn stats_of_the_allreduce_microbenchmark() {
     assert_eq!(v[0]["layers"], 1);
     assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["count"], 1);
 }
+
+/// Edits the JSON form of an oracle case's rank trace: `edit` gets the document.
+fn edited_oracle_trace(dir: &Dir, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
+    let json = dir.path(&format!("{name}.json"));
+    strata(args!["et", "convert", shared("oracle/cases/C_fanout_fanin_Ring8/workload.0.et"), json]).ok();
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    edit(&mut doc);
+    std::fs::write(&json, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let et = dir.path(&format!("{name}.et"));
+    strata(args!["et", "convert", json, et]).ok();
+    et
+}
+
+/// Totals past u64::MAX are reported as the maximum and named as overflowed,
+/// never wrapped (a u64::MAX comm_size made ALL_REDUCE total 4194303 bytes).
+#[test]
+fn stats_totals_saturate_and_say_so_instead_of_wrapping() {
+    let dir = Dir::new();
+    // Node 5 is an ALL_REDUCE of 1 MiB, node 7 one of 4 MiB; nodes 0..=4 are a
+    // fan-out / fan-in of compute nodes, 3 of them on the critical path.
+    let et = edited_oracle_trace(&dir, "big", |doc| {
+        let nodes = doc["nodes"].as_array_mut().unwrap();
+        assert_eq!(nodes[5]["attr"][2]["name"], "comm_size");
+        nodes[5]["attr"][2] = serde_json::json!({"name": "comm_size", "uint64Val": u64::MAX});
+        for n in nodes.iter_mut().filter(|n| n["type"] == "COMP_NODE") {
+            n["durationMicros"] = serde_json::json!(1u64 << 62);
+        }
+    });
+    let run = strata(args!["et", "stats", et, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
+    assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["count"], 2);
+    assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["bytes"], u64::MAX);
+    assert_eq!(v[0]["duration_micros"], u64::MAX);
+    assert_eq!(v[0]["critical_path_micros"], u64::MAX);
+    let overflowed: Vec<&str> = v[0]["overflowed"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(
+        overflowed,
+        [
+            "collectives.ALL_REDUCE.bytes",
+            "critical_path_micros",
+            "duration_micros",
+            "duration_micros_by_type.COMP_NODE"
+        ]
+    );
+    assert!(
+        run.stderr.contains("big.et: totals past 2^64 - 1, shown as that maximum: collectives.ALL_REDUCE.bytes"),
+        "{run:#?}"
+    );
+    let text = strata(args!["et", "stats", et]);
+    let out = text.ok();
+    assert!(out.contains("ALL_REDUCE                 2   more than 16384.00 PiB (overflow)"), "{out}");
+    assert!(out.contains("critical path    more than 18446744073709.55 s (overflow) over 5 nodes"), "{out}");
+    // The unedited trace has no overflow: exact totals and an empty list.
+    let run = strata(args!["et", "stats", shared("oracle/cases/C_fanout_fanin_Ring8/workload.0.et"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
+    assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["bytes"], 5 << 20);
+    assert_eq!(v[0]["overflowed"], serde_json::json!([]));
+}

@@ -1,8 +1,12 @@
 //! Summary statistics of one trace, for `strata et stats`: nodes by type,
 //! collectives by type with their bytes, dependency counts, the number of
 //! dependency layers and the critical path by recorded durations.
+//!
+//! Sums of durations, bytes and operation counts never wrap: a total past
+//! `u64::MAX` (a corrupt or hand-edited trace) stays at `u64::MAX` and its name
+//! is listed in [`TraceStats::overflowed`], so a reader can tell it from a value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -61,6 +65,29 @@ pub struct TraceStats {
     pub num_ops: u64,
     /// Compute nodes with neither a duration nor `num_ops` (they simulate as 1 ns).
     pub comp_without_cost: u64,
+    /// The totals whose true value exceeds `u64::MAX` and which therefore hold
+    /// `u64::MAX` instead, by field name (`duration_micros`,
+    /// `collectives.ALL_REDUCE.bytes`, `duration_micros_by_type.COMP_NODE`, ...),
+    /// sorted; empty when every total is exact.
+    pub overflowed: Vec<String>,
+}
+
+impl TraceStats {
+    /// Whether the total named `field` (as in [`TraceStats::overflowed`]) exceeded `u64::MAX`.
+    pub fn is_overflowed(&self, field: &str) -> bool {
+        self.overflowed.iter().any(|f| f == field)
+    }
+}
+
+/// Adds `v` to `total`, saturating at `u64::MAX` and recording `field` when it does.
+fn add(total: &mut u64, v: u64, overflowed: &mut BTreeSet<String>, field: impl FnOnce() -> String) {
+    match total.checked_add(v) {
+        Some(t) => *total = t,
+        None => {
+            *total = u64::MAX;
+            overflowed.insert(field());
+        }
+    }
 }
 
 fn type_name(raw: i32) -> String {
@@ -77,11 +104,13 @@ pub fn trace_stats(trace: &EtTrace) -> TraceStats {
         nodes: trace.nodes.len() as u64,
         ..Default::default()
     };
+    let mut over = BTreeSet::new();
     for node in &trace.nodes {
         let ty = type_name(node.r#type);
         *s.nodes_by_type.entry(ty.clone()).or_default() += 1;
-        *s.duration_micros_by_type.entry(ty).or_default() += node.duration_micros;
-        s.duration_micros += node.duration_micros;
+        let by_type = s.duration_micros_by_type.entry(ty.clone()).or_default();
+        add(by_type, node.duration_micros, &mut over, || format!("duration_micros_by_type.{ty}"));
+        add(&mut s.duration_micros, node.duration_micros, &mut over, || "duration_micros".into());
         s.data_deps += node.data_deps.len() as u64;
         s.ctrl_deps += node.ctrl_deps.len() as u64;
         if node.data_deps.is_empty() && node.ctrl_deps.is_empty() {
@@ -98,23 +127,23 @@ pub fn trace_stats(trace: &EtTrace) -> TraceStats {
                         .unwrap_or_else(|| format!("COMM_TYPE_{v}")),
                     None => "UNSPECIFIED".to_string(),
                 };
-                let t = s.collectives.entry(name).or_default();
+                let t = s.collectives.entry(name.clone()).or_default();
                 t.count += 1;
-                t.bytes += bytes;
+                add(&mut t.bytes, bytes, &mut over, || format!("collectives.{name}.bytes"));
             }
             Some(NodeType::CommSendNode) => {
                 s.sends.count += 1;
-                s.sends.bytes += bytes;
+                add(&mut s.sends.bytes, bytes, &mut over, || "sends.bytes".into());
             }
             Some(NodeType::CommRecvNode) => {
                 s.recvs.count += 1;
-                s.recvs.bytes += bytes;
+                add(&mut s.recvs.bytes, bytes, &mut over, || "recvs.bytes".into());
             }
             Some(NodeType::CompNode) => {
                 let ops = attr::get_u64(node, "num_ops").ok().flatten();
-                s.num_ops += ops.unwrap_or(0);
+                add(&mut s.num_ops, ops.unwrap_or(0), &mut over, || "num_ops".into());
                 if attr::get_bool(node, "is_cpu_op").ok().flatten() == Some(true) {
-                    s.cpu_compute_micros += node.duration_micros;
+                    add(&mut s.cpu_compute_micros, node.duration_micros, &mut over, || "cpu_compute_micros".into());
                 }
                 if node.duration_micros == 0 && ops.unwrap_or(0) == 0 {
                     s.comp_without_cost += 1;
@@ -142,7 +171,8 @@ pub fn trace_stats(trace: &EtTrace) -> TraceStats {
                 }
             }
             depth[i] = d + 1;
-            cost[i] = c + trace.nodes[i].duration_micros;
+            cost[i] = c;
+            add(&mut cost[i], trace.nodes[i].duration_micros, &mut over, || "critical_path_micros".into());
             len[i] = l + 1;
         }
         s.layers = Some(depth.iter().copied().max().unwrap_or(0));
@@ -150,6 +180,7 @@ pub fn trace_stats(trace: &EtTrace) -> TraceStats {
         s.critical_path_micros = Some(best.map_or(0, |i| cost[i]));
         s.critical_path_nodes = Some(best.map_or(0, |i| len[i]));
     }
+    s.overflowed = over.into_iter().collect();
     s
 }
 
@@ -189,5 +220,54 @@ mod tests {
         assert_eq!((s.roots, s.leaves, s.data_deps, s.ctrl_deps), (1, 1, 2, 2));
         assert_eq!(s.duration_micros, 45);
         assert_eq!(s.nodes_by_type["COMP_NODE"], 3);
+    }
+
+    #[test]
+    fn totals_past_u64_saturate_and_are_named() {
+        // A chain of four 2^62 µs nodes: the sum is 2^64 and wrapped to 0 (then
+        // the other nodes' durations) before; two collectives of u64::MAX bytes.
+        let size = |v: u64| AttributeProto {
+            name: "comm_size".into(),
+            doc_string: String::new(),
+            value: Some(AttrValue::Uint64Val(v)),
+        };
+        let coll = |id: u64, bytes: u64| Node {
+            id,
+            r#type: NodeType::CommCollNode as i32,
+            attr: vec![size(bytes)],
+            ..Default::default()
+        };
+        let big = 1u64 << 62;
+        let t = EtTrace {
+            metadata: None,
+            nodes: vec![
+                comp(1, big, &[]),
+                comp(2, big, &[1]),
+                comp(3, big, &[2]),
+                comp(4, big, &[3]),
+                comp(5, 7, &[4]),
+                coll(6, u64::MAX),
+                coll(7, 1 << 22),
+            ],
+        };
+        let s = trace_stats(&t);
+        assert_eq!(s.duration_micros, u64::MAX);
+        assert_eq!(s.critical_path_micros, Some(u64::MAX));
+        assert_eq!(s.duration_micros_by_type["COMP_NODE"], u64::MAX);
+        assert_eq!(s.collectives["UNSPECIFIED"], CommTotals { count: 2, bytes: u64::MAX });
+        assert_eq!(
+            s.overflowed,
+            [
+                "collectives.UNSPECIFIED.bytes",
+                "critical_path_micros",
+                "duration_micros",
+                "duration_micros_by_type.COMP_NODE"
+            ]
+        );
+        assert!(s.is_overflowed("duration_micros") && !s.is_overflowed("num_ops"));
+        // Exact totals stay exact and unflagged.
+        let fine = trace_stats(&EtTrace { metadata: None, nodes: vec![comp(1, big, &[]), comp(2, big, &[1])] });
+        assert_eq!((fine.duration_micros, fine.critical_path_micros), (2 * big, Some(2 * big)));
+        assert!(fine.overflowed.is_empty());
     }
 }
