@@ -51,10 +51,13 @@ fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             };
             let opts = convert::text::TextOptions { npus, passes: args.passes };
             let traces = convert::text::convert_text_workload(&args.input, &opts)?;
-            let paths: Vec<PathBuf> =
-                (0..traces.len()).map(|r| PathBuf::from(format!("{}.{r}.et", out.display()))).collect();
-            for (trace, path) in traces.iter().zip(&paths) {
-                chakra::write_trace(path, trace)?;
+            let written = chakra::write_workload(out, &traces)?;
+            if let Some(first) = written.stale_removed.first() {
+                tracing::warn!(
+                    "removed {} rank file(s) from {} on, left by an earlier workload with more ranks",
+                    written.stale_removed.len(),
+                    first.display()
+                );
             }
             let nodes: usize = traces.iter().map(|t| t.nodes.len()).sum();
             eprintln!(

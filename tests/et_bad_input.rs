@@ -145,3 +145,17 @@ fn bad_text_workloads_name_the_line() {
     assert!(msg.contains("npus") || msg.contains("NPU"), "{msg}");
     assert!(!dir.path("o.0.et").exists());
 }
+
+/// A folder in the way of one rank file of a text workload's conversion fails
+/// before any rank is written (ranks 0 and 1 used to be left behind).
+#[test]
+fn text_workload_with_a_folder_in_the_way_writes_nothing() {
+    let dir = Dir::new();
+    let txt = dir.create("ok.txt", "MICRO\n1\nconv1 -1 5 NONE 0 5 NONE 0 5 ALLREDUCE 1048576 5\n");
+    std::fs::create_dir(dir.path("p.2.et")).unwrap();
+    let run = strata(args!["et", "convert", txt, dir.path("p"), "--npus", "4"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    let msg = run.fails();
+    assert!(msg.contains(&format!("{}: is a directory, expected a file", dir.path("p.2.et").display())), "{msg}");
+    assert_eq!(dir.listing(), ["ok.txt", "p.2.et"]);
+}

@@ -247,3 +247,25 @@ fn stats_totals_saturate_and_say_so_instead_of_wrapping() {
     assert_eq!(v[0]["collectives"]["ALL_REDUCE"]["bytes"], 5 << 20);
     assert_eq!(v[0]["overflowed"], serde_json::json!([]));
 }
+
+/// Converting a text workload to a prefix that held a larger workload removes
+/// the larger one's extra ranks (with a warning): `PREFIX` then names exactly
+/// the new workload, where 8-then-4 ranks used to leave ranks 4..=7 behind.
+#[test]
+fn text_workload_over_a_larger_one_removes_its_extra_ranks() {
+    let dir = Dir::new();
+    let txt = dir.create("ok.txt", "MICRO\n1\nconv1 -1 5 NONE 0 5 NONE 0 5 ALLREDUCE 1048576 5\n");
+    let prefix = dir.path("p");
+    let run = strata(args!["et", "convert", txt, prefix, "--npus", "8"]);
+    run.ok();
+    assert!(!run.stderr.contains("removed"), "{run:#?}");
+    let run = strata(args!["et", "convert", txt, prefix, "--npus", "4"]);
+    run.ok();
+    let expect = format!(
+        "warning: removed 4 rank file(s) from {} on, left by an earlier workload with more ranks",
+        dir.path("p.4.et").display()
+    );
+    assert!(run.stderr.contains(&expect), "{run:#?}");
+    assert_eq!(dir.listing(), ["ok.txt", "p.0.et", "p.1.et", "p.2.et", "p.3.et"]);
+    assert!(strata(args!["et", "validate", prefix]).ok().contains("4 files checked, 0 with errors"));
+}

@@ -282,7 +282,7 @@ pub struct GeneratedWorkload {
     /// `PREFIX.<rank>.et`, by rank.
     pub rank_files: Vec<PathBuf>,
     /// Rank files of an earlier, larger workload under the same prefix
-    /// (`PREFIX.<r>.et` for r ≥ the rank count), removed.
+    /// (`PREFIX.<r>.et` or `.et.gz` for r ≥ the rank count), removed.
     pub stale_rank_files: usize,
     /// `PREFIX.json`.
     pub comm_groups: PathBuf,
@@ -1257,7 +1257,7 @@ pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
 /// The files of the workload `prefix` of `ranks` ranks: `PREFIX.<rank>.et`,
 /// then the comm-group file `PREFIX.json`.
 fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_ {
-    (0..ranks).map(|r| with_suffix(prefix, &format!(".{r}.et"))).chain([with_suffix(prefix, ".json")])
+    (0..ranks).map(|r| simulator::chakra::rank_file_path(prefix, r)).chain([with_suffix(prefix, ".json")])
 }
 
 pub fn write_workload(
@@ -1288,9 +1288,7 @@ pub fn write_workload(
     let comm_path = rank_files.pop().expect("the comm-group file comes last");
     // Nothing is written unless every file can be: a folder in the way is
     // found first, and a failure part-way removes what this call wrote.
-    if let Some(p) = rank_files.iter().chain([&comm_path]).find(|p| p.is_dir()) {
-        return Err(simulator::chakra::ChakraError::IsDirectory { path: p.clone() }.into());
-    }
+    simulator::chakra::check_output_paths(rank_files.iter().chain([&comm_path]))?;
     let mut written: Vec<&PathBuf> = Vec::with_capacity(rank_files.len() + 1);
     let result = (|| -> Result<()> {
         for (rank, path) in rank_files.iter().enumerate() {
@@ -1310,7 +1308,7 @@ pub fn write_workload(
         }
         return Err(e);
     }
-    let stale_rank_files = remove_stale_ranks(prefix, layout.ranks());
+    let stale_rank_files = simulator::chakra::remove_stale_ranks(prefix, layout.ranks())?.len();
     Ok(GeneratedWorkload {
         prefix: prefix.to_path_buf(),
         rank_files,
@@ -1359,21 +1357,6 @@ fn set_message_sizes(trace: &mut simulator::chakra::EtTrace, dag: &Dag, stage: u
             a.value = Some(simulator::chakra::AttrValue::Int64Val(bytes as i64));
         }
     }
-}
-
-/// Removes `PREFIX.<r>.et` for `r = ranks, ranks + 1, …` as long as they
-/// exist: rank files an earlier, larger workload left under the same prefix,
-/// which would otherwise be read as part of this one. Returns how many.
-fn remove_stale_ranks(prefix: &Path, ranks: u32) -> usize {
-    let mut removed = 0;
-    for r in ranks.. {
-        let path = with_suffix(prefix, &format!(".{r}.et"));
-        if !path.is_file() || std::fs::remove_file(&path).is_err() {
-            break;
-        }
-        removed += 1;
-    }
-    removed
 }
 
 /// Moves every magnitude bucket with no training mass (`marginals[f][b] == 0`)

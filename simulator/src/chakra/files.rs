@@ -1,6 +1,6 @@
-//! Which file holds which trace: format by extension, and expansion of a
-//! workload argument (a file, a `PREFIX` naming `PREFIX.<rank>.et`, or a folder)
-//! into per-rank files.
+//! Which file holds which trace: format by extension, expansion of a workload
+//! argument (a file, a `PREFIX` naming `PREFIX.<rank>.et`, or a folder) into
+//! per-rank files, and writing a workload's rank files all or nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,79 @@ pub fn write_trace(path: impl AsRef<Path>, trace: &EtTrace) -> Result<()> {
     } else {
         Err(ChakraError::UnknownFormat { path: path.to_path_buf(), expected: "a name ending in .et, .et.gz or .json" })
     }
+}
+
+/// `PREFIX.<rank>.et`: where rank `rank` of the workload `prefix` is written.
+pub fn rank_file_path(prefix: &Path, rank: u32) -> PathBuf {
+    let mut s = prefix.as_os_str().to_os_string();
+    s.push(format!(".{rank}.et"));
+    PathBuf::from(s)
+}
+
+/// Fails with [`ChakraError::IsDirectory`] naming the first of `paths` that is
+/// a folder: checked before writing any of them, so a folder in the way of a
+/// later file does not leave the earlier ones behind.
+pub fn check_output_paths<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
+    match paths.into_iter().find(|p| p.is_dir()) {
+        Some(p) => Err(ChakraError::IsDirectory { path: p.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// Removes the rank files `PREFIX.<r>.et` (and `PREFIX.<r>.et.gz`) for
+/// `r = ranks, ranks + 1, …` as long as one exists: files an earlier, larger
+/// workload left under the same prefix, which [`expand_workload`] would
+/// otherwise read as ranks of this one. Returns the files removed, by rank.
+pub fn remove_stale_ranks(prefix: &Path, ranks: u32) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for r in ranks.. {
+        let et = rank_file_path(prefix, r);
+        let mut gz = et.clone().into_os_string();
+        gz.push(".gz");
+        let stale: Vec<PathBuf> = [et, PathBuf::from(gz)].into_iter().filter(|p| p.is_file()).collect();
+        if stale.is_empty() {
+            break;
+        }
+        for path in stale {
+            std::fs::remove_file(&path).map_err(|e| {
+                ChakraError::io(&path, "cannot remove this rank file of an earlier, larger workload", e)
+            })?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// The files [`write_workload`] wrote and removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WrittenWorkload {
+    /// `PREFIX.<rank>.et`, by rank.
+    pub rank_files: Vec<PathBuf>,
+    /// Rank files of an earlier workload with more ranks under the same prefix, removed.
+    pub stale_removed: Vec<PathBuf>,
+}
+
+/// Writes `traces[r]` to `PREFIX.<r>.et` for every rank, all or nothing: every
+/// path is checked before the first is written, a failed write removes the
+/// files this call wrote before it, and once all are written the rank files of
+/// an earlier, larger workload under the same prefix are removed (see
+/// [`remove_stale_ranks`]) so that the prefix names exactly this workload.
+pub fn write_workload(prefix: &Path, traces: &[EtTrace]) -> Result<WrittenWorkload> {
+    let ranks = u32::try_from(traces.len()).map_err(|_| {
+        ChakraError::format(prefix, "workload", format!("{} ranks; at most 2^32 - 1 can be written", traces.len()))
+    })?;
+    let rank_files: Vec<PathBuf> = (0..ranks).map(|r| rank_file_path(prefix, r)).collect();
+    check_output_paths(&rank_files)?;
+    for (n, (trace, path)) in traces.iter().zip(&rank_files).enumerate() {
+        if let Err(e) = write_trace(path, trace) {
+            for written in &rank_files[..n] {
+                let _ = std::fs::remove_file(written);
+            }
+            return Err(e);
+        }
+    }
+    let stale_removed = remove_stale_ranks(prefix, ranks)?;
+    Ok(WrittenWorkload { rank_files, stale_removed })
 }
 
 /// One rank's trace file.
@@ -164,5 +237,55 @@ mod tests {
         assert_eq!(expand_workload(dir.path()).unwrap().len(), 3);
         let err = expand_workload(&dir.path().join("nope")).unwrap_err().to_string();
         assert!(err.contains("no file named nope.<rank>.et"), "{err}");
+    }
+
+    fn trace(ranks: u64) -> Vec<EtTrace> {
+        let node = |id| crate::chakra::Node { id, name: format!("n{id}"), ..Default::default() };
+        (0..ranks).map(|r| EtTrace { metadata: None, nodes: vec![node(r)] }).collect()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn workload_writes_are_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w");
+        // A folder in the way of rank 2: nothing at all is written.
+        std::fs::create_dir(dir.path().join("w.2.et")).unwrap();
+        let err = write_workload(&p, &trace(4)).unwrap_err();
+        assert!(matches!(&err, ChakraError::IsDirectory { path } if path.ends_with("w.2.et")), "{err}");
+        assert_eq!(names(dir.path()), ["w.2.et"]);
+        // A write that fails part-way removes the ranks written before it: a
+        // folder where rank 1's temporary file would go makes that write fail.
+        std::fs::remove_dir(dir.path().join("w.2.et")).unwrap();
+        let blocker = dir.path().join(format!(".w.1.et.{}.tmp", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        let err = write_workload(&p, &trace(4)).unwrap_err().to_string();
+        assert!(err.contains("w.1.et: cannot write"), "{err}");
+        std::fs::remove_dir(&blocker).unwrap();
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    }
+
+    #[test]
+    fn a_smaller_workload_removes_the_larger_ones_extra_ranks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w");
+        let eight = write_workload(&p, &trace(8)).unwrap();
+        assert_eq!((eight.rank_files.len(), eight.stale_removed.len()), (8, 0));
+        // A gzip rank file of an older run counts as a rank too.
+        std::fs::write(dir.path().join("w.8.et.gz"), b"x").unwrap();
+        std::fs::write(dir.path().join("other.9.et"), b"x").unwrap();
+        let four = write_workload(&p, &trace(4)).unwrap();
+        let removed: Vec<String> =
+            four.stale_removed.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(removed, ["w.4.et", "w.5.et", "w.6.et", "w.7.et", "w.8.et.gz"]);
+        assert_eq!(names(dir.path()), ["other.9.et", "w.0.et", "w.1.et", "w.2.et", "w.3.et"]);
+        assert_eq!(expand_workload(&p).unwrap().len(), 4);
+        assert!(remove_stale_ranks(&p, 4).unwrap().is_empty());
     }
 }
