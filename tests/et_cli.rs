@@ -269,3 +269,75 @@ fn text_workload_over_a_larger_one_removes_its_extra_ranks() {
     assert_eq!(dir.listing(), ["ok.txt", "p.0.et", "p.1.et", "p.2.et", "p.3.et"]);
     assert!(strata(args!["et", "validate", prefix]).ok().contains("4 files checked, 0 with errors"));
 }
+
+/// The repository's PyTorch host trace with `ctrl_deps` (each node's caller)
+/// of the nodes `ids` set to `callers`, written to `name`.
+fn host_trace_with_callers(dir: &Dir, name: &str, ids: &[u64], callers: &[u64]) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("traces/pytorch/host_2ranks_rank0.json")).unwrap()).unwrap();
+    for n in doc["nodes"].as_array_mut().unwrap() {
+        if let Some(k) = ids.iter().position(|&id| n["id"] == id) {
+            n["ctrl_deps"] = serde_json::json!(callers[k]);
+        }
+    }
+    dir.create(name, doc.to_string())
+}
+
+/// Nodes the PyTorch converter cannot place under a thread are no longer
+/// dropped in silence (262 → 260 or 261 nodes, exit 0, nothing said): callers
+/// in a cycle and a node that is its own caller are errors naming the nodes, a
+/// caller missing from the file is a warning naming the node, its caller and
+/// the callees dropped with it. The real trace converts with no warning.
+#[test]
+fn pytorch_nodes_off_the_call_tree_are_reported() {
+    let dir = Dir::new();
+    let out = dir.path("host.et");
+    let run = strata(args!["et", "convert", repo("traces/pytorch/host_2ranks_rank0.json"), out]);
+    run.ok();
+    assert_eq!(run.stderr, format!("wrote {} (262 nodes)\n", out.display()), "{run:#?}");
+
+    // aten::empty (4) and aten::to (7) made each other's caller.
+    let cyc = host_trace_with_callers(&dir, "cycle.json", &[4, 7], &[7, 4]);
+    let failed = dir.path("failed.et");
+    let msg = strata(args!["et", "convert", cyc, failed]).fails();
+    assert!(
+        msg.contains(
+            "cycle.json: nodes[2] (id 4).ctrl_deps: the callers form a cycle: 4 (aten::empty) -> 7 (aten::to) -> 4 \
+             (aten::empty)"
+        ),
+        "{msg}"
+    );
+    let own = host_trace_with_callers(&dir, "self.json", &[7], &[7]);
+    let msg = strata(args!["et", "convert", own, failed]).fails();
+    assert!(
+        msg.contains("self.json: nodes[3] (id 7).ctrl_deps: node 7 (aten::to) names itself as its caller"),
+        "{msg}"
+    );
+    assert!(!failed.exists(), "no output on error");
+
+    // aten::detach_ (9), which called detach_ (10), has a caller not in the file.
+    let orphan = host_trace_with_callers(&dir, "orphan.json", &[9], &[999_999]);
+    let run = strata(args!["et", "convert", orphan, out]);
+    run.ok();
+    assert!(
+        run.stderr.contains(
+            "orphan.json: nodes[6] (id 9, aten::detach_): ctrl_deps names node 999999, which is not in the \
+             file; dropped with the 1 op it called, as no thread annotation reaches it"
+        ),
+        "{run:#?}"
+    );
+    assert!(run.stderr.starts_with("strata: warning: ") && run.stderr.contains("(260 nodes)"), "{run:#?}");
+    // A node with no caller at all (null) is listed by id.
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&orphan).unwrap()).unwrap();
+    doc["nodes"][6]["ctrl_deps"] = serde_json::Value::Null;
+    let none = dir.create("none.json", doc.to_string());
+    let run = strata(args!["et", "convert", none, out]);
+    run.ok();
+    assert!(
+        run.stderr.contains(
+            "none.json: 2 nodes dropped as no thread annotation ([pytorch|profiler|execution_trace|thread]) \
+             reaches them through ctrl_deps: 9 (aten::detach_), 10 (detach_)"
+        ),
+        "{run:#?}"
+    );
+}

@@ -45,8 +45,14 @@
 //!   GPU kernel depends on the last host op visited before it, and collectives of one
 //!   `pg_name` are chained in visit order. Nodes left with no data dependency and no
 //!   dependent (the `[...|process]` annotation, trees not under a thread root) are
-//!   dropped.
-//! * **Cycles** are an error naming the nodes of one cycle.
+//!   dropped; Chakra does so silently, here every dropped node other than the process
+//!   annotation (and an empty thread annotation) is warned about by id: one warning per
+//!   node whose `ctrl_deps` names a node not in the file (with the ops it called), one
+//!   listing any others.
+//! * **Cycles** are an error naming the nodes of one cycle: in the data dependencies,
+//!   and in the call tree, where callers that form a cycle, or a node other than the
+//!   `[...|process]` annotation that names itself as its caller, could never be reached
+//!   from a thread root.
 //!
 //! A host-only trace has no GPU kernels, so it converts to COMP and METADATA nodes
 //! only: the `record_param_comms` and `nccl:*` host ops stay compute nodes without
@@ -74,6 +80,10 @@ use crate::chakra::schema::{AttrValue, AttributeProto, CollectiveCommType, Globa
 /// Names of the per-thread root annotations the dependency walk starts from.
 const ROOT_NAMES: [&str; 2] =
     ["[pytorch|profiler|execution_graph|thread]", "[pytorch|profiler|execution_trace|thread]"];
+
+/// Names of the process annotation at the top of the call tree, its own caller.
+const PROCESS_NAMES: [&str; 2] =
+    ["[pytorch|profiler|execution_graph|process]", "[pytorch|profiler|execution_trace|process]"];
 
 /// Schema families Chakra's converter reads (any `-chakra.*` suffix).
 const KNOWN_SCHEMAS: [&str; 5] = ["1.0.2-chakra.", "1.0.3-chakra.", "1.0.4-chakra.", "1.1.0-chakra.", "1.1.1-chakra."];
@@ -211,6 +221,8 @@ fn convert_document(doc: &Value, path: &Path) -> Result<EtTrace> {
         nodes.push(node);
     }
 
+    check_call_tree(&nodes, &index_of, path)?;
+
     // The call tree, in file order (Chakra's children and gpu_children lists).
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut gpu_children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
@@ -253,7 +265,129 @@ fn convert_document(doc: &Value, path: &Path) -> Result<EtTrace> {
         n.ctrl_deps.retain(|d| ids.contains_key(d));
     }
     check_acyclic(&kept_nodes, &ids, path)?;
+    warn_dropped(&nodes, &index_of, &children, &ids, path);
     Ok(EtTrace { metadata: Some(metadata), nodes: kept_nodes })
+}
+
+/// Whether `n` is the process annotation, which PyTorch makes its own caller:
+/// the root of the call tree, above the thread roots. Chakra drops it.
+fn is_process_root(n: &HostNode<'_>) -> bool {
+    n.parent == Some(n.id) && PROCESS_NAMES.contains(&n.name)
+}
+
+/// Checks the call tree `ctrl_deps` describes (each node names its caller):
+/// a node that is its own caller (other than the process annotation) or
+/// callers that form a cycle are errors naming the nodes, as such nodes can
+/// never be reached from a thread root and would be dropped without a trace.
+fn check_call_tree(nodes: &[HostNode<'_>], index_of: &HashMap<u64, usize>, path: &Path) -> Result<()> {
+    const NEW: u8 = 0;
+    const ON_CHAIN: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; nodes.len()];
+    let mut chain: Vec<usize> = Vec::new();
+    let name = |i: usize| format!("{} ({})", nodes[i].id, nodes[i].name);
+    for start in 0..nodes.len() {
+        // Follow callers up from `start` until a node already checked, the
+        // top of the tree or a caller not in the file.
+        chain.clear();
+        let mut i = start;
+        while state[i] == NEW {
+            state[i] = ON_CHAIN;
+            chain.push(i);
+            let n = &nodes[i];
+            let Some(p) = n.parent else { break };
+            if p == n.id {
+                if is_process_root(n) {
+                    break;
+                }
+                return Err(Loc { path, index: i, id: Some(n.id) }.err(
+                    "ctrl_deps",
+                    format!(
+                        "node {} ({}) names itself as its caller; only the process annotation {} is its own \
+                         caller, expected the id of the op or thread annotation that called it",
+                        n.id, n.name, PROCESS_NAMES[1]
+                    ),
+                ));
+            }
+            let Some(&caller) = index_of.get(&p) else { break };
+            if state[caller] == ON_CHAIN {
+                let from = chain.iter().position(|&c| c == caller).expect("on the chain");
+                let mut cycle: Vec<String> = chain[from..].iter().map(|&c| name(c)).collect();
+                cycle.push(name(caller));
+                return Err(Loc { path, index: caller, id: Some(nodes[caller].id) }.err(
+                    "ctrl_deps",
+                    format!(
+                        "the callers form a cycle: {} (each node's ctrl_deps names the next); expected every \
+                         node's callers to lead up to a thread annotation",
+                        cycle.join(" -> ")
+                    ),
+                ));
+            }
+            i = caller;
+        }
+        for &c in &chain {
+            state[c] = DONE;
+        }
+    }
+    Ok(())
+}
+
+/// Warns about every input node the conversion left out (`kept` holds the ids
+/// written), other than the process and empty thread annotations Chakra drops
+/// too: one warning per node whose caller is not in the file (with how many of
+/// its callees went with it), and one listing any others, which no thread
+/// annotation reaches, by id.
+fn warn_dropped(
+    nodes: &[HostNode<'_>],
+    index_of: &HashMap<u64, usize>,
+    children: &[Vec<usize>],
+    kept: &HashMap<u64, usize>,
+    path: &Path,
+) {
+    let dropped: Vec<bool> = nodes.iter().map(|n| !kept.contains_key(&n.id)).collect();
+    let mut reported = vec![false; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(caller) = n.parent.filter(|p| dropped[i] && !index_of.contains_key(p)) else { continue };
+        let mut stack = vec![i];
+        let mut with = 0usize;
+        while let Some(v) = stack.pop() {
+            reported[v] = true;
+            with += usize::from(v != i);
+            stack.extend(children[v].iter().copied().filter(|&c| dropped[c] && !reported[c]));
+        }
+        let callees = match with {
+            0 => String::new(),
+            1 => " with the 1 op it called".to_string(),
+            k => format!(" with the {k} ops it called"),
+        };
+        tracing::warn!(
+            "{}: nodes[{i}] (id {}, {}): ctrl_deps names node {caller}, which is not in the file; dropped{callees}, \
+             as no thread annotation reaches it",
+            path.display(),
+            n.id,
+            n.name
+        );
+    }
+    let mut others: Vec<usize> = (0..nodes.len())
+        .filter(|&i| dropped[i] && !reported[i])
+        .filter(|&i| !PROCESS_NAMES.contains(&nodes[i].name) && !ROOT_NAMES.contains(&nodes[i].name))
+        .collect();
+    others.sort_unstable_by_key(|&i| nodes[i].id);
+    if !others.is_empty() {
+        const SHOWN: usize = 10;
+        let mut list: Vec<String> =
+            others.iter().take(SHOWN).map(|&i| format!("{} ({})", nodes[i].id, nodes[i].name)).collect();
+        if others.len() > SHOWN {
+            list.push(format!("and {} more", others.len() - SHOWN));
+        }
+        tracing::warn!(
+            "{}: {} nodes dropped as no thread annotation ({}) reaches them through ctrl_deps: {}",
+            path.display(),
+            others.len(),
+            ROOT_NAMES[1],
+            list.join(", ")
+        );
+    }
 }
 
 /// The GlobalMetadata Chakra writes: no version, five attributes.
@@ -1410,6 +1544,54 @@ mod tests {
             err.contains("cyclic data dependency") && err.contains("10 (aten::a)") && err.contains("11 (aten::b)"),
             "{err}"
         );
+    }
+
+    const REPO_HOST_TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../traces/pytorch/host_2ranks_rank0.json");
+
+    /// The repository's host trace with `ctrl_deps` of the nodes `ids` set to `callers`.
+    fn with_callers(ids: &[u64], callers: &[u64]) -> Value {
+        let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(REPO_HOST_TRACE).unwrap()).unwrap();
+        for n in doc["nodes"].as_array_mut().unwrap() {
+            if let Some(k) = ids.iter().position(|&id| n["id"] == id) {
+                n["ctrl_deps"] = json!(callers[k]);
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn call_tree_cycles_and_self_callers_are_errors_naming_the_nodes() {
+        // Real traces: only the process annotation (id 1) is its own caller and
+        // it alone is dropped (263 input nodes).
+        assert_eq!(convert(REPO_HOST_TRACE).nodes.len(), 262);
+        // aten::empty (4) and aten::to (7), both called by the thread annotation,
+        // made each other's caller: both used to vanish (260 nodes, exit 0).
+        let err = convert_json(&with_callers(&[4, 7], &[7, 4])).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "mem.json: nodes[2] (id 4).ctrl_deps: the callers form a cycle: 4 (aten::empty) -> \
+                             7 (aten::to) -> 4 (aten::empty)"
+            ),
+            "{err}"
+        );
+        let err = convert_json(&with_callers(&[4], &[4])).unwrap_err().to_string();
+        assert!(
+            err.starts_with("mem.json: nodes[2] (id 4).ctrl_deps: node 4 (aten::empty) names itself as its caller"),
+            "{err}"
+        );
+        // A longer cycle above a chain of callees is found from any of them.
+        let err = convert_json(&with_callers(&[9, 4, 7], &[4, 7, 9])).unwrap_err().to_string();
+        assert!(err.contains("the callers form a cycle") && err.contains("9 (aten::detach_)"), "{err}");
+    }
+
+    #[test]
+    fn a_caller_missing_from_the_file_drops_its_subtree_with_a_warning() {
+        // aten::detach_ (9) calls detach_ (10); its caller is made an id not in
+        // the file: both are dropped (with a warning, checked end to end).
+        let trace = convert_json(&with_callers(&[9], &[999_999])).unwrap();
+        assert_well_formed(&trace);
+        assert_eq!(trace.nodes.len(), 260);
+        assert!(trace.nodes.iter().all(|n| n.id != 9 && n.id != 10));
     }
 
     #[test]
