@@ -92,50 +92,67 @@ fn expand_all(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// One file's result; in JSON `{"path", "nodes", "findings"}` when it was read
+/// and `{"path", "read_error"}` when it could not be.
 #[derive(Serialize)]
-struct ValidateEntry {
-    path: PathBuf,
-    /// Set when the file could not be read at all.
-    read_error: Option<String>,
-    #[serde(flatten)]
-    findings: Option<Findings>,
+#[serde(untagged)]
+enum ValidateEntry {
+    /// The file was read and checked.
+    Checked(Findings),
+    /// The file could not be read at all.
+    Unreadable { path: PathBuf, read_error: String },
+}
+
+impl ValidateEntry {
+    fn findings(&self) -> Option<&Findings> {
+        match self {
+            ValidateEntry::Checked(f) => Some(f),
+            ValidateEntry::Unreadable { .. } => None,
+        }
+    }
+
+    fn read_error(&self) -> Option<&str> {
+        match self {
+            ValidateEntry::Checked(_) => None,
+            ValidateEntry::Unreadable { read_error, .. } => Some(read_error),
+        }
+    }
 }
 
 fn validate_cmd(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let files = expand_all(&args.inputs)?;
     let mut entries = Vec::with_capacity(files.len());
     for path in files {
-        match chakra::read_trace(&path) {
-            Ok(trace) => {
-                let findings = chakra::validate::validate_trace(&trace, &path);
-                entries.push(ValidateEntry { path, read_error: None, findings: Some(findings) });
-            }
-            Err(e) => entries.push(ValidateEntry { path, read_error: Some(e.to_string()), findings: None }),
-        }
+        entries.push(match chakra::read_trace(&path) {
+            Ok(trace) => ValidateEntry::Checked(chakra::validate::validate_trace(&trace, &path)),
+            Err(e) => ValidateEntry::Unreadable { path, read_error: e.to_string() },
+        });
     }
     let mut failed = false;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for e in &entries {
-        let errors = e.findings.as_ref().map_or(0, Findings::errors);
-        let warnings = e.findings.as_ref().map_or(0, Findings::warnings);
-        failed |= e.read_error.is_some() || errors > 0 || (args.deny_warnings && warnings > 0);
+        let errors = e.findings().map_or(0, Findings::errors);
+        let warnings = e.findings().map_or(0, Findings::warnings);
+        failed |= e.read_error().is_some() || errors > 0 || (args.deny_warnings && warnings > 0);
         if args.json {
             continue;
         }
-        if let Some(err) = &e.read_error {
-            writeln!(out, "{err}")?;
-            continue;
-        }
-        let f = e.findings.as_ref().expect("read succeeded");
+        let f = match e {
+            ValidateEntry::Unreadable { read_error, .. } => {
+                writeln!(out, "{read_error}")?;
+                continue;
+            }
+            ValidateEntry::Checked(f) => f,
+        };
         for finding in f.findings.iter().take(args.max_findings) {
-            writeln!(out, "{}: {finding}", e.path.display())?;
+            writeln!(out, "{}: {finding}", f.path.display())?;
         }
         if f.findings.len() > args.max_findings {
             writeln!(
                 out,
                 "{}: ... and {} more findings (--max-findings to show more)",
-                e.path.display(),
+                f.path.display(),
                 f.findings.len() - args.max_findings
             )?;
         }
@@ -144,16 +161,14 @@ fn validate_cmd(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         } else {
             format!("{errors} errors, {warnings} warnings")
         };
-        writeln!(out, "{}: {} nodes, {verdict}", e.path.display(), format::count(f.nodes as u64))?;
+        writeln!(out, "{}: {} nodes, {verdict}", f.path.display(), format::count(f.nodes as u64))?;
     }
     if args.json {
         serde_json::to_writer_pretty(&mut out, &entries)?;
         writeln!(out)?;
     } else if entries.len() > 1 {
-        let bad = entries
-            .iter()
-            .filter(|e| e.read_error.is_some() || e.findings.as_ref().is_some_and(|f| f.errors() > 0))
-            .count();
+        let bad =
+            entries.iter().filter(|e| e.read_error().is_some() || e.findings().is_some_and(|f| f.errors() > 0)).count();
         writeln!(out, "{} files checked, {bad} with errors", entries.len())?;
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })

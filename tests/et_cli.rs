@@ -270,6 +270,24 @@ fn text_workload_over_a_larger_one_removes_its_extra_ranks() {
     assert!(strata(args!["et", "validate", prefix]).ok().contains("4 files checked, 0 with errors"));
 }
 
+/// `validate --json` gives each key once per file: `path`, `nodes`,
+/// `findings` for a file it read (`path` used to appear twice), `path`,
+/// `read_error` for one it could not read.
+#[test]
+fn validate_json_writes_each_key_once() {
+    let dir = Dir::new();
+    let bad = dir.create("empty.0.et", b"");
+    let run = strata(args!["et", "validate", "--json", repo(ALLREDUCE0), bad]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(run.stdout.matches("\"path\"").count(), 2, "{}", run.stdout);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let keys = |i: usize| v[i].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(0), ["path", "nodes", "findings"]);
+    assert_eq!(v[0]["path"], repo(ALLREDUCE0).display().to_string());
+    assert_eq!(keys(1), ["path", "read_error"]);
+    assert!(v[1]["read_error"].as_str().unwrap().contains("empty.0.et: the file is empty"), "{v}");
+}
+
 /// The repository's PyTorch host trace with `ctrl_deps` (each node's caller)
 /// of the nodes `ids` set to `callers`, written to `name`.
 fn host_trace_with_callers(dir: &Dir, name: &str, ids: &[u64], callers: &[u64]) -> std::path::PathBuf {
