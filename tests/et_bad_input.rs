@@ -1,7 +1,7 @@
 //! Bad input gets a clear error naming the file and the problem, a non-zero
 //! exit and no output file; never a panic.
 
-use crate::util::{repo, strata, Dir};
+use crate::util::{repo, shared, strata, Dir};
 
 /// Runs `et stats` and `et convert` on `path`; both must fail cleanly, mention
 /// the file and `expect`, and leave no output behind.
@@ -129,6 +129,32 @@ fn bad_json_names_the_place() {
     assert_rejected(&dir, &p, "nodes[0].attr[0].int32Val: expected a 32-bit integer");
     let p = dir.create("other.json", r#"{"hello": "world"}"#);
     assert_rejected(&dir, &p, "not a Chakra ET in JSON");
+}
+
+/// The JSON form of a real trace (an oracle case's rank 0).
+fn oracle_json(dir: &Dir) -> serde_json::Value {
+    let json = dir.path("rank0.json");
+    strata(args!["et", "convert", shared("oracle/cases/C_fanout_fanin_Ring8/workload.0.et"), json]).ok();
+    let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(json).unwrap();
+    doc
+}
+
+/// A wrong or missing document version names the file, the key and the value
+/// as JSON (it used to read "got Some(99)").
+#[test]
+fn wrong_document_version_names_file_key_and_value() {
+    let dir = Dir::new();
+    let mut doc = oracle_json(&dir);
+    doc["version"] = serde_json::json!(99);
+    let p = dir.create("v99.json", doc.to_string());
+    assert_rejected(&dir, &p, "v99.json: $.version: expected document version 1, got 99");
+    doc["version"] = serde_json::json!("1");
+    let p = dir.create("vstr.json", doc.to_string());
+    assert_rejected(&dir, &p, "vstr.json: $.version: expected document version 1, got \"1\"");
+    doc.as_object_mut().unwrap().remove("version");
+    let p = dir.create("vnone.json", doc.to_string());
+    assert_rejected(&dir, &p, "vnone.json: $: missing key `version`; expected document version 1");
 }
 
 #[test]

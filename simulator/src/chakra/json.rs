@@ -349,6 +349,15 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// A JSON value as written (`99`, `"1"`, `null`), shortened past 40 characters.
+fn shown(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 fn as_object<'v>(v: &'v Value, cx: &Ctx) -> Result<&'v Map<String, Value>> {
     v.as_object().ok_or_else(|| cx.err(format!("expected an object, got {}", kind(v))))
 }
@@ -492,9 +501,10 @@ fn document_to_trace(doc: &Value, path: &Path) -> Result<EtTrace> {
     let cx = Ctx { path, at: "$".into() };
     let o = as_object(doc, &cx)?;
     reject_unknown(o, &["format", "version", "metadata", "nodes"], &cx)?;
-    match o.get("version").and_then(Value::as_u64) {
-        Some(1) => {}
-        other => return Err(cx.sub("version").err(format!("expected document version 1, got {other:?}"))),
+    match o.get("version") {
+        Some(v) if v.as_u64() == Some(1) => {}
+        Some(v) => return Err(cx.sub("version").err(format!("expected document version 1, got {}", shown(v)))),
+        None => return Err(cx.err("missing key `version`; expected document version 1")),
     }
     let metadata = match o.get("metadata") {
         None | Some(Value::Null) => None,
@@ -642,5 +652,32 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(&real[8..], node_bytes.as_slice());
+    }
+
+    /// Writes `text` as `doc.json` in a fresh folder and reads it.
+    fn read_doc(text: &str) -> (tempfile::TempDir, Result<EtTrace>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.json");
+        std::fs::write(&path, text).unwrap();
+        let result = read_json_trace(&path);
+        (dir, result)
+    }
+
+    #[test]
+    fn a_wrong_or_missing_document_version_names_the_file_key_and_value() {
+        let doc = |version: &str| format!(r#"{{"format": "chakra-et-json",{version} "nodes": []}}"#);
+        let cases = [
+            (r#" "version": 99,"#, "doc.json: $.version: expected document version 1, got 99"),
+            (r#" "version": "1","#, r#"doc.json: $.version: expected document version 1, got "1""#),
+            (r#" "version": null,"#, "doc.json: $.version: expected document version 1, got null"),
+            ("", "doc.json: $: missing key `version`; expected document version 1"),
+        ];
+        for (version, expect) in cases {
+            let (dir, result) = read_doc(&doc(version));
+            let err = result.unwrap_err().to_string();
+            let rel = err.strip_prefix(&format!("{}/", dir.path().display()));
+            assert_eq!(rel, Some(expect), "{err}");
+        }
+        assert!(read_doc(&doc(r#" "version": 1,"#)).1.is_ok());
     }
 }
