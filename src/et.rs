@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::Serialize;
 use simulator::chakra::{self, convert, json::JsonForm, stats::TraceStats, validate::Findings, EtTrace, TraceFormat};
 
@@ -81,13 +81,12 @@ fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Expands every argument into per-rank files, failing on the first bad argument.
+/// Expands every argument into per-rank files, failing on the first bad
+/// argument (the library's error names it and says what was looked for).
 fn expand_all(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
-        let expanded = chakra::expand_workload(input)
-            .with_context(|| format!("expected a trace file, a workload prefix or a folder: {}", input.display()))?;
-        files.extend(expanded.into_iter().map(|f| f.path));
+        files.extend(chakra::expand_workload(input)?.into_iter().map(|f| f.path));
     }
     Ok(files)
 }

@@ -111,7 +111,31 @@ fn directory_and_missing_file() {
     let conv = strata(args!["et", "convert", missing, dir.path("o.json")]).fails();
     assert!(conv.contains("nope.et: cannot open: No such file"), "{conv}");
     let stats = strata(args!["et", "stats", missing]).fails();
-    assert!(stats.contains("nope.et") && stats.contains("no file named nope.et.<rank>.et"), "{stats}");
+    assert_eq!(stats, format!("strata: error: {}: no such file or folder\n", missing.display()));
+}
+
+/// A path that names nothing gets one line saying so; the workload-prefix
+/// reading is mentioned only for a name that could be a prefix. It used to say
+/// "expected a trace file…: /x.et: /x.et: workload: no file named x.et.<rank>.et…".
+#[test]
+fn validate_of_a_missing_path_says_it_does_not_exist() {
+    let dir = Dir::new();
+    let file = dir.path("nonexist.et");
+    let run = strata(args!["et", "validate", file]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert_eq!(run.fails(), format!("strata: error: {}: no such file or folder\n", file.display()));
+    let prefix = dir.path("nonexist");
+    let msg = strata(args!["et", "validate", prefix]).fails();
+    let expect = format!(
+        "strata: error: {}: no such file or folder, nor a workload prefix: no file named nonexist.<rank>.et or \
+         nonexist.<rank>.et.gz in {}\n",
+        prefix.display(),
+        dir.path("").display().to_string().trim_end_matches('/')
+    );
+    assert_eq!(msg, expect);
+    let nested = dir.path("no/such/folder/w");
+    let msg = strata(args!["et", "validate", nested]).fails();
+    assert_eq!(msg, format!("strata: error: {}: no such file or folder\n", nested.display()));
 }
 
 #[test]

@@ -23,6 +23,15 @@ pub enum ChakraError {
         /// The path.
         path: PathBuf,
     },
+    /// A path names no file and no folder (nor, where it could be one, a
+    /// workload prefix: `detail` then says which rank files were looked for).
+    #[error("{path}: no such file or folder{detail}")]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+        /// Empty, or what else the path was tried as, starting with `, `.
+        detail: String,
+    },
     /// The file holds no bytes at all.
     #[error(
         "{path}: the file is empty, expected a Chakra ET stream (length-prefixed GlobalMetadata and Node messages)"

@@ -152,6 +152,9 @@ fn rank_of(name: &str) -> Option<(String, u32)> {
 /// * anything else is a prefix: `PREFIX.0.et`, `PREFIX.1.et`, ... (`.et.gz` too).
 ///
 /// Ranks must run from 0 without gaps; a gap is an error naming the missing file.
+/// A path that names nothing is [`ChakraError::NotFound`], which mentions the
+/// prefix reading only when the name could be a prefix (a name ending in `.et`,
+/// `.gz` or `.json` is taken to mean a file).
 pub fn expand_workload(arg: &Path) -> Result<Vec<RankFile>> {
     if arg.is_file() {
         let rank = arg.file_name().and_then(|n| n.to_str()).and_then(rank_of).map(|(_, r)| r);
@@ -167,6 +170,9 @@ pub fn expand_workload(arg: &Path) -> Result<Vec<RankFile>> {
         let stem = arg.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         (dir, Some(stem))
     };
+    if stem_filter.is_some() && !dir.is_dir() {
+        return Err(ChakraError::NotFound { path: arg.to_path_buf(), detail: String::new() });
+    }
     let entries = std::fs::read_dir(&dir).map_err(|e| ChakraError::io(&dir, "cannot list", e))?;
     let mut found: Vec<(String, u32, PathBuf)> = Vec::new();
     for entry in entries {
@@ -182,11 +188,20 @@ pub fn expand_workload(arg: &Path) -> Result<Vec<RankFile>> {
         }
     }
     if found.is_empty() {
-        let what = match &stem_filter {
-            Some(stem) => format!("no file named {stem}.<rank>.et or {stem}.<rank>.et.gz in {}", dir.display()),
-            None => format!("no <name>.<rank>.et files in the folder {}", dir.display()),
+        let Some(stem) = &stem_filter else {
+            let what = format!("no <name>.<rank>.et files in the folder {}", dir.display());
+            return Err(ChakraError::format(arg, "workload", what));
         };
-        return Err(ChakraError::format(arg, "workload", what));
+        let file_like = [".et", ".gz", ".json"].iter().any(|ext| stem.to_ascii_lowercase().ends_with(ext));
+        let detail = if file_like {
+            String::new()
+        } else {
+            format!(
+                ", nor a workload prefix: no file named {stem}.<rank>.et or {stem}.<rank>.et.gz in {}",
+                dir.display()
+            )
+        };
+        return Err(ChakraError::NotFound { path: arg.to_path_buf(), detail });
     }
     let stems: std::collections::BTreeSet<&str> = found.iter().map(|(s, _, _)| s.as_str()).collect();
     if stems.len() > 1 {
@@ -235,8 +250,26 @@ mod tests {
         let files = expand_workload(&dir.path().join("w")).unwrap();
         assert_eq!(files.iter().map(|f| f.rank).collect::<Vec<_>>(), vec![Some(0), Some(1), Some(2)]);
         assert_eq!(expand_workload(dir.path()).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_path_naming_nothing_says_so_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // A file name: it does not exist, and that is all.
+        let err = expand_workload(&dir.path().join("nope.et")).unwrap_err().to_string();
+        assert_eq!(err, format!("{d}/nope.et: no such file or folder"));
+        let err = expand_workload(&dir.path().join("gone/w.0.et.gz")).unwrap_err().to_string();
+        assert_eq!(err, format!("{d}/gone/w.0.et.gz: no such file or folder"));
+        // A name that could be a prefix: which rank files were looked for, and where.
         let err = expand_workload(&dir.path().join("nope")).unwrap_err().to_string();
-        assert!(err.contains("no file named nope.<rank>.et"), "{err}");
+        assert_eq!(
+            err,
+            format!("{d}/nope: no such file or folder, nor a workload prefix: no file named nope.<rank>.et or nope.<rank>.et.gz in {d}")
+        );
+        // A prefix in a folder that does not exist.
+        let err = expand_workload(&dir.path().join("gone/w")).unwrap_err().to_string();
+        assert_eq!(err, format!("{d}/gone/w: no such file or folder"));
     }
 
     fn trace(ranks: u64) -> Vec<EtTrace> {
