@@ -181,6 +181,23 @@ fn wrong_document_version_names_file_key_and_value() {
     assert_rejected(&dir, &p, "vnone.json: $: missing key `version`; expected document version 1");
 }
 
+/// An attribute Chakra defines with a value (here `comm_size` of the
+/// collective node 5) but given none is refused, naming the node and the
+/// attribute; it used to convert silently.
+#[test]
+fn attribute_without_its_value_names_node_and_attribute() {
+    let dir = Dir::new();
+    let mut doc = oracle_json(&dir);
+    assert_eq!(doc["nodes"][5]["attr"][2]["name"], "comm_size");
+    doc["nodes"][5]["attr"][2] = serde_json::json!({"name": "comm_size"});
+    let p = dir.create("noval.json", doc.to_string());
+    assert_rejected(
+        &dir,
+        &p,
+        "noval.json: nodes[5].attr[2]: node 5 (coll5): attribute `comm_size` has no value; expected a value key such as int64Val",
+    );
+}
+
 #[test]
 fn bad_text_workloads_name_the_line() {
     let dir = Dir::new();

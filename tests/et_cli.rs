@@ -288,6 +288,23 @@ fn validate_json_writes_each_key_once() {
     assert!(v[1]["read_error"].as_str().unwrap().contains("empty.0.et: the file is empty"), "{v}");
 }
 
+/// A JSON attribute without a value key converts when Chakra gives its name
+/// no value: real symbolic_tensor_graph traces (the corpus) carry value-less
+/// `outputs` and `inputs` attributes, and their JSON form converts back to the
+/// same bytes.
+#[test]
+fn value_less_attributes_of_real_traces_still_convert() {
+    let dir = Dir::new();
+    let src = shared("corpus/workloads/w000_llama_mp_L4_d1024_dp1tp2pp2sp1/workload.0.et");
+    let json = dir.path("w.json");
+    strata(args!["et", "convert", src, json]).ok();
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(text.contains("{\n          \"name\": \"outputs\"\n        }"), "no value-less attribute in the sample");
+    let back = dir.path("w.et");
+    strata(args!["et", "convert", json, back]).ok();
+    assert_eq!(std::fs::read(back).unwrap(), std::fs::read(src).unwrap());
+}
+
 /// The repository's PyTorch host trace with `ctrl_deps` (each node's caller)
 /// of the nodes `ids` set to `callers`, written to `name`.
 fn host_trace_with_callers(dir: &Dir, name: &str, ids: &[u64], callers: &[u64]) -> std::path::PathBuf {

@@ -7,7 +7,9 @@
 //!   everything the binary form keeps (which oneof member an attribute uses, a present
 //!   but empty `inputs`, unknown enum values as numbers), so converting it back gives
 //!   the original `.et` bytes. 64-bit integers are written as plain JSON numbers;
-//!   strings are accepted too.
+//!   strings are accepted too. An attribute may have no value key (symbolic_tensor_graph
+//!   writes `inputs` and `outputs` so), except one Chakra defines with a value
+//!   (`comm_size`, `comm_type`, `is_cpu_op`, ...): reading that is an error naming the node.
 //! * **jsonizer form** (`chakra_jsonizer`): `MessageToJson(metadata)` followed by
 //!   `MessageToJson(node)` for every node, concatenated, so the file as a whole is not
 //!   one JSON value. Read only.
@@ -21,6 +23,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use super::attr::canonical_kind;
 use super::codec::EtTrace;
 use super::error::{ChakraError, Result};
 use super::schema::*;
@@ -483,7 +486,7 @@ fn node_from_json(v: &Value, cx: &Ctx) -> Result<Node> {
     let num = |camel: &str, snake: &str| -> Result<u64> {
         field(o, camel, snake).map(|v| as_u64(v, &cx.sub(camel))).transpose().map(Option::unwrap_or_default)
     };
-    Ok(Node {
+    let node = Node {
         id: num("id", "id")?,
         name: o.get("name").map(|v| as_string(v, &cx.sub("name"))).transpose()?.unwrap_or_default(),
         r#type: o.get("type").map(|v| node_type_from_json(v, &cx.sub("type"))).transpose()?.unwrap_or_default(),
@@ -494,7 +497,50 @@ fn node_from_json(v: &Value, cx: &Ctx) -> Result<Node> {
         inputs: o.get("inputs").map(|v| io_from_json(v, &cx.sub("inputs"))).transpose()?,
         outputs: o.get("outputs").map(|v| io_from_json(v, &cx.sub("outputs"))).transpose()?,
         attr: o.get("attr").map(|v| array_of(v, &cx.sub("attr"), attr_from_json)).transpose()?.unwrap_or_default(),
-    })
+    };
+    check_values(&node, cx)?;
+    Ok(node)
+}
+
+/// Fails on an attribute that Chakra defines with a value (`comm_size`,
+/// `comm_type`, `is_cpu_op`, ...: those with a [`canonical_kind`]) but that has
+/// no value key, most likely a misspelt or forgotten one in a hand-edited file.
+/// Other attributes may lack a value: symbolic_tensor_graph writes `inputs` and
+/// `outputs` attributes with none, and the document form keeps them.
+fn check_values(node: &Node, cx: &Ctx) -> Result<()> {
+    let Some((k, a, kind)) = node
+        .attr
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.value.is_none())
+        .find_map(|(k, a)| canonical_kind(&a.name).map(|kind| (k, a, kind)))
+    else {
+        return Ok(());
+    };
+    Err(cx.sub(&format!("attr[{k}]")).err(format!(
+        "node {} ({}): attribute `{}` has no value; expected a value key such as {}",
+        node.id,
+        node.name,
+        a.name,
+        camel_case(kind.field_name())
+    )))
+}
+
+/// `int64_val` → `int64Val`: the proto3 JSON name of a field.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn document_to_trace(doc: &Value, path: &Path) -> Result<EtTrace> {
@@ -679,5 +725,29 @@ mod tests {
             assert_eq!(rel, Some(expect), "{err}");
         }
         assert!(read_doc(&doc(r#" "version": 1,"#)).1.is_ok());
+    }
+
+    #[test]
+    fn an_attribute_chakra_defines_with_a_value_must_have_one() {
+        let doc = |attr: &str| {
+            format!(
+                r#"{{"format": "chakra-et-json", "version": 1, "nodes": [{{"id": 3, "name": "a"}},
+                {{"id": 5, "name": "ar", "type": "COMM_COLL_NODE", "attr": [{{"name": "comm_type", "int64Val": 0}}, {attr}]}}]}}"#
+            )
+        };
+        for (attr, key) in [("comm_size", "int64Val"), ("is_cpu_op", "boolVal"), ("involved_dim", "boolList")] {
+            let (_dir, result) = read_doc(&doc(&format!(r#"{{"name": "{attr}"}}"#)));
+            let err = result.unwrap_err().to_string();
+            let expect = format!(
+                "doc.json: nodes[1].attr[1]: node 5 (ar): attribute `{attr}` has no value; expected a value key such as {key}"
+            );
+            assert!(err.ends_with(&expect), "{err}");
+        }
+        // Attributes with no defined value may lack one, as in real
+        // symbolic_tensor_graph traces (`{"name": "outputs"}`), and round-trip.
+        let (_dir, result) = read_doc(&doc(r#"{"name": "outputs"}"#));
+        let trace = result.unwrap();
+        assert_eq!((trace.nodes[1].attr[1].name.as_str(), &trace.nodes[1].attr[1].value), ("outputs", &None));
+        assert_eq!(camel_case("sfixed64_list"), "sfixed64List");
     }
 }
