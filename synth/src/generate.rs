@@ -1247,6 +1247,12 @@ pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
     Ok(())
 }
 
+/// The files of the workload `prefix` of `ranks` ranks: `PREFIX.<rank>.et`,
+/// then the comm-group file `PREFIX.json`.
+fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_ {
+    (0..ranks).map(|r| simulator::chakra::rank_file_path(prefix, r)).chain([with_suffix(prefix, ".json")])
+}
+
 /// Makes one DAG per stage consistent (module docs, step 4) and writes the
 /// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`.
 ///
@@ -1254,11 +1260,6 @@ pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
 /// its sender's total over its sends, exactly, instead of its bucket's
 /// value (buckets are octaves, so single messages would be off by up to 2×).
-/// The files of the workload `prefix` of `ranks` ranks: `PREFIX.<rank>.et`,
-/// then the comm-group file `PREFIX.json`.
-fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_ {
-    (0..ranks).map(|r| simulator::chakra::rank_file_path(prefix, r)).chain([with_suffix(prefix, ".json")])
-}
 
 pub fn write_workload(
     prefix: &Path,
