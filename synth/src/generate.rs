@@ -1260,7 +1260,6 @@ fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
 /// its sender's total over its sends, exactly, instead of its bucket's
 /// value (buckets are octaves, so single messages would be off by up to 2×).
-
 pub fn write_workload(
     prefix: &Path,
     stage_dags: &[Dag],
