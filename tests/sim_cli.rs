@@ -431,6 +431,22 @@ fn sim_unreadable_custom_collective_names_the_key() {
     assert_fails(&dir, args, &["system.json", "`all-reduce-implementation-custom`", "nonexist/custom"]);
 }
 
+/// Rank traces without nodes simulate (to 0 ns), with one warning naming them.
+#[test]
+fn sim_empty_traces_are_warned_about() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    std::fs::create_dir_all(dir.path("w")).unwrap();
+    for r in 0..4 {
+        let mut t = simulator::chakra::read_trace(case.join(format!("workload.{r}.et"))).unwrap();
+        t.nodes.clear();
+        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
+    }
+    let run = strata(ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")));
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.contains("workload.0.et and 3 other rank files: no nodes"), "{}", run.stderr);
+}
+
 #[test]
 fn sim_missing_config_file() {
     let dir = Dir::new();

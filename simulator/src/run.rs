@@ -127,6 +127,14 @@ pub fn load(req: &RunRequest) -> Result<SimSpec, SimError> {
     }
     let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
     let (workloads, identical_ranks) = load_workloads(&paths)?;
+    let empty: Vec<&Workload> = workloads.iter().filter(|w| w.nodes.is_empty()).collect();
+    if let Some(first) = empty.first() {
+        tracing::warn!(
+            "{}{}: no nodes, so the rank does nothing and finishes at 0 ns",
+            first.path.display(),
+            if empty.len() > 1 { format!(" and {} other rank files", empty.len() - 1) } else { String::new() }
+        );
+    }
     if let Some(d) = system.endpoint_delay_ns {
         // ASTRA-sim converts the product to a C int; beyond it the delay is undefined.
         let scaled = f64::from(d) * req.injection_scale;
