@@ -726,13 +726,39 @@ impl WorkDir {
         let (path, remove) = match keep {
             Some(p) => (p.to_path_buf(), false),
             None => {
+                remove_abandoned_work_dirs(&std::env::temp_dir());
                 let nanos =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-                (std::env::temp_dir().join(format!("strata-eval-{}-{nanos}", std::process::id())), true)
+                (std::env::temp_dir().join(format!("{WORK_DIR_PREFIX}{}-{nanos}", std::process::id())), true)
             }
         };
         mkdir(&path)?;
         Ok(WorkDir { path, remove })
+    }
+}
+
+/// Temporary working folders are `strata-eval-<pid>-<nanos>`.
+const WORK_DIR_PREFIX: &str = "strata-eval-";
+
+/// Removes the temporary working folders in `tmp` of evaluations whose
+/// process no longer runs (one interrupted with Ctrl-C or killed never
+/// reached its cleanup). Linux only (it asks `/proc` whether the process
+/// lives); elsewhere nothing is removed.
+fn remove_abandoned_work_dirs(tmp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(WORK_DIR_PREFIX)).and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().map_or(true, |p| Path::new("/proc").join(p.to_string()).exists());
+        if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -1113,6 +1139,22 @@ mod tests {
         )
         .unwrap();
         root
+    }
+
+    /// The working folders of evaluations whose process is gone are removed;
+    /// those of running ones, and other folders, are left alone.
+    #[test]
+    fn abandoned_work_dirs_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        // No process has a pid above the kernel's maximum (2^22).
+        let dead = tmp.path().join(format!("{WORK_DIR_PREFIX}4999999-12"));
+        let live = tmp.path().join(format!("{WORK_DIR_PREFIX}{}-34", std::process::id()));
+        let other = tmp.path().join("strata-evaluation-notes");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("w000")).unwrap();
+        }
+        remove_abandoned_work_dirs(tmp.path());
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 
     /// A damaged corpus is an error naming the file, before any model is
