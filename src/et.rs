@@ -60,22 +60,22 @@ fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             let nodes: usize = traces.iter().map(|t| t.nodes.len()).sum();
-            eprintln!(
+            format::status(format_args!(
                 "wrote {} ranks ({} nodes) to {}.<rank>.et",
                 traces.len(),
                 format::count(nodes as u64),
                 out.display()
-            );
+            ));
         }
         Source::PytorchHost => {
             let trace = convert::pytorch::convert_pytorch_host(&args.input)?;
             chakra::write_trace(out, &trace)?;
-            eprintln!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64));
+            format::status(format_args!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64)));
         }
         Source::Trace => {
             let trace = chakra::read_trace(&args.input)?;
             chakra::write_trace(out, &trace)?;
-            eprintln!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64));
+            format::status(format_args!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64)));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,13 @@
-//! Human-readable units for terminal output.
+//! Human-readable units for terminal output, and the status lines commands
+//! print on stderr.
+
+/// Prints a status line (what was written where) on stderr, unless `-q`
+/// asked for errors only.
+pub fn status(line: impl std::fmt::Display) {
+    if tracing::level_filters::LevelFilter::current() >= tracing::level_filters::LevelFilter::WARN {
+        eprintln!("{line}");
+    }
+}
 
 /// Bytes with a binary-prefixed unit: `1.00 MiB`.
 pub fn bytes(n: u64) -> String {

@@ -77,7 +77,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut *w, &report)?;
             writeln!(w)
         })?;
-        eprintln!("wrote report {}", path.display());
+        format::status(format_args!("wrote report {}", path.display()));
     }
     if let Some(path) = &args.trace {
         let spans = timeline.unwrap_or_default();
@@ -90,11 +90,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
             return Err(e.into());
         }
-        eprintln!(
+        format::status(format_args!(
             "wrote trace {} ({} spans; open it at ui.perfetto.dev)",
             path.display(),
             format::count(spans.len() as u64)
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

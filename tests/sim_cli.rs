@@ -431,6 +431,24 @@ fn sim_unreadable_custom_collective_names_the_key() {
     assert_fails(&dir, args, &["system.json", "`all-reduce-implementation-custom`", "nonexist/custom"]);
 }
 
+/// `-q` leaves stderr to errors: no "wrote ..." lines from sim or et convert,
+/// which print them without it.
+#[test]
+fn quiet_runs_print_no_status_lines() {
+    let dir = Dir::new();
+    let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
+    let sim = ring4(&dir, &case.join("workload"), &case.join("network.yml"));
+    let convert = args!["et", "convert", case.join("workload.0.et"), dir.path("w0.json")];
+    for args in [sim, convert] {
+        let loud = strata(args.clone());
+        assert!(loud.stderr.contains("wrote "), "{loud:#?}");
+        let mut quiet = args!["-q"];
+        quiet.extend(args);
+        let run = strata(quiet);
+        assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""), "{run:#?}");
+    }
+}
+
 /// Rank traces without nodes simulate (to 0 ns), with one warning naming them.
 #[test]
 fn sim_empty_traces_are_warned_about() {
