@@ -17,7 +17,7 @@ pub enum SimError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A node cannot be simulated as written.
-    #[error("{path}: node {node} ({name}): {what}")]
+    #[error("{path}: node {node} ({}): {what}", crate::chakra::schema::short_name(name))]
     Node {
         /// The trace file.
         path: PathBuf,

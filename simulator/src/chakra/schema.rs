@@ -381,3 +381,14 @@ impl Node {
         self.attr.iter().find(|a| a.name == name)
     }
 }
+
+/// A node name for one-line messages: names longer than 80 characters are
+/// cut to their first 77 and `...` (a trace may carry megabytes of name).
+pub fn short_name(name: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 80;
+    if name.chars().count() <= MAX {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let head: String = name.chars().take(MAX - 3).collect();
+    std::borrow::Cow::Owned(head + "...")
+}

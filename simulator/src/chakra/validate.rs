@@ -69,7 +69,9 @@ impl fmt::Display for Finding {
             Severity::Warning => "warning",
         };
         match (self.node_id, &self.node_name) {
-            (Some(id), Some(name)) => write!(f, "{sev}: node {id} ({name}): {}", self.message),
+            (Some(id), Some(name)) => {
+                write!(f, "{sev}: node {id} ({}): {}", super::schema::short_name(name), self.message)
+            }
             (Some(id), None) => write!(f, "{sev}: node {id}: {}", self.message),
             _ => write!(f, "{sev}: {}", self.message),
         }
@@ -135,7 +137,10 @@ pub fn validate_trace(trace: &EtTrace, path: &Path) -> Findings {
             i,
             Severity::Error,
             FindingKind::DuplicateId,
-            format!("duplicate id: node #{i} in file order repeats the id of node #{first} ({})", nodes[first].name),
+            format!(
+                "duplicate id: node #{i} in file order repeats the id of node #{first} ({})",
+                super::schema::short_name(&nodes[first].name)
+            ),
         ));
     }
     for m in &graph.missing {
@@ -323,5 +328,16 @@ mod tests {
         let f = validate_trace(&trace(vec![n(10, 30), n(20, 10), n(30, 20)]), Path::new("c.et"));
         let cyc = f.findings.iter().find(|x| x.kind == FindingKind::Cycle).expect("cycle found");
         assert!(cyc.message.contains("10 -> 20 -> 30 -> 10"), "{}", cyc.message);
+    }
+
+    /// A huge node name is cut short in the one-line findings.
+    #[test]
+    fn long_names_are_cut_in_messages() {
+        let long = "x".repeat(200_000);
+        let n = |name: &str| Node { id: 5, name: name.into(), r#type: 4, ..Default::default() };
+        let f = validate_trace(&trace(vec![n(&long), n("second")]), Path::new("d.et"));
+        let text = f.to_string();
+        assert!(text.contains("duplicate id") && text.len() < 1_000, "{} bytes", text.len());
+        assert!(text.contains(&format!("({}...)", "x".repeat(77))), "{text}");
     }
 }
