@@ -74,6 +74,18 @@ fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         Source::Trace => {
             let trace = chakra::read_trace(&args.input)?;
+            // Converted as written (a broken trace may be converted to look
+            // at it), but said: sim refuses repeated ids.
+            let mut seen = std::collections::HashSet::with_capacity(trace.nodes.len());
+            let repeats: Vec<u64> = trace.nodes.iter().map(|n| n.id).filter(|id| !seen.insert(*id)).collect();
+            if let Some(first) = repeats.first() {
+                tracing::warn!(
+                    "{}: {} node(s) repeat an earlier node's id (the first: id {first}); converted as written, but \
+                     `strata sim` refuses such a trace (`strata et validate` lists them)",
+                    args.input.display(),
+                    repeats.len()
+                );
+            }
             chakra::write_trace(out, &trace)?;
             format::status(format_args!("wrote {} ({} nodes)", out.display(), format::count(trace.nodes.len() as u64)));
         }

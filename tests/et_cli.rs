@@ -144,6 +144,12 @@ fn validate_reports_file_node_and_problem_and_exits_1() {
     for k in ["cycle", "duplicate-id", "missing-dependency", "missing-attribute", "bad-attribute"] {
         assert!(kinds.contains(&k), "{k} not in {kinds:?}");
     }
+    // Converting it still works (to look at it), with a warning about the repeated id.
+    let run = strata(args!["et", "convert", path, dir.path("bad.json")]);
+    assert!(
+        run.ok().is_empty() && run.stderr.contains("1 node(s) repeat an earlier node's id (the first: id 1)"),
+        "{run:#?}"
+    );
 }
 
 #[test]
