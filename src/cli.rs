@@ -293,8 +293,8 @@ pub struct EvalArgs {
     /// The split to compare against.
     #[arg(long, value_enum, default_value_t = SplitArg::Validation)]
     pub split: SplitArg,
-    /// Generated workloads per real workload.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Generated workloads per real workload, 1 to 1000.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub count: u64,
     /// Seed of the sampler (workload i of the split uses S + i).
     #[arg(long, value_name = "S", default_value_t = 0)]
@@ -368,8 +368,8 @@ pub struct GenerateArgs {
     /// Output prefix: writes PREFIX.<rank>.et and PREFIX.json.
     #[arg(long, value_name = "PREFIX")]
     pub out: PathBuf,
-    /// Number of workloads (PREFIX_<k>.<rank>.et when more than one).
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Number of workloads, 1 to 1000, sampled in one batch (PREFIX_<k>.<rank>.et when more than one).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub count: u64,
     /// Seed of the sampler (same seed, model and flags: same bytes on the CPU).
     #[arg(long, value_name = "S", default_value_t = 0)]

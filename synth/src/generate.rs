@@ -316,6 +316,10 @@ fn input(what: impl Into<String>) -> GenerateError {
     GenerateError::Input(what.into())
 }
 
+/// The most workloads one request may generate: all are sampled in one
+/// batch and held in memory (5,000 small ones took 1.1 GB).
+pub const MAX_COUNT: usize = 1000;
+
 /// The one `chakra_schema_version` the corpus and Strata's writer use.
 const CHAKRA_SCHEMA: &str = "v0.0.4";
 
@@ -1416,6 +1420,13 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     if spec.count == 0 {
         return Err(input("--count 0: nothing to generate"));
     }
+    if spec.count > MAX_COUNT {
+        return Err(input(format!(
+            "--count {}: at most {MAX_COUNT} workloads per run (they are sampled in one batch and held in memory \
+             until written); run several seeds instead",
+            spec.count
+        )));
+    }
     let out = spec.out.as_os_str().to_string_lossy();
     if out.is_empty() || out.ends_with(std::path::MAIN_SEPARATOR) || out.ends_with('/') || spec.out.is_dir() {
         return Err(input(format!(
@@ -2128,6 +2139,8 @@ mod tests {
         assert!(e.contains("--ranks 4") && e.contains("8 ranks"), "{e}");
         let e = run(&spec(p.clone(), &["tp=0"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("tp=0"), "{e}");
+        let e = run(&GenerateSpec { count: MAX_COUNT + 1, ..spec(p.clone(), &[], 4, 0) }).unwrap_err().to_string();
+        assert!(e.contains("--count 1001") && e.contains("at most 1000"), "{e}");
         // More micro-batches than a layer of the model can hold messages for names the flags.
         let e = run(&spec(p.clone(), &["batch=100000"], 4, 0)).unwrap_err().to_string();
         assert!(e.contains("batch=100000 with micro_batch=1") && e.contains("widest layer"), "{e}");
