@@ -49,6 +49,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(1));
         }
+        Err(e @ SimError::TimeOverflow { .. }) => {
+            bail!("{e} (network {}, system {})", req.network.display(), req.system.display())
+        }
         Err(e) => return Err(e.into()),
     };
     let simulated = t1.elapsed();

@@ -407,7 +407,11 @@ fn sim_times_out_of_range_are_errors() {
         comp.duration_micros = 1 << 62;
         simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
     }
-    assert_fails(&dir, ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")), &["passed 2^64 ns", "rank"]);
+    assert_fails(
+        &dir,
+        ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")),
+        &["passed 2^64 ns", "workload.0.et", "network.yml", "system.json"],
+    );
     let mut args = ring4(&dir, &case.join("workload"), &case.join("network.yml"));
     args.extend(args!["--injection-scale", "1e300"]);
     assert_fails(&dir, args, &["--injection-scale 1e300", "endpoint-delay", "system.json"]);

@@ -34,12 +34,15 @@ pub enum SimError {
     /// Simulated time passed what 64-bit nanoseconds hold (the clock
     /// saturates instead of wrapping): some input value is out of range.
     #[error(
-        "simulated time passed 2^64 ns (about 584 years) on rank {rank}: a duration, latency, bandwidth or scale \
-         in the inputs is out of range"
+        "simulated time passed 2^64 ns (about 584 years) on rank {rank} ({}): a node duration there, or a \
+         latency, bandwidth or scale of the network and system, is out of range",
+        trace.display()
     )]
     TimeOverflow {
         /// The first rank whose time overflowed.
         rank: u32,
+        /// Its trace file.
+        trace: PathBuf,
     },
     /// The run stopped with unfinished work; the text says who waits on what.
     #[error("the simulation stalled at {time_ns} ns with unfinished work:\n{diagnosis}")]

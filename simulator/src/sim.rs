@@ -632,7 +632,8 @@ impl Simulation {
         let report = self.report();
         // The clock saturates: a time at the maximum overflowed on the way.
         if let Some(r) = report.ranks.iter().position(|r| r.finish_ns == Some(Time::MAX)) {
-            return Err(SimError::TimeOverflow { rank: r as u32 });
+            let trace = self.wl.get(r).map(|w| w.path.clone()).unwrap_or_default();
+            return Err(SimError::TimeOverflow { rank: r as u32, trace });
         }
         if report.ranks.iter().any(|r| r.finish_ns.is_none()) {
             let diagnosis = self.diagnose();
