@@ -264,6 +264,19 @@ fn assert_fails(dir: &Dir, args: Vec<OsString>, needles: &[&str]) -> String {
     msg
 }
 
+/// The four rank traces of the oracle case `from`, each passed through
+/// `edit(rank, trace)`, written to `w/workload.<rank>.et` in `dir`; returns
+/// the workload prefix.
+fn edited_ring4_workload(dir: &Dir, from: &Path, edit: impl Fn(u32, &mut simulator::chakra::EtTrace)) -> PathBuf {
+    std::fs::create_dir_all(dir.path("w")).unwrap();
+    for r in 0..4 {
+        let mut t = simulator::chakra::read_trace(from.join(format!("workload.{r}.et"))).unwrap();
+        edit(r, &mut t);
+        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
+    }
+    dir.path("w/workload")
+}
+
 #[test]
 fn sim_wrong_workload_prefix() {
     let dir = Dir::new();
@@ -346,21 +359,14 @@ fn sim_unissuable_dependencies_are_errors() {
     ];
     for (name, edit, says) in cases {
         let dir = Dir::new();
-        for r in 0..4 {
-            let from = traces.join(format!("workload.{r}.et"));
-            let to = dir.path(&format!("w/workload.{r}.et"));
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let w = edited_ring4_workload(&dir, &traces, |r, t| {
             if r == 2 {
-                let mut t = base.clone();
-                edit(&mut t);
-                simulator::chakra::write_trace(&to, &t).unwrap();
-            } else {
-                std::fs::copy(from, to).unwrap();
+                edit(t)
             }
-        }
+        });
         let mut needles = vec!["workload.2.et"];
         needles.extend(says.iter().map(String::as_str));
-        let msg = assert_fails(&dir, ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")), &needles);
+        let msg = assert_fails(&dir, ring4(&dir, &w, &case.join("network.yml")), &needles);
         assert!(!msg.contains("finish"), "{name}: {msg}");
     }
 }
@@ -400,16 +406,13 @@ fn sim_times_out_of_range_are_errors() {
     let dir = Dir::new();
     let (case, traces) =
         (case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u"), case_dir("C_cpu_gpu_overlap_Ring4"));
-    std::fs::create_dir_all(dir.path("w")).unwrap();
-    for r in 0..4 {
-        let mut t = simulator::chakra::read_trace(traces.join(format!("workload.{r}.et"))).unwrap();
+    let w = edited_ring4_workload(&dir, &traces, |_, t| {
         let comp = t.nodes.iter_mut().find(|n| n.r#type == simulator::chakra::NodeType::CompNode as i32).unwrap();
         comp.duration_micros = 1 << 62;
-        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
-    }
+    });
     assert_fails(
         &dir,
-        ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")),
+        ring4(&dir, &w, &case.join("network.yml")),
         &["passed 2^64 ns", "workload.0.et", "network.yml", "system.json"],
     );
     let mut args = ring4(&dir, &case.join("workload"), &case.join("network.yml"));
@@ -458,13 +461,8 @@ fn quiet_runs_print_no_status_lines() {
 fn sim_empty_traces_are_warned_about() {
     let dir = Dir::new();
     let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
-    std::fs::create_dir_all(dir.path("w")).unwrap();
-    for r in 0..4 {
-        let mut t = simulator::chakra::read_trace(case.join(format!("workload.{r}.et"))).unwrap();
-        t.nodes.clear();
-        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
-    }
-    let run = strata(ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")));
+    let w = edited_ring4_workload(&dir, &case, |_, t| t.nodes.clear());
+    let run = strata(ring4(&dir, &w, &case.join("network.yml")));
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(run.stderr.contains("workload.0.et and 3 other rank files: no nodes"), "{}", run.stderr);
 }
@@ -512,16 +510,13 @@ fn sim_stalled_run_is_diagnosed() {
 fn sim_collectives_the_ranks_disagree_on_are_named() {
     let dir = Dir::new();
     let case = case_dir("A_all_reduce_Ring4_1K_ring_s1_a1_FIFO_base_u");
-    std::fs::create_dir_all(dir.path("w")).unwrap();
-    for r in 0..4 {
-        let mut t = simulator::chakra::read_trace(case.join(format!("workload.{r}.et"))).unwrap();
+    let w = edited_ring4_workload(&dir, &case, |r, t| {
         if r == 3 {
             let size = t.nodes[0].attr.iter_mut().find(|a| a.name == "comm_size").unwrap();
             size.value = Some(simulator::chakra::AttrValue::Int64Val(512));
         }
-        simulator::chakra::write_trace(dir.path(&format!("w/workload.{r}.et")), &t).unwrap();
-    }
-    let run = strata(ring4(&dir, &dir.path("w/workload"), &case.join("network.yml")));
+    });
+    let run = strata(ring4(&dir, &w, &case.join("network.yml")));
     let msg = run.fails();
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(
