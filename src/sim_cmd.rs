@@ -88,8 +88,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = written {
             // The outputs of a run come together or not at all.
             if let Some(report) = &args.report {
-                let _ = std::fs::remove_file(report);
-                eprintln!("strata: removed {}: the trace could not be written", report.display());
+                // The file written, not a link to it nor a device.
+                let target = simulator::util::link_target(report);
+                if std::fs::metadata(&target).is_ok_and(|m| m.is_file()) && std::fs::remove_file(&target).is_ok() {
+                    eprintln!("strata: removed {}: the trace could not be written", target.display());
+                }
             }
             return Err(e.into());
         }
@@ -126,6 +129,11 @@ fn request(args: &SimArgs) -> RunRequest {
 /// Whether two output paths name the same file (through links and `..`;
 /// for files not yet there, their folders are compared).
 fn same_output(a: &Path, b: &Path) -> bool {
+    let (a, b) = (&simulator::util::link_target(a), &simulator::util::link_target(b));
+    // Devices (two names of one terminal) may take both streams.
+    if [a, b].iter().any(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir())) {
+        return false;
+    }
     let resolve = |p: &Path| {
         std::fs::canonicalize(p).ok().or_else(|| {
             let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -137,6 +145,8 @@ fn same_output(a: &Path, b: &Path) -> bool {
 
 /// Fails before a long run if an output file could not be written afterwards.
 pub(crate) fn check_writable(path: &Path) -> anyhow::Result<()> {
+    // Through a symbolic link, what matters is where it points.
+    let path = &simulator::util::link_target(path);
     if path.is_dir() {
         bail!("{}: is a folder; expected a file name for the output", path.display());
     }

@@ -395,6 +395,21 @@ fn sim_outputs_that_collide_or_are_links() {
         strata(args).ok();
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert!(read_json(&target)["ranks"].is_array());
+        // A trace that cannot be written (a full device, through a link so
+        // that nothing of the machine's is at stake) takes the report with
+        // it: the file written is removed, the link to it stays.
+        if Path::new("/dev/full").exists() {
+            let full = dir.path("full.json");
+            std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+            let mut args = astra_command("C_overlap_compchain_commchain_FC8");
+            args.extend(args!["--report", &link, "--trace", &full]);
+            let run = strata(args);
+            let msg = run.fails();
+            assert!(msg.contains("full.json") && msg.contains("removed"), "{msg}");
+            assert!(!target.exists(), "the report of a run whose trace failed was kept");
+            assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+            assert!(std::fs::symlink_metadata(&full).unwrap().file_type().is_symlink());
+        }
     }
 }
 

@@ -19,7 +19,8 @@ fn mismatched_collectives(workloads: &[Workload], stuck: &[usize]) -> Vec<String
     // (group, issue ordinal) -> (type, bytes) -> ranks running it
     type Slot = (String, usize);
     let mut slots: BTreeMap<Slot, BTreeMap<(String, u64), Vec<usize>>> = BTreeMap::new();
-    for &r in stuck {
+    // Enough ranks to show a disagreement, few enough to stay quick at scale.
+    for &r in stuck.iter().take(4096) {
         let w = &workloads[r];
         let mut issued: Vec<usize> = (0..w.nodes.len())
             .filter(|&i| {
@@ -184,7 +185,8 @@ pub(crate) fn diagnose(
                             "ready but never issued: node {} ({}) freed it when it was skipped as {why}, and, as in \
                              ASTRA-sim, skipping does not re-run the issue loop and no later completion on this rank \
                              did (--reissue-after-skip issues such nodes)",
-                            p.id, p.name
+                            p.id,
+                            crate::chakra::schema::short_name(&p.name)
                         )
                     }
                     None => "ready but never issued: its hardware slot never freed".to_string(),
@@ -195,7 +197,13 @@ pub(crate) fn diagnose(
                 }
                 NodeState::Done => continue,
             };
-            let _ = writeln!(out, "  node {} ({}, {}): {what}", n.id, n.name, n.kind.proto_name());
+            let _ = writeln!(
+                out,
+                "  node {} ({}, {}): {what}",
+                n.id,
+                crate::chakra::schema::short_name(&n.name),
+                n.kind.proto_name()
+            );
             shown += 1;
         }
     }

@@ -499,6 +499,8 @@ impl Simulation {
                     );
                     return Ok(crate::symmetry::expand_replicas(report, &rp));
                 }
+                // Every replica would overflow the same way.
+                Err(e @ SimError::TimeOverflow { .. }) => return Err(e),
                 Err(e) => {
                     let why = match e {
                         SimError::Stalled { .. } => "the replica stalled".to_string(),
@@ -515,6 +517,8 @@ impl Simulation {
                     tracing::info!("all {ranks} ranks symmetric: simulated one representative");
                     return Ok(crate::symmetry::expand(report, ranks));
                 }
+                // Every rank runs the representative's trace: all would overflow.
+                Err(e @ SimError::TimeOverflow { .. }) => return Err(e),
                 Err(e) => {
                     let why = match e {
                         SimError::Stalled { .. } => "the representative stalled".to_string(),
@@ -631,9 +635,9 @@ impl Simulation {
         }
         let report = self.report();
         // The clock saturates: a time at the maximum overflowed on the way.
-        if let Some(r) = report.ranks.iter().position(|r| r.finish_ns == Some(Time::MAX)) {
-            let trace = self.wl.get(r).map(|w| w.path.clone()).unwrap_or_default();
-            return Err(SimError::TimeOverflow { rank: r as u32, trace });
+        if let Some(r) = report.ranks.iter().find(|r| r.finish_ns == Some(Time::MAX)) {
+            let trace = self.wl.get(r.rank as usize).map(|w| w.path.clone()).unwrap_or_default();
+            return Err(SimError::TimeOverflow { rank: r.rank, trace });
         }
         if report.ranks.iter().any(|r| r.finish_ns.is_none()) {
             let diagnosis = self.diagnose();

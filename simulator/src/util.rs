@@ -48,9 +48,9 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
     Ok(())
 }
 
-/// Where writing `path` should go: `path` itself, or, for a symbolic link,
-/// the file it points to (which may not exist yet).
-fn link_target(path: &Path) -> PathBuf {
+/// Where writing `path` goes ([`write_atomic`]): `path` itself, or, for a
+/// symbolic link, the file it points to (which may not exist yet).
+pub fn link_target(path: &Path) -> PathBuf {
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if !is_link {
         return path.to_path_buf();

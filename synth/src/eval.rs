@@ -185,8 +185,8 @@ pub enum EvalProgress {
     },
     /// The baseline's real graphs are being read.
     Baseline,
-    /// Generation warned (a checkpoint missing a prior, a workload's flags
-    /// outside the training range); each distinct warning once.
+    /// Generation warned: a checkpoint missing a prior (once per run), a
+    /// workload's flags outside the training range (once per workload).
     Warning {
         /// The warning.
         message: String,
@@ -922,8 +922,11 @@ pub fn evaluate_with(spec: &EvalSpec, progress: &mut dyn FnMut(EvalProgress)) ->
         };
         let generated = generate(&gen_spec).map_err(|source| EvalError::Generate { id: id.clone(), source })?;
         for w in &generated.warnings {
-            if warned.insert(w.clone()) {
-                progress(EvalProgress::Warning { message: format!("{id}: {w}") });
+            // What-if warnings are about this workload's flags; the others
+            // are about the checkpoint, the same for every workload.
+            let message = if w.starts_with("what-if:") { format!("{id}: {w}") } else { w.clone() };
+            if warned.insert(message.clone()) {
+                progress(EvalProgress::Warning { message });
             }
         }
         let mut samples = Vec::with_capacity(generated.workloads.len());

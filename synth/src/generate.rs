@@ -545,11 +545,6 @@ pub fn comm_groups(layout: &ParallelLayout) -> CommGroups {
     CommGroups { groups: groups.into_iter().enumerate().map(|(i, m)| ((i + 1).to_string(), m)).collect() }
 }
 
-/// What-if warnings: each generator flag (or quantity the flags imply, such
-/// as layers per stage or the rank count) whose conditioning feature lies
-/// outside the range of the checkpoint's training split, in the flags' own
-/// terms and with how far outside it is. A checkpoint written before ranges
-/// were recorded gets one note instead.
 /// What a corpus checkpoint lacks that generation relies on: sub-models its
 /// state file records as untrained, and the priors an older or hand-edited
 /// `config.json` may miss (each has a fallback, which the warning names).
@@ -567,7 +562,9 @@ fn checkpoint_warnings(model: &LayerDag, spec: &GenerateSpec) -> Vec<String> {
         ));
     }
     match &model.data.size_prior {
-        None if !spec.ignore_size_prior => w.push(format!(
+        // With --no-size-prior the sizes are the model's by request, but the
+        // pipeline messages still need the prior's forward-send law.
+        None => w.push(format!(
             "{dir}: the checkpoint has no size prior, so the layer-size model alone decides how large each stage \
              graph gets and pipeline messages are not placed; {refit}"
         )),
@@ -597,6 +594,11 @@ fn checkpoint_warnings(model: &LayerDag, spec: &GenerateSpec) -> Vec<String> {
     w
 }
 
+/// What-if warnings: each generator flag (or quantity the flags imply, such
+/// as layers per stage or the rank count) whose conditioning feature lies
+/// outside the range of the checkpoint's training split, in the flags' own
+/// terms and with how far outside it is. A checkpoint written before ranges
+/// were recorded gets none (generation notes the missing ranges once).
 pub fn range_warnings(norm: &Normalizer, flags: &StgFlags, layout: &ParallelLayout) -> Vec<String> {
     let index = |name: &str| norm.names.iter().position(|n| n == name);
     if norm.min.is_empty() {
