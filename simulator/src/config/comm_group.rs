@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Result};
 use super::network::NetworkConfig;
-use super::reader::{describe, parse_json, quote};
+use super::reader::{describe, parse_json_unique, quote};
 use super::{format_for, read_text, ConfigFormat, Origin};
 
 /// One communicator group.
@@ -59,7 +59,7 @@ impl CommGroups {
 
     /// Parses ASTRA-sim's communicator group JSON; `path` is used in messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<CommGroups> {
-        let doc = parse_json(text, path)?;
+        let doc = parse_json_unique(text, path, "group id")?;
         let Value::Object(map) = &doc else {
             return Err(ConfigError::invalid(
                 path,
@@ -68,12 +68,6 @@ impl CommGroups {
                 describe(&doc),
             ));
         };
-        // A JSON object keeps the last of repeated keys: a group defined
-        // twice would silently lose its first definition.
-        let mut seen = std::collections::BTreeSet::new();
-        if let Some(key) = top_level_keys(text).into_iter().flatten().find(|k| !seen.insert(k.clone())) {
-            return Err(ConfigError::invalid(path, &key, "each group id defined once", "two definitions"));
-        }
         let mut groups: Vec<CommGroup> = Vec::with_capacity(map.len());
         for (key, value) in map {
             let Value::Array(items) = value else {
@@ -192,31 +186,4 @@ pub(crate) fn stoi(s: &str) -> Option<i64> {
         return None; // stoi throws out_of_range
     }
     Some(if negative { -value } else { value })
-}
-
-/// The keys of a JSON document's top-level object in file order, repeats
-/// included (`None` when it is not an object).
-fn top_level_keys(text: &str) -> Option<Vec<String>> {
-    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-    struct Keys(Vec<String>);
-    struct KeysVisitor;
-    impl<'de> Visitor<'de> for KeysVisitor {
-        type Value = Keys;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Keys, A::Error> {
-            let mut keys = Vec::new();
-            while let Some((key, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
-                keys.push(key);
-            }
-            Ok(Keys(keys))
-        }
-    }
-    impl<'de> Deserialize<'de> for Keys {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Keys, D::Error> {
-            d.deserialize_map(KeysVisitor)
-        }
-    }
-    serde_json::from_str::<Keys>(text).ok().map(|k| k.0)
 }

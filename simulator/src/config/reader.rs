@@ -12,11 +12,51 @@ use serde_json::{Map, Value};
 
 use super::error::{ConfigError, Result};
 
-/// Parses JSON text; a syntax error names the line and column.
+/// Parses JSON text; a syntax error names the line and column, and a
+/// top-level key given twice is an error naming it.
 pub(crate) fn parse_json(text: &str, path: &Path) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| {
+    parse_json_unique(text, path, "key")
+}
+
+/// [`parse_json`], calling the top-level keys `noun` in the repeated-key error
+/// ("each group id defined once"). A JSON object keeps the last of repeated
+/// keys, so a setting or group given twice would silently lose its first value.
+pub(crate) fn parse_json_unique(text: &str, path: &Path, noun: &str) -> Result<Value> {
+    let doc = serde_json::from_str(text).map_err(|e| {
         ConfigError::syntax(path, "JSON", format!("line {}, column {}: ", e.line(), e.column()), e.to_string())
-    })
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(key) = top_level_keys(text).into_iter().flatten().find(|k| !seen.insert(k.clone())) {
+        return Err(ConfigError::invalid(path, &key, format!("each {noun} defined once"), "two definitions"));
+    }
+    Ok(doc)
+}
+
+/// The keys of a JSON document's top-level object in file order, repeats
+/// included (`None` when it is not an object).
+fn top_level_keys(text: &str) -> Option<Vec<String>> {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Keys(Vec<String>);
+    struct KeysVisitor;
+    impl<'de> Visitor<'de> for KeysVisitor {
+        type Value = Keys;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Keys, A::Error> {
+            let mut keys = Vec::new();
+            while let Some((key, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                keys.push(key);
+            }
+            Ok(Keys(keys))
+        }
+    }
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Keys, D::Error> {
+            d.deserialize_map(KeysVisitor)
+        }
+    }
+    serde_json::from_str::<Keys>(text).ok().map(|k| k.0)
 }
 
 /// A short description of a value for "got ..." in messages.

@@ -471,6 +471,10 @@ fn system_error_missing_or_zero_preferred_dataset_splits() {
     assert!(e.contains("missing") && e.contains("divides by zero"), "{e}");
     let e = err_text(sys_json(r#"{"preferred-dataset-splits": 0}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
+    // A setting given twice (JSON keeps only the last) is refused, naming it.
+    let e = err_text(sys_json(r#"{"preferred-dataset-splits": 4, "preferred-dataset-splits": 8}"#));
+    assert_names(&e, SYS, "preferred-dataset-splits");
+    assert!(e.contains("each key defined once"), "{e}");
     // So many chunks that simulating them would take hours.
     let e = err_text(sys_json(r#"{"preferred-dataset-splits": 1000000}"#));
     assert_names(&e, SYS, "preferred-dataset-splits");
