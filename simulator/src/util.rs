@@ -14,6 +14,57 @@ use crate::chakra::ChakraError;
 /// `/dev/stdout` or `/dev/null`) is written through, as a stream; renaming
 /// over it would replace the device node itself.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), ChakraError> {
+    stage_file(path, fill)?.commit()
+}
+
+/// A file written in full under a temporary name beside its target and not
+/// yet in place ([`stage_file`]): [`StagedFile::commit`] renames it over the
+/// target; dropped uncommitted, the temporary file is removed and the target
+/// stays as it was. Staging every file of a set before committing any is how
+/// a multi-file output (a workload's rank files) is written all or nothing.
+#[derive(Debug)]
+pub struct StagedFile {
+    /// The path as the caller named it (for messages).
+    path: PathBuf,
+    /// `(temporary file, where it goes)`; `None` once committed, or for a
+    /// stream target, which was written through already.
+    pending: Option<(PathBuf, PathBuf)>,
+}
+
+impl StagedFile {
+    /// The path the caller named.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the file into place (one rename in the target's folder).
+    pub fn commit(mut self) -> Result<(), ChakraError> {
+        match self.pending.take() {
+            Some((tmp, target)) => std::fs::rename(&tmp, &target).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                ChakraError::io(&self.path, "cannot write", e)
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.pending.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Writes what [`write_atomic`] writes to `path`, but leaves it staged: the
+/// content is complete and synced under a temporary name, and appears at
+/// `path` on [`StagedFile::commit`]. Targets that are streams (not regular
+/// files) are written through at once; there is nothing to stage.
+pub fn stage_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<StagedFile, ChakraError> {
     let target = link_target(path);
     match std::fs::metadata(&target) {
         Ok(m) if m.is_dir() => return Err(ChakraError::IsDirectory { path: path.to_path_buf() }),
@@ -23,7 +74,8 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
                 fill(&mut w)?;
                 w.flush()
             })();
-            return result.map_err(|e| ChakraError::io(path, "cannot write", e));
+            result.map_err(|e| ChakraError::io(path, "cannot write", e))?;
+            return Ok(StagedFile { path: path.to_path_buf(), pending: None });
         }
         _ => {}
     }
@@ -38,14 +90,21 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
         let mut w = BufWriter::new(file);
         fill(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &target)
+        file.sync_all()
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(ChakraError::io(path, "cannot write", e));
     }
-    Ok(())
+    Ok(StagedFile { path: path.to_path_buf(), pending: Some((tmp, target)) })
+}
+
+/// Commits staged files in order ([`StagedFile::commit`]); the first failure
+/// stops it, and the files not yet committed are removed from their
+/// temporary names. Renames within a folder are what file systems make
+/// atomic, so a failure here (after every file was written) is rare.
+pub fn commit_all(files: impl IntoIterator<Item = StagedFile>) -> Result<(), ChakraError> {
+    files.into_iter().try_for_each(StagedFile::commit)
 }
 
 /// Where writing `path` goes ([`write_atomic`]): `path` itself, or, for a
@@ -112,5 +171,42 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left");
         // A folder is still refused.
         assert!(matches!(write(dir.path(), "x"), Err(ChakraError::IsDirectory { .. })));
+    }
+
+    /// A staged file is invisible until committed; dropped, it leaves the
+    /// target as it was and no temporary file; `commit_all` stops at the
+    /// first failure and drops the rest.
+    #[test]
+    fn staged_files_appear_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        std::fs::write(&a, "old a").unwrap();
+        let stage = |p: &Path, text: &'static str| stage_file(p, |w| w.write_all(text.as_bytes())).unwrap();
+        let staged = stage(&a, "new a");
+        assert_eq!(staged.path(), a.as_path());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "the temporary file sits beside it");
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left");
+        commit_all([stage(&a, "new a"), stage(&b, "new b")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new b");
+        // b's rename fails (a folder took its place after staging): a is in
+        // place, b is not, c is never committed, and no temporary file stays.
+        let staged = [stage(&a, "newer a"), stage(&b, "newer b"), stage(&c, "new c")];
+        std::fs::remove_file(&b).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("keep"), "x").unwrap();
+        let err = commit_all(staged).unwrap_err().to_string();
+        assert!(err.contains("b: cannot write"), "{err}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "newer a");
+        assert!(!c.exists());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a", "b"]);
     }
 }

@@ -90,6 +90,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use simulator::chakra::{CollectiveCommType, NodeType};
+use simulator::util::StagedFile;
 use tch::Device;
 
 use crate::dataset::conditioning::{workload_features, Normalizer, WORKLOAD_FEATURES};
@@ -1244,13 +1245,18 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 
 /// Writes a comm-group file (`{"<pg_name>": [ranks]}`, file order kept).
 pub fn write_comm_groups(path: &Path, groups: &CommGroups) -> Result<()> {
+    stage_comm_groups(path, groups)?.commit()?;
+    Ok(())
+}
+
+/// Writes what [`write_comm_groups`] writes, staged (see [`stage_workload`]).
+fn stage_comm_groups(path: &Path, groups: &CommGroups) -> Result<StagedFile> {
     let mut map = serde_json::Map::new();
     for (name, members) in &groups.groups {
         map.insert(name.clone(), serde_json::Value::from(members.clone()));
     }
     let text = serde_json::to_string(&serde_json::Value::Object(map)).expect("JSON of plain values");
-    simulator::util::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
-    Ok(())
+    Ok(simulator::util::stage_file(path, |w| w.write_all(text.as_bytes()))?)
 }
 
 /// The files of the workload `prefix` of `ranks` ranks: `PREFIX.<rank>.et`,
@@ -1260,7 +1266,9 @@ fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_
 }
 
 /// Makes one DAG per stage consistent (module docs, step 4) and writes the
-/// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`.
+/// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`,
+/// all or nothing ([`stage_workload`], then every file moved into place),
+/// and removes the rank files of an earlier, larger workload under `prefix`.
 ///
 /// `send_totals[s]`, when given, is stage s's predicted total of send bytes
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
@@ -1273,6 +1281,25 @@ pub fn write_workload(
     reps: &Representatives,
     send_totals: &[Option<f64>],
 ) -> Result<GeneratedWorkload> {
+    let (mut workload, staged) = stage_workload(prefix, stage_dags, layout, reps, send_totals)?;
+    simulator::util::commit_all(staged)?;
+    workload.stale_rank_files = simulator::chakra::remove_stale_ranks(prefix, layout.ranks())?.len();
+    Ok(workload)
+}
+
+/// What [`write_workload`] does short of moving the files into place: every
+/// file is complete under a temporary name beside its target, and appears
+/// when the returned files are committed ([`simulator::util::commit_all`]);
+/// dropped, they leave nothing behind and whatever was at the targets as it
+/// was. Stale higher ranks are the caller's to remove after committing
+/// (`stale_rank_files` is 0 here).
+pub fn stage_workload(
+    prefix: &Path,
+    stage_dags: &[Dag],
+    layout: &ParallelLayout,
+    reps: &Representatives,
+    send_totals: &[Option<f64>],
+) -> Result<(GeneratedWorkload, Vec<StagedFile>)> {
     if stage_dags.len() != layout.pp as usize {
         return Err(input(format!("{} stage graphs for {} pipeline stages", stage_dags.len(), layout.pp)));
     }
@@ -1292,38 +1319,28 @@ pub fn write_workload(
     }
     let mut rank_files: Vec<PathBuf> = output_files(prefix, layout.ranks()).collect();
     let comm_path = rank_files.pop().expect("the comm-group file comes last");
-    // Nothing is written unless every file can be: a folder in the way is
-    // found first, and a failure part-way removes what this call wrote.
+    // Nothing is staged unless every file can be: a folder in the way is found first.
     simulator::chakra::check_output_paths(rank_files.iter().chain([&comm_path]))?;
-    let mut written: Vec<&PathBuf> = Vec::with_capacity(rank_files.len() + 1);
-    let result = (|| -> Result<()> {
-        for (rank, path) in rank_files.iter().enumerate() {
-            let ctx = &context(rank as u32);
-            let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
-            let mut det = detokenize(dag, ctx, reps)?;
-            conversions.detokenize_repairs += det.repairs.len();
-            set_message_sizes(&mut det.trace, dag, layout.stage(ctx.rank()) as usize, &message_bytes);
-            simulator::chakra::write_trace(path, &det.trace)?;
-            written.push(path);
-        }
-        write_comm_groups(&comm_path, &groups)
-    })();
-    if let Err(e) = result {
-        for p in written {
-            let _ = std::fs::remove_file(p);
-        }
-        return Err(e);
+    let mut staged = Vec::with_capacity(rank_files.len() + 1);
+    for (rank, path) in rank_files.iter().enumerate() {
+        let ctx = &context(rank as u32);
+        let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
+        let mut det = detokenize(dag, ctx, reps)?;
+        conversions.detokenize_repairs += det.repairs.len();
+        set_message_sizes(&mut det.trace, dag, layout.stage(ctx.rank()) as usize, &message_bytes);
+        staged.push(simulator::chakra::stage_trace(path, &det.trace)?);
     }
-    let stale_rank_files = simulator::chakra::remove_stale_ranks(prefix, layout.ranks())?.len();
-    Ok(GeneratedWorkload {
+    staged.push(stage_comm_groups(&comm_path, &groups)?);
+    let workload = GeneratedWorkload {
         prefix: prefix.to_path_buf(),
         rank_files,
-        stale_rank_files,
+        stale_rank_files: 0,
         comm_groups: comm_path,
         nodes_per_stage: stage_dags.iter().map(|d| d.num_nodes()).collect(),
         magnitude_shifts: vec![[0; 4]; stage_dags.len()],
         conversions,
-    })
+    };
+    Ok((workload, staged))
 }
 
 /// Per stage, the bytes of each of its sends: its predicted send total over
@@ -1549,6 +1566,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     let dags = sample_dags(&model, &conditions, &opts)?;
 
     let mut workloads: Vec<GeneratedWorkload> = Vec::with_capacity(spec.count);
+    let mut staged = Vec::new();
     let send_totals: Vec<Option<f64>> = match prior {
         Some(p) => {
             rows.iter().zip(&works).map(|(row, work)| p.predict(MagnitudeTotal::SendBytes, row, Some(work))).collect()
@@ -1572,22 +1590,19 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                 Ok(d)
             })
             .collect::<Result<_>>()?;
-        let written = write_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals);
-        let mut w = match written {
-            Ok(w) => w,
-            Err(e) => {
-                // All K workloads or none: remove the ones already written.
-                for w in &workloads {
-                    for p in w.rank_files.iter().chain([&w.comm_groups]) {
-                        let _ = std::fs::remove_file(p);
-                    }
-                }
-                return Err(e);
-            }
-        };
+        // All K workloads or none: every file is staged before any is moved
+        // into place, so a failure leaves the outputs of an earlier run as
+        // they were (the staged files are dropped, which removes them).
+        let (mut w, files) =
+            stage_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals)?;
         w.conversions.magnitudes_clamped = clamped;
         w.magnitude_shifts = shifts;
         workloads.push(w);
+        staged.extend(files);
+    }
+    simulator::util::commit_all(staged)?;
+    for w in &mut workloads {
+        w.stale_rank_files = simulator::chakra::remove_stale_ranks(&w.prefix, layout.ranks())?.len();
     }
     Ok(GenerateReport { flags, layout, warnings, workloads, seconds: start.elapsed().as_secs_f64() })
 }
@@ -2221,6 +2236,28 @@ mod tests {
         assert!(e.contains("k_2.json") && e.contains("is a directory"), "{e}");
         assert!(!sampled.load(std::sync::atomic::Ordering::SeqCst), "found only after sampling");
         assert!(!dir.join("k_0.0.et").exists() && !dir.join("k_0.json").exists(), "nothing is written on error");
+        // Over an earlier run's K workloads, a failure writing the last file
+        // (a folder where its temporary file goes) leaves every earlier file
+        // as it was: nothing is moved into place before all are written.
+        std::fs::remove_dir(dir.join("k_2.json")).unwrap();
+        let k = |seed| GenerateSpec { count: 3, ..spec(dir.join("k"), &[], 4, seed) };
+        run(&k(0)).unwrap();
+        let prefixes: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("k_{i}"))).collect();
+        let files: Vec<PathBuf> = prefixes.iter().flat_map(|p| output_files(p, 4)).collect();
+        let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        let blocker = dir.join(format!(".k_2.json.{}.tmp", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        let e = run(&k(1)).unwrap_err().to_string();
+        std::fs::remove_dir(&blocker).unwrap();
+        assert!(e.contains("k_2.json: cannot write"), "{e}");
+        let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        assert!(after == before, "an earlier workload's file changed");
+        let hidden = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'));
+        assert_eq!(hidden.count(), 0, "a temporary file was left");
+        run(&k(1)).unwrap();
+        assert!(files.iter().zip(&before).any(|(f, b)| &std::fs::read(f).unwrap() != b), "seed 1 wrote the same bytes");
     }
 
     /// A workload written over a larger one under the same prefix removes the

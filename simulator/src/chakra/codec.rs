@@ -405,10 +405,16 @@ pub fn encode_et(trace: &EtTrace) -> Vec<u8> {
 /// Writes a trace to `path`, gzip-compressed when the name ends in `.gz`.
 /// The file appears only once completely written (temporary file + rename).
 pub fn write_et_file(path: impl AsRef<Path>, trace: &EtTrace) -> Result<()> {
+    stage_et_file(path, trace)?.commit()
+}
+
+/// Writes what [`write_et_file`] writes, staged: it appears at `path` on
+/// [`StagedFile::commit`](crate::util::StagedFile::commit).
+pub fn stage_et_file(path: impl AsRef<Path>, trace: &EtTrace) -> Result<crate::util::StagedFile> {
     let path = path.as_ref();
     let bytes = encode_et(trace);
     let gz = path.extension().is_some_and(|e| e == "gz");
-    crate::util::write_atomic(path, |w| {
+    crate::util::stage_file(path, |w| {
         if gz {
             let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::default());
             enc.write_all(&bytes)?;

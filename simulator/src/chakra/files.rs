@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::codec::{read_et_file, write_et_file, EtTrace};
+use super::codec::{read_et_file, stage_et_file, EtTrace};
 use super::error::{ChakraError, Result};
-use super::json::{read_json_trace, write_json_trace};
+use super::json::{read_json_trace, stage_json_trace};
+use crate::util::{commit_all, StagedFile};
 
 /// On-disk forms a trace can be written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +42,18 @@ pub fn read_trace(path: impl AsRef<Path>) -> Result<EtTrace> {
 
 /// Writes a trace in the form its extension names: `.et`, `.et.gz` or `.json`.
 pub fn write_trace(path: impl AsRef<Path>, trace: &EtTrace) -> Result<()> {
+    stage_trace(path, trace)?.commit()
+}
+
+/// Writes what [`write_trace`] writes, staged: complete under a temporary
+/// name, in place on [`StagedFile::commit`].
+pub fn stage_trace(path: impl AsRef<Path>, trace: &EtTrace) -> Result<StagedFile> {
     let path = path.as_ref();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if name.ends_with(".json") {
-        write_json_trace(path, trace)
+        stage_json_trace(path, trace)
     } else if name.ends_with(".et") || name.ends_with(".et.gz") {
-        write_et_file(path, trace)
+        stage_et_file(path, trace)
     } else {
         Err(ChakraError::UnknownFormat { path: path.to_path_buf(), expected: "a name ending in .et, .et.gz or .json" })
     }
@@ -103,24 +110,21 @@ pub struct WrittenWorkload {
 }
 
 /// Writes `traces[r]` to `PREFIX.<r>.et` for every rank, all or nothing: every
-/// path is checked before the first is written, a failed write removes the
-/// files this call wrote before it, and once all are written the rank files of
-/// an earlier, larger workload under the same prefix are removed (see
-/// [`remove_stale_ranks`]) so that the prefix names exactly this workload.
+/// path is checked before the first is written, every file is written in
+/// full under a temporary name before any is moved into place (so a failure
+/// leaves the files an earlier workload had under the prefix as they were),
+/// and once all are in place the rank files of an earlier, larger workload
+/// under the same prefix are removed (see [`remove_stale_ranks`]) so that the
+/// prefix names exactly this workload.
 pub fn write_workload(prefix: &Path, traces: &[EtTrace]) -> Result<WrittenWorkload> {
     let ranks = u32::try_from(traces.len()).map_err(|_| {
         ChakraError::format(prefix, "workload", format!("{} ranks; at most 2^32 - 1 can be written", traces.len()))
     })?;
     let rank_files: Vec<PathBuf> = (0..ranks).map(|r| rank_file_path(prefix, r)).collect();
     check_output_paths(&rank_files)?;
-    for (n, (trace, path)) in traces.iter().zip(&rank_files).enumerate() {
-        if let Err(e) = write_trace(path, trace) {
-            for written in &rank_files[..n] {
-                let _ = std::fs::remove_file(written);
-            }
-            return Err(e);
-        }
-    }
+    let staged =
+        traces.iter().zip(&rank_files).map(|(trace, path)| stage_trace(path, trace)).collect::<Result<Vec<_>>>()?;
+    commit_all(staged)?;
     let stale_removed = remove_stale_ranks(prefix, ranks)?;
     Ok(WrittenWorkload { rank_files, stale_removed })
 }
@@ -293,8 +297,8 @@ mod tests {
         let err = write_workload(&p, &trace(4)).unwrap_err();
         assert!(matches!(&err, ChakraError::IsDirectory { path } if path.ends_with("w.2.et")), "{err}");
         assert_eq!(names(dir.path()), ["w.2.et"]);
-        // A write that fails part-way removes the ranks written before it: a
-        // folder where rank 1's temporary file would go makes that write fail.
+        // A write that fails part-way leaves nothing: a folder where rank 1's
+        // temporary file would go makes that write fail.
         std::fs::remove_dir(dir.path().join("w.2.et")).unwrap();
         let blocker = dir.path().join(format!(".w.1.et.{}.tmp", std::process::id()));
         std::fs::create_dir(&blocker).unwrap();
@@ -302,6 +306,22 @@ mod tests {
         assert!(err.contains("w.1.et: cannot write"), "{err}");
         std::fs::remove_dir(&blocker).unwrap();
         assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        // Over an earlier workload, a failure part-way leaves its files as
+        // they were: nothing is moved into place before everything is written.
+        write_workload(&p, &trace(3)).unwrap();
+        let before: Vec<Vec<u8>> = (0..3).map(|r| std::fs::read(rank_file_path(&p, r)).unwrap()).collect();
+        let blocker = dir.path().join(format!(".w.2.et.{}.tmp", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        let mut newer = trace(5);
+        newer.iter_mut().for_each(|t| t.nodes[0].name.push_str(" (newer)"));
+        let err = write_workload(&p, &newer).unwrap_err().to_string();
+        assert!(err.contains("w.2.et: cannot write"), "{err}");
+        std::fs::remove_dir(&blocker).unwrap();
+        assert_eq!(names(dir.path()), ["w.0.et", "w.1.et", "w.2.et"]);
+        let after: Vec<Vec<u8>> = (0..3).map(|r| std::fs::read(rank_file_path(&p, r)).unwrap()).collect();
+        assert_eq!(after, before, "the earlier workload's files changed");
+        assert_eq!(write_workload(&p, &newer).unwrap().rank_files.len(), 5);
+        assert_ne!(std::fs::read(rank_file_path(&p, 0)).unwrap(), before[0], "the new workload is in place");
     }
 
     #[test]

@@ -141,8 +141,14 @@ pub fn trace_to_json_string(trace: &EtTrace) -> String {
 
 /// Writes a trace in the document form, atomically.
 pub fn write_json_trace(path: impl AsRef<Path>, trace: &EtTrace) -> Result<()> {
+    stage_json_trace(path, trace)?.commit()
+}
+
+/// Writes what [`write_json_trace`] writes, staged: it appears at `path` on
+/// [`StagedFile::commit`](crate::util::StagedFile::commit).
+pub fn stage_json_trace(path: impl AsRef<Path>, trace: &EtTrace) -> Result<crate::util::StagedFile> {
     let text = trace_to_json_string(trace);
-    crate::util::write_atomic(path.as_ref(), |w| w.write_all(text.as_bytes()))
+    crate::util::stage_file(path.as_ref(), |w| w.write_all(text.as_bytes()))
 }
 
 // ---------------------------------------------------------------- to JSON

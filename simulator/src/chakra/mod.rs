@@ -19,7 +19,7 @@ pub mod validate;
 pub use codec::{decode_et_bytes, encode_et, read_et_file, write_et_file, EtReader, EtTrace, EtWriter};
 pub use error::{ChakraError, Result};
 pub use files::{
-    check_output_paths, expand_workload, rank_file_path, read_trace, remove_stale_ranks, write_trace, write_workload,
-    RankFile, TraceFormat, WrittenWorkload,
+    check_output_paths, expand_workload, rank_file_path, read_trace, remove_stale_ranks, stage_trace, write_trace,
+    write_workload, RankFile, TraceFormat, WrittenWorkload,
 };
 pub use schema::{AttrValue, AttributeProto, CollectiveCommType, GlobalMetadata, IoInfo, Node, NodeType};
