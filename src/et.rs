@@ -54,8 +54,10 @@ fn convert_cmd(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             let written = chakra::write_workload(out, &traces)?;
             if let Some(first) = written.stale_removed.first() {
                 tracing::warn!(
-                    "removed {} rank file(s) from {} on, left by an earlier workload with more ranks",
+                    "removed {} rank file(s) of an earlier workload under {} ({} first; more ranks, or .et.gz \
+                     copies), which would have been read with this one",
                     written.stale_removed.len(),
+                    out.display(),
                     first.display()
                 );
             }

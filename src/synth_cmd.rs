@@ -314,10 +314,10 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
         if w.stale_rank_files > 0 {
             tracing::warn!(
-                "removed {} rank file(s) {}.{}.et… left by an earlier workload with more ranks",
+                "removed {} rank file(s) of an earlier workload under {} (more ranks, or .et.gz copies), which \
+                 would have been read with this one",
                 w.stale_rank_files,
-                w.prefix.display(),
-                w.rank_files.len()
+                w.prefix.display()
             );
         }
         let c = &w.conversions;

@@ -268,7 +268,8 @@ fn text_workload_over_a_larger_one_removes_its_extra_ranks() {
     let run = strata(args!["et", "convert", txt, prefix, "--npus", "4"]);
     run.ok();
     let expect = format!(
-        "warning: removed 4 rank file(s) from {} on, left by an earlier workload with more ranks",
+        "warning: removed 4 rank file(s) of an earlier workload under {} ({} first; more ranks, or .et.gz copies)",
+        prefix.display(),
         dir.path("p.4.et").display()
     );
     assert!(run.stderr.contains(&expect), "{run:#?}");

@@ -282,8 +282,9 @@ pub struct GeneratedWorkload {
     pub prefix: PathBuf,
     /// `PREFIX.<rank>.et`, by rank.
     pub rank_files: Vec<PathBuf>,
-    /// Rank files of an earlier, larger workload under the same prefix
-    /// (`PREFIX.<r>.et` or `.et.gz` for r ≥ the rank count), removed.
+    /// Rank files of an earlier workload under the same prefix, removed
+    /// ([`simulator::chakra::remove_stale_ranks`]: `PREFIX.<r>.et` or
+    /// `.et.gz` for r ≥ the rank count, and `.et.gz` twins of these ranks).
     pub stale_rank_files: usize,
     /// `PREFIX.json`.
     pub comm_groups: PathBuf,
@@ -1268,7 +1269,8 @@ fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_
 /// Makes one DAG per stage consistent (module docs, step 4) and writes the
 /// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`,
 /// all or nothing ([`stage_workload`], then every file moved into place),
-/// and removes the rank files of an earlier, larger workload under `prefix`.
+/// and removes the rank files of an earlier workload under `prefix` that would
+/// be read with it (more ranks, `.et.gz` twins).
 ///
 /// `send_totals[s]`, when given, is stage s's predicted total of send bytes
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
@@ -2261,7 +2263,8 @@ mod tests {
     }
 
     /// A workload written over a larger one under the same prefix removes the
-    /// larger one's extra rank files; `max_nodes` caps every stage graph,
+    /// larger one's extra rank files and a compressed twin of its own ranks;
+    /// `max_nodes` caps every stage graph,
     /// pipeline messages included, and the capped workload still simulates.
     #[test]
     fn rewrites_remove_stale_ranks_and_node_caps_hold() {
@@ -2269,10 +2272,14 @@ mod tests {
         let p = dir.join("gen");
         let eight = run(&spec(p.clone(), &["tp=4"], 8, 1)).unwrap();
         assert_eq!(eight.workloads[0].stale_rank_files, 0);
+        // A user compressed rank 1 of the earlier run (and kept the original).
+        std::fs::write(dir.join("gen.1.et.gz"), b"earlier").unwrap();
         let four = run(&GenerateSpec { max_nodes: Some(30), ..spec(p.clone(), &[], 4, 1) }).unwrap();
         let w = &four.workloads[0];
-        assert_eq!(w.stale_rank_files, 4);
+        assert_eq!(w.stale_rank_files, 5);
         assert!((4..8).all(|r| !dir.join(format!("gen.{r}.et")).exists()));
+        assert!(!dir.join("gen.1.et.gz").exists());
+        assert_eq!(simulator::chakra::expand_workload(&p).unwrap().len(), 4);
         assert!(w.nodes_per_stage.iter().all(|&n| n <= 30), "{:?}", w.nodes_per_stage);
         check_consistency(w);
         simulate_on_ring(&dir, &p, w);

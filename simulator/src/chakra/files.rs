@@ -76,26 +76,33 @@ pub fn check_output_paths<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> R
     }
 }
 
-/// Removes the rank files `PREFIX.<r>.et` (and `PREFIX.<r>.et.gz`) for
-/// `r = ranks, ranks + 1, …` as long as one exists: files an earlier, larger
-/// workload left under the same prefix, which [`expand_workload`] would
-/// otherwise read as ranks of this one. Returns the files removed, by rank.
+/// Removes the rank files an earlier workload left under `prefix` that would
+/// make it name something other than a workload of `ranks` ranks just
+/// written as `PREFIX.<r>.et`: the gzip twins `PREFIX.<r>.et.gz` of its ranks
+/// (reading the prefix would find two files for one rank), and
+/// `PREFIX.<r>.et` or `.et.gz` for `r = ranks, ranks + 1, …` as long as one
+/// exists (ranks of a larger workload, which [`expand_workload`] would read
+/// as this one's). Returns the files removed, by rank.
 pub fn remove_stale_ranks(prefix: &Path, ranks: u32) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
-    for r in ranks.. {
-        let et = rank_file_path(prefix, r);
-        let mut gz = et.clone().into_os_string();
+    let gz_of = |r: u32| {
+        let mut gz = rank_file_path(prefix, r).into_os_string();
         gz.push(".gz");
-        let stale: Vec<PathBuf> = [et, PathBuf::from(gz)].into_iter().filter(|p| p.is_file()).collect();
-        if stale.is_empty() {
+        PathBuf::from(gz)
+    };
+    let mut removed = Vec::new();
+    let mut remove = |path: PathBuf| {
+        std::fs::remove_file(&path)
+            .map_err(|e| ChakraError::io(&path, "cannot remove this rank file of an earlier workload", e))?;
+        removed.push(path);
+        Ok::<_, ChakraError>(())
+    };
+    for r in 0.. {
+        let stale: Vec<PathBuf> = if r < ranks { vec![gz_of(r)] } else { vec![rank_file_path(prefix, r), gz_of(r)] };
+        let stale: Vec<PathBuf> = stale.into_iter().filter(|p| p.is_file()).collect();
+        if r >= ranks && stale.is_empty() {
             break;
         }
-        for path in stale {
-            std::fs::remove_file(&path).map_err(|e| {
-                ChakraError::io(&path, "cannot remove this rank file of an earlier, larger workload", e)
-            })?;
-            removed.push(path);
-        }
+        stale.into_iter().try_for_each(&mut remove)?;
     }
     Ok(removed)
 }
@@ -105,7 +112,8 @@ pub fn remove_stale_ranks(prefix: &Path, ranks: u32) -> Result<Vec<PathBuf>> {
 pub struct WrittenWorkload {
     /// `PREFIX.<rank>.et`, by rank.
     pub rank_files: Vec<PathBuf>,
-    /// Rank files of an earlier workload with more ranks under the same prefix, removed.
+    /// Rank files of an earlier workload under the same prefix (more ranks,
+    /// or `.et.gz` twins of these), removed.
     pub stale_removed: Vec<PathBuf>,
 }
 
@@ -113,9 +121,10 @@ pub struct WrittenWorkload {
 /// path is checked before the first is written, every file is written in
 /// full under a temporary name before any is moved into place (so a failure
 /// leaves the files an earlier workload had under the prefix as they were),
-/// and once all are in place the rank files of an earlier, larger workload
-/// under the same prefix are removed (see [`remove_stale_ranks`]) so that the
-/// prefix names exactly this workload.
+/// and once all are in place the rank files of an earlier workload under the
+/// same prefix that would be read with it (more ranks, `.et.gz` twins) are
+/// removed (see [`remove_stale_ranks`]) so that the prefix names exactly this
+/// workload.
 pub fn write_workload(prefix: &Path, traces: &[EtTrace]) -> Result<WrittenWorkload> {
     let ranks = u32::try_from(traces.len()).map_err(|_| {
         ChakraError::format(prefix, "workload", format!("{} ranks; at most 2^32 - 1 can be written", traces.len()))
@@ -340,5 +349,11 @@ mod tests {
         assert_eq!(names(dir.path()), ["other.9.et", "w.0.et", "w.1.et", "w.2.et", "w.3.et"]);
         assert_eq!(expand_workload(&p).unwrap().len(), 4);
         assert!(remove_stale_ranks(&p, 4).unwrap().is_empty());
+        // A compressed copy of one of the new ranks would be read as a second
+        // file for that rank: it goes too.
+        std::fs::write(dir.path().join("w.2.et.gz"), b"x").unwrap();
+        let again = write_workload(&p, &trace(4)).unwrap();
+        assert_eq!(again.stale_removed, [dir.path().join("w.2.et.gz")]);
+        assert_eq!(expand_workload(&p).unwrap().len(), 4);
     }
 }
