@@ -27,9 +27,10 @@
 //!    ([`PipelineNodes`], when the checkpoint's size prior places the
 //!    forward sends): per micro-batch a receive from each neighbouring stage
 //!    among its roots, a send to the next stage where the prior puts the end
-//!    of the forward pass, a send to the previous stage in its last layer;
-//!    the model draws everything else around them, and no other sends or
-//!    receives. Then the checkpoint's magnitude prior (when it has one and
+//!    of the forward pass, a send to the previous stage in its last layer
+//!    (and, where the output head sits on the stage before the last, one
+//!    more pair per micro-batch each way between the two); the model draws
+//!    everything else around them, and no other sends or receives. Then the checkpoint's magnitude prior (when it has one and
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
 //!    graph's compute and communication totals to the ones its conditioning
 //!    row and its stage's work terms predict
@@ -65,7 +66,11 @@
 //!      (i + 1) / m of the share of the stage's compute that the corpus's
 //!      backward sends wait on ([`BACKWARD_SEND_SHARE`]), instead of on
 //!      everything before the last layer; neither where it would close a
-//!      cycle;
+//!      cycle. With the output head's messages ([`HeadMessages`]), the
+//!      head's gradient send waits on its output receive and is a leaf, the
+//!      output receive feeds nothing before its stage's forward sends, and on
+//!      the last stage the head's gradient (not a receive from a next stage)
+//!      gates the backward pass, which the output sends do not belong to;
 //!    - communication sizes below [`MIN_COMM_SIZE`] (absent and 0 included)
 //!      are raised to it: ASTRA-sim rejects a collective with empty chunks;
 //!    - a GPU compute node without a `tensor_size` (or with 0) gets
@@ -97,7 +102,7 @@ use crate::dataset::conditioning::{workload_features, Normalizer, WORKLOAD_FEATU
 use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
 use crate::dataset::layout::{CommGroups, ParallelLayout, RankContext};
 use crate::dataset::magnitude_prior::{MagnitudeTotal, Shifts};
-use crate::dataset::stage_work::StageWork;
+use crate::dataset::stage_work::{output_head_stage, StageWork};
 use crate::dataset::tokenize::detokenize;
 use crate::dataset::vocab::{
     et_cardinalities, CollectiveToken, CommKind, CpuOpToken, EtFeature, Magnitude, NodeTypeToken, PeerStage,
@@ -913,6 +918,19 @@ fn backward_send_anchors(dag: &Dag, x: &[u32], level: &[usize], sends: &[usize])
 /// shipped model alone almost never draws a receive among a graph's first
 /// few nodes, so without these the stages of a generated pipeline never
 /// waited on each other.
+///
+/// Where the output head is not on the last stage (STG's GPT graph without
+/// mixed precision, [`output_head_stage`]) and its stage `h` is the one
+/// before the last, the two exchange one more message per micro-batch each
+/// way, as in all such corpus workloads: the last stage sends its output at
+/// the end of its forward pass ([`output_send_layer`]) and `h` receives it
+/// among its roots; `h` sends the loss gradient back in its layer
+/// [`HEAD_GRADIENT_SEND_LAYER`] and the last stage's backward pass starts
+/// from that receive. These come first among their stage's messages of the
+/// same direction (node order), which is how the workload construction pairs and
+/// tells them apart ([`HeadMessages`]). A head further from the last stage
+/// (pp ≥ 4) would exchange them with a stage that is not a neighbour, which
+/// pairing does not form: those are not generated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineNodes {
     /// The stage.
@@ -925,9 +943,59 @@ pub struct PipelineNodes {
     pub depth: usize,
     /// The layer of the sends to the next stage (1-based).
     pub forward_send_layer: usize,
+    /// The stage holding the output head, when it is not the last one.
+    pub head_stage: Option<u32>,
+}
+
+/// The layer (1-based) of the head stage's loss-gradient sends to the last
+/// stage: Kahn level 5 in every corpus stage graph that has them (the output
+/// receive, the head's forward and backward products, the send), whatever
+/// the graph's depth (27 to 92 levels); at most the forward sends' layer.
+pub const HEAD_GRADIENT_SEND_LAYER: usize = 6;
+
+/// The layer (1-based) of the last stage's output sends to the head's stage
+/// in a stage graph of `depth` layers: at 91.5 % of the depth (the end of
+/// the forward pass, before the backward pass that waits on the head's
+/// gradient), as in the corpus's last stages: Kahn layer 12 of 13, 22 of 24,
+/// 52 of 57, 58 of 62, 62 of 68, 72 of 79; never the first layer.
+pub fn output_send_layer(depth: usize) -> usize {
+    ((depth as f64 * OUTPUT_SEND_DEPTH).round() as usize).clamp(2, depth.max(2))
+}
+
+/// Where [`output_send_layer`] puts the output sends, as a share of the depth.
+const OUTPUT_SEND_DEPTH: f64 = 0.915;
+
+/// Which of a pipeline's messages are the extra pair per micro-batch between
+/// the output head's stage and the last stage ([`PipelineNodes`]); given to
+/// [`write_workload`] only when the stage graphs were sampled with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadMessages {
+    /// The head's stage (the one before the last).
+    pub stage: usize,
+    /// Micro-batches: the first this many of the head stage's receives from
+    /// and sends to the next stage, and of the last stage's receives from
+    /// and sends to the previous one, are the head's.
+    pub micro_batches: usize,
 }
 
 impl PipelineNodes {
+    /// The head's stage, when this pipeline exchanges the head messages.
+    fn head(&self) -> Option<u32> {
+        self.head_stage.filter(|&h| h + 2 == self.pp)
+    }
+
+    /// The head messages ([`HeadMessages`]) of this pipeline, if it has them.
+    pub fn head_messages(&self) -> Option<HeadMessages> {
+        self.head().map(|h| HeadMessages { stage: h as usize, micro_batches: self.micro_batches })
+    }
+
+    /// How many point-to-point nodes the stage graph must hold.
+    pub fn required_count(&self) -> usize {
+        let neighbours = usize::from(self.stage > 0) + usize::from(self.stage + 1 < self.pp);
+        let head = self.head().is_some_and(|h| self.stage == h || self.stage == h + 1);
+        self.micro_batches * 2 * (neighbours + usize::from(head))
+    }
+
     /// Adds the nodes to a stage's mask and forbids every other send and
     /// receive (nothing with one stage).
     pub fn require_in(&self, mask: &mut AttributeMask) {
@@ -941,12 +1009,30 @@ impl PipelineNodes {
                 (EtFeature::PeerStage.index(), peer.id()),
             ],
         };
+        let head = self.head();
+        let last = self.stage + 1 == self.pp;
+        // Within a layer, requirements take its rows in the order added: the
+        // head's messages first.
         if self.stage > 0 {
+            if last && head.is_some() {
+                mask.require(node(NodeType::CommRecvNode, PeerStage::Prev, 1));
+            }
             mask.require(node(NodeType::CommRecvNode, PeerStage::Prev, 1));
+            if last && head.is_some() {
+                mask.require(node(NodeType::CommSendNode, PeerStage::Prev, output_send_layer(self.depth)));
+            }
             mask.require(node(NodeType::CommSendNode, PeerStage::Prev, self.depth));
         }
-        if self.stage + 1 < self.pp {
+        if !last {
+            let is_head = head == Some(self.stage);
+            if is_head {
+                mask.require(node(NodeType::CommRecvNode, PeerStage::Next, 1));
+            }
             mask.require(node(NodeType::CommRecvNode, PeerStage::Next, 1));
+            if is_head {
+                let layer = HEAD_GRADIENT_SEND_LAYER.clamp(2, self.forward_send_layer.max(2));
+                mask.require(node(NodeType::CommSendNode, PeerStage::Next, layer));
+            }
             mask.require(node(NodeType::CommSendNode, PeerStage::Next, self.forward_send_layer));
         }
         if self.pp > 1 {
@@ -974,6 +1060,8 @@ fn p2p_nodes(x: &[u32], f: usize, ty: NodeType, rel: PeerStage) -> Vec<usize> {
 /// are checked on, and each stage's local edges cut and added.
 struct PipelineEdges {
     features: usize,
+    /// The output head's extra messages, when the pipeline has them.
+    head: Option<HeadMessages>,
     /// Each stage's Kahn levels (of the sampled DAG; the edits keep its
     /// receives in the first layer and its sends last).
     levels: Vec<Vec<usize>>,
@@ -986,7 +1074,7 @@ struct PipelineEdges {
 
 impl PipelineEdges {
     /// The stages' local edges, nothing paired yet.
-    fn new(dags: &[Dag]) -> Self {
+    fn new(dags: &[Dag], head: Option<HeadMessages>) -> Self {
         let offsets: Vec<usize> = dags
             .iter()
             .scan(0usize, |acc, d| {
@@ -1003,6 +1091,7 @@ impl PipelineEdges {
         }
         PipelineEdges {
             features: dags.first().map_or(0, |d| d.num_features()),
+            head,
             levels: dags
                 .iter()
                 .map(|d| {
@@ -1018,9 +1107,92 @@ impl PipelineEdges {
         }
     }
 
-    /// Stage `s`'s paired nodes of type `ty` towards `rel`, in node order.
-    fn paired_nodes(&self, x: &[u32], s: usize, ty: NodeType, rel: PeerStage) -> Vec<usize> {
-        p2p_nodes(x, self.features, ty, rel).into_iter().filter(|&v| self.paired[s][v]).collect()
+    /// Stage `s`'s nodes of type `ty` towards `rel` (`x` its rows), in node
+    /// order, as (the output head's messages, the others): the head's are
+    /// the first [`HeadMessages::micro_batches`] where `s` and `rel` are the
+    /// head's stage and its next, or the last stage and its previous.
+    fn split_head(&self, x: &[u32], s: usize, ty: NodeType, rel: PeerStage) -> (Vec<usize>, Vec<usize>) {
+        let mut rest = p2p_nodes(x, self.features, ty, rel);
+        let m = match self.head {
+            Some(h) if (s == h.stage && rel == PeerStage::Next) || (s == h.stage + 1 && rel == PeerStage::Prev) => {
+                h.micro_batches.min(rest.len())
+            }
+            _ => 0,
+        };
+        let head = rest.drain(..m).collect();
+        (head, rest)
+    }
+
+    /// [`Self::split_head`], paired nodes only.
+    fn paired_split(&self, x: &[u32], s: usize, ty: NodeType, rel: PeerStage) -> (Vec<usize>, Vec<usize>) {
+        let (head, rest) = self.split_head(x, s, ty, rel);
+        let paired = |v: Vec<usize>| v.into_iter().filter(|&v| self.paired[s][v]).collect();
+        (paired(head), paired(rest))
+    }
+
+    /// Cuts the edges from stage `s`'s nodes `from` into the local ancestors
+    /// of its nodes `targets` (targets included). Returns the edges cut.
+    fn detach(&mut self, dag: &Dag, s: usize, from: &[usize], targets: &[usize]) -> usize {
+        let before = local_ancestors(dag, &self.cut[s], targets);
+        let o = self.offsets[s];
+        let mut count = 0;
+        for &v in from {
+            let (into, kept): (Vec<usize>, Vec<usize>) = self.succ[o + v].iter().partition(|&&w| before[w - o]);
+            self.succ[o + v] = kept;
+            for w in into {
+                self.cut[s].insert((v as u32, (w - o) as u32));
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// The output head's messages carry what the real traces carry: the last
+    /// stage's output receive on the head's stage feeds the head, never that
+    /// stage's forward sends; the head's gradient send is a leaf, as every
+    /// corpus send is; and the gradient feeds the last stage's backward pass,
+    /// never its output sends. Cuts the sampled edges that say otherwise
+    /// (before pairing: each closes a wait cycle through the two pairs once
+    /// the gradient send waits on the output). Returns the edges cut.
+    fn detach_head_messages(&mut self, dags: &[Dag], xs: &[Vec<u32>]) -> usize {
+        let Some(h) = self.head else { return 0 };
+        let (last, mut count) = (h.stage + 1, 0);
+        let (outputs, _) = self.split_head(&xs[h.stage], h.stage, NodeType::CommRecvNode, PeerStage::Next);
+        let (gradient_sends, forward) = self.split_head(&xs[h.stage], h.stage, NodeType::CommSendNode, PeerStage::Next);
+        count += self.detach(&dags[h.stage], h.stage, &outputs, &forward);
+        let o = self.offsets[h.stage];
+        for &v in &gradient_sends {
+            for w in std::mem::take(&mut self.succ[o + v]) {
+                self.cut[h.stage].insert((v as u32, (w - o) as u32));
+                count += 1;
+            }
+        }
+        let (gradients, _) = self.split_head(&xs[last], last, NodeType::CommRecvNode, PeerStage::Prev);
+        let (output_sends, _) = self.split_head(&xs[last], last, NodeType::CommSendNode, PeerStage::Prev);
+        count += self.detach(&dags[last], last, &gradients, &output_sends);
+        count
+    }
+
+    /// On the head's stage, the i-th loss-gradient send waits on the i-th
+    /// output receive (the head's forward and backward products run between
+    /// them in the real traces), unless it does already or that would close
+    /// a wait cycle. Returns the edges added.
+    fn link_head_messages(&mut self, xs: &[Vec<u32>]) -> usize {
+        let Some(h) = self.head else { return 0 };
+        let s = h.stage;
+        let (recvs, _) = self.paired_split(&xs[s], s, NodeType::CommRecvNode, PeerStage::Next);
+        let (sends, _) = self.paired_split(&xs[s], s, NodeType::CommSendNode, PeerStage::Next);
+        let mut count = 0;
+        for (&r, &t) in recvs.iter().zip(&sends) {
+            let (gr, gt) = (self.offsets[s] + r, self.offsets[s] + t);
+            if reaches(&self.succ, gr, gt) || reaches(&self.succ, gt, gr) {
+                continue;
+            }
+            self.succ[gr].push(gt);
+            self.added[s].push((r as u32, t as u32));
+            count += 1;
+        }
+        count
     }
 
     /// A receive from the next stage carries one micro-batch's gradients,
@@ -1036,11 +1208,21 @@ impl PipelineEdges {
     fn gate_backward_passes(&mut self, dags: &[Dag], xs: &[Vec<u32>]) -> usize {
         let mut count = 0;
         for b in 0..dags.len() {
-            let recvs = self.paired_nodes(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
+            // On the last stage of a pipeline with the head's messages, the
+            // backward pass starts from the head's gradient, and the forward
+            // pass ends with the output sends; elsewhere the receives and
+            // sends of the next stage (the head's output receives feed the
+            // head, not the backward pass).
+            let (recvs, sends) = if self.head.is_some_and(|h| b == h.stage + 1) {
+                let (gradients, _) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Prev);
+                (gradients, self.paired_split(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev).0)
+            } else {
+                let (_, gradients) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
+                (gradients, self.paired_split(&xs[b], b, NodeType::CommSendNode, PeerStage::Next).1)
+            };
             if recvs.is_empty() {
                 continue;
             }
-            let sends = self.paired_nodes(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
             let forward = local_ancestors(&dags[b], &self.cut[b], &sends);
             let roots = backward_roots(&dags[b], &xs[b], &self.levels[b], &self.cut[b], &forward);
             let m = recvs.len();
@@ -1069,7 +1251,8 @@ impl PipelineEdges {
         let mut count = 0;
         for b in 1..dags.len() {
             let o = self.offsets[b];
-            let sends = self.paired_nodes(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
+            // The last stage's output sends to the head end its forward pass: not anchored.
+            let (_, sends) = self.paired_split(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
             for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends)) {
                 let Some(anchor) = anchor else { continue };
                 let (gs, ga) = (o + send, o + anchor);
@@ -1099,7 +1282,7 @@ impl PipelineEdges {
 
 /// Rewrites the stages' DAGs so that the multi-rank workload is consistent
 /// (module docs, step 4). `ctxs[s]` is a context of a rank of stage s.
-fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conversions)> {
+fn make_consistent(dags: &[Dag], ctxs: &[RankContext], head: Option<HeadMessages>) -> Result<(Vec<Dag>, Conversions)> {
     let pp = dags.len();
     let f = et_cardinalities().len();
     let mut xs: Vec<Vec<u32>> = dags.iter().map(|d| d.x().to_vec()).collect();
@@ -1144,7 +1327,8 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
         }
     }
     // Point-to-point: pairs per stage boundary and direction, in node order.
-    let mut p = PipelineEdges::new(dags);
+    let mut p = PipelineEdges::new(dags, head.filter(|h| h.stage + 2 == pp));
+    conv.p2p_edges_cut += p.detach_head_messages(dags, &xs);
     for s in 0..pp.saturating_sub(1) {
         // (sender stage, its SEND direction, receiver stage, its RECV direction)
         for (a, send_rel, b, recv_rel) in
@@ -1196,7 +1380,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext]) -> Result<(Vec<Dag>, Conv
     // Cyclic pairs converted two nodes each; they were counted once per pair
     // above and their nodes again as unmatched: keep only the pair count.
     conv.p2p_unmatched -= 2 * conv.p2p_cyclic;
-    conv.p2p_edges_added = p.gate_backward_passes(dags, &xs);
+    conv.p2p_edges_added = p.link_head_messages(&xs) + p.gate_backward_passes(dags, &xs);
     conv.p2p_sends_anchored = p.anchor_backward_sends(dags, &xs);
     // Compute costs: the roofline skips a GPU compute node without a
     // tensor_size (as ASTRA-sim does), and the nodes it frees are then never
@@ -1276,14 +1460,17 @@ fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
 /// its sender's total over its sends, exactly, instead of its bucket's
 /// value (buckets are octaves, so single messages would be off by up to 2×).
+/// `head` says which messages are the output head's, when the graphs were
+/// sampled with them ([`PipelineNodes`]).
 pub fn write_workload(
     prefix: &Path,
     stage_dags: &[Dag],
     layout: &ParallelLayout,
     reps: &Representatives,
     send_totals: &[Option<f64>],
+    head: Option<HeadMessages>,
 ) -> Result<GeneratedWorkload> {
-    let (mut workload, staged) = stage_workload(prefix, stage_dags, layout, reps, send_totals)?;
+    let (mut workload, staged) = stage_workload(prefix, stage_dags, layout, reps, send_totals, head)?;
     simulator::util::commit_all(staged)?;
     workload.stale_rank_files = simulator::chakra::remove_stale_ranks(prefix, layout.ranks())?.len();
     Ok(workload)
@@ -1301,6 +1488,7 @@ pub fn stage_workload(
     layout: &ParallelLayout,
     reps: &Representatives,
     send_totals: &[Option<f64>],
+    head: Option<HeadMessages>,
 ) -> Result<(GeneratedWorkload, Vec<StagedFile>)> {
     if stage_dags.len() != layout.pp as usize {
         return Err(input(format!("{} stage graphs for {} pipeline stages", stage_dags.len(), layout.pp)));
@@ -1310,7 +1498,7 @@ pub fn stage_workload(
     let context = |r: u32| RankContext::new(r, Some(*layout), Some(groups.clone()));
     let rps = layout.ranks_per_stage();
     let stage_ctx: Vec<RankContext> = (0..layout.pp).map(|s| context(s * rps)).collect();
-    let (stage_dags, mut conversions) = make_consistent(stage_dags, &stage_ctx)?;
+    let (stage_dags, mut conversions) = make_consistent(stage_dags, &stage_ctx, head)?;
     let message_bytes = message_sizes(&stage_dags, send_totals);
     if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| simulator::chakra::ChakraError::Io {
@@ -1521,32 +1709,34 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         .iter()
         .map(|&s| stage_mask(&RankContext::new(s * rps, Some(layout), Some(groups.clone())), flags.weight_sharded))
         .collect();
+    let head_stage = output_head_stage(&cfg);
+    let mut head_messages = None;
     if let Some(prior) = &model.data.size_prior {
         if let Some(send) = &prior.forward_send_layer {
             for ((mask, &stage), row) in masks.iter_mut().zip(&stages).zip(&rows) {
                 // The sampler's depth cap: the predicted depth within max_level
                 // and, with a node cap, shallow enough that one node per layer
                 // besides the required messages fits under it.
-                let micro_batches = flags.n_microbatches() as usize;
-                let required = micro_batches * 2 * (usize::from(stage > 0) + usize::from(stage + 1 < layout.pp));
-                let node_cap_depth = spec.max_nodes.map_or(usize::MAX, |m| m.saturating_sub(required).max(2));
-                let depth = prior.layers.predict(row).min(model.data.max_level).min(node_cap_depth);
-                let p2p = PipelineNodes {
+                let mut p2p = PipelineNodes {
                     stage,
                     pp: layout.pp,
-                    micro_batches,
-                    depth,
-                    forward_send_layer: send.predict(row).clamp(2, depth.max(2)),
+                    micro_batches: flags.n_microbatches() as usize,
+                    depth: 0,
+                    forward_send_layer: 0,
+                    head_stage: Some(head_stage).filter(|&h| h + 1 < layout.pp),
                 };
+                let required = p2p.required_count();
+                let node_cap_depth = spec.max_nodes.map_or(usize::MAX, |m| m.saturating_sub(required).max(2));
+                p2p.depth = prior.layers.predict(row).min(model.data.max_level).min(node_cap_depth);
+                p2p.forward_send_layer = send.predict(row).clamp(2, p2p.depth.max(2));
+                head_messages = p2p.head_messages();
                 p2p.require_in(mask);
                 if let Some((layer, n)) = mask.widest_requirement().filter(|&(_, n)| n > model.data.max_layer_size) {
                     return Err(input(format!(
-                        "batch={} with micro_batch={} gives {micro_batches} micro-batches: stage {stage} must hold {n} \
-                         pipeline messages in its layer {layer} (one per micro-batch per neighbouring stage), more \
+                        "batch={} with micro_batch={} gives {} micro-batches: stage {stage} must hold {n} \
+                         pipeline messages in its layer {layer} (one per micro-batch of each kind it receives), more \
                          than the model's widest layer ({} nodes); raise micro_batch or lower batch",
-                        flags.batch,
-                        flags.micro_batch,
-                        model.data.max_layer_size
+                        flags.batch, flags.micro_batch, p2p.micro_batches, model.data.max_layer_size
                     )));
                 }
             }
@@ -1595,8 +1785,8 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         // All K workloads or none: every file is staged before any is moved
         // into place, so a failure leaves the outputs of an earlier run as
         // they were (the staged files are dropped, which removes them).
-        let (mut w, files) =
-            stage_workload(&prefix_of(&spec.out, k, spec.count), &chunk, &layout, &reps, &send_totals)?;
+        let prefix = prefix_of(&spec.out, k, spec.count);
+        let (mut w, files) = stage_workload(&prefix, &chunk, &layout, &reps, &send_totals, head_messages)?;
         w.conversions.magnitudes_clamped = clamped;
         w.magnitude_shifts = shifts;
         workloads.push(w);
@@ -1789,6 +1979,139 @@ mod tests {
         simulate_on_ring(&dir, &prefix, w);
     }
 
+    /// Where the output head is not on the last stage (w111: dense, 13
+    /// layers, pp 2, no mixed precision, the head on stage 0), each rank
+    /// sends and receives as many messages as in the real trace, every one
+    /// paired: the head's pair per micro-batch each way besides the usual
+    /// one. The head's gradient send waits on the output receive, and the
+    /// workload simulates.
+    #[test]
+    fn the_output_heads_messages_are_generated_as_the_real_traces_have_them() {
+        let real =
+            Workload::open(&Path::new(CORPUS).join("workloads/w111_dense_L13_d512_dp1tp1pp2sp1"), Split::Validation)
+                .unwrap();
+        let f = &real.config.flags;
+        assert_eq!(output_head_stage(&real.config), 0);
+        let flags = [
+            "model_type=dense".to_string(),
+            format!("num_stacks={}", f.num_stacks),
+            format!("dmodel={}", f.dmodel),
+            format!("dff={}", f.dff),
+            format!("head={}", f.head),
+            format!("kvhead={}", f.kvhead),
+            format!("seq={}", f.seq),
+            format!("batch={}", f.batch),
+            format!("micro_batch={}", f.micro_batch),
+            "tp=1".into(),
+            "pp=2".into(),
+            "mixed_precision=false".into(),
+        ];
+        let dir = temp_dir("generate-head");
+        let prefix = dir.join("gen");
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let report = run(&spec(prefix.clone(), &flags, 2, 2)).unwrap();
+        let w = &report.workloads[0];
+        let c = &w.conversions;
+        let count =
+            |t: &simulator::chakra::EtTrace, ty: NodeType| t.nodes.iter().filter(|n| n.node_type() == Some(ty)).count();
+        for r in 0..2 {
+            let real_trace = simulator::chakra::read_trace(real.rank_path(r)).unwrap();
+            let gen = simulator::chakra::read_trace(&w.rank_files[r as usize]).unwrap();
+            for ty in [NodeType::CommSendNode, NodeType::CommRecvNode] {
+                assert_eq!(count(&gen, ty), count(&real_trace, ty), "rank {r} {ty:?}");
+            }
+        }
+        assert_eq!(
+            (c.p2p_pairs, c.p2p_unmatched, c.p2p_cyclic),
+            (4 * real.config.derived.n_microbatches as usize, 0, 0)
+        );
+        // Stage 0's first sends (the head's gradient) wait on its first receives (the output).
+        let t = simulator::chakra::read_trace(&w.rank_files[0]).unwrap();
+        let of = |ty| t.nodes.iter().filter(move |n| n.node_type() == Some(ty)).map(|n| n.id);
+        let (recvs, sends): (Vec<u64>, Vec<u64>) =
+            (of(NodeType::CommRecvNode).collect(), of(NodeType::CommSendNode).collect());
+        let parents: BTreeMap<u64, Vec<u64>> = t.nodes.iter().map(|n| (n.id, n.data_deps.clone())).collect();
+        let ancestors = |v: u64| {
+            let (mut seen, mut stack) = (BTreeSet::new(), vec![v]);
+            while let Some(u) = stack.pop() {
+                for &p in &parents[&u] {
+                    if seen.insert(p) {
+                        stack.push(p);
+                    }
+                }
+            }
+            seen
+        };
+        let m = real.config.derived.n_microbatches as usize;
+        for i in 0..m {
+            assert!(ancestors(sends[i]).contains(&recvs[i]), "head gradient send {i} does not wait on the output");
+            assert!(
+                !ancestors(sends[m + i]).iter().any(|a| recvs[..m].contains(a)),
+                "a forward send waits on the output"
+            );
+        }
+        check_consistency(w);
+        simulate_on_ring(&dir, &prefix, w);
+    }
+
+    /// The head's messages sit where the corpus has them: in every workload
+    /// whose output head is on the stage before the last, the head stage's
+    /// gradient sends in Kahn layer [`HEAD_GRADIENT_SEND_LAYER`] and the last
+    /// stage's output sends within one layer of [`output_send_layer`]. (STG
+    /// names them: `out_emb.dx` and the last layer's `ffn_res.y`.)
+    #[test]
+    fn head_messages_sit_where_the_corpus_has_them() {
+        let layers = |t: &simulator::chakra::EtTrace| {
+            let mut layer: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut left: Vec<&simulator::chakra::Node> = t.nodes.iter().collect();
+            while !left.is_empty() {
+                let ready: Vec<(u64, usize)> = left
+                    .iter()
+                    .filter_map(|n| {
+                        let deps: Option<Vec<usize>> = n.data_deps.iter().map(|d| layer.get(d).copied()).collect();
+                        deps.map(|d| (n.id, d.into_iter().max().map_or(1, |l| l + 1)))
+                    })
+                    .collect();
+                assert!(!ready.is_empty(), "a cycle");
+                layer.extend(ready.iter().copied());
+                left.retain(|n| !layer.contains_key(&n.id));
+            }
+            layer
+        };
+        let mut checked = 0;
+        for dir in std::fs::read_dir(Path::new(CORPUS).join("workloads")).unwrap() {
+            let Ok(w) = Workload::open(&dir.unwrap().path(), Split::Train) else { continue };
+            let pp = w.layout.pp;
+            let head = output_head_stage(&w.config);
+            if head + 2 != pp || !w.config.complete {
+                continue;
+            }
+            let rps = w.layout.ranks_per_stage();
+            for (stage, suffix) in [(head, "out_emb.dx@0_Y_SEND"), (pp - 1, "ffn_res.y@0_Y_SEND")] {
+                let t = simulator::chakra::read_trace(w.rank_path(stage * rps)).unwrap();
+                let layer = layers(&t);
+                let depth = layer.values().copied().max().unwrap();
+                let sends: Vec<&simulator::chakra::Node> = t
+                    .nodes
+                    .iter()
+                    .filter(|n| n.node_type() == Some(NodeType::CommSendNode) && n.name.ends_with(suffix))
+                    .collect();
+                assert_eq!(sends.len(), w.config.derived.n_microbatches as usize, "{} stage {stage}", w.config.id);
+                for n in sends {
+                    let (got, want) =
+                        (layer[&n.id], if stage == head { HEAD_GRADIENT_SEND_LAYER } else { output_send_layer(depth) });
+                    assert!(
+                        got.abs_diff(want) <= 1,
+                        "{} stage {stage}: layer {got} of {depth}, predicted {want}",
+                        w.config.id
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "{checked} stage graphs checked");
+    }
+
     /// Simulates a written workload to completion on an N-NPU ring with the
     /// corpus's reference system settings (ring collectives, roofline compute
     /// since the traces have no durations; one split, 1600 GB/s local memory).
@@ -1885,7 +2208,7 @@ mod tests {
                 .collect();
             let dir = temp_dir("generate-corpus");
             let prefix = dir.join("wl");
-            let out = write_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[]).unwrap();
+            let out = write_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[], None).unwrap();
             let c = &out.conversions;
             eprintln!("{id}: {c:?}");
             let nmb = w.config.derived.n_microbatches as usize;
@@ -1969,7 +2292,7 @@ mod tests {
         // With its pipeline messages required, a stage draws no other ones
         // (an early drawn send would be paired in place of the required one).
         let mut required = first.clone();
-        PipelineNodes { stage: 0, pp: 2, micro_batches: 2, depth: 30, forward_send_layer: 12 }
+        PipelineNodes { stage: 0, pp: 2, micro_batches: 2, depth: 30, forward_send_layer: 12, head_stage: None }
             .require_in(&mut required);
         assert!(!required.allows(&p2p(NodeType::CommSendNode, PeerStage::Next), 7));
         assert!(!required.allows(&p2p(NodeType::CommRecvNode, PeerStage::Next), 1));
@@ -2039,7 +2362,7 @@ mod tests {
         s1.extend([p2p_row(Send, PeerStage::Prev, 9), p2p_row(Send, PeerStage::Prev, 9)]);
         let (src, dst) = (vec![0, 1, 2, 3, 4, 5, 6, 7, 7], vec![2, 2, 3, 4, 5, 6, 7, 8, 9]);
         let d1 = Dag::new(card.clone(), s1.concat(), src, dst).unwrap();
-        let (out, c) = make_consistent(&[d0, d1], &ctxs).unwrap();
+        let (out, c) = make_consistent(&[d0, d1], &ctxs, None).unwrap();
         assert_eq!((c.p2p_pairs, c.p2p_cyclic, c.p2p_unmatched, c.p2p_sends_anchored), (4, 0, 0, 2), "{c:?}");
         // Send i of m waits on (i + 1) / m of 2/3 of the compute: c1 (2 of
         // 6 nodes done) and c3 (4 of 6).
@@ -2065,7 +2388,7 @@ mod tests {
         let card = et_cardinalities();
         let d0 = Dag::new(card.clone(), s0.concat(), vec![0, 1], vec![1, 2]).unwrap();
         let d1 = Dag::new(card, s1.concat(), vec![0], vec![1]).unwrap();
-        let (out, c) = make_consistent(&[d0, d1], &ctxs).unwrap();
+        let (out, c) = make_consistent(&[d0, d1], &ctxs, None).unwrap();
         // Forward pair kept (stage 1's recv takes size 20). The backward pair
         // would close recv0 -> send0 -> recv1 -> send1 -> recv0: stage 0's
         // receive from the next stage loses its edge into its own send to
@@ -2120,7 +2443,7 @@ mod tests {
             vec![1],
         )
         .unwrap();
-        let (_, c) = make_consistent(&[a, b, c3], &ctxs3).unwrap();
+        let (_, c) = make_consistent(&[a, b, c3], &ctxs3, None).unwrap();
         assert_eq!((c.p2p_pairs, c.p2p_edges_cut, c.p2p_cyclic), (3, 0, 1), "{c:?}");
         // Collectives: over tp (2 ranks) kept; over sp (degree 1), WORLD, or a BARRIER converted.
         let tp2 = ParallelLayout::from_degrees(1, 2, 1, 1, 1, false).unwrap();
@@ -2138,14 +2461,14 @@ mod tests {
             coll(CommKind::Tensor, CollectiveCommType::Barrier),
         ];
         let d = Dag::new(et_cardinalities(), rows.concat(), vec![], vec![]).unwrap();
-        let (out, c) = make_consistent(&[d], &[ctx]).unwrap();
+        let (out, c) = make_consistent(&[d], &[ctx], None).unwrap();
         assert_eq!(c.collectives, 3, "{c:?}");
         assert_eq!(ty(&out[0], 0), NodeType::CommCollNode);
         // One stage: no peers at all.
         let single = ParallelLayout::from_degrees(1, 1, 1, 1, 1, false).unwrap();
         let ctx = RankContext::new(0, Some(single), Some(comm_groups(&single)));
         let d = Dag::new(et_cardinalities(), p2p_row(Send, PeerStage::Next, 3), vec![], vec![]).unwrap();
-        let (_, c) = make_consistent(&[d], &[ctx]).unwrap();
+        let (_, c) = make_consistent(&[d], &[ctx], None).unwrap();
         assert_eq!((c.p2p_pairs, c.p2p_unmatched), (0, 1));
     }
 

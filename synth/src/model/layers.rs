@@ -38,7 +38,7 @@
 //!
 //! # Precision
 //!
-//! Every linear layer's product goes through [`f_product`], which follows the
+//! Every linear layer's product goes through `f_product`, which follows the
 //! calling thread's [`Precision`]: fp32, or bfloat16 inputs with fp32 accumulation,
 //! output and bias. The attention scores, embedding tables and everything
 //! that is not a linear layer stay in fp32.
