@@ -967,7 +967,7 @@ const OUTPUT_SEND_DEPTH: f64 = 0.915;
 
 /// Which of a pipeline's messages are the extra pair per micro-batch between
 /// the output head's stage and the last stage ([`PipelineNodes`]); given to
-/// [`write_workload`] only when the stage graphs were sampled with them.
+/// [`stage_workload`] only when the stage graphs were sampled with them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadMessages {
     /// The head's stage (the one before the last).
@@ -1451,10 +1451,15 @@ fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_
 }
 
 /// Makes one DAG per stage consistent (module docs, step 4) and writes the
-/// workload: `PREFIX.<rank>.et` for every rank of `layout` and `PREFIX.json`,
-/// all or nothing ([`stage_workload`], then every file moved into place),
-/// and removes the rank files of an earlier workload under `prefix` that would
-/// be read with it (more ranks, `.et.gz` twins).
+/// workload's files, `PREFIX.<rank>.et` for every rank of `layout` and
+/// `PREFIX.json`, staged: each is complete under a temporary name beside its
+/// target and appears when the returned files are committed
+/// ([`simulator::util::commit_all`]); dropped, they leave nothing behind and
+/// whatever was at the targets as it was. That is how [`generate`] writes
+/// all `--count` workloads or none. The rank files of an earlier workload
+/// that the prefix would then also name are the caller's to remove once
+/// committed ([`simulator::chakra::remove_stale_ranks`]; `stale_rank_files`
+/// is 0 here).
 ///
 /// `send_totals[s]`, when given, is stage s's predicted total of send bytes
 /// (the magnitude prior's `send_bytes`): every pipeline message then carries
@@ -1462,26 +1467,6 @@ fn output_files(prefix: &Path, ranks: u32) -> impl Iterator<Item = PathBuf> + '_
 /// value (buckets are octaves, so single messages would be off by up to 2×).
 /// `head` says which messages are the output head's, when the graphs were
 /// sampled with them ([`PipelineNodes`]).
-pub fn write_workload(
-    prefix: &Path,
-    stage_dags: &[Dag],
-    layout: &ParallelLayout,
-    reps: &Representatives,
-    send_totals: &[Option<f64>],
-    head: Option<HeadMessages>,
-) -> Result<GeneratedWorkload> {
-    let (mut workload, staged) = stage_workload(prefix, stage_dags, layout, reps, send_totals, head)?;
-    simulator::util::commit_all(staged)?;
-    workload.stale_rank_files = simulator::chakra::remove_stale_ranks(prefix, layout.ranks())?.len();
-    Ok(workload)
-}
-
-/// What [`write_workload`] does short of moving the files into place: every
-/// file is complete under a temporary name beside its target, and appears
-/// when the returned files are committed ([`simulator::util::commit_all`]);
-/// dropped, they leave nothing behind and whatever was at the targets as it
-/// was. Stale higher ranks are the caller's to remove after committing
-/// (`stale_rank_files` is 0 here).
 pub fn stage_workload(
     prefix: &Path,
     stage_dags: &[Dag],
@@ -2208,7 +2193,9 @@ mod tests {
                 .collect();
             let dir = temp_dir("generate-corpus");
             let prefix = dir.join("wl");
-            let out = write_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[], None).unwrap();
+            let (out, files) =
+                stage_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[], None).unwrap();
+            simulator::util::commit_all(files).unwrap();
             let c = &out.conversions;
             eprintln!("{id}: {c:?}");
             let nmb = w.config.derived.n_microbatches as usize;
