@@ -23,6 +23,7 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
 /// stays as it was. Staging every file of a set before committing any is how
 /// a multi-file output (a workload's rank files) is written all or nothing.
 #[derive(Debug)]
+#[must_use = "a staged file appears only when committed; dropped, it is removed"]
 pub struct StagedFile {
     /// The path as the caller named it (for messages).
     path: PathBuf,
@@ -84,7 +85,11 @@ pub fn stage_file(
         _ => Path::new("."),
     };
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // One name per staged file, so that two staged files with one target
+    // (two links to a file) do not share a temporary file.
+    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = BufWriter::new(file);
@@ -102,7 +107,9 @@ pub fn stage_file(
 /// Commits staged files in order ([`StagedFile::commit`]); the first failure
 /// stops it, and the files not yet committed are removed from their
 /// temporary names. Renames within a folder are what file systems make
-/// atomic, so a failure here (after every file was written) is rare.
+/// atomic, so a failure here (after every file was written) is rare, but it
+/// leaves the files committed before it in place: a set is all or nothing
+/// against failures while staging, not against a failed rename.
 pub fn commit_all(files: impl IntoIterator<Item = StagedFile>) -> Result<(), ChakraError> {
     files.into_iter().try_for_each(StagedFile::commit)
 }

@@ -96,8 +96,14 @@ pub fn remove_stale_ranks(prefix: &Path, ranks: u32) -> Result<Vec<PathBuf>> {
         removed.push(path);
         Ok::<_, ChakraError>(())
     };
+    // A rank file may be a link to its own twin: then the twin is the rank.
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
     for r in 0.. {
-        let stale: Vec<PathBuf> = if r < ranks { vec![gz_of(r)] } else { vec![rank_file_path(prefix, r), gz_of(r)] };
+        let stale: Vec<PathBuf> = if r < ranks {
+            Some(gz_of(r)).into_iter().filter(|gz| !same(gz, &rank_file_path(prefix, r))).collect()
+        } else {
+            vec![rank_file_path(prefix, r), gz_of(r)]
+        };
         let stale: Vec<PathBuf> = stale.into_iter().filter(|p| p.is_file()).collect();
         if r >= ranks && stale.is_empty() {
             break;
@@ -297,6 +303,7 @@ mod tests {
         v
     }
 
+    #[cfg(unix)]
     #[test]
     fn workload_writes_are_all_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -306,26 +313,26 @@ mod tests {
         let err = write_workload(&p, &trace(4)).unwrap_err();
         assert!(matches!(&err, ChakraError::IsDirectory { path } if path.ends_with("w.2.et")), "{err}");
         assert_eq!(names(dir.path()), ["w.2.et"]);
-        // A write that fails part-way leaves nothing: a folder where rank 1's
-        // temporary file would go makes that write fail.
+        // A write that fails part-way leaves nothing: rank 1 is a link into a
+        // folder that does not exist, so its file cannot be written.
         std::fs::remove_dir(dir.path().join("w.2.et")).unwrap();
-        let blocker = dir.path().join(format!(".w.1.et.{}.tmp", std::process::id()));
-        std::fs::create_dir(&blocker).unwrap();
+        let blocker = dir.path().join("w.1.et");
+        std::os::unix::fs::symlink(dir.path().join("gone/w.1.et"), &blocker).unwrap();
         let err = write_workload(&p, &trace(4)).unwrap_err().to_string();
         assert!(err.contains("w.1.et: cannot write"), "{err}");
-        std::fs::remove_dir(&blocker).unwrap();
-        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        assert_eq!(names(dir.path()), ["w.1.et"], "only the link");
+        std::fs::remove_file(&blocker).unwrap();
         // Over an earlier workload, a failure part-way leaves its files as
         // they were: nothing is moved into place before everything is written.
         write_workload(&p, &trace(3)).unwrap();
         let before: Vec<Vec<u8>> = (0..3).map(|r| std::fs::read(rank_file_path(&p, r)).unwrap()).collect();
-        let blocker = dir.path().join(format!(".w.2.et.{}.tmp", std::process::id()));
-        std::fs::create_dir(&blocker).unwrap();
+        let blocker = dir.path().join("w.4.et");
+        std::os::unix::fs::symlink(dir.path().join("gone/w.4.et"), &blocker).unwrap();
         let mut newer = trace(5);
         newer.iter_mut().for_each(|t| t.nodes[0].name.push_str(" (newer)"));
         let err = write_workload(&p, &newer).unwrap_err().to_string();
-        assert!(err.contains("w.2.et: cannot write"), "{err}");
-        std::fs::remove_dir(&blocker).unwrap();
+        assert!(err.contains("w.4.et: cannot write"), "{err}");
+        std::fs::remove_file(&blocker).unwrap();
         assert_eq!(names(dir.path()), ["w.0.et", "w.1.et", "w.2.et"]);
         let after: Vec<Vec<u8>> = (0..3).map(|r| std::fs::read(rank_file_path(&p, r)).unwrap()).collect();
         assert_eq!(after, before, "the earlier workload's files changed");
@@ -355,5 +362,27 @@ mod tests {
         let again = write_workload(&p, &trace(4)).unwrap();
         assert_eq!(again.stale_removed, [dir.path().join("w.2.et.gz")]);
         assert_eq!(expand_workload(&p).unwrap().len(), 4);
+    }
+
+    /// Links among the rank files: two ranks linked to one file both write
+    /// it (the last wins, as with plain writes), and a rank linked to its own
+    /// `.et.gz` twin keeps it.
+    #[cfg(unix)]
+    #[test]
+    fn rank_files_that_are_links_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w");
+        let shared = dir.path().join("shared.et");
+        std::os::unix::fs::symlink(&shared, dir.path().join("w.0.et")).unwrap();
+        std::os::unix::fs::symlink(&shared, dir.path().join("w.1.et")).unwrap();
+        let traces = trace(2);
+        write_workload(&p, &traces).unwrap();
+        assert_eq!(read_trace(&shared).unwrap(), traces[1]);
+        assert_eq!(names(dir.path()), ["shared.et", "w.0.et", "w.1.et"], "a temporary file was left");
+        std::fs::remove_file(dir.path().join("w.1.et")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("w.1.et.gz"), dir.path().join("w.1.et")).unwrap();
+        let written = write_workload(&p, &traces).unwrap();
+        assert!(written.stale_removed.is_empty(), "{:?}", written.stale_removed);
+        assert_eq!(read_trace(dir.path().join("w.1.et")).unwrap(), traces[1]);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Each algorithm reacts to the three events ASTRA-sim gives it (stream start,
 //! a "general" wake-up when a packet bundle has paid its endpoint and reduction
-//! delays, and a received packet) by appending [`Action`]s: network sends and
+//! delays, and a received packet) by appending `Action`s: network sends and
 //! receives, packet bundles to register, and the phase's exit. The system layer
 //! performs the actions in order after the call, which is equivalent to
 //! ASTRA-sim's direct calls because none of them feeds back into the same
