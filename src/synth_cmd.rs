@@ -307,7 +307,8 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             if let Some(most) = w.nodes_per_stage.iter().copied().filter(|&n| n > cap as usize).max() {
                 tracing::warn!(
                     "{}: a stage graph has {most} nodes, above --max-nodes {cap}: a pipelined stage needs its \
-                     pipeline messages (4 per micro-batch in a middle stage) and one node per layer before any cap",
+                     pipeline messages (4 per micro-batch in a middle stage, 6 with the output head) and one node per layer \
+                     before any cap",
                     w.prefix.display()
                 );
             }

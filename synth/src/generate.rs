@@ -30,7 +30,8 @@
 //!    of the forward pass, a send to the previous stage in its last layer
 //!    (and, where the output head sits on the stage before the last, one
 //!    more pair per micro-batch each way between the two); the model draws
-//!    everything else around them, and no other sends or receives. Then the checkpoint's magnitude prior (when it has one and
+//!    everything else around them, and no other sends or receives. Then the
+//!    checkpoint's magnitude prior (when it has one and
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
 //!    graph's compute and communication totals to the ones its conditioning
 //!    row and its stage's work terms predict
@@ -231,7 +232,7 @@ pub struct GenerateSpec {
     pub device: Device,
     /// Cap on nodes per stage graph (`None`: the model's own limits). A
     /// pipelined stage's required messages (four per micro-batch for a
-    /// middle stage) and one node per layer up to its last one come first,
+    /// middle stage, six with the output head) and one node per layer up to its last one come first,
     /// so a cap below them is exceeded.
     pub max_nodes: Option<usize>,
     /// Sample without the checkpoint's size prior (`--no-size-prior`).
@@ -877,9 +878,15 @@ pub const BACKWARD_SEND_SHARE: f64 = 2.0 / 3.0;
 /// compute node it should follow: the one whose layers, up to its own, hold
 /// the closest share of the stage's `num_ops` (bucket values) to the send's
 /// share of [`BACKWARD_SEND_SHARE`], among the compute nodes of earlier
-/// layers (ties: the lowest id); `level` holds the Kahn levels. `None`
-/// where there is no such node.
-fn backward_send_anchors(dag: &Dag, x: &[u32], level: &[usize], sends: &[usize]) -> Vec<Option<usize>> {
+/// layers (ties: the lowest id) and outside `forward` when given; `level`
+/// holds the Kahn levels. `None` where there is no such node.
+fn backward_send_anchors(
+    dag: &Dag,
+    x: &[u32],
+    level: &[usize],
+    sends: &[usize],
+    forward: Option<&[bool]>,
+) -> Vec<Option<usize>> {
     let f = dag.num_features();
     let compute: Vec<usize> = (0..dag.num_nodes()).filter(|&v| node_type(x, f, v) == NodeType::CompNode).collect();
     let mut cumulative = vec![0f64; level.iter().max().map_or(1, |&l| l + 1)];
@@ -903,7 +910,7 @@ fn backward_send_anchors(dag: &Dag, x: &[u32], level: &[usize], sends: &[usize])
             compute
                 .iter()
                 .copied()
-                .filter(|&v| level[v] < level[send])
+                .filter(|&v| level[v] < level[send] && !forward.is_some_and(|f| f[v]))
                 .min_by(|&a, &b| gap(a).partial_cmp(&gap(b)).unwrap_or(std::cmp::Ordering::Equal))
         })
         .collect()
@@ -929,7 +936,7 @@ fn backward_send_anchors(dag: &Dag, x: &[u32], level: &[usize], sends: &[usize])
 /// from that receive. These come first among their stage's messages of the
 /// same direction (node order), which is how the workload construction pairs and
 /// tells them apart ([`HeadMessages`]). A head further from the last stage
-/// (pp ≥ 4) would exchange them with a stage that is not a neighbour, which
+/// (pp ≥ 3) would exchange them with a stage that is not a neighbour, which
 /// pairing does not form: those are not generated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineNodes {
@@ -957,9 +964,10 @@ pub const HEAD_GRADIENT_SEND_LAYER: usize = 6;
 /// in a stage graph of `depth` layers: at 91.5 % of the depth (the end of
 /// the forward pass, before the backward pass that waits on the head's
 /// gradient), as in the corpus's last stages: Kahn layer 12 of 13, 22 of 24,
-/// 52 of 57, 58 of 62, 62 of 68, 72 of 79; never the first layer.
+/// 52 of 57, 58 of 62, 62 of 68, 72 of 79; not the first layer unless the
+/// graph has only one.
 pub fn output_send_layer(depth: usize) -> usize {
-    ((depth as f64 * OUTPUT_SEND_DEPTH).round() as usize).clamp(2, depth.max(2))
+    ((depth as f64 * OUTPUT_SEND_DEPTH).round() as usize).max(2).min(depth.max(1))
 }
 
 /// Where [`output_send_layer`] puts the output sends, as a share of the depth.
@@ -1062,6 +1070,9 @@ struct PipelineEdges {
     features: usize,
     /// The output head's extra messages, when the pipeline has them.
     head: Option<HeadMessages>,
+    /// Per stage, the nodes that are the head's messages ([`Self::split_head`]),
+    /// fixed from the sampled rows before any conversion.
+    head_nodes: Vec<BTreeSet<usize>>,
     /// Each stage's Kahn levels (of the sampled DAG; the edits keep its
     /// receives in the first layer and its sends last).
     levels: Vec<Vec<usize>>,
@@ -1089,9 +1100,22 @@ impl PipelineEdges {
                 succ[offsets[s] + u as usize].push(offsets[s] + v as usize);
             }
         }
+        let features = dags.first().map_or(0, |d| d.num_features());
+        let mut head_nodes = vec![BTreeSet::new(); dags.len()];
+        if let Some(h) = head.filter(|h| h.stage + 1 < dags.len()) {
+            // The first m of each kind and direction: required nodes take
+            // their layer's first rows in the order added, the head's first.
+            for (s, rel) in [(h.stage, PeerStage::Next), (h.stage + 1, PeerStage::Prev)] {
+                for ty in [NodeType::CommRecvNode, NodeType::CommSendNode] {
+                    let nodes = p2p_nodes(dags[s].x(), features, ty, rel);
+                    head_nodes[s].extend(nodes.into_iter().take(h.micro_batches));
+                }
+            }
+        }
         PipelineEdges {
-            features: dags.first().map_or(0, |d| d.num_features()),
+            features,
             head,
+            head_nodes,
             levels: dags
                 .iter()
                 .map(|d| {
@@ -1108,19 +1132,11 @@ impl PipelineEdges {
     }
 
     /// Stage `s`'s nodes of type `ty` towards `rel` (`x` its rows), in node
-    /// order, as (the output head's messages, the others): the head's are
-    /// the first [`HeadMessages::micro_batches`] where `s` and `rel` are the
-    /// head's stage and its next, or the last stage and its previous.
+    /// order, as (the output head's messages, the others). The head's were
+    /// fixed before pairing converted any node ([`Self::new`]), so a pair
+    /// dropped as cyclic does not shift the roles of the others.
     fn split_head(&self, x: &[u32], s: usize, ty: NodeType, rel: PeerStage) -> (Vec<usize>, Vec<usize>) {
-        let mut rest = p2p_nodes(x, self.features, ty, rel);
-        let m = match self.head {
-            Some(h) if (s == h.stage && rel == PeerStage::Next) || (s == h.stage + 1 && rel == PeerStage::Prev) => {
-                h.micro_batches.min(rest.len())
-            }
-            _ => 0,
-        };
-        let head = rest.drain(..m).collect();
-        (head, rest)
+        p2p_nodes(x, self.features, ty, rel).into_iter().partition(|v| self.head_nodes[s].contains(v))
     }
 
     /// [`Self::split_head`], paired nodes only.
@@ -1149,17 +1165,21 @@ impl PipelineEdges {
 
     /// The output head's messages carry what the real traces carry: the last
     /// stage's output receive on the head's stage feeds the head, never that
-    /// stage's forward sends; the head's gradient send is a leaf, as every
-    /// corpus send is; and the gradient feeds the last stage's backward pass,
-    /// never its output sends. Cuts the sampled edges that say otherwise
+    /// stage's forward sends; the head does not wait on the backward
+    /// gradients from the last stage; the head's gradient send is a leaf, as
+    /// every corpus send is; and the gradient feeds the last stage's backward
+    /// pass, never its output sends. Cuts the sampled edges that say otherwise
     /// (before pairing: each closes a wait cycle through the two pairs once
     /// the gradient send waits on the output). Returns the edges cut.
     fn detach_head_messages(&mut self, dags: &[Dag], xs: &[Vec<u32>]) -> usize {
         let Some(h) = self.head else { return 0 };
         let (last, mut count) = (h.stage + 1, 0);
-        let (outputs, _) = self.split_head(&xs[h.stage], h.stage, NodeType::CommRecvNode, PeerStage::Next);
+        let (outputs, gradients) = self.split_head(&xs[h.stage], h.stage, NodeType::CommRecvNode, PeerStage::Next);
         let (gradient_sends, forward) = self.split_head(&xs[h.stage], h.stage, NodeType::CommSendNode, PeerStage::Next);
         count += self.detach(&dags[h.stage], h.stage, &outputs, &forward);
+        // The backward gradients from the last stage come after the head's:
+        // the head waiting on them would close the same kind of cycle.
+        count += self.detach(&dags[h.stage], h.stage, &gradients, &gradient_sends);
         let o = self.offsets[h.stage];
         for &v in &gradient_sends {
             for w in std::mem::take(&mut self.succ[o + v]) {
@@ -1211,14 +1231,17 @@ impl PipelineEdges {
             // On the last stage of a pipeline with the head's messages, the
             // backward pass starts from the head's gradient, and the forward
             // pass ends with the output sends; elsewhere the receives and
-            // sends of the next stage (the head's output receives feed the
-            // head, not the backward pass).
+            // sends of the next stage. On the head's stage, the head (its
+            // gradient sends and what they wait on) is not part of the
+            // backward pass either: gating it would make the head's gradient
+            // wait on the last stage's backward pass, the other way round.
             let (recvs, sends) = if self.head.is_some_and(|h| b == h.stage + 1) {
                 let (gradients, _) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Prev);
-                (gradients, self.paired_split(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev).0)
+                (gradients, self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev).0)
             } else {
                 let (_, gradients) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
-                (gradients, self.paired_split(&xs[b], b, NodeType::CommSendNode, PeerStage::Next).1)
+                let (head, forward) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
+                (gradients, forward.into_iter().chain(head).collect())
             };
             if recvs.is_empty() {
                 continue;
@@ -1251,9 +1274,15 @@ impl PipelineEdges {
         let mut count = 0;
         for b in 1..dags.len() {
             let o = self.offsets[b];
-            // The last stage's output sends to the head end its forward pass: not anchored.
-            let (_, sends) = self.paired_split(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
-            for (&send, anchor) in sends.iter().zip(backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends)) {
+            // The last stage's output sends to the head end its forward pass:
+            // they are not anchored, and the backward sends are anchored
+            // outside what they wait on (in the backward pass, which the
+            // head's gradient gates).
+            let (outputs, sends) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
+            let sends: Vec<usize> = sends.into_iter().filter(|&v| self.paired[b][v]).collect();
+            let forward = (!outputs.is_empty()).then(|| local_ancestors(&dags[b], &self.cut[b], &outputs));
+            let anchors = backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends, forward.as_deref());
+            for (&send, anchor) in sends.iter().zip(anchors) {
                 let Some(anchor) = anchor else { continue };
                 let (gs, ga) = (o + send, o + anchor);
                 let preds: Vec<usize> = (o..o + dags[b].num_nodes()).filter(|&g| self.succ[g].contains(&gs)).collect();
@@ -1968,8 +1997,11 @@ mod tests {
     /// layers, pp 2, no mixed precision, the head on stage 0), each rank
     /// sends and receives as many messages as in the real trace, every one
     /// paired: the head's pair per micro-batch each way besides the usual
-    /// one. The head's gradient send waits on the output receive, and the
-    /// workload simulates.
+    /// one. They wait on what they carry, for 1, 2 (w111's) and 4
+    /// micro-batches and several seeds: the head's gradient on the output
+    /// and not on the backward gradients, the forward and output sends on
+    /// neither, the last stage's backward sends on the head's gradient. The
+    /// workloads simulate.
     #[test]
     fn the_output_heads_messages_are_generated_as_the_real_traces_have_them() {
         let real =
@@ -1977,66 +2009,81 @@ mod tests {
                 .unwrap();
         let f = &real.config.flags;
         assert_eq!(output_head_stage(&real.config), 0);
-        let flags = [
-            "model_type=dense".to_string(),
-            format!("num_stacks={}", f.num_stacks),
-            format!("dmodel={}", f.dmodel),
-            format!("dff={}", f.dff),
-            format!("head={}", f.head),
-            format!("kvhead={}", f.kvhead),
-            format!("seq={}", f.seq),
-            format!("batch={}", f.batch),
-            format!("micro_batch={}", f.micro_batch),
-            "tp=1".into(),
-            "pp=2".into(),
-            "mixed_precision=false".into(),
-        ];
+        let flags = |batch: u32| {
+            vec![
+                "model_type=dense".to_string(),
+                format!("num_stacks={}", f.num_stacks),
+                format!("dmodel={}", f.dmodel),
+                format!("dff={}", f.dff),
+                format!("head={}", f.head),
+                format!("kvhead={}", f.kvhead),
+                format!("seq={}", f.seq),
+                format!("batch={batch}"),
+                format!("micro_batch={}", f.micro_batch),
+                "tp=1".into(),
+                "pp=2".into(),
+                "mixed_precision=false".into(),
+            ]
+        };
         let dir = temp_dir("generate-head");
         let prefix = dir.join("gen");
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let report = run(&spec(prefix.clone(), &flags, 2, 2)).unwrap();
-        let w = &report.workloads[0];
-        let c = &w.conversions;
         let count =
             |t: &simulator::chakra::EtTrace, ty: NodeType| t.nodes.iter().filter(|n| n.node_type() == Some(ty)).count();
-        for r in 0..2 {
-            let real_trace = simulator::chakra::read_trace(real.rank_path(r)).unwrap();
-            let gen = simulator::chakra::read_trace(&w.rank_files[r as usize]).unwrap();
-            for ty in [NodeType::CommSendNode, NodeType::CommRecvNode] {
-                assert_eq!(count(&gen, ty), count(&real_trace, ty), "rank {r} {ty:?}");
-            }
-        }
-        assert_eq!(
-            (c.p2p_pairs, c.p2p_unmatched, c.p2p_cyclic),
-            (4 * real.config.derived.n_microbatches as usize, 0, 0)
-        );
-        // Stage 0's first sends (the head's gradient) wait on its first receives (the output).
-        let t = simulator::chakra::read_trace(&w.rank_files[0]).unwrap();
-        let of = |ty| t.nodes.iter().filter(move |n| n.node_type() == Some(ty)).map(|n| n.id);
-        let (recvs, sends): (Vec<u64>, Vec<u64>) =
-            (of(NodeType::CommRecvNode).collect(), of(NodeType::CommSendNode).collect());
-        let parents: BTreeMap<u64, Vec<u64>> = t.nodes.iter().map(|n| (n.id, n.data_deps.clone())).collect();
-        let ancestors = |v: u64| {
-            let (mut seen, mut stack) = (BTreeSet::new(), vec![v]);
-            while let Some(u) = stack.pop() {
-                for &p in &parents[&u] {
-                    if seen.insert(p) {
-                        stack.push(p);
+        let runs = [(f.batch, 0), (f.batch, 1), (f.batch, 2), (f.batch, 3), (1, 0), (1, 1), (4, 0), (4, 1)];
+        for (batch, seed) in runs {
+            let flags = flags(batch);
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let report = run(&spec(prefix.clone(), &flags, 2, seed)).unwrap();
+            let w = &report.workloads[0];
+            let m = report.flags.n_microbatches() as usize;
+            let c = &w.conversions;
+            let case = format!("batch {batch}, seed {seed}");
+            assert_eq!((c.p2p_pairs, c.p2p_unmatched, c.p2p_cyclic), (4 * m, 0, 0), "{case}");
+            if batch == f.batch {
+                for r in 0..2 {
+                    let real_trace = simulator::chakra::read_trace(real.rank_path(r)).unwrap();
+                    let gen = simulator::chakra::read_trace(&w.rank_files[r as usize]).unwrap();
+                    for ty in [NodeType::CommSendNode, NodeType::CommRecvNode] {
+                        assert_eq!(count(&gen, ty), count(&real_trace, ty), "{case}: rank {r} {ty:?}");
                     }
                 }
             }
-            seen
-        };
-        let m = real.config.derived.n_microbatches as usize;
-        for i in 0..m {
-            assert!(ancestors(sends[i]).contains(&recvs[i]), "head gradient send {i} does not wait on the output");
-            assert!(
-                !ancestors(sends[m + i]).iter().any(|a| recvs[..m].contains(a)),
-                "a forward send waits on the output"
-            );
+            // Per rank, its receives and sends in node order (the head's
+            // messages first) and who waits on whom.
+            let stage = |r: usize| {
+                let t = simulator::chakra::read_trace(&w.rank_files[r]).unwrap();
+                let of = |ty| t.nodes.iter().filter(|n| n.node_type() == Some(ty)).map(|n| n.id).collect::<Vec<u64>>();
+                let (recvs, sends) = (of(NodeType::CommRecvNode), of(NodeType::CommSendNode));
+                let parents: BTreeMap<u64, Vec<u64>> = t.nodes.iter().map(|n| (n.id, n.data_deps.clone())).collect();
+                let waits = move |v: u64, on: &[u64]| {
+                    let (mut seen, mut stack) = (BTreeSet::new(), vec![v]);
+                    while let Some(u) = stack.pop() {
+                        for &p in &parents[&u] {
+                            if seen.insert(p) {
+                                stack.push(p);
+                            }
+                        }
+                    }
+                    on.iter().any(|u| seen.contains(u))
+                };
+                (recvs, sends, waits)
+            };
+            // Stage 0 (the head): receives [outputs, gradients], sends [head gradients, forward].
+            let (recvs, sends, waits) = stage(0);
+            for i in 0..m {
+                assert!(waits(sends[i], &recvs[i..=i]), "{case}: head gradient {i} does not wait on its output");
+                assert!(!waits(sends[i], &recvs[m..]), "{case}: head gradient {i} waits on the backward pass");
+                assert!(!waits(sends[m + i], &recvs[..m]), "{case}: forward send {i} waits on the output");
+            }
+            // Stage 1 (the last): receives [head gradients, activations], sends [outputs, backward].
+            let (recvs, sends, waits) = stage(1);
+            for i in 0..m {
+                assert!(!waits(sends[i], &recvs[..m]), "{case}: output send {i} waits on the head's gradient");
+                assert!(waits(sends[m + i], &recvs[..m]), "{case}: backward send {i} does not wait on the head");
+            }
+            check_consistency(w);
+            simulate_on_ring(&dir, &prefix, w);
         }
-        check_consistency(w);
-        simulate_on_ring(&dir, &prefix, w);
     }
 
     /// The head's messages sit where the corpus has them: in every workload
@@ -2548,28 +2595,37 @@ mod tests {
         assert!(e.contains("k_2.json") && e.contains("is a directory"), "{e}");
         assert!(!sampled.load(std::sync::atomic::Ordering::SeqCst), "found only after sampling");
         assert!(!dir.join("k_0.0.et").exists() && !dir.join("k_0.json").exists(), "nothing is written on error");
-        // Over an earlier run's K workloads, a failure writing the last file
-        // (a folder where its temporary file goes) leaves every earlier file
-        // as it was: nothing is moved into place before all are written.
-        std::fs::remove_dir(dir.join("k_2.json")).unwrap();
-        let k = |seed| GenerateSpec { count: 3, ..spec(dir.join("k"), &[], 4, seed) };
-        run(&k(0)).unwrap();
-        let prefixes: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("k_{i}"))).collect();
-        let files: Vec<PathBuf> = prefixes.iter().flat_map(|p| output_files(p, 4)).collect();
-        let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-        let blocker = dir.join(format!(".k_2.json.{}.tmp", std::process::id()));
-        std::fs::create_dir(&blocker).unwrap();
-        let e = run(&k(1)).unwrap_err().to_string();
-        std::fs::remove_dir(&blocker).unwrap();
-        assert!(e.contains("k_2.json: cannot write"), "{e}");
-        let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-        assert!(after == before, "an earlier workload's file changed");
-        let hidden = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'));
-        assert_eq!(hidden.count(), 0, "a temporary file was left");
-        run(&k(1)).unwrap();
-        assert!(files.iter().zip(&before).any(|(f, b)| &std::fs::read(f).unwrap() != b), "seed 1 wrote the same bytes");
+        #[cfg(unix)]
+        {
+            // Over an earlier run's K workloads, a failure writing the last file
+            // (a link into a folder that does not exist) leaves every earlier
+            // file as it was: nothing is moved into place before all are written.
+            std::fs::remove_dir(dir.join("k_2.json")).unwrap();
+            let k = |seed| GenerateSpec { count: 3, ..spec(dir.join("k"), &[], 4, seed) };
+            run(&k(0)).unwrap();
+            let prefixes: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("k_{i}"))).collect();
+            let files: Vec<PathBuf> = prefixes.iter().flat_map(|p| output_files(p, 4)).collect();
+            let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+            let last = dir.join("k_2.json");
+            let kept = std::fs::read(&last).unwrap();
+            std::fs::remove_file(&last).unwrap();
+            std::os::unix::fs::symlink(dir.join("gone/k_2.json"), &last).unwrap();
+            let e = run(&k(1)).unwrap_err().to_string();
+            std::fs::remove_file(&last).unwrap();
+            std::fs::write(&last, kept).unwrap();
+            assert!(e.contains("k_2.json: cannot write"), "{e}");
+            let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+            assert!(after == before, "an earlier workload's file changed");
+            let hidden = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'));
+            assert_eq!(hidden.count(), 0, "a temporary file was left");
+            run(&k(1)).unwrap();
+            assert!(
+                files.iter().zip(&before).any(|(f, b)| &std::fs::read(f).unwrap() != b),
+                "seed 1 wrote the same bytes"
+            );
+        }
     }
 
     /// A workload written over a larger one under the same prefix removes the
