@@ -263,14 +263,14 @@ fn synth_eval_reports_validity_structure_and_timing() {
 /// (23 workloads, 22 timed; BENCHMARKS.md "Generated against real traces"):
 /// every generated workload is valid, and the simulated iteration times on
 /// the corpus reference system are within 25 % of the real ones at the
-/// median and 40 % at the 90th percentile (measured: 14.3 % / 27.7 % for
-/// seed 0; with `num_ops` from the ridge regression instead of the stage work
+/// median and 40 % at the 90th percentile (measured: 11.8 % / 27.6 % for
+/// seed 0; before the output head's messages 14.3 % / 27.7 %; with `num_ops` from the ridge regression instead of the stage work
 /// terms 17.8 % / 41.2 %; before the micro-batch pipeline structure 19.6 % /
 /// 47.4 %; without the pipeline messages 28.7 % / 56.2 %; the model before
 /// the attribute masks and the magnitude prior: 67 % / 322 %). Pipelined
 /// workloads are biased neither way: without the pipeline messages 15 of the
 /// 16 timed ones with pp ≥ 2 were too short (their stages never waited on
-/// each other); now 7 are longer and 9 shorter. The node-type distribution
+/// each other); now 9 are longer and 7 shorter. The node-type distribution
 /// matches the real one closely.
 #[test]
 fn the_shipped_model_times_like_the_real_traces() {
