@@ -45,7 +45,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         Err(e @ SimError::Stalled { .. }) => {
             eprintln!("strata: error: {}", e.to_string().trim_end());
             for out in [&args.report, &args.trace].into_iter().flatten() {
-                eprintln!("strata: nothing written to {}: the run did not finish", out.display());
+                // A file already there is an earlier run's: left alone, but named
+                // as such, so that a script reading it is not misled.
+                let earlier = if out.is_file() { " (the file there is an earlier run's)" } else { "" };
+                eprintln!("strata: nothing written to {}: the run did not finish{earlier}", out.display());
             }
             return Ok(ExitCode::from(1));
         }

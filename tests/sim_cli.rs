@@ -514,8 +514,20 @@ fn sim_stalled_run_is_diagnosed() {
         assert!(msg.contains(needle), "expected {needle:?} in:\n{msg}");
     }
     assert!(msg.contains("nothing written to") && msg.contains("report.json"), "{msg}");
+    assert!(!msg.contains("earlier run"), "{msg}");
     assert!(!report_path.exists() && !trace_path.exists(), "partial output was written");
     assert!(dir.listing().is_empty(), "left behind: {:?}", dir.listing());
+    // An earlier run's report stays, and the message says whose it is.
+    std::fs::write(&report_path, "{}").unwrap();
+    let mut args = astra_command("C_roofline_int64_tszero_cpu_Ring4");
+    args.extend(args!["--report", &report_path]);
+    let msg = strata(args).fails();
+    let want = format!(
+        "nothing written to {}: the run did not finish (the file there is an earlier run's)",
+        report_path.display()
+    );
+    assert!(msg.contains(&want), "{msg}");
+    assert_eq!(std::fs::read_to_string(&report_path).unwrap(), "{}");
 }
 
 /// Ranks that disagree on a collective (rank 3 all-reduces 512 bytes, the
