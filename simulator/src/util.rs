@@ -1,4 +1,6 @@
-//! Small file helpers shared by the library's writers.
+//! Output files shared by the library's writers: each written in full under a
+//! temporary name and renamed into place (staged, then committed together for
+//! multi-file outputs such as a workload's rank files).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
