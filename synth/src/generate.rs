@@ -973,6 +973,23 @@ pub fn output_send_layer(depth: usize) -> usize {
 /// Where [`output_send_layer`] puts the output sends, as a share of the depth.
 const OUTPUT_SEND_DEPTH: f64 = 0.915;
 
+/// The share of a stage's predicted send bytes that its generated sends
+/// carry: all of them, except where the output head's messages are in the
+/// prediction ([`crate::dataset::stage_work`] counts one more message per
+/// micro-batch on the last stage and on the head's stage) but not generated
+/// (a head that is not the neighbour of the last stage, [`PipelineNodes`]):
+/// then the neighbours' messages' share, so that each message keeps its real
+/// size.
+fn generated_message_share(stage: u32, pp: u32, head: u32, head_messages: bool) -> f64 {
+    let neighbours = u32::from(stage > 0) + u32::from(stage + 1 < pp);
+    let to_head = head + 1 < pp && (stage == head || stage + 1 == pp);
+    if to_head && !(head_messages && head + 2 == pp) {
+        f64::from(neighbours) / f64::from(neighbours + 1)
+    } else {
+        1.0
+    }
+}
+
 /// Which of a pipeline's messages are the extra pair per micro-batch between
 /// the output head's stage and the last stage ([`PipelineNodes`]); given to
 /// [`stage_workload`] only when the stage graphs were sampled with them.
@@ -1073,6 +1090,8 @@ struct PipelineEdges {
     /// Per stage, the nodes that are the head's messages ([`Self::split_head`]),
     /// fixed from the sampled rows before any conversion.
     head_nodes: Vec<BTreeSet<usize>>,
+    /// On the head's stage, (output receive, gradient send) per micro-batch.
+    head_links: Vec<(usize, usize)>,
     /// Each stage's Kahn levels (of the sampled DAG; the edits keep its
     /// receives in the first layer and its sends last).
     levels: Vec<Vec<usize>>,
@@ -1102,20 +1121,26 @@ impl PipelineEdges {
         }
         let features = dags.first().map_or(0, |d| d.num_features());
         let mut head_nodes = vec![BTreeSet::new(); dags.len()];
+        let mut head_links = Vec::new();
         if let Some(h) = head.filter(|h| h.stage + 1 < dags.len()) {
             // The first m of each kind and direction: required nodes take
             // their layer's first rows in the order added, the head's first.
+            let first = |s: usize, ty, rel| {
+                p2p_nodes(dags[s].x(), features, ty, rel).into_iter().take(h.micro_batches).collect::<Vec<_>>()
+            };
             for (s, rel) in [(h.stage, PeerStage::Next), (h.stage + 1, PeerStage::Prev)] {
                 for ty in [NodeType::CommRecvNode, NodeType::CommSendNode] {
-                    let nodes = p2p_nodes(dags[s].x(), features, ty, rel);
-                    head_nodes[s].extend(nodes.into_iter().take(h.micro_batches));
+                    head_nodes[s].extend(first(s, ty, rel));
                 }
             }
+            let outputs = first(h.stage, NodeType::CommRecvNode, PeerStage::Next);
+            head_links = outputs.into_iter().zip(first(h.stage, NodeType::CommSendNode, PeerStage::Next)).collect();
         }
         PipelineEdges {
             features,
             head,
             head_nodes,
+            head_links,
             levels: dags
                 .iter()
                 .map(|d| {
@@ -1197,13 +1222,14 @@ impl PipelineEdges {
     /// output receive (the head's forward and backward products run between
     /// them in the real traces), unless it does already or that would close
     /// a wait cycle. Returns the edges added.
-    fn link_head_messages(&mut self, xs: &[Vec<u32>]) -> usize {
+    fn link_head_messages(&mut self) -> usize {
         let Some(h) = self.head else { return 0 };
         let s = h.stage;
-        let (recvs, _) = self.paired_split(&xs[s], s, NodeType::CommRecvNode, PeerStage::Next);
-        let (sends, _) = self.paired_split(&xs[s], s, NodeType::CommSendNode, PeerStage::Next);
+        // By micro-batch, as sampled, and only where both ends were paired.
+        let links: Vec<(usize, usize)> =
+            self.head_links.iter().copied().filter(|&(r, t)| self.paired[s][r] && self.paired[s][t]).collect();
         let mut count = 0;
-        for (&r, &t) in recvs.iter().zip(&sends) {
+        for (r, t) in links {
             let (gr, gt) = (self.offsets[s] + r, self.offsets[s] + t);
             if reaches(&self.succ, gr, gt) || reaches(&self.succ, gt, gr) {
                 continue;
@@ -1409,7 +1435,7 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext], head: Option<HeadMessages
     // Cyclic pairs converted two nodes each; they were counted once per pair
     // above and their nodes again as unmatched: keep only the pair count.
     conv.p2p_unmatched -= 2 * conv.p2p_cyclic;
-    conv.p2p_edges_added = p.link_head_messages(&xs) + p.gate_backward_passes(dags, &xs);
+    conv.p2p_edges_added = p.link_head_messages() + p.gate_backward_passes(dags, &xs);
     conv.p2p_sends_anchored = p.anchor_backward_sends(dags, &xs);
     // Compute costs: the roofline skips a GPU compute node without a
     // tensor_size (as ASTRA-sim does), and the nodes it frees are then never
@@ -1774,9 +1800,15 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
     let mut workloads: Vec<GeneratedWorkload> = Vec::with_capacity(spec.count);
     let mut staged = Vec::new();
     let send_totals: Vec<Option<f64>> = match prior {
-        Some(p) => {
-            rows.iter().zip(&works).map(|(row, work)| p.predict(MagnitudeTotal::SendBytes, row, Some(work))).collect()
-        }
+        Some(p) => rows
+            .iter()
+            .zip(&works)
+            .zip(&stages)
+            .map(|((row, work), &stage)| {
+                let total = p.predict(MagnitudeTotal::SendBytes, row, Some(work))?;
+                Some(total * generated_message_share(stage, layout.pp, head_stage, head_messages.is_some()))
+            })
+            .collect(),
         None => Vec::new(),
     };
     let reps = model.data.representatives.clone().unwrap_or_default();
@@ -2084,6 +2116,26 @@ mod tests {
             check_consistency(w);
             simulate_on_ring(&dir, &prefix, w);
         }
+    }
+
+    /// Where the head's messages are predicted but not generated (a head
+    /// that is not the last stage's neighbour, w094: pp 4, head on stage 1),
+    /// the head's and the last stage's sends carry their neighbours' share of
+    /// the predicted bytes, so each message keeps its real size.
+    #[test]
+    fn send_bytes_follow_the_messages_generated() {
+        let share = |stage, head, generated| generated_message_share(stage, 4, head, generated);
+        // Head on stage 1, not generated: stage 1 has 2 neighbours and 1 head message per micro-batch.
+        assert_eq!(
+            [share(0, 1, false), share(1, 1, false), share(2, 1, false), share(3, 1, false)],
+            [1.0, 2.0 / 3.0, 1.0, 0.5]
+        );
+        // Head on stage 2, next to the last: generated, every byte on its own message.
+        assert_eq!([share(0, 2, true), share(1, 2, true), share(2, 2, true), share(3, 2, true)], [1.0; 4]);
+        // ... unless the checkpoint has no size prior to place the messages with.
+        assert_eq!([share(2, 2, false), share(3, 2, false)], [2.0 / 3.0, 0.5]);
+        // Head on the last stage: no head messages at all.
+        assert_eq!([share(0, 3, false), share(3, 3, false)], [1.0, 1.0]);
     }
 
     /// The head's messages sit where the corpus has them: in every workload

@@ -96,11 +96,15 @@ pub fn remove_stale_ranks(prefix: &Path, ranks: u32) -> Result<Vec<PathBuf>> {
         removed.push(path);
         Ok::<_, ChakraError>(())
     };
-    // A rank file may be a link to its own twin: then the twin is the rank.
-    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    // A rank file may be a link to its own twin: then the twin holds the
+    // rank and stays (a twin that is itself a link is only a name: removed).
+    let holds = |gz: &Path, rank: &Path| {
+        gz.symlink_metadata().is_ok_and(|m| m.is_file())
+            && matches!((gz.canonicalize(), rank.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    };
     for r in 0.. {
         let stale: Vec<PathBuf> = if r < ranks {
-            Some(gz_of(r)).into_iter().filter(|gz| !same(gz, &rank_file_path(prefix, r))).collect()
+            Some(gz_of(r)).into_iter().filter(|gz| !holds(gz, &rank_file_path(prefix, r))).collect()
         } else {
             vec![rank_file_path(prefix, r), gz_of(r)]
         };
@@ -171,6 +175,8 @@ fn rank_of(name: &str) -> Option<(String, u32)> {
 /// * anything else is a prefix: `PREFIX.0.et`, `PREFIX.1.et`, ... (`.et.gz` too).
 ///
 /// Ranks must run from 0 without gaps; a gap is an error naming the missing file.
+/// Two names of one rank that are one file (`PREFIX.1.et` a link to
+/// `PREFIX.1.et.gz`) count once, as the file linked to.
 /// A path that names nothing is [`ChakraError::NotFound`], which mentions the
 /// prefix reading only when the name could be a prefix (a name ending in `.et`,
 /// `.gz` or `.json` is taken to mean a file).
@@ -232,6 +238,15 @@ pub fn expand_workload(arg: &Path) -> Result<Vec<RankFile>> {
         ));
     }
     found.sort_by_key(|(_, r, _)| *r);
+    // Two names of one rank that are one file (a link to the other) are one
+    // rank file: the one the link points to is kept.
+    found.dedup_by(|later, earlier| {
+        let same = matches!((later.2.canonicalize(), earlier.2.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if later.1 == earlier.1 && same && earlier.2.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+            std::mem::swap(later, earlier);
+        }
+        later.1 == earlier.1 && same
+    });
     if let Some(w) = found.windows(2).find(|w| w[0].1 == w[1].1) {
         let what = format!("rank {} has two files: {} and {}", w[0].1, w[0].2.display(), w[1].2.display());
         return Err(ChakraError::format(arg, "workload", what));
@@ -365,8 +380,9 @@ mod tests {
     }
 
     /// Links among the rank files: two ranks linked to one file both write
-    /// it (the last wins, as with plain writes), and a rank linked to its own
-    /// `.et.gz` twin keeps it.
+    /// it (the last wins, as with plain writes); a rank linked to its own
+    /// `.et.gz` twin keeps it, and reading the prefix takes the two names as
+    /// one rank file; a twin that links to its rank is removed.
     #[cfg(unix)]
     #[test]
     fn rank_files_that_are_links_are_written_through() {
@@ -384,5 +400,17 @@ mod tests {
         let written = write_workload(&p, &traces).unwrap();
         assert!(written.stale_removed.is_empty(), "{:?}", written.stale_removed);
         assert_eq!(read_trace(dir.path().join("w.1.et")).unwrap(), traces[1]);
+        // The prefix reads as one workload: the link and its target are one rank file.
+        let ranks = expand_workload(&p).unwrap();
+        assert_eq!(ranks.len(), 2);
+        assert_eq!(ranks[1].path, dir.path().join("w.1.et.gz"));
+        // A twin that is a link to the rank file is only a name: removed.
+        std::fs::remove_file(dir.path().join("w.1.et")).unwrap();
+        std::fs::rename(dir.path().join("w.1.et.gz"), dir.path().join("w.1.et")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("w.1.et"), dir.path().join("w.1.et.gz")).unwrap();
+        let written = write_workload(&p, &traces).unwrap();
+        assert_eq!(written.stale_removed, [dir.path().join("w.1.et.gz")]);
+        assert_eq!(read_trace(dir.path().join("w.1.et")).unwrap(), traces[1]);
+        assert_eq!(expand_workload(&p).unwrap().len(), 2);
     }
 }
