@@ -977,13 +977,14 @@ const OUTPUT_SEND_DEPTH: f64 = 0.915;
 /// carry: all of them, except where the output head's messages are in the
 /// prediction ([`crate::dataset::stage_work`] counts one more message per
 /// micro-batch on the last stage and on the head's stage) but not generated
-/// (a head that is not the neighbour of the last stage, [`PipelineNodes`]):
+/// (`generated` false: a head that is not the neighbour of the last stage,
+/// or no size prior to place them with, [`PipelineNodes::head_messages`]):
 /// then the neighbours' messages' share, so that each message keeps its real
 /// size.
-fn generated_message_share(stage: u32, pp: u32, head: u32, head_messages: bool) -> f64 {
+fn generated_message_share(stage: u32, pp: u32, head: u32, generated: bool) -> f64 {
     let neighbours = u32::from(stage > 0) + u32::from(stage + 1 < pp);
     let to_head = head + 1 < pp && (stage == head || stage + 1 == pp);
-    if to_head && !(head_messages && head + 2 == pp) {
+    if to_head && !generated {
         f64::from(neighbours) / f64::from(neighbours + 1)
     } else {
         1.0
