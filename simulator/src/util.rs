@@ -116,6 +116,12 @@ pub fn commit_all(files: impl IntoIterator<Item = StagedFile>) -> Result<(), Cha
     files.into_iter().try_for_each(StagedFile::commit)
 }
 
+/// Whether `a` and `b` name one existing file (through links); false where
+/// either cannot be resolved.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
 /// Where writing `path` goes ([`write_atomic`]): `path` itself, or, for a
 /// symbolic link, the file it points to (which may not exist yet).
 pub fn link_target(path: &Path) -> PathBuf {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::codec::{read_et_file, stage_et_file, EtTrace};
 use super::error::{ChakraError, Result};
 use super::json::{read_json_trace, stage_json_trace};
-use crate::util::{commit_all, StagedFile};
+use crate::util::{commit_all, same_file, StagedFile};
 
 /// On-disk forms a trace can be written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,10 +98,7 @@ pub fn remove_stale_ranks(prefix: &Path, ranks: u32) -> Result<Vec<PathBuf>> {
     };
     // A rank file may be a link to its own twin: then the twin holds the
     // rank and stays (a twin that is itself a link is only a name: removed).
-    let holds = |gz: &Path, rank: &Path| {
-        gz.symlink_metadata().is_ok_and(|m| m.is_file())
-            && matches!((gz.canonicalize(), rank.canonicalize()), (Ok(a), Ok(b)) if a == b)
-    };
+    let holds = |gz: &Path, rank: &Path| gz.symlink_metadata().is_ok_and(|m| m.is_file()) && same_file(gz, rank);
     for r in 0.. {
         let stale: Vec<PathBuf> = if r < ranks {
             Some(gz_of(r)).into_iter().filter(|gz| !holds(gz, &rank_file_path(prefix, r))).collect()
@@ -241,7 +238,7 @@ pub fn expand_workload(arg: &Path) -> Result<Vec<RankFile>> {
     // Two names of one rank that are one file (a link to the other) are one
     // rank file: the one the link points to is kept.
     found.dedup_by(|later, earlier| {
-        let same = matches!((later.2.canonicalize(), earlier.2.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        let same = same_file(&later.2, &earlier.2);
         if later.1 == earlier.1 && same && earlier.2.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
             std::mem::swap(later, earlier);
         }
