@@ -28,8 +28,10 @@
 //!    forward sends): per micro-batch a receive from each neighbouring stage
 //!    among its roots, a send to the next stage where the prior puts the end
 //!    of the forward pass, a send to the previous stage in its last layer
-//!    (and, where the output head sits on the stage before the last, one
-//!    more pair per micro-batch each way between the two); the model draws
+//!    (and, where the output head is not on the last stage, one more pair
+//!    per micro-batch each way between its stage and the last, towards the
+//!    next / previous stage when the two are neighbours and OTHER when not);
+//!    the model draws
 //!    everything else around them, and no other sends or receives. Then the
 //!    checkpoint's magnitude prior (when it has one and
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
@@ -57,17 +59,21 @@
 //!      close a wait cycle across stages (which would deadlock the
 //!      simulation) because its receive precedes its own stage's sends to
 //!      the same peer stage loses those dependencies (a receive from the
-//!      next stage feeds the backward pass, never the forward send); extras,
-//!      peers outside the pipeline (PREV on the first stage, NEXT on the
-//!      last, OTHER), and pairs still cyclic become compute nodes. Then, one
+//!      next stage feeds the backward pass, never the forward send). The
+//!      head's messages between its stage and a last stage further away are
+//!      paired the same way, OTHER with OTHER, and written with the other
+//!      end's rank as their peer. Extras, peers outside the pipeline (PREV
+//!      on the first stage, NEXT on the last, OTHER elsewhere), and pairs
+//!      still cyclic become compute nodes. Then, one
 //!      micro-batch per pair, as 1F1B pipelines run: the i-th of m paired
 //!      receives from the next stage gates the i-th of m runs (in layer
 //!      order) of the roots of the stage's backward pass (what follows its
 //!      forward sends), and the i-th send to the previous stage waits on
 //!      (i + 1) / m of the share of the stage's compute that the corpus's
 //!      backward sends wait on ([`BACKWARD_SEND_SHARE`]), instead of on
-//!      everything before the last layer; neither where it would close a
-//!      cycle. With the output head's messages ([`HeadMessages`]), the
+//!      everything before the last layer (and on nothing the stage's other
+//!      sends wait on: its forward pass, the head); neither where it would
+//!      close a cycle. With the output head's messages ([`HeadMessages`]), the
 //!      head's gradient send waits on its output receive and is a leaf, the
 //!      output receive feeds nothing before its stage's forward sends, and on
 //!      the last stage the head's gradient (not a receive from a next stage)
@@ -927,17 +933,17 @@ fn backward_send_anchors(
 /// waited on each other.
 ///
 /// Where the output head is not on the last stage (STG's GPT graph without
-/// mixed precision, [`output_head_stage`]) and its stage `h` is the one
-/// before the last, the two exchange one more message per micro-batch each
-/// way, as in all such corpus workloads: the last stage sends its output at
-/// the end of its forward pass ([`output_send_layer`]) and `h` receives it
-/// among its roots; `h` sends the loss gradient back in its layer
-/// [`HEAD_GRADIENT_SEND_LAYER`] and the last stage's backward pass starts
-/// from that receive. These come first among their stage's messages of the
-/// same direction (node order), which is how the workload construction pairs and
-/// tells them apart ([`HeadMessages`]). A head further from the last stage
-/// (pp ≥ 3) would exchange them with a stage that is not a neighbour, which
-/// pairing does not form: those are not generated.
+/// mixed precision, [`output_head_stage`]), the head's stage `h` and the
+/// last stage exchange one more message per micro-batch each way, as in all
+/// such corpus workloads: the last stage sends its output at the end of its
+/// forward pass ([`output_send_layer`]) and `h` receives it among its roots;
+/// `h` sends the loss gradient back in its layer [`HEAD_GRADIENT_SEND_LAYER`]
+/// and the last stage's backward pass starts from that receive. Where `h` is
+/// the stage before the last, these come first among their stage's messages
+/// of the same direction (node order), which is how the workload
+/// construction pairs and tells them apart ([`HeadMessages`]); further away
+/// (pp ≥ 3, w094: pp 4, head on stage 1), their peer is
+/// [`PeerStage::Other`], which no other message has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineNodes {
     /// The stage.
@@ -977,10 +983,9 @@ const OUTPUT_SEND_DEPTH: f64 = 0.915;
 /// carry: all of them, except where the output head's messages are in the
 /// prediction ([`crate::dataset::stage_work`] counts one more message per
 /// micro-batch on the last stage and on the head's stage) but not generated
-/// (`generated` false: a head that is not the neighbour of the last stage,
-/// or no size prior to place them with, [`PipelineNodes::head_messages`]):
-/// then the neighbours' messages' share, so that each message keeps its real
-/// size.
+/// (`generated` false: no size prior to place them with,
+/// [`PipelineNodes::head_messages`]): then the neighbours' messages' share,
+/// so that each message keeps its real size.
 fn generated_message_share(stage: u32, pp: u32, head: u32, generated: bool) -> f64 {
     let neighbours = u32::from(stage > 0) + u32::from(stage + 1 < pp);
     let to_head = head + 1 < pp && (stage == head || stage + 1 == pp);
@@ -996,29 +1001,62 @@ fn generated_message_share(stage: u32, pp: u32, head: u32, generated: bool) -> f
 /// [`stage_workload`] only when the stage graphs were sampled with them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadMessages {
-    /// The head's stage (the one before the last).
+    /// The head's stage (before the last).
     pub stage: usize,
+    /// The last stage.
+    pub last: usize,
     /// Micro-batches: the first this many of the head stage's receives from
-    /// and sends to the next stage, and of the last stage's receives from
-    /// and sends to the previous one, are the head's.
+    /// and sends to the last stage, and of the last stage's receives from
+    /// and sends to the head's, are the head's.
     pub micro_batches: usize,
 }
 
-impl PipelineNodes {
-    /// The head's stage, when this pipeline exchanges the head messages.
-    fn head(&self) -> Option<u32> {
-        self.head_stage.filter(|&h| h + 2 == self.pp)
+impl HeadMessages {
+    /// Where the last stage sits from the head's stage: the next stage, or
+    /// one further away.
+    pub fn head_peer(&self) -> PeerStage {
+        if self.stage + 1 == self.last {
+            PeerStage::Next
+        } else {
+            PeerStage::Other
+        }
     }
 
+    /// Where the head's stage sits from the last stage.
+    pub fn last_peer(&self) -> PeerStage {
+        if self.stage + 1 == self.last {
+            PeerStage::Prev
+        } else {
+            PeerStage::Other
+        }
+    }
+
+    /// The stage that `stage`'s [`PeerStage::Other`] messages go to: the
+    /// last stage from the head's, the head's from the last; `None` for
+    /// other stages or a head next to the last stage (no such messages).
+    pub fn other_stage(&self, stage: usize) -> Option<usize> {
+        match self.head_peer() {
+            PeerStage::Other if stage == self.stage => Some(self.last),
+            PeerStage::Other if stage == self.last => Some(self.stage),
+            _ => None,
+        }
+    }
+}
+
+impl PipelineNodes {
     /// The head messages ([`HeadMessages`]) of this pipeline, if it has them.
     pub fn head_messages(&self) -> Option<HeadMessages> {
-        self.head().map(|h| HeadMessages { stage: h as usize, micro_batches: self.micro_batches })
+        self.head_stage.filter(|&h| h + 1 < self.pp).map(|h| HeadMessages {
+            stage: h as usize,
+            last: self.pp as usize - 1,
+            micro_batches: self.micro_batches,
+        })
     }
 
     /// How many point-to-point nodes the stage graph must hold.
     pub fn required_count(&self) -> usize {
         let neighbours = usize::from(self.stage > 0) + usize::from(self.stage + 1 < self.pp);
-        let head = self.head().is_some_and(|h| self.stage == h || self.stage == h + 1);
+        let head = self.head_messages().is_some_and(|h| [h.stage, h.last].contains(&(self.stage as usize)));
         self.micro_batches * 2 * (neighbours + usize::from(head))
     }
 
@@ -1035,29 +1073,30 @@ impl PipelineNodes {
                 (EtFeature::PeerStage.index(), peer.id()),
             ],
         };
-        let head = self.head();
+        let head = self.head_messages();
+        let stage = self.stage as usize;
         let last = self.stage + 1 == self.pp;
         // Within a layer, requirements take its rows in the order added: the
         // head's messages first.
         if self.stage > 0 {
-            if last && head.is_some() {
-                mask.require(node(NodeType::CommRecvNode, PeerStage::Prev, 1));
+            if let Some(h) = head.filter(|_| last) {
+                mask.require(node(NodeType::CommRecvNode, h.last_peer(), 1));
             }
             mask.require(node(NodeType::CommRecvNode, PeerStage::Prev, 1));
-            if last && head.is_some() {
-                mask.require(node(NodeType::CommSendNode, PeerStage::Prev, output_send_layer(self.depth)));
+            if let Some(h) = head.filter(|_| last) {
+                mask.require(node(NodeType::CommSendNode, h.last_peer(), output_send_layer(self.depth)));
             }
             mask.require(node(NodeType::CommSendNode, PeerStage::Prev, self.depth));
         }
         if !last {
-            let is_head = head == Some(self.stage);
-            if is_head {
-                mask.require(node(NodeType::CommRecvNode, PeerStage::Next, 1));
+            let is_head = head.filter(|h| h.stage == stage);
+            if let Some(h) = is_head {
+                mask.require(node(NodeType::CommRecvNode, h.head_peer(), 1));
             }
             mask.require(node(NodeType::CommRecvNode, PeerStage::Next, 1));
-            if is_head {
+            if let Some(h) = is_head {
                 let layer = HEAD_GRADIENT_SEND_LAYER.clamp(2, self.forward_send_layer.max(2));
-                mask.require(node(NodeType::CommSendNode, PeerStage::Next, layer));
+                mask.require(node(NodeType::CommSendNode, h.head_peer(), layer));
             }
             mask.require(node(NodeType::CommSendNode, PeerStage::Next, self.forward_send_layer));
         }
@@ -1123,19 +1162,20 @@ impl PipelineEdges {
         let features = dags.first().map_or(0, |d| d.num_features());
         let mut head_nodes = vec![BTreeSet::new(); dags.len()];
         let mut head_links = Vec::new();
-        if let Some(h) = head.filter(|h| h.stage + 1 < dags.len()) {
-            // The first m of each kind and direction: required nodes take
-            // their layer's first rows in the order added, the head's first.
+        if let Some(h) = head.filter(|h| h.stage < h.last && h.last < dags.len()) {
+            // The first m of each kind towards the other end: required nodes
+            // take their layer's first rows in the order added, the head's
+            // first (and further apart, only the head's are OTHER).
             let first = |s: usize, ty, rel| {
                 p2p_nodes(dags[s].x(), features, ty, rel).into_iter().take(h.micro_batches).collect::<Vec<_>>()
             };
-            for (s, rel) in [(h.stage, PeerStage::Next), (h.stage + 1, PeerStage::Prev)] {
+            for (s, rel) in [(h.stage, h.head_peer()), (h.last, h.last_peer())] {
                 for ty in [NodeType::CommRecvNode, NodeType::CommSendNode] {
                     head_nodes[s].extend(first(s, ty, rel));
                 }
             }
-            let outputs = first(h.stage, NodeType::CommRecvNode, PeerStage::Next);
-            head_links = outputs.into_iter().zip(first(h.stage, NodeType::CommSendNode, PeerStage::Next)).collect();
+            let outputs = first(h.stage, NodeType::CommRecvNode, h.head_peer());
+            head_links = outputs.into_iter().zip(first(h.stage, NodeType::CommSendNode, h.head_peer())).collect();
         }
         PipelineEdges {
             features,
@@ -1157,12 +1197,15 @@ impl PipelineEdges {
         }
     }
 
-    /// Stage `s`'s nodes of type `ty` towards `rel` (`x` its rows), in node
-    /// order, as (the output head's messages, the others). The head's were
+    /// Stage `s`'s nodes of type `ty` (`x` its rows), in node order, as (the
+    /// output head's messages, the others towards `rel`). The head's were
     /// fixed before pairing converted any node ([`Self::new`]), so a pair
     /// dropped as cyclic does not shift the roles of the others.
     fn split_head(&self, x: &[u32], s: usize, ty: NodeType, rel: PeerStage) -> (Vec<usize>, Vec<usize>) {
-        p2p_nodes(x, self.features, ty, rel).into_iter().partition(|v| self.head_nodes[s].contains(v))
+        let f = self.features;
+        let head = self.head_nodes[s].iter().copied().filter(|&v| node_type(x, f, v) == ty).collect();
+        let rest = p2p_nodes(x, f, ty, rel).into_iter().filter(|v| !self.head_nodes[s].contains(v)).collect();
+        (head, rest)
     }
 
     /// [`Self::split_head`], paired nodes only.
@@ -1199,7 +1242,7 @@ impl PipelineEdges {
     /// the gradient send waits on the output). Returns the edges cut.
     fn detach_head_messages(&mut self, dags: &[Dag], xs: &[Vec<u32>]) -> usize {
         let Some(h) = self.head else { return 0 };
-        let (last, mut count) = (h.stage + 1, 0);
+        let (last, mut count) = (h.last, 0);
         let (outputs, gradients) = self.split_head(&xs[h.stage], h.stage, NodeType::CommRecvNode, PeerStage::Next);
         let (gradient_sends, forward) = self.split_head(&xs[h.stage], h.stage, NodeType::CommSendNode, PeerStage::Next);
         count += self.detach(&dags[h.stage], h.stage, &outputs, &forward);
@@ -1262,7 +1305,7 @@ impl PipelineEdges {
             // gradient sends and what they wait on) is not part of the
             // backward pass either: gating it would make the head's gradient
             // wait on the last stage's backward pass, the other way round.
-            let (recvs, sends) = if self.head.is_some_and(|h| b == h.stage + 1) {
+            let (recvs, sends) = if self.head.is_some_and(|h| b == h.last) {
                 let (gradients, _) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Prev);
                 (gradients, self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev).0)
             } else {
@@ -1301,13 +1344,18 @@ impl PipelineEdges {
         let mut count = 0;
         for b in 1..dags.len() {
             let o = self.offsets[b];
-            // The last stage's output sends to the head end its forward pass:
-            // they are not anchored, and the backward sends are anchored
-            // outside what they wait on (in the backward pass, which the
-            // head's gradient gates).
-            let (outputs, sends) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
+            // The backward sends are anchored outside what the stage's other
+            // sends wait on: its forward sends to the next stage, the last
+            // stage's output sends to the head and the head's gradient sends
+            // (the backward pass, which the gradient receives gate, comes
+            // after them; the head's stage sends its input gradients without
+            // waiting on the head, 11–18 % of its compute in w094 and w115).
+            // Those are not anchored.
+            let (head, sends) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
+            let (_, next) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
             let sends: Vec<usize> = sends.into_iter().filter(|&v| self.paired[b][v]).collect();
-            let forward = (!outputs.is_empty()).then(|| local_ancestors(&dags[b], &self.cut[b], &outputs));
+            let ends: Vec<usize> = head.into_iter().chain(next).collect();
+            let forward = (!ends.is_empty()).then(|| local_ancestors(&dags[b], &self.cut[b], &ends));
             let anchors = backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends, forward.as_deref());
             for (&send, anchor) in sends.iter().zip(anchors) {
                 let Some(anchor) = anchor else { continue };
@@ -1383,46 +1431,55 @@ fn make_consistent(dags: &[Dag], ctxs: &[RankContext], head: Option<HeadMessages
         }
     }
     // Point-to-point: pairs per stage boundary and direction, in node order.
-    let mut p = PipelineEdges::new(dags, head.filter(|h| h.stage + 2 == pp));
+    let head = head.filter(|h| h.stage < h.last && h.last + 1 == pp);
+    let mut p = PipelineEdges::new(dags, head);
     conv.p2p_edges_cut += p.detach_head_messages(dags, &xs);
-    for s in 0..pp.saturating_sub(1) {
-        // (sender stage, its SEND direction, receiver stage, its RECV direction)
-        for (a, send_rel, b, recv_rel) in
-            [(s, PeerStage::Next, s + 1, PeerStage::Prev), (s + 1, PeerStage::Prev, s, PeerStage::Next)]
-        {
-            let sends = p2p_nodes(&xs[a], f, NodeType::CommSendNode, send_rel);
-            let recvs = p2p_nodes(&xs[b], f, NodeType::CommRecvNode, recv_rel);
-            for (&u, &v) in sends.iter().zip(&recvs) {
-                let (gu, gv) = (p.offsets[a] + u, p.offsets[b] + v);
+    // (sender stage, its SEND direction, receiver stage, its RECV direction):
+    // each stage boundary both ways, then the head's messages where the head
+    // is further from the last stage (OTHER at both ends: the output, then
+    // the loss gradient).
+    let mut boundaries: Vec<(usize, PeerStage, usize, PeerStage)> = (0..pp.saturating_sub(1))
+        .flat_map(|s| [(s, PeerStage::Next, s + 1, PeerStage::Prev), (s + 1, PeerStage::Prev, s, PeerStage::Next)])
+        .collect();
+    if let Some(h) = head.filter(|h| h.head_peer() == PeerStage::Other) {
+        boundaries.extend([
+            (h.last, PeerStage::Other, h.stage, PeerStage::Other),
+            (h.stage, PeerStage::Other, h.last, PeerStage::Other),
+        ]);
+    }
+    for (a, send_rel, b, recv_rel) in boundaries {
+        let sends = p2p_nodes(&xs[a], f, NodeType::CommSendNode, send_rel);
+        let recvs = p2p_nodes(&xs[b], f, NodeType::CommRecvNode, recv_rel);
+        for (&u, &v) in sends.iter().zip(&recvs) {
+            let (gu, gv) = (p.offsets[a] + u, p.offsets[b] + v);
+            if reaches(&p.succ, gv, gu) {
+                // A receive waits on its peer stage, which waits on this
+                // stage's sends to it: the receive must not precede them.
+                // Every path from v into their ancestors starts with an
+                // edge from v into them, so cutting those edges breaks
+                // the cycle unless it closes elsewhere.
+                let own_sends = p2p_nodes(&xs[b], f, NodeType::CommSendNode, recv_rel);
+                let before = local_ancestors(&dags[b], &p.cut[b], &own_sends);
+                let kept: Vec<usize> = p.succ[gv].iter().copied().filter(|&w| !before[w - p.offsets[b]]).collect();
+                let old = std::mem::replace(&mut p.succ[gv], kept);
                 if reaches(&p.succ, gv, gu) {
-                    // A receive waits on its peer stage, which waits on this
-                    // stage's sends to it: the receive must not precede them.
-                    // Every path from v into their ancestors starts with an
-                    // edge from v into them, so cutting those edges breaks
-                    // the cycle unless it closes elsewhere.
-                    let own_sends = p2p_nodes(&xs[b], f, NodeType::CommSendNode, recv_rel);
-                    let before = local_ancestors(&dags[b], &p.cut[b], &own_sends);
-                    let kept: Vec<usize> = p.succ[gv].iter().copied().filter(|&w| !before[w - p.offsets[b]]).collect();
-                    let old = std::mem::replace(&mut p.succ[gv], kept);
-                    if reaches(&p.succ, gv, gu) {
-                        p.succ[gv] = old;
-                        conv.p2p_cyclic += 1;
-                        continue;
-                    }
-                    for w in old.into_iter().filter(|&w| before[w - p.offsets[b]]) {
-                        p.cut[b].insert((v as u32, (w - p.offsets[b]) as u32));
-                        conv.p2p_edges_cut += 1;
-                    }
+                    p.succ[gv] = old;
+                    conv.p2p_cyclic += 1;
+                    continue;
                 }
-                p.succ[gu].push(gv);
-                p.paired[a][u] = true;
-                p.paired[b][v] = true;
-                conv.p2p_pairs += 1;
-                let size = xs[a][u * f + EtFeature::CommSize.index()];
-                xs[b][v * f + EtFeature::CommSize.index()] = size;
-                xs[a][u * f + EtFeature::CommKind.index()] = CommKind::Pipeline.id();
-                xs[b][v * f + EtFeature::CommKind.index()] = CommKind::Pipeline.id();
+                for w in old.into_iter().filter(|&w| before[w - p.offsets[b]]) {
+                    p.cut[b].insert((v as u32, (w - p.offsets[b]) as u32));
+                    conv.p2p_edges_cut += 1;
+                }
             }
+            p.succ[gu].push(gv);
+            p.paired[a][u] = true;
+            p.paired[b][v] = true;
+            conv.p2p_pairs += 1;
+            let size = xs[a][u * f + EtFeature::CommSize.index()];
+            xs[b][v * f + EtFeature::CommSize.index()] = size;
+            xs[a][u * f + EtFeature::CommKind.index()] = CommKind::Pipeline.id();
+            xs[b][v * f + EtFeature::CommKind.index()] = CommKind::Pipeline.id();
         }
     }
     for (x, paired) in xs.iter_mut().zip(&p.paired) {
@@ -1535,8 +1592,16 @@ pub fn stage_workload(
         return Err(input(format!("{} stage graphs for {} pipeline stages", stage_dags.len(), layout.pp)));
     }
     let groups = comm_groups(layout);
+    let head = head.filter(|h| h.stage < h.last && h.last + 1 == layout.pp as usize);
+    let other_stage = |stage: u32| head.and_then(|h| h.other_stage(stage as usize));
     // Contexts are made rank by rank: each holds the whole group list.
-    let context = |r: u32| RankContext::new(r, Some(*layout), Some(groups.clone()));
+    let context = |r: u32| {
+        let ctx = RankContext::new(r, Some(*layout), Some(groups.clone()));
+        match other_stage(layout.stage(r)) {
+            Some(t) => ctx.with_other_peer_stage(t as u32),
+            None => ctx,
+        }
+    };
     let rps = layout.ranks_per_stage();
     let stage_ctx: Vec<RankContext> = (0..layout.pp).map(|s| context(s * rps)).collect();
     let (stage_dags, mut conversions) = make_consistent(stage_dags, &stage_ctx, head)?;
@@ -1558,7 +1623,8 @@ pub fn stage_workload(
         let dag = &stage_dags[layout.stage(ctx.rank()) as usize];
         let mut det = detokenize(dag, ctx, reps)?;
         conversions.detokenize_repairs += det.repairs.len();
-        set_message_sizes(&mut det.trace, dag, layout.stage(ctx.rank()) as usize, &message_bytes);
+        let stage = layout.stage(ctx.rank());
+        set_message_sizes(&mut det.trace, dag, stage as usize, other_stage(stage), &message_bytes);
         staged.push(simulator::chakra::stage_trace(path, &det.trace)?);
     }
     staged.push(stage_comm_groups(&comm_path, &groups)?);
@@ -1594,8 +1660,15 @@ fn message_sizes(stage_dags: &[Dag], send_totals: &[Option<f64>]) -> Vec<Option<
 /// Writes the sender stage's message size (from [`message_sizes`]) as the
 /// `comm_size` of every send and receive of stage `stage`'s rank trace
 /// (node i of the trace is row i of `dag`): a send carries its own stage's
-/// size, a receive its peer stage's, so both ends of a pair agree.
-fn set_message_sizes(trace: &mut simulator::chakra::EtTrace, dag: &Dag, stage: usize, sizes: &[Option<u64>]) {
+/// size, a receive its peer stage's (`other` for [`PeerStage::Other`]), so
+/// both ends of a pair agree.
+fn set_message_sizes(
+    trace: &mut simulator::chakra::EtTrace,
+    dag: &Dag,
+    stage: usize,
+    other: Option<usize>,
+    sizes: &[Option<u64>],
+) {
     let f = dag.num_features();
     for (v, node) in trace.nodes.iter_mut().enumerate().take(dag.num_nodes()) {
         let ty = node_type(dag.x(), f, v);
@@ -1604,6 +1677,7 @@ fn set_message_sizes(trace: &mut simulator::chakra::EtTrace, dag: &Dag, stage: u
             (NodeType::CommSendNode, _) => Some(stage),
             (NodeType::CommRecvNode, Some(PeerStage::Prev)) => stage.checked_sub(1),
             (NodeType::CommRecvNode, Some(PeerStage::Next)) => Some(stage + 1),
+            (NodeType::CommRecvNode, Some(PeerStage::Other)) => other,
             _ => None,
         };
         let Some(bytes) = sender.and_then(|s| sizes.get(s).copied().flatten()) else { continue };
@@ -2119,20 +2193,137 @@ mod tests {
         }
     }
 
-    /// Where the head's messages are predicted but not generated (a head
-    /// that is not the last stage's neighbour, w094: pp 4, head on stage 1),
-    /// the head's and the last stage's sends carry their neighbours' share of
-    /// the predicted bytes, so each message keeps its real size.
+    /// A head further from the last stage (w094: llama without mixed
+    /// precision, 10 stacks on 4 stages, the head on stage 1; and 9 stacks,
+    /// the head on stage 0) exchanges its two messages per micro-batch with
+    /// the last stage directly, as the real traces do: every rank sends and
+    /// receives what w094's ranks do, to the same peers, with the same bytes;
+    /// the head's gradient waits on its output and not on the backward pass,
+    /// the last stage's output send not on the head's gradient, and its
+    /// backward send on it.
+    #[test]
+    fn a_head_away_from_the_last_stage_exchanges_with_it_directly() {
+        let real = Workload::open(&Path::new(CORPUS).join("workloads/w094_llama_L10_d1024_dp1tp1pp4sp1"), Split::Train)
+            .unwrap();
+        assert_eq!(output_head_stage(&real.config), 1);
+        let f = &real.config.flags;
+        let dir = temp_dir("generate-far-head");
+        let prefix = dir.join("gen");
+        // Per rank: (peer, bytes) of its sends and of its receives, sorted.
+        let messages = |path: &Path| {
+            use simulator::chakra::attr;
+            let t = simulator::chakra::read_trace(path).unwrap();
+            let of = |ty, key| {
+                let mut m: Vec<(i32, u64)> = t
+                    .nodes
+                    .iter()
+                    .filter(|n| n.node_type() == Some(ty))
+                    .map(|n| (attr::get_i32(n, key).unwrap().unwrap(), attr::get_u64(n, "comm_size").unwrap().unwrap()))
+                    .collect();
+                m.sort_unstable();
+                m
+            };
+            (of(NodeType::CommSendNode, "comm_dst"), of(NodeType::CommRecvNode, "comm_src"))
+        };
+        for (num_stacks, head, seed) in [(10, 1, 0), (10, 1, 1), (10, 1, 2), (9, 0, 0), (9, 0, 1)] {
+            let sets = [
+                "model_type=llama".to_string(),
+                format!("num_stacks={num_stacks}"),
+                format!("dmodel={}", f.dmodel),
+                format!("dff={}", f.dff),
+                format!("head={}", f.head),
+                format!("kvhead={}", f.kvhead),
+                format!("seq={}", f.seq),
+                format!("batch={}", f.batch),
+                format!("micro_batch={}", f.micro_batch),
+                "tp=1".into(),
+                "pp=4".into(),
+                "mixed_precision=false".into(),
+            ];
+            let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+            // The shipped model: the tiny one's stage graphs are too small
+            // for where their sends wait to say much.
+            let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default");
+            let report =
+                run(&GenerateSpec { model: shipped, max_nodes: None, ..spec(prefix.clone(), &sets, 4, seed) }).unwrap();
+            let w = &report.workloads[0];
+            let case = format!("{num_stacks} stacks, seed {seed}");
+            let c = &w.conversions;
+            assert_eq!((c.p2p_pairs, c.p2p_unmatched, c.p2p_cyclic), (8, 0, 0), "{case}");
+            if num_stacks == f.num_stacks {
+                for r in 0..4 {
+                    let (sends, recvs) = messages(&w.rank_files[r as usize]);
+                    let (real_sends, real_recvs) = messages(&real.rank_path(r));
+                    let peers = |m: &[(i32, u64)]| m.iter().map(|p| p.0).collect::<Vec<_>>();
+                    assert_eq!(peers(&sends), peers(&real_sends), "{case}: rank {r} sends to");
+                    assert_eq!(peers(&recvs), peers(&real_recvs), "{case}: rank {r} receives from");
+                    // Message sizes are predicted per stage: within 2× of the real ones.
+                    for (&(_, got), &(_, want)) in sends.iter().zip(&real_sends) {
+                        assert!(got * 2 >= want && got <= want * 2, "{case}: rank {r} sends {got} bytes, real {want}");
+                    }
+                }
+            }
+            // Who waits on whom: per peer rank, the ids of a rank's sends to it
+            // and receives from it.
+            let stage = |r: usize| {
+                use simulator::chakra::attr;
+                let t = simulator::chakra::read_trace(&w.rank_files[r]).unwrap();
+                let parents: BTreeMap<u64, Vec<u64>> = t.nodes.iter().map(|n| (n.id, n.data_deps.clone())).collect();
+                let by_peer = |ty, key: &str| {
+                    let mut m: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+                    for n in t.nodes.iter().filter(|n| n.node_type() == Some(ty)) {
+                        m.entry(attr::get_i32(n, key).unwrap().unwrap()).or_default().push(n.id);
+                    }
+                    m
+                };
+                let (sends, recvs) =
+                    (by_peer(NodeType::CommSendNode, "comm_dst"), by_peer(NodeType::CommRecvNode, "comm_src"));
+                let waits = move |v: u64, on: &[u64]| {
+                    let (mut seen, mut stack) = (BTreeSet::new(), vec![v]);
+                    while let Some(u) = stack.pop() {
+                        for &p in &parents[&u] {
+                            if seen.insert(p) {
+                                stack.push(p);
+                            }
+                        }
+                    }
+                    on.iter().any(|u| seen.contains(u))
+                };
+                (sends, recvs, waits)
+            };
+            let (sends, recvs, waits) = stage(head);
+            let (gradient, output, backward) = (&sends[&3], &recvs[&3], &recvs[&(head as i32 + 1)]);
+            assert_eq!((gradient.len(), output.len()), (1, 1), "{case}: the head's messages");
+            assert!(waits(gradient[0], output), "{case}: the head's gradient does not wait on the output");
+            assert!(!waits(gradient[0], backward), "{case}: the head's gradient waits on the backward pass");
+            assert!(!waits(sends[&(head as i32 + 1)][0], output), "{case}: the forward send waits on the output");
+            if head > 0 {
+                assert!(waits(sends[&(head as i32 - 1)][0], backward), "{case}: the backward send is not gated");
+            }
+            let (sends, recvs, waits) = stage(3);
+            let (output, gradient) = (&sends[&(head as i32)], &recvs[&(head as i32)]);
+            assert!(!waits(output[0], gradient), "{case}: the output send waits on the head's gradient");
+            assert!(waits(sends[&2][0], gradient), "{case}: the backward send does not wait on the head's gradient");
+            check_consistency(w);
+            simulate_on_ring(&dir, &prefix, w);
+        }
+    }
+
+    /// Where the head's messages are predicted but not generated (a
+    /// checkpoint without a size prior to place them with), the head's and
+    /// the last stage's sends carry their neighbours' share of the predicted
+    /// bytes, so each message keeps its real size.
     #[test]
     fn send_bytes_follow_the_messages_generated() {
         let share = |stage, head, generated| generated_message_share(stage, 4, head, generated);
-        // Head on stage 1, not generated: stage 1 has 2 neighbours and 1 head message per micro-batch.
+        // Head on stage 1 (w094), not generated: stage 1 has 2 neighbours and 1 head message per micro-batch.
         assert_eq!(
             [share(0, 1, false), share(1, 1, false), share(2, 1, false), share(3, 1, false)],
             [1.0, 2.0 / 3.0, 1.0, 0.5]
         );
-        // Head on stage 2, next to the last: generated, every byte on its own message.
+        // Generated, next to the last stage or not: every byte on its own message.
         assert_eq!([share(0, 2, true), share(1, 2, true), share(2, 2, true), share(3, 2, true)], [1.0; 4]);
+        assert_eq!([share(0, 1, true), share(1, 1, true), share(2, 1, true), share(3, 1, true)], [1.0; 4]);
         // ... unless the checkpoint has no size prior to place the messages with.
         assert_eq!([share(2, 2, false), share(3, 2, false)], [2.0 / 3.0, 0.5]);
         // Head on the last stage: no head messages at all.
@@ -2140,7 +2331,7 @@ mod tests {
     }
 
     /// The head's messages sit where the corpus has them: in every workload
-    /// whose output head is on the stage before the last, the head stage's
+    /// whose output head is not on the last stage, the head stage's
     /// gradient sends in Kahn layer [`HEAD_GRADIENT_SEND_LAYER`] and the last
     /// stage's output sends within one layer of [`output_send_layer`]. (STG
     /// names them: `out_emb.dx` and the last layer's `ffn_res.y`.)
@@ -2168,7 +2359,7 @@ mod tests {
             let Ok(w) = Workload::open(&dir.unwrap().path(), Split::Train) else { continue };
             let pp = w.layout.pp;
             let head = output_head_stage(&w.config);
-            if head + 2 != pp || !w.config.complete {
+            if head + 1 >= pp || !w.config.complete {
                 continue;
             }
             let rps = w.layout.ranks_per_stage();
@@ -2274,13 +2465,33 @@ mod tests {
     }
 
     /// Corpus stage graphs through the same construction: nothing is
-    /// converted (the corpus is consistent), and the result simulates.
+    /// converted (the corpus is consistent), every rank exchanges messages
+    /// with the peers it has in the real trace (w094 and w137: the output
+    /// head on stage 1 of 4, which exchanges with the last stage), and the
+    /// result simulates.
     #[test]
     fn corpus_stage_graphs_build_a_consistent_workload() {
+        use simulator::chakra::attr;
+        let peers = |path: &Path| {
+            let t = simulator::chakra::read_trace(path).unwrap();
+            let mut p: Vec<(bool, i32)> = t
+                .nodes
+                .iter()
+                .filter_map(|n| match n.node_type() {
+                    Some(NodeType::CommSendNode) => Some((true, attr::get_i32(n, "comm_dst").unwrap().unwrap())),
+                    Some(NodeType::CommRecvNode) => Some((false, attr::get_i32(n, "comm_src").unwrap().unwrap())),
+                    _ => None,
+                })
+                .collect();
+            p.sort_unstable();
+            p
+        };
         for id in [
             "w043_llama_mp_L4_d1024_dp2tp2pp2sp1",
             "w000_llama_mp_L4_d1024_dp1tp2pp2sp1",
             "w135_moe_mp_L2_d5120_dp2tp2pp2sp1",
+            "w094_llama_L10_d1024_dp1tp1pp4sp1",
+            "w137_llama_L5_d5120_dp2tp1pp4sp1",
         ] {
             let w = Workload::open(&Path::new(CORPUS).join("workloads").join(id), Split::Train).unwrap();
             let dags: Vec<Dag> = (0..w.layout.pp)
@@ -2293,21 +2504,26 @@ mod tests {
                 .collect();
             let dir = temp_dir("generate-corpus");
             let prefix = dir.join("wl");
+            let nmb = w.config.derived.n_microbatches as usize;
+            let (h, pp) = (output_head_stage(&w.config) as usize, w.layout.pp as usize);
+            // Only a head away from the last stage: next to it, which of a
+            // real trace's messages come first is STG's order, not ours.
+            let head = (h + 2 < pp).then_some(HeadMessages { stage: h, last: pp - 1, micro_batches: nmb });
             let (out, files) =
-                stage_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[], None).unwrap();
+                stage_workload(&prefix, &dags, &w.layout, &Representatives::default(), &[], head).unwrap();
             simulator::util::commit_all(files).unwrap();
             let c = &out.conversions;
             eprintln!("{id}: {c:?}");
-            let nmb = w.config.derived.n_microbatches as usize;
-            assert_eq!(c.p2p_pairs, 2 * nmb * (w.layout.pp as usize - 1), "{id}");
+            assert_eq!(c.p2p_pairs, 2 * nmb * (pp - 1 + usize::from(head.is_some())), "{id}");
             assert_eq!(
                 (c.p2p_unmatched, c.p2p_cyclic, c.collectives, c.other_types, c.comm_sizes_raised),
                 (0, 0, 0, 0, 0),
                 "{id}"
             );
-            for f in &out.rank_files {
+            for (r, f) in out.rank_files.iter().enumerate() {
                 let t = simulator::chakra::read_trace(f).unwrap();
                 assert_eq!(validate_trace(&t, f).errors(), 0);
+                assert_eq!(peers(f), peers(&w.rank_path(r as u32)), "{id}: rank {r}'s peers");
             }
             check_consistency(&out);
             simulate_on_ring(&dir, &prefix, &out);

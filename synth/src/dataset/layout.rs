@@ -211,6 +211,7 @@ pub struct RankContext {
     layout: Option<ParallelLayout>,
     groups: CommGroups,
     kind_of: HashMap<String, CommKind>,
+    other_stage: Option<u32>,
 }
 
 impl RankContext {
@@ -226,7 +227,16 @@ impl RankContext {
             };
             kind_of.entry(name.clone()).or_insert(kind);
         }
-        RankContext { rank, layout, groups, kind_of }
+        RankContext { rank, layout, groups, kind_of, other_stage: None }
+    }
+
+    /// This context, writing [`PeerStage::Other`] peers in `stage` (the
+    /// stage this rank's stage exchanges its non-neighbour messages with,
+    /// such as the output head's stage and the last one) instead of the
+    /// default of [`Self::peer_for`].
+    pub fn with_other_peer_stage(mut self, stage: u32) -> Self {
+        self.other_stage = Some(stage);
+        self
     }
 
     /// A context knowing nothing: rank 0, no layout, no groups.
@@ -292,16 +302,18 @@ impl RankContext {
 
     /// The peer rank to write for a point-to-point node: the rank with the same
     /// in-stage offset in the next / previous stage (wrapping around), and for
-    /// OTHER the first stage after the next one (going round) that is adjacent
-    /// to neither side, falling back to the rank itself. Without a layout the
+    /// OTHER the stage set by [`Self::with_other_peer_stage`] or else the
+    /// first stage after the next one (going round) that is adjacent to
+    /// neither side, falling back to the rank itself. Without a layout the
     /// peer is rank 0.
     pub fn peer_for(&self, rel: PeerStage) -> u32 {
         let Some(l) = &self.layout else { return 0 };
         let (s, pp) = (l.stage(self.rank), l.pp);
-        let stage = match rel {
-            PeerStage::Next => (s + 1) % pp,
-            PeerStage::Prev => (s + pp - 1) % pp,
-            PeerStage::None | PeerStage::Other => {
+        let stage = match (rel, self.other_stage.filter(|&t| t < pp)) {
+            (PeerStage::Next, _) => (s + 1) % pp,
+            (PeerStage::Prev, _) => (s + pp - 1) % pp,
+            (PeerStage::Other, Some(t)) => t,
+            (PeerStage::None | PeerStage::Other, _) => {
                 (2..pp).map(|k| (s + k) % pp).find(|&t| t + 1 != s && t != s + 1 && t != s).unwrap_or(s)
             }
         };
@@ -360,6 +372,12 @@ mod tests {
         let other = ctx.peer_for(PeerStage::Other);
         assert_eq!(ctx.peer_stage(other), PeerStage::Other);
         assert_eq!(other, 1);
+        // The output head on stage 0 of 4 exchanges with the last stage, which
+        // the default would not pick.
+        assert_eq!(ctx.clone().with_other_peer_stage(0).peer_for(PeerStage::Other), 0);
+        assert_eq!(RankContext::new(0, Some(four), None).with_other_peer_stage(3).peer_for(PeerStage::Other), 3);
+        assert_eq!(ctx.clone().with_other_peer_stage(0).peer_for(PeerStage::Next), 0);
+        assert_eq!(ctx.with_other_peer_stage(7).peer_for(PeerStage::Other), 1, "a stage that does not exist");
     }
 
     #[test]
