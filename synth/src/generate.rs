@@ -72,7 +72,8 @@
 //!      (i + 1) / m of the share of the stage's compute that the corpus's
 //!      backward sends wait on ([`BACKWARD_SEND_SHARE`]), instead of on
 //!      everything before the last layer (and on nothing the stage's other
-//!      sends wait on: its forward pass, the head); a data- or
+//!      sends wait on, its forward pass and the head, nor on a later
+//!      micro-batch's gradient); a data- or
 //!      sequence-parallel all-reduce (a weight-gradient synchronization)
 //!      waits on the last receive from the next stage, out of the forward
 //!      pass; none of these where it would close a cycle. With the output head's messages ([`HeadMessages`]), the
@@ -740,6 +741,18 @@ fn reaches(succ: &[Vec<usize>], from: usize, to: usize) -> bool {
     false
 }
 
+/// `out[w]`: whether `w` is `from` or reachable from it in `succ`.
+fn reachable(succ: &[Vec<usize>], from: usize) -> Vec<bool> {
+    let mut seen = vec![false; succ.len()];
+    let mut stack = vec![from];
+    while let Some(u) = stack.pop() {
+        if !std::mem::replace(&mut seen[u], true) {
+            stack.extend(succ[u].iter().copied().filter(|&w| !seen[w]));
+        }
+    }
+    seen
+}
+
 /// The collective types the corpus has (the ones strata and ASTRA-sim simulate from it).
 const CORPUS_COLLECTIVES: [CollectiveCommType; 4] = [
     CollectiveCommType::AllReduce,
@@ -886,14 +899,15 @@ pub const BACKWARD_SEND_SHARE: f64 = 2.0 / 3.0;
 /// compute node it should follow: the one whose layers, up to its own, hold
 /// the closest share of the stage's `num_ops` (bucket values) to the send's
 /// share of [`BACKWARD_SEND_SHARE`], among the compute nodes of earlier
-/// layers (ties: the lowest id) and outside `forward` when given; `level`
-/// holds the Kahn levels. `None` where there is no such node.
+/// layers (ties: the lowest id) that `excluded(i, v)` does not rule out for
+/// the i-th send; `level` holds the Kahn levels. `None` where there is no
+/// such node.
 fn backward_send_anchors(
     dag: &Dag,
     x: &[u32],
     level: &[usize],
     sends: &[usize],
-    forward: Option<&[bool]>,
+    excluded: impl Fn(usize, usize) -> bool,
 ) -> Vec<Option<usize>> {
     let f = dag.num_features();
     let compute: Vec<usize> = (0..dag.num_nodes()).filter(|&v| node_type(x, f, v) == NodeType::CompNode).collect();
@@ -918,7 +932,7 @@ fn backward_send_anchors(
             compute
                 .iter()
                 .copied()
-                .filter(|&v| level[v] < level[send] && !forward.is_some_and(|f| f[v]))
+                .filter(|&v| level[v] < level[send] && !excluded(i, v))
                 .min_by(|&a, &b| gap(a).partial_cmp(&gap(b)).unwrap_or(std::cmp::Ordering::Equal))
         })
         .collect()
@@ -1412,13 +1426,35 @@ impl PipelineEdges {
             // (the backward pass, which the gradient receives gate, comes
             // after them; the head's stage sends its input gradients without
             // waiting on the head, 11–18 % of its compute in w094 and w115).
-            // Those are not anchored.
+            // Those are not anchored. The i-th send waits on its own
+            // micro-batch's gradient (the receive that gates its run of the
+            // backward pass, or an earlier one) and on no later one, as in a
+            // 1F1B pipeline: 2 to 5 of 8 middle-stage sends waited on a later
+            // one (llama, dp 2, pp 4, 4 micro-batches, seeds 0-2).
             let (head, sends) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev);
             let (_, next) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
             let sends: Vec<usize> = sends.into_iter().filter(|&v| self.paired[b][v]).collect();
             let ends: Vec<usize> = head.into_iter().chain(next).collect();
-            let forward = (!ends.is_empty()).then(|| local_ancestors(&dags[b], &self.cut[b], &ends));
-            let anchors = backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends, forward.as_deref());
+            let forward = local_ancestors(&dags[b], &self.cut[b], &ends);
+            let gradients = if self.head.is_some_and(|h| b == h.last) {
+                self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Prev).0
+            } else {
+                self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next).1
+            };
+            // after[j][v]: whether local node v waits on gradient j.
+            let after: Vec<Vec<bool>> = gradients
+                .iter()
+                .map(|&g| {
+                    let reached = reachable(&self.succ, o + g);
+                    (o..o + dags[b].num_nodes()).map(|w| reached[w]).collect()
+                })
+                .collect();
+            // Send i waits on gradient i (or an earlier one), never a later one.
+            let excluded = |i: usize, v: usize| {
+                let (own, later) = after.split_at((i + 1).min(after.len()));
+                forward[v] || later.iter().any(|a| a[v]) || (!own.is_empty() && !own.iter().any(|a| a[v]))
+            };
+            let anchors = backward_send_anchors(&dags[b], &xs[b], &self.levels[b], &sends, excluded);
             for (&send, anchor) in sends.iter().zip(anchors) {
                 let Some(anchor) = anchor else { continue };
                 let (gs, ga) = (o + send, o + anchor);
@@ -2348,6 +2384,41 @@ mod tests {
             );
             check_consistency(w);
             simulate_on_ring(&dir, &prefix, w);
+        }
+    }
+
+    /// A send to the previous stage carries one micro-batch's input
+    /// gradients and, as in a 1F1B pipeline, never waits on a later
+    /// micro-batch's gradient from the next stage (llama, dp 2, pp 4, 4
+    /// micro-batches; 2 to 5 of the 8 middle-stage sends did, seeds 0–2).
+    #[test]
+    fn backward_sends_do_not_wait_on_later_micro_batches() {
+        use simulator::chakra::attr;
+        let dir = temp_dir("generate-micro-batches");
+        let prefix = dir.join("gen");
+        let sets = ["model_type=llama", "num_stacks=8", "dp=2", "pp=4", "tp=1", "batch=8", "micro_batch=2"];
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default");
+        for seed in [0, 1, 2] {
+            let report =
+                run(&GenerateSpec { model: shipped.clone(), max_nodes: None, ..spec(prefix.clone(), &sets, 8, seed) })
+                    .unwrap();
+            let w = &report.workloads[0];
+            for stage in [1, 2] {
+                let t = simulator::chakra::read_trace(&w.rank_files[2 * stage]).unwrap();
+                let with = |ty, key: &str, peer: usize| -> Vec<u64> {
+                    let of = |n: &&simulator::chakra::Node| attr::get_i32(n, key).unwrap() == Some(2 * peer as i32);
+                    t.nodes.iter().filter(|n| n.node_type() == Some(ty)).filter(of).map(|n| n.id).collect()
+                };
+                let gradients = with(NodeType::CommRecvNode, "comm_src", stage + 1);
+                let sends = with(NodeType::CommSendNode, "comm_dst", stage - 1);
+                assert_eq!((gradients.len(), sends.len()), (4, 4), "seed {seed}, stage {stage}");
+                for (i, &send) in sends.iter().enumerate() {
+                    let waits = ancestors_in(&t, send);
+                    let later: Vec<usize> = (i + 1..4).filter(|&j| waits.contains(&gradients[j])).collect();
+                    assert!(later.is_empty(), "seed {seed}, stage {stage}: send {i} waits on gradients {later:?}");
+                }
+            }
+            check_consistency(w);
         }
     }
 
