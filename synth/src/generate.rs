@@ -728,17 +728,7 @@ fn to_compute(x: &mut [u32], f: usize, v: usize) {
 
 /// Whether `to` is reachable from `from` in `succ`.
 fn reaches(succ: &[Vec<usize>], from: usize, to: usize) -> bool {
-    let mut seen = vec![false; succ.len()];
-    let mut stack = vec![from];
-    while let Some(u) = stack.pop() {
-        if u == to {
-            return true;
-        }
-        if !std::mem::replace(&mut seen[u], true) {
-            stack.extend(succ[u].iter().copied().filter(|&w| !seen[w]));
-        }
-    }
-    false
+    reachable(succ, from)[to]
 }
 
 /// `out[w]`: whether `w` is `from` or reachable from it in `succ`.
@@ -1370,35 +1360,27 @@ impl PipelineEdges {
         for b in 0..dags.len() {
             let (_, gradients) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
             let Some(&recv) = gradients.last() else { continue };
+            let all_reduces: Vec<usize> = (0..dags[b].num_nodes())
+                .filter(|&v| {
+                    let row = &xs[b][v * f..(v + 1) * f];
+                    node_type(row, f, 0) == NodeType::CommCollNode
+                        && CollectiveToken::from_id(row[EtFeature::Collective.index()])
+                            == Some(Some(CollectiveCommType::AllReduce))
+                        && matches!(
+                            CommKind::from_id(row[EtFeature::CommKind.index()]),
+                            Some(CommKind::Data | CommKind::Sequence)
+                        )
+                })
+                .collect();
+            // Out of the forward pass (and the head) first, whatever the
+            // gating: with several micro-batches a send there need not lead
+            // back to the last gradient, and would then wait on it.
             let (head, forward) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
             let ends: Vec<usize> = head.into_iter().chain(forward).collect();
-            let o = self.offsets[b];
-            let gr = o + recv;
-            for v in 0..dags[b].num_nodes() {
-                let row = &xs[b][v * f..(v + 1) * f];
-                let all_reduce = node_type(row, f, 0) == NodeType::CommCollNode
-                    && CollectiveToken::from_id(row[EtFeature::Collective.index()])
-                        == Some(Some(CollectiveCommType::AllReduce));
-                let kind = CommKind::from_id(row[EtFeature::CommKind.index()]);
-                if !all_reduce || !matches!(kind, Some(CommKind::Data | CommKind::Sequence)) {
-                    continue;
-                }
-                let gv = o + v;
-                // Out of the forward pass (and the head) first, whatever the
-                // gating: with several micro-batches a send there need not
-                // lead back to the last gradient, and would then wait on it.
-                let before = local_ancestors(&dags[b], &self.cut[b], &ends);
-                if before[v] {
-                    let (into, kept): (Vec<usize>, Vec<usize>) =
-                        self.succ[gv].iter().partition(|&&w| w >= o && w - o < before.len() && before[w - o]);
-                    self.succ[gv] = kept;
-                    for w in into {
-                        let edge = (v as u32, (w - o) as u32);
-                        self.cut[b].insert(edge);
-                        self.added[b].retain(|&e| e != edge);
-                        cut += 1;
-                    }
-                }
+            cut += self.detach(&dags[b], b, &all_reduces, &ends);
+            let gr = self.offsets[b] + recv;
+            for v in all_reduces {
+                let gv = self.offsets[b] + v;
                 if reaches(&self.succ, gr, gv) || reaches(&self.succ, gv, gr) {
                     continue;
                 }
