@@ -1221,6 +1221,18 @@ impl PipelineEdges {
         (paired(head), paired(rest))
     }
 
+    /// The paired receives that start stage `b`'s backward pass, one per
+    /// micro-batch in node order (`x` its rows): on the last stage of a
+    /// pipeline whose head sits elsewhere, the head's gradients; otherwise
+    /// the receives from the next stage that are not the head's output.
+    fn gradient_receives(&self, x: &[u32], b: usize) -> Vec<usize> {
+        if self.head.is_some_and(|h| b == h.last) {
+            self.paired_split(x, b, NodeType::CommRecvNode, PeerStage::Prev).0
+        } else {
+            self.paired_split(x, b, NodeType::CommRecvNode, PeerStage::Next).1
+        }
+    }
+
     /// Cuts the edges from stage `s`'s nodes `from` into the local ancestors
     /// of its nodes `targets` (targets included). Returns the edges cut.
     fn detach(&mut self, dag: &Dag, s: usize, from: &[usize], targets: &[usize]) -> usize {
@@ -1311,13 +1323,12 @@ impl PipelineEdges {
             // gradient sends and what they wait on) is not part of the
             // backward pass either: gating it would make the head's gradient
             // wait on the last stage's backward pass, the other way round.
-            let (recvs, sends) = if self.head.is_some_and(|h| b == h.last) {
-                let (gradients, _) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Prev);
-                (gradients, self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev).0)
+            let recvs = self.gradient_receives(&xs[b], b);
+            let sends = if self.head.is_some_and(|h| b == h.last) {
+                self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Prev).0
             } else {
-                let (_, gradients) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
                 let (head, forward) = self.split_head(&xs[b], b, NodeType::CommSendNode, PeerStage::Next);
-                (gradients, forward.into_iter().chain(head).collect())
+                forward.into_iter().chain(head).collect()
             };
             if recvs.is_empty() {
                 continue;
@@ -1418,13 +1429,9 @@ impl PipelineEdges {
             let sends: Vec<usize> = sends.into_iter().filter(|&v| self.paired[b][v]).collect();
             let ends: Vec<usize> = head.into_iter().chain(next).collect();
             let forward = local_ancestors(&dags[b], &self.cut[b], &ends);
-            let gradients = if self.head.is_some_and(|h| b == h.last) {
-                self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Prev).0
-            } else {
-                self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next).1
-            };
             // after[j][v]: whether local node v waits on gradient j.
-            let after: Vec<Vec<bool>> = gradients
+            let after: Vec<Vec<bool>> = self
+                .gradient_receives(&xs[b], b)
                 .iter()
                 .map(|&g| {
                     let reached = reachable(&self.succ, o + g);
@@ -1441,7 +1448,10 @@ impl PipelineEdges {
             // waiting on everything before the last layer.
             let split = |i: usize| after.split_at((i + 1).min(after.len()));
             let later = |i: usize, v: usize| split(i).1.iter().any(|a| a[v]);
-            let own = |i: usize, v: usize| split(i).0.is_empty() || split(i).0.iter().any(|a| a[v]);
+            let own = |i: usize, v: usize| {
+                let (own, _) = split(i);
+                own.is_empty() || own.iter().any(|a| a[v])
+            };
             let level = &self.levels[b];
             let mut anchors =
                 backward_send_anchors(&dags[b], &xs[b], level, &sends, |i, v| forward[v] || later(i, v) || !own(i, v));
