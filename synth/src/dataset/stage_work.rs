@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::corpus::{GraphFamily, ModelType, WorkloadConfig};
 use super::error::Result;
 use super::size_prior::{cholesky_solve, median};
+use super::vocab::CommKind;
 
 /// Names of the work terms, in [`StageWork::terms`] order. `L` = layers in
 /// the stage, `tok` = tokens a rank processes per step (batch · seq / (dp ·
@@ -75,6 +76,104 @@ pub const WORK_TERMS: [&str; 15] = [
 /// loss gradient comes back).
 pub const MESSAGE_TERMS: [&str; 1] = ["m·tok·d/tp"];
 
+/// How many weight products [`COLLECTIVE_TERMS`] varies (see there).
+const WEIGHT_PRODUCTS: usize = 6;
+/// How many activation products [`COLLECTIVE_TERMS`] has.
+const ACTIVATION_PRODUCTS: usize = 12;
+
+/// Names of the collective terms, in [`StageWork::collectives`] order.
+/// `W` = one transformer layer's weights as the graph family builds them
+/// (gpt: 4d² + 2d·ff; llama: 2d² + 2d·kv + 3d·ff; moe: 2d² + 2d·kv +
+/// 2d·ff·E/ep), `kv'` = the key/value width the family uses (d for gpt),
+/// `m` = micro-batches, `g` = the group size of the communicator kind the
+/// terms are for, `ws` / `tpsp` = 1 with `--weight_sharded` / `--tpsp` on
+/// (`!` = off). The weight products (gradients all-reduced or
+/// reduce-scattered, sharded weights gathered; the vocabulary blocks are
+/// split over `tp` only without `--tpsp`) come as `!ws`, `ws` and `ws/g`,
+/// the activation products (tensor-, sequence- and expert-parallel
+/// traffic) once.
+pub const COLLECTIVE_TERMS: [&str; 3 * WEIGHT_PRODUCTS + ACTIVATION_PRODUCTS] = [
+    "!ws·L·W/tp",
+    "!ws·m·L·W/tp",
+    "!ws·L·d",
+    "!ws·m·L·d",
+    "!ws·tpsp·nv·d·V",
+    "!ws·!tpsp·nv·d·V/tp",
+    "ws·L·W/tp",
+    "ws·m·L·W/tp",
+    "ws·L·d",
+    "ws·m·L·d",
+    "ws·tpsp·nv·d·V",
+    "ws·!tpsp·nv·d·V/tp",
+    "ws·L·W/(tp·g)",
+    "ws·m·L·W/(tp·g)",
+    "ws·L·d/g",
+    "ws·m·L·d/g",
+    "ws·tpsp·nv·d·V/g",
+    "ws·!tpsp·nv·d·V/(tp·g)",
+    "tpsp·L·tok·d",
+    "tpsp·L·tok·d/tp",
+    "tpsp·L·tok·kv'",
+    "tpsp·L·tok·kv'/tp",
+    "!tpsp·L·tok·d",
+    "!tpsp·L·tok·d/tp",
+    "!tpsp·L·tok·kv'",
+    "!tpsp·L·tok·kv'/tp",
+    "L·tok·d/(tp·ep) (MoE)",
+    "L·tok·d·k/(tp·ep) (MoE)",
+    "L·tok·d·k/(tp·ep²) (MoE)",
+    "L·tok·E/(tp·ep) (MoE)",
+];
+
+/// How many count products [`COLLECTIVE_COUNT_TERMS`] varies.
+const COUNT_PRODUCTS: usize = 8;
+/// How many of them also come with activation recomputation.
+const RECOMPUTED_COUNT_PRODUCTS: usize = 6;
+
+/// Names of the collective-count terms, in [`StageWork::collective_counts`]
+/// order: how many collectives of a group a stage has, from `L` layers, `m`
+/// micro-batches, `nv` vocabulary blocks and `E/ep` local experts (MoE),
+/// once with `--tpsp` and unsharded weights, once with `--tpsp` and sharded
+/// ones, once without `--tpsp`, and the first six again with activation
+/// recomputation (`ar`), which repeats forward collectives in the backward
+/// pass.
+pub const COLLECTIVE_COUNT_TERMS: [&str; 3 * COUNT_PRODUCTS + RECOMPUTED_COUNT_PRODUCTS] = [
+    "tpsp·!ws·1",
+    "tpsp·!ws·L",
+    "tpsp·!ws·m·L",
+    "tpsp·!ws·nv",
+    "tpsp·!ws·m",
+    "tpsp·!ws·m·nv",
+    "tpsp·!ws·m·L·E/ep (MoE)",
+    "tpsp·!ws·L·E/ep (MoE)",
+    "tpsp·ws·1",
+    "tpsp·ws·L",
+    "tpsp·ws·m·L",
+    "tpsp·ws·nv",
+    "tpsp·ws·m",
+    "tpsp·ws·m·nv",
+    "tpsp·ws·m·L·E/ep (MoE)",
+    "tpsp·ws·L·E/ep (MoE)",
+    "!tpsp·1",
+    "!tpsp·L",
+    "!tpsp·m·L",
+    "!tpsp·nv",
+    "!tpsp·m",
+    "!tpsp·m·nv",
+    "!tpsp·m·L·E/ep (MoE)",
+    "!tpsp·L·E/ep (MoE)",
+    "ar·1",
+    "ar·L",
+    "ar·m·L",
+    "ar·nv",
+    "ar·m",
+    "ar·m·nv",
+];
+
+/// The communicator kinds a stage's collectives run over, in
+/// [`StageWork::collectives`] order.
+pub const COLLECTIVE_KINDS: [CommKind; 4] = [CommKind::Data, CommKind::Tensor, CommKind::Sequence, CommKind::Expert];
+
 /// Which of a stage's term vectors a [`WorkFit`] combines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +183,16 @@ pub enum TermSet {
     Compute,
     /// [`MESSAGE_TERMS`]: the pipeline messages (send `comm_size`).
     Messages,
+    /// [`COLLECTIVE_TERMS`] for data-parallel collectives.
+    DataCollectives,
+    /// [`COLLECTIVE_TERMS`] for tensor-parallel collectives.
+    TensorCollectives,
+    /// [`COLLECTIVE_TERMS`] for sequence-parallel collectives.
+    SequenceCollectives,
+    /// [`COLLECTIVE_TERMS`] for expert-parallel collectives.
+    ExpertCollectives,
+    /// [`COLLECTIVE_COUNT_TERMS`]: how many collectives of a group.
+    CollectiveCounts,
 }
 
 impl TermSet {
@@ -92,6 +201,8 @@ impl TermSet {
         match self {
             TermSet::Compute => WORK_TERMS.len(),
             TermSet::Messages => MESSAGE_TERMS.len(),
+            TermSet::CollectiveCounts => COLLECTIVE_COUNT_TERMS.len(),
+            _ => COLLECTIVE_TERMS.len(),
         }
     }
 }
@@ -105,6 +216,17 @@ pub struct StageWork {
     pub terms: [f64; WORK_TERMS.len()],
     /// One value per [`MESSAGE_TERMS`] entry.
     pub messages: [f64; MESSAGE_TERMS.len()],
+    /// Per [`COLLECTIVE_KINDS`] entry, one value per [`COLLECTIVE_TERMS`]
+    /// entry (`g` is that kind's group size).
+    pub collectives: [[f64; COLLECTIVE_TERMS.len()]; COLLECTIVE_KINDS.len()],
+    /// One value per [`COLLECTIVE_COUNT_TERMS`] entry.
+    pub collective_counts: [f64; COLLECTIVE_COUNT_TERMS.len()],
+    /// Per [`COLLECTIVE_KINDS`] entry, the ranks of the stage's group of
+    /// that kind (1: no such communicator).
+    pub group_sizes: [u32; COLLECTIVE_KINDS.len()],
+    /// Whether the weights are sharded over the data-parallel ranks
+    /// (`--weight_sharded`).
+    pub weight_sharded: bool,
 }
 
 /// The stage that holds the output head (see the module doc).
@@ -156,7 +278,68 @@ impl StageWork {
             l * d,
         ];
         let messages = [f64::from(neighbours + to_head) * tok * d / message_tp];
-        Ok(StageWork { family: f.graph_family(), terms, messages })
+        let kv_used = if f.graph_family() == GraphFamily::Gpt { d } else { kv };
+        let layer_weights = match f.graph_family() {
+            GraphFamily::Gpt => 4.0 * d * d + 2.0 * d * ff,
+            GraphFamily::Llama => 2.0 * d * d + 2.0 * d * kv + 3.0 * d * ff,
+            GraphFamily::Moe => 2.0 * d * d + 2.0 * d * kv + 2.0 * d * ff * e / ep,
+        };
+        let m = x(f.n_microbatches());
+        let (ws, tpsp) = (f64::from(u8::from(f.weight_sharded)), f64::from(u8::from(f.tpsp)));
+        let vocab = if f.tpsp { nv * d * v } else { 0.0 };
+        let vocab_split = if f.tpsp { 0.0 } else { nv * d * v / tp };
+        let weights = [l * layer_weights / tp, m * l * layer_weights / tp, l * d, m * l * d, vocab, vocab_split];
+        let group_sizes = COLLECTIVE_KINDS.map(|kind| match kind {
+            CommKind::Data => layout.dp,
+            CommKind::Tensor => layout.tp,
+            CommKind::Sequence => layout.sp,
+            _ => layout.ep,
+        });
+        let collectives = group_sizes.map(|g| {
+            let g = x(g);
+            let mut c = [0.0; COLLECTIVE_TERMS.len()];
+            let (w, a) = c.split_at_mut(3 * WEIGHT_PRODUCTS);
+            for (i, &t) in weights.iter().enumerate() {
+                w[i] = (1.0 - ws) * t;
+                w[WEIGHT_PRODUCTS + i] = ws * t;
+                w[2 * WEIGHT_PRODUCTS + i] = ws * t / g;
+            }
+            let moe = if moe { 1.0 } else { 0.0 };
+            let dense = [l * tok * d, l * tok * d / tp, l * tok * kv_used, l * tok * kv_used / tp];
+            let (with, without) = a.split_at_mut(dense.len());
+            for (i, &t) in dense.iter().enumerate() {
+                with[i] = tpsp * t;
+                without[i] = (1.0 - tpsp) * t;
+            }
+            without[dense.len()..].copy_from_slice(&[
+                moe * l * tok * d / (tp * ep),
+                moe * l * tok * d * k / (tp * ep),
+                moe * l * tok * d * k / (tp * ep * ep),
+                moe * l * tok * e / (tp * ep),
+            ]);
+            c
+        });
+        let local_experts = if moe { e / ep } else { 0.0 };
+        let counts = [1.0, l, m * l, nv, m, m * nv, m * l * local_experts, l * local_experts];
+        let recompute = f64::from(u8::from(f.activation_recompute));
+        let mut collective_counts = [0.0; COLLECTIVE_COUNT_TERMS.len()];
+        for (i, &c) in counts.iter().enumerate() {
+            collective_counts[i] = tpsp * (1.0 - ws) * c;
+            collective_counts[COUNT_PRODUCTS + i] = tpsp * ws * c;
+            collective_counts[2 * COUNT_PRODUCTS + i] = (1.0 - tpsp) * c;
+            if i < RECOMPUTED_COUNT_PRODUCTS {
+                collective_counts[3 * COUNT_PRODUCTS + i] = recompute * c;
+            }
+        }
+        Ok(StageWork {
+            family: f.graph_family(),
+            collective_counts,
+            terms,
+            messages,
+            collectives,
+            group_sizes,
+            weight_sharded: f.weight_sharded,
+        })
     }
 
     /// The term vector of `set`.
@@ -164,6 +347,11 @@ impl StageWork {
         match set {
             TermSet::Compute => &self.terms,
             TermSet::Messages => &self.messages,
+            TermSet::DataCollectives => &self.collectives[0],
+            TermSet::TensorCollectives => &self.collectives[1],
+            TermSet::SequenceCollectives => &self.collectives[2],
+            TermSet::ExpertCollectives => &self.collectives[3],
+            TermSet::CollectiveCounts => &self.collective_counts,
         }
     }
 }
@@ -178,6 +366,19 @@ pub struct FamilyFit {
     pub coefficients: Vec<f64>,
     /// Median of `|predicted / actual − 1|` over the training graphs.
     pub train_median_rel_error: f64,
+    /// Per term, whether some training graph of the family had it non-zero
+    /// (absent in checkpoints made before it existed: all seen). A stage
+    /// with a term the family never saw (a MoE model with sharded weights
+    /// where the training split has none) takes the pooled fit instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen_terms: Vec<bool>,
+}
+
+impl FamilyFit {
+    /// Whether the fit saw every term `terms` has non-zero.
+    fn covers(&self, terms: &[f64]) -> bool {
+        self.seen_terms.is_empty() || terms.iter().zip(&self.seen_terms).all(|(&t, &seen)| seen || t == 0.0)
+    }
 }
 
 /// A total (e.g. `num_ops`) as a non-negative combination of one set of a
@@ -188,9 +389,23 @@ pub struct WorkFit {
     /// The terms combined.
     #[serde(default)]
     pub terms: TermSet,
-    /// One fit per family the training split has.
+    /// One fit per family the training split has enough graphs of
+    /// ([`MIN_FAMILY_GRAPHS`]).
     pub families: Vec<FamilyFit>,
+    /// One fit over every family's graphs (family `all`), for the families
+    /// without their own (absent in checkpoints made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<FamilyFit>,
 }
+
+/// The fewest graphs with a positive total a family needs for a fit of its
+/// own: with fewer (two MoE workloads with a data-parallel group, for
+/// instance) the non-negative fit picks whichever terms those graphs happen
+/// to share, and the pooled fit generalizes better.
+pub const MIN_FAMILY_GRAPHS: usize = 8;
+
+/// The family name of [`WorkFit::pooled`].
+pub const POOLED: &str = "all";
 
 fn family_name(family: GraphFamily) -> &'static str {
     match family {
@@ -204,37 +419,43 @@ impl WorkFit {
     /// Fits every family on its graphs with a positive total (minimizing the
     /// squared relative error); `None` when no family has one.
     pub fn fit(set: TermSet, works: &[StageWork], totals: &[f64]) -> Option<WorkFit> {
-        let families: Vec<FamilyFit> = GraphFamily::ALL
-            .into_iter()
-            .filter_map(|family| {
-                let (rows, targets): (Vec<&[f64]>, Vec<f64>) = works
-                    .iter()
-                    .zip(totals)
-                    .filter(|(w, &t)| w.family == family && t > 0.0)
-                    .map(|(w, &t)| (w.terms_of(set), t))
-                    .unzip();
-                if rows.is_empty() {
-                    return None;
-                }
-                // Rows divided by their target: a fit to 1 everywhere is a
-                // fit of the relative error.
-                let scaled: Vec<Vec<f64>> =
-                    rows.iter().zip(&targets).map(|(r, &t)| r.iter().map(|v| v / t).collect()).collect();
-                let coefficients = nnls(&scaled, &vec![1.0; scaled.len()]);
-                let rel = |r: &[f64], t: f64| (dot(&coefficients, r) / t - 1.0).abs();
-                let train_median_rel_error = median(rows.iter().zip(&targets).map(|(r, &t)| rel(r, t)).collect());
-                Some(FamilyFit { family: family_name(family).to_string(), coefficients, train_median_rel_error })
-            })
-            .collect();
-        (!families.is_empty()).then_some(WorkFit { terms: set, families })
+        let fit_on = |family: Option<GraphFamily>, min: usize| {
+            let (rows, targets): (Vec<&[f64]>, Vec<f64>) = works
+                .iter()
+                .zip(totals)
+                .filter(|(w, &t)| family.is_none_or(|f| w.family == f) && t > 0.0)
+                .map(|(w, &t)| (w.terms_of(set), t))
+                .unzip();
+            if rows.len() < min.max(1) {
+                return None;
+            }
+            // Rows divided by their target: a fit to 1 everywhere is a
+            // fit of the relative error.
+            let scaled: Vec<Vec<f64>> =
+                rows.iter().zip(&targets).map(|(r, &t)| r.iter().map(|v| v / t).collect()).collect();
+            let coefficients = nnls(&scaled, &vec![1.0; scaled.len()]);
+            let rel = |r: &[f64], t: f64| (dot(&coefficients, r) / t - 1.0).abs();
+            let train_median_rel_error = median(rows.iter().zip(&targets).map(|(r, &t)| rel(r, t)).collect());
+            let family = family.map_or(POOLED, family_name).to_string();
+            let seen_terms = (0..set.term_count()).map(|j| rows.iter().any(|r| r[j] != 0.0)).collect();
+            Some(FamilyFit { family, coefficients, train_median_rel_error, seen_terms })
+        };
+        let families: Vec<FamilyFit> =
+            GraphFamily::ALL.into_iter().filter_map(|family| fit_on(Some(family), MIN_FAMILY_GRAPHS)).collect();
+        let pooled = fit_on(None, 1);
+        pooled.is_some().then_some(WorkFit { terms: set, families, pooled })
     }
 
     /// What is wrong with a fit read from a checkpoint (unknown or repeated
     /// family, wrong number of coefficients, negative or non-finite ones),
     /// if anything.
     pub fn problem(&self) -> Option<String> {
-        for (i, f) in self.families.iter().enumerate() {
-            if !GraphFamily::ALL.iter().any(|&g| family_name(g) == f.family) {
+        for (i, f) in self.families.iter().chain(&self.pooled).enumerate() {
+            if i == self.families.len() {
+                if f.family != POOLED {
+                    return Some(format!("the pooled fit is named {:?}, expected {POOLED:?}", f.family));
+                }
+            } else if !GraphFamily::ALL.iter().any(|&g| family_name(g) == f.family) {
                 return Some(format!("unknown graph family {:?} (expected gpt, llama or moe)", f.family));
             }
             if self.families[..i].iter().any(|g| g.family == f.family) {
@@ -244,6 +465,10 @@ impl WorkFit {
                 let n = f.coefficients.len();
                 return Some(format!("{}: {n} coefficients, expected {}", f.family, self.terms.term_count()));
             }
+            if !f.seen_terms.is_empty() && f.seen_terms.len() != self.terms.term_count() {
+                let n = f.seen_terms.len();
+                return Some(format!("{}: {n} seen_terms, expected {}", f.family, self.terms.term_count()));
+            }
             if f.coefficients.iter().any(|c| !(c.is_finite() && *c >= 0.0)) {
                 return Some(format!("{}: coefficients must be finite and non-negative", f.family));
             }
@@ -251,10 +476,14 @@ impl WorkFit {
         None
     }
 
-    /// The predicted total of a stage; `None` for a family the fit has not seen.
+    /// The predicted total of a stage: from its family's fit where that saw
+    /// every term the stage has, otherwise from the pooled one; `None` with
+    /// neither.
     pub fn predict(&self, work: &StageWork) -> Option<f64> {
         let name = family_name(work.family);
-        let fit = self.families.iter().find(|f| f.family == name)?;
+        let terms = work.terms_of(self.terms);
+        let own = self.families.iter().find(|f| f.family == name && (f.covers(terms) || self.pooled.is_none()));
+        let fit = own.or(self.pooled.as_ref())?;
         Some(dot(&fit.coefficients, work.terms_of(self.terms)))
     }
 }
@@ -365,6 +594,51 @@ mod tests {
         let x = nnls(&a, &b);
         assert!(x.iter().all(|&v| v >= 0.0), "{x:?}");
         assert!(nnls(&[], &[]).is_empty());
+    }
+
+    /// A family's own fit serves the stages whose terms it saw; a stage
+    /// with a term it never saw, or of a family with fewer than
+    /// [`MIN_FAMILY_GRAPHS`] graphs, takes the pooled fit.
+    #[test]
+    fn a_family_takes_the_pooled_fit_for_what_it_never_saw() {
+        let base = StageWork::of(&config("w000_llama_mp_L4_d1024_dp1tp2pp2sp1"), 0).unwrap();
+        let work = |family, t0: f64, t1: f64| {
+            let mut w = StageWork { family, ..base.clone() };
+            w.collective_counts = [0.0; COLLECTIVE_COUNT_TERMS.len()];
+            w.collective_counts[..2].copy_from_slice(&[t0, t1]);
+            w
+        };
+        // Llama graphs: 2·t0 (t1 always 0); gpt graphs: 2·t0 + 5·t1; three MoE graphs.
+        let mut works = Vec::new();
+        let mut totals = Vec::new();
+        for k in 1..=10 {
+            let k = f64::from(k);
+            works.extend([work(GraphFamily::Llama, k, 0.0), work(GraphFamily::Gpt, k, k + 1.0)]);
+            totals.extend([2.0 * k, 2.0 * k + 5.0 * (k + 1.0)]);
+        }
+        for k in 1..=3 {
+            works.push(work(GraphFamily::Moe, f64::from(k), 0.0));
+            totals.push(2.0 * f64::from(k));
+        }
+        let fit = WorkFit::fit(TermSet::CollectiveCounts, &works, &totals).unwrap();
+        assert_eq!(fit.families.iter().map(|f| f.family.as_str()).collect::<Vec<_>>(), ["gpt", "llama"]);
+        assert!(fit.problem().is_none());
+        let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-6);
+        assert!(near(fit.predict(&work(GraphFamily::Llama, 1.0, 0.0)), 2.0));
+        // Llama never had t1: the pooled fit (all graphs) knows it.
+        let pooled = fit.pooled.as_ref().unwrap();
+        let with_t1 = work(GraphFamily::Llama, 1.0, 1.0);
+        let want = dot(&pooled.coefficients, with_t1.terms_of(TermSet::CollectiveCounts));
+        assert!(near(fit.predict(&with_t1), want) && want > 2.0, "{want}");
+        assert!(near(fit.predict(&work(GraphFamily::Moe, 1.0, 1.0)), want));
+        // Fits from before the seen terms and the pooled fit: the family's own.
+        let old = WorkFit {
+            pooled: None,
+            families: fit.families.iter().cloned().map(|f| FamilyFit { seen_terms: Vec::new(), ..f }).collect(),
+            ..fit
+        };
+        assert!(near(old.predict(&with_t1), 2.0));
+        assert!(old.predict(&work(GraphFamily::Moe, 1.0, 0.0)).is_none());
     }
 
     fn config(id: &str) -> WorkloadConfig {
