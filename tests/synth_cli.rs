@@ -603,6 +603,10 @@ fn the_shipped_model_was_trained_from_its_config() {
         let families = shipped["data"]["magnitude_prior"][fit]["families"].as_array();
         assert_eq!(families.map(Vec::len), Some(3), "no {fit} for each graph family");
     }
+    // The collective mix: bytes and counts of the 11 communicator-kind and
+    // collective-type groups STG writes.
+    let groups = shipped["data"]["magnitude_prior"]["collective_mix"].as_array();
+    assert_eq!(groups.map(Vec::len), Some(11), "no collective mix");
     assert_eq!(shipped["data"]["representatives"]["values"].as_array().map(Vec::len), Some(4));
     assert!(repo("models/default/weights.safetensors").is_file());
 }
@@ -620,9 +624,11 @@ fn refitting_the_shipped_priors_reproduces_them() {
         std::fs::copy(repo(&format!("models/default/{file}")), model.join(file)).unwrap();
     }
     let config = model.join("config.json");
-    // Drop the work-term fit: refitting must bring it back exactly.
+    // Drop the work-term fit and the collective mix: refitting must bring
+    // them back exactly.
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     cfg["data"]["magnitude_prior"].as_object_mut().unwrap().remove("compute_ops_by_work");
+    cfg["data"]["magnitude_prior"].as_object_mut().unwrap().remove("collective_mix");
     std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let out = strata(args!["synth", "refit-priors", "--model", &model, "--data", shared("corpus")]).ok().to_string();
     assert!(out.contains("predicted compute_ops 0.0 % (train) / 0.0 % (validation)"), "{out}");
@@ -657,6 +663,12 @@ fn refitting_the_shipped_priors_reproduces_them() {
     std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let msg = strata(args!["synth", "generate", "--model", &model, "--ranks", "4", "--out", dir.path("g")]).fails();
     assert!(msg.contains("compute_ops_by_work") && msg.contains("non-negative"), "{msg}");
+    // So is a collective mix with a group STG has no name for.
+    cfg = serde_json::from_slice(&before).unwrap();
+    cfg["data"]["magnitude_prior"]["collective_mix"][0]["group"] = serde_json::json!("DATA BROADCAST");
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let msg = strata(args!["synth", "generate", "--model", &model, "--ranks", "4", "--out", dir.path("g")]).fails();
+    assert!(msg.contains("collective_mix") && msg.contains("DATA BROADCAST"), "{msg}");
 }
 
 /// Retraining from configs/synth/default.toml reproduces the shipped weights

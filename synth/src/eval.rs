@@ -543,7 +543,7 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 }
 
 /// The `--set` pairs that make [`generate`] use exactly these flags.
-fn flag_sets(f: &StgFlags) -> Vec<String> {
+pub(crate) fn flag_sets(f: &StgFlags) -> Vec<String> {
     let model_type = match f.model_type {
         ModelType::Gpt => "gpt",
         ModelType::Llama => "llama",

@@ -74,6 +74,7 @@ use serde::{Deserialize, Serialize};
 use simulator::chakra::NodeType;
 use tch::{nn, Device, Tensor};
 
+use crate::dataset::collective_mix::group_totals;
 use crate::dataset::conditioning::{scalar_condition, workload_features, Normalizer, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Corpus, Split};
 use crate::dataset::magnitude_prior::{MagnitudePrior, MagnitudeTotal};
@@ -380,18 +381,21 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
                 if ranks.is_empty() {
                     return Err(empty(&dir.join("SPLIT.txt"), split.name()));
                 }
-                let (mut dags, mut rows, mut totals, mut works) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let (mut dags, mut rows, mut totals, mut works, mut groups) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for r in ranks.iter().take(cap) {
                     let trace = r.read_trace()?;
                     if let Some(f) = fitter.as_deref_mut() {
                         observe_trace(f, &trace, &r.path)?;
                     }
-                    dags.push(r.tokenize_trace(&trace)?);
+                    let dag = r.tokenize_trace(&trace)?;
+                    groups.push(group_totals(&trace, &dag, &r.path)?);
+                    dags.push(dag);
                     rows.push(workload_features(&r.workload.config, r.rank)?);
                     totals.push(MagnitudeTotal::all_of_trace(&trace, &r.path)?);
                     works.push(StageWork::of(&r.workload.config, r.rank)?);
                 }
-                Ok::<_, TrainError>((dags, rows, (totals, works)))
+                Ok::<_, TrainError>((dags, rows, (totals, works, groups)))
             };
             let mut fitter = RepresentativeFitter::new();
             let (train_dags, train_raw, train_totals) = read(Split::Train, Some(&mut fitter))?;
@@ -417,8 +421,8 @@ pub fn load_data(source: &DataSource, max_graphs: Option<usize>) -> Result<Train
             p.fit_forward_send(&train.graphs, is_forward_send);
             p
         });
-        if let Some(((train_totals, train_works), (val_totals, val_works))) = &totals {
-            spec.magnitude_prior = MagnitudePrior::fit(train_totals, &train_y, train_works);
+        if let Some(((train_totals, train_works, train_groups), (val_totals, val_works, _))) = &totals {
+            spec.magnitude_prior = MagnitudePrior::fit(train_totals, &train_y, train_works, train_groups);
             if let Some(p) = &spec.magnitude_prior {
                 magnitude_train = p.median_rel_errors(train_totals, &train_y, train_works);
                 magnitude_validation = p.median_rel_errors(val_totals, &validation_y, val_works);

@@ -42,6 +42,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use simulator::chakra::{EtTrace, NodeType};
 
+use super::collective_mix::{CollectiveMix, GroupTotals};
 use super::size_prior::{median, LogLinearFit};
 use super::stage_work::{StageWork, TermSet, WorkFit};
 use super::tokenize::magnitudes;
@@ -144,6 +145,12 @@ pub struct MagnitudePrior {
     /// preferred to `send_bytes` likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_bytes_by_work: Option<WorkFit>,
+    /// Collective `comm_size` per communicator kind and collective type;
+    /// preferred to `collective_bytes` likewise, and the bytes each group
+    /// of a generated stage's collectives gets (absent in checkpoints made
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective_mix: Option<CollectiveMix>,
 }
 
 /// How [`MagnitudePrior::rescale`] moved one graph's totals: per total in
@@ -152,9 +159,11 @@ pub type Shifts = [i32; 4];
 
 impl MagnitudePrior {
     /// Fits every total on the totals of real graphs ([`MagnitudeTotal::all_of_trace`])
-    /// and their conditioning rows, and `num_ops` also on their work terms
-    /// (when `works` has one per graph); `None` without graphs or conditioning.
-    pub fn fit(totals: &[Totals], rows: &[Vec<f32>], works: &[StageWork]) -> Option<Self> {
+    /// and their conditioning rows, and `num_ops`, send and collective
+    /// bytes also on their work terms (when `works` has one per graph; the
+    /// collectives per group, when `groups` has one per graph too); `None`
+    /// without graphs or conditioning.
+    pub fn fit(totals: &[Totals], rows: &[Vec<f32>], works: &[StageWork], groups: &[GroupTotals]) -> Option<Self> {
         if totals.is_empty() || rows.first().is_none_or(|r| r.is_empty()) {
             return None;
         }
@@ -174,19 +183,24 @@ impl MagnitudePrior {
             send_bytes: fit(3),
             compute_ops_by_work: by_work(TermSet::Compute, 0),
             send_bytes_by_work: by_work(TermSet::Messages, 3),
+            collective_mix: (works.len() == totals.len()).then(|| CollectiveMix::fit(works, groups)).flatten(),
         })
     }
 
     /// The predicted total for conditioning row `y` (and the stage's work
-    /// terms, which `compute_ops` and `send_bytes` prefer); `None` without a
-    /// fit.
+    /// terms, which `compute_ops`, `collective_bytes` and `send_bytes`
+    /// prefer); `None` without a fit.
     pub fn predict(&self, total: MagnitudeTotal, y: &[f32], work: Option<&StageWork>) -> Option<f64> {
         let fit = match total {
             MagnitudeTotal::ComputeOps => self.compute_ops_by_work.as_ref(),
             MagnitudeTotal::SendBytes => self.send_bytes_by_work.as_ref(),
             _ => None,
         };
-        let by_work = fit.zip(work).and_then(|(fit, w)| fit.predict(w));
+        let mix = self.collective_mix.as_ref().filter(|_| total == MagnitudeTotal::CollectiveBytes);
+        let by_work = match mix {
+            Some(mix) => work.and_then(|w| mix.total(w)),
+            None => fit.zip(work).and_then(|(fit, w)| fit.predict(w)),
+        };
         by_work.or_else(|| self.get(total).map(|f| f.predict_f64(y)))
     }
 
@@ -207,13 +221,15 @@ impl MagnitudePrior {
 
     /// Moves each total of `dag` (an ET token graph generated for
     /// conditioning row `y` and a stage with work terms `work`, buckets read
-    /// as `reps`) to its prediction ([`Self::predict`]):
-    /// every node of the total goes up (or down) by the same whole number of
-    /// octaves, the most that keeps the total at or below the prediction,
-    /// then single nodes, largest first, one octave more while that still
-    /// fits. Buckets stay sizes (never ABSENT or ZERO) and inside the
-    /// vocabulary; a total of 0 or without a fit is left alone. Returns the
-    /// graph and the common shift of each total.
+    /// as `reps`) to its prediction ([`Self::predict`]; the collectives
+    /// group by group where the checkpoint has their [mix](CollectiveMix)
+    /// and the stage has predicted groups): every node of the total goes up
+    /// (or down) by the same whole number of octaves, the most that keeps
+    /// the total at or below the prediction, then single nodes, largest
+    /// first, one octave more while that still fits. Buckets stay sizes
+    /// (never ABSENT or ZERO) and inside the vocabulary; a total of 0 or
+    /// without a fit is left alone. Returns the graph and the common shift
+    /// of each total (of the largest group for the collectives).
     pub fn rescale(
         &self,
         dag: &Dag,
@@ -221,43 +237,30 @@ impl MagnitudePrior {
         work: Option<&StageWork>,
         reps: &Representatives,
     ) -> Result<(Dag, Shifts), DatasetError> {
-        let f = dag.num_features();
         let mut x = dag.x().to_vec();
         let mut shifts = [0; 4];
         for (i, total) in MagnitudeTotal::ALL.into_iter().enumerate() {
-            let Some(want) = self.predict(total, y, work) else { continue };
-            let have = total.of(dag, reps);
-            if have <= 0.0 || !want.is_finite() || want <= 0.0 {
+            let feature = total.source().1;
+            // Collectives by group where the checkpoint has the mix: each
+            // group's nodes to the group's bytes (the largest group's shift
+            // is the one reported).
+            let groups = match (total, &self.collective_mix, work) {
+                (MagnitudeTotal::CollectiveBytes, Some(mix), Some(work)) => mix.targets(dag, work),
+                _ => Vec::new(),
+            };
+            if !groups.is_empty() {
+                let mut largest = 0.0;
+                for (nodes, want) in groups {
+                    let k = fit_nodes(&mut x, dag.num_features(), &nodes, feature, want, reps);
+                    if want > largest {
+                        (largest, shifts[i]) = (want, k);
+                    }
+                }
                 continue;
             }
-            let feature = total.source().1;
-            let col = feature.index();
-            let value = |b: u32| reps.value(feature, b).unwrap_or(0) as f64;
-            // Buckets go no higher than the last whose value Chakra's int64 holds.
-            let smallest = Magnitude::ZERO + 1;
-            let largest = (smallest..MAGNITUDE_CLASSES)
-                .take_while(|&b| reps.value(feature, b).is_some_and(|v| v <= i64::MAX as u64))
-                .last()
-                .unwrap_or(smallest);
-            let sized: Vec<usize> = total.nodes(dag).filter(|&v| x[v * f + col] >= smallest).collect();
-            let k = (want / have).log2().floor().clamp(-(largest as f64), largest as f64) as i32;
-            for &v in &sized {
-                let b = &mut x[v * f + col];
-                *b = (*b as i32 + k).clamp(smallest as i32, largest as i32) as u32;
-            }
-            shifts[i] = k;
-            // Fill the rest of the way node by node, largest first (ties by id).
-            let mut deficit = want - sized.iter().map(|&v| value(x[v * f + col])).sum::<f64>();
-            let mut by_size = sized;
-            by_size.sort_by_key(|&v| (std::cmp::Reverse(x[v * f + col]), v));
-            for v in by_size {
-                let b = x[v * f + col];
-                let gain = value((b + 1).min(largest)) - value(b);
-                if gain > 0.0 && gain <= deficit {
-                    x[v * f + col] = b + 1;
-                    deficit -= gain;
-                }
-            }
+            let Some(want) = self.predict(total, y, work) else { continue };
+            let nodes: Vec<usize> = total.nodes(dag).collect();
+            shifts[i] = fit_nodes(&mut x, dag.num_features(), &nodes, feature, want, reps);
         }
         let out = Dag::new(dag.cardinalities().to_vec(), x, dag.src().to_vec(), dag.dst().to_vec())
             .map_err(|source| DatasetError::Dag { origin: "magnitude prior".into(), source })?;
@@ -289,6 +292,47 @@ impl MagnitudePrior {
             })
             .collect()
     }
+}
+
+/// Moves the summed `feature` values of `nodes` (rows of a token matrix
+/// `x` with `f` features, read as `reps`) to `want`: every sized node by
+/// the same whole number of octaves, the most that keeps the total at or
+/// below `want`, then single nodes, largest first (ties by id), one octave
+/// more while that still fits. Buckets stay sizes (never ABSENT or ZERO)
+/// and inside the vocabulary; nodes whose total is 0, or a `want` that is
+/// not a positive number, are left alone. Returns the common shift.
+fn fit_nodes(x: &mut [u32], f: usize, nodes: &[usize], feature: EtFeature, want: f64, reps: &Representatives) -> i32 {
+    let col = feature.index();
+    let value = |b: u32| reps.value(feature, b).unwrap_or(0) as f64;
+    let have: f64 = nodes.iter().map(|&v| value(x[v * f + col])).sum();
+    if have <= 0.0 || !want.is_finite() || want <= 0.0 {
+        return 0;
+    }
+    // Buckets go no higher than the last whose value Chakra's int64 holds.
+    let smallest = Magnitude::ZERO + 1;
+    let largest = (smallest..MAGNITUDE_CLASSES)
+        .take_while(|&b| reps.value(feature, b).is_some_and(|v| v <= i64::MAX as u64))
+        .last()
+        .unwrap_or(smallest);
+    let sized: Vec<usize> = nodes.iter().copied().filter(|&v| x[v * f + col] >= smallest).collect();
+    let k = (want / have).log2().floor().clamp(-(largest as f64), largest as f64) as i32;
+    for &v in &sized {
+        let b = &mut x[v * f + col];
+        *b = (*b as i32 + k).clamp(smallest as i32, largest as i32) as u32;
+    }
+    // Fill the rest of the way node by node, largest first (ties by id).
+    let mut deficit = want - sized.iter().map(|&v| value(x[v * f + col])).sum::<f64>();
+    let mut by_size = sized;
+    by_size.sort_by_key(|&v| (std::cmp::Reverse(x[v * f + col]), v));
+    for v in by_size {
+        let b = x[v * f + col];
+        let gain = value((b + 1).min(largest)) - value(b);
+        if gain > 0.0 && gain <= deficit {
+            x[v * f + col] = b + 1;
+            deficit -= gain;
+        }
+    }
+    k
 }
 
 #[cfg(test)]
@@ -336,7 +380,7 @@ mod tests {
     fn a_log_linear_law_is_recovered_and_applied() {
         let totals: Vec<Totals> = (0..4).map(|y| [(1u64 << (10 + y)) as f64, 0.0, 0.0, 0.0]).collect();
         let rows: Vec<Vec<f32>> = (0..4).map(|y| vec![y as f32]).collect();
-        let p = MagnitudePrior::fit(&totals, &rows, &[]).unwrap();
+        let p = MagnitudePrior::fit(&totals, &rows, &[], &[]).unwrap();
         let fit = p.compute_ops.as_ref().unwrap();
         assert!((fit.intercept - 10.0).abs() < 0.01 && (fit.weights[0] - 1.0).abs() < 0.01, "{fit:?}");
         assert!(p.compute_bytes.is_none() && p.collective_bytes.is_none() && p.send_bytes.is_none());
@@ -364,8 +408,8 @@ mod tests {
         assert_eq!(col(&far)[1], MAGNITUDE_CLASSES - 2);
         assert!(lb.value(EtFeature::NumOps, col(&far)[1]).is_some_and(|v| v <= i64::MAX as u64));
         assert!(lb.value(EtFeature::NumOps, MAGNITUDE_CLASSES - 1).is_some_and(|v| v > i64::MAX as u64));
-        assert!(MagnitudePrior::fit(&[], &[], &[]).is_none());
-        assert!(MagnitudePrior::fit(&totals, &vec![vec![]; 4], &[]).is_none());
+        assert!(MagnitudePrior::fit(&[], &[], &[], &[]).is_none());
+        assert!(MagnitudePrior::fit(&totals, &vec![vec![]; 4], &[], &[]).is_none());
     }
 
     /// A real trace's totals equal the sums the corpus generator recorded
@@ -395,8 +439,9 @@ mod tests {
 
     /// Fitted on the corpus's train split, the prior predicts the
     /// validation split's stage totals: `num_ops` (from the work terms)
-    /// within 1 %, compute bytes within 20 %, communication within 40 %
-    /// (median relative error; BENCHMARKS.md has the figures).
+    /// and collective bytes (from the collective mix) within 1 %, compute
+    /// bytes within 20 %, send bytes within 40 % (median relative error;
+    /// BENCHMARKS.md has the figures).
     #[test]
     fn the_corpus_prior_predicts_held_out_totals() {
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/corpus");
@@ -406,7 +451,7 @@ mod tests {
         assert_eq!(errors.len(), 4, "{errors:?}");
         for &(name, e) in errors {
             let bound = match name {
-                "compute_ops" => 0.01,
+                "compute_ops" | "collective_bytes" => 0.01,
                 "compute_bytes" => 0.2,
                 _ => 0.4,
             };
@@ -415,5 +460,6 @@ mod tests {
         assert_eq!(prior.fits().count(), 4);
         assert_eq!(prior.compute_ops_by_work.as_ref().map(|w| w.families.len()), Some(3));
         assert_eq!(prior.send_bytes_by_work.as_ref().map(|w| w.terms), Some(TermSet::Messages));
+        assert_eq!(prior.collective_mix.as_ref().map(|m| m.groups.len()), Some(11));
     }
 }

@@ -14,7 +14,8 @@
 //! | [`streams`] | the flat layered storage, the node-count / node-attribute / edge streams, their batches and tensors |
 //! | [`size_prior`] | the depth and node count a condition predicts (fitted on the train split; caps sampling) |
 //! | [`magnitude_prior`] | the compute and communication totals a condition predicts (fitted on the train split; rescales generated graphs) |
-//! | [`stage_work`] | analytic per-stage work terms of a workload and the non-negative fit of `num_ops` on them |
+//! | [`stage_work`] | analytic per-stage work terms of a workload and the non-negative fits of `num_ops`, send and collective bytes on them |
+//! | [`collective_mix`] | which communicator kinds and collective types a stage's collectives fall in, and the bytes of each (fitted on the train split; regroups and rescales generated collectives) |
 //! | [`conditioning`] | the workload feature vector, its train-split normalization, and the scalar form |
 //! | [`corpus`] | the STG corpus on disk: splits, `config.json`, comm groups, rank files |
 //! | [`tpu_tile`] | the TPU Tile JSON Lines reader |
@@ -45,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+pub mod collective_mix;
 pub mod conditioning;
 pub mod corpus;
 pub mod dag;

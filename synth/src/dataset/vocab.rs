@@ -449,6 +449,16 @@ impl PeerStage {
     }
 }
 
+/// Makes an ET token row a compute node, keeping its compute attributes
+/// (the communication columns become none or absent).
+pub fn make_compute(row: &mut [u32]) {
+    row[EtFeature::NodeType.index()] = NodeTypeToken::id(NodeType::CompNode);
+    row[EtFeature::Collective.index()] = CollectiveToken::NONE;
+    row[EtFeature::CommKind.index()] = CommKind::None.id();
+    row[EtFeature::PeerStage.index()] = PeerStage::None.id();
+    row[EtFeature::CommSize.index()] = Magnitude::ABSENT;
+}
+
 /// Representative values of the magnitude buckets: the inverse of [`Magnitude::bucket`].
 ///
 /// `values[slot][bucket]` (slot = position in [`EtFeature::MAGNITUDES`]) is the

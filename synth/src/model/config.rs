@@ -60,6 +60,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ModelError, Result};
+use crate::dataset::collective_mix::CollectiveMix;
 use crate::dataset::conditioning::Normalizer;
 use crate::dataset::magnitude_prior::MagnitudePrior;
 use crate::dataset::size_prior::SizePrior;
@@ -713,6 +714,9 @@ impl DataSpec {
                 if let Some(what) = fit.as_ref().and_then(WorkFit::problem) {
                     return err(&format!("magnitude_prior.{key}"), what);
                 }
+            }
+            if let Some(what) = p.collective_mix.as_ref().and_then(CollectiveMix::problem) {
+                return err("magnitude_prior.collective_mix", what);
             }
         }
         if let Some(r) = &self.representatives {
