@@ -291,6 +291,9 @@ pub struct Conversions {
     /// the checkpoint's [collective mix](crate::dataset::collective_mix):
     /// out of groups their stage does not have, and into groups it needs.
     pub collectives_regrouped: usize,
+    /// Data- and sequence-parallel all-reduces made leaves of the backward
+    /// pass ([`crate::gradient_sync`]).
+    pub gradient_all_reduces_placed: usize,
     /// Changes the detokenizer reported (summed over ranks).
     pub detokenize_repairs: usize,
 }
@@ -2045,7 +2048,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         None => Vec::new(),
     };
     for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
-        let (mut clamped, mut regrouped) = (0, 0);
+        let (mut clamped, mut regrouped, mut gradients_placed) = (0, 0, 0);
         let mut shifts = vec![[0; 4]; chunk.len()];
         let chunk: Vec<Dag> = chunk
             .iter()
@@ -2062,6 +2065,9 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                     }
                     (d, *shift) = p.rescale(&d, row, Some(work), &reps)?;
                 }
+                let placed;
+                (d, placed) = crate::gradient_sync::place_gradient_all_reduces(&d, &reps)?;
+                gradients_placed += placed;
                 Ok(d)
             })
             .collect::<Result<_>>()?;
@@ -2073,6 +2079,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
             stage_workload(&prefix, &chunk, &layout, &reps, &send_totals, &collective_bytes, head_messages)?;
         w.conversions.magnitudes_clamped = clamped;
         w.conversions.collectives_regrouped = regrouped;
+        w.conversions.gradient_all_reduces_placed = gradients_placed;
         w.magnitude_shifts = shifts;
         workloads.push(w);
         staged.extend(files);
@@ -2845,12 +2852,13 @@ mod tests {
     /// all-reduce is predicted 48 % low: seven of the training split's eight
     /// MoE workloads with tensor parallelism share one shape, d 1024 and 4
     /// layers), has at most the real group's
-    /// count of collectives.
+    /// count of collectives, and every gradient all-reduce is a leaf.
     #[test]
     fn generated_collectives_carry_the_real_groups_bytes() {
         use crate::dataset::collective_mix::{group_totals, CollectiveGroup, GROUP_TYPES};
         use crate::dataset::stage_work::COLLECTIVE_KINDS;
         use crate::dataset::tokenize::tokenize;
+        use crate::gradient_sync::is_gradient_all_reduce;
         let dir = temp_dir("generate-collective-mix");
         let prefix = dir.join("gen");
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default");
@@ -2875,7 +2883,7 @@ mod tests {
                     (group_totals(&trace, &dag, path).unwrap(), dag)
                 };
                 let (want, _) = read(&real.rank_path(rank));
-                let (got, _) = read(&w.rank_files[rank as usize]);
+                let (got, dag) = read(&w.rank_files[rank as usize]);
                 for g in CollectiveGroup::all() {
                     let name = format!("{id} stage {stage} {}", g.name());
                     let k = COLLECTIVE_KINDS.iter().position(|&c| c == g.kind).unwrap();
@@ -2890,6 +2898,12 @@ mod tests {
                     if got.counts[k][t] > 0.0 {
                         assert!((bytes / real_bytes - 1.0).abs() < within, "{name}: {bytes} bytes, real {real_bytes}");
                     }
+                }
+                for v in (0..dag.num_nodes()).filter(|&v| is_gradient_all_reduce(dag.features(v))) {
+                    assert!(
+                        dag.edges().all(|(u, _)| u as usize != v),
+                        "{id} stage {stage}: all-reduce {v} has successors"
+                    );
                 }
             }
             check_consistency(w);

@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod device;
 pub mod eval;
 pub mod generate;
+pub mod gradient_sync;
 pub mod model;
 pub mod optim;
 pub mod sample;
