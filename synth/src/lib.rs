@@ -1,9 +1,17 @@
-//! Strata's LayerDAG trace generator on libtorch (through `tch`).
+//! Strata's LayerDAG trace generator on libtorch (through `tch`): it learns
+//! from Chakra execution traces and synthesizes what-if traces.
 //!
-//! This crate will learn from Chakra execution traces and synthesize what-if
-//! traces. For now it holds the libtorch plumbing every later part stands on:
-//! [`device`] picks where tensors live, and the tests prove that libtorch loads,
-//! runs a forward and backward pass and yields correct gradients.
+//! | module | owns |
+//! |---|---|
+//! | [`dataset`] | traces ↔ token DAGs, the example streams, conditioning, the fitted priors |
+//! | [`model`] | the LayerDAG networks, their config and checkpoints |
+//! | [`train`] | seeded, resumable training with early stopping |
+//! | [`optim`] | Adam with its state in the open |
+//! | [`sample`] | batched layer-by-layer sampling |
+//! | [`generate`] | `--set` flags → consistent multi-rank Chakra workloads |
+//! | [`gradient_sync`] | where a generated stage's gradient all-reduces sit |
+//! | [`eval`] | generated against real workloads: validity, structure, timing |
+//! | [`device`] | where tensors live |
 
 pub mod dataset;
 pub mod device;
