@@ -453,6 +453,14 @@ mod tests {
             .collect()
     }
 
+    /// The mix fitted on the train split.
+    fn fitted(corpus: &Corpus) -> CollectiveMix {
+        let train = stages(corpus, Split::Train);
+        let works: Vec<StageWork> = train.iter().map(|s| s.1.clone()).collect();
+        let totals: Vec<GroupTotals> = train.iter().map(|s| s.2).collect();
+        CollectiveMix::fit(&works, &totals).unwrap()
+    }
+
     /// The rules of [`CollectiveGroup::possible`] hold for every collective
     /// of every real rank graph of the corpus, and every group occurs.
     #[test]
@@ -487,10 +495,7 @@ mod tests {
     #[test]
     fn group_fits_predict_the_validation_stages() {
         let corpus = corpus();
-        let train = stages(&corpus, Split::Train);
-        let works: Vec<StageWork> = train.iter().map(|s| s.1.clone()).collect();
-        let totals: Vec<GroupTotals> = train.iter().map(|s| s.2).collect();
-        let mix = CollectiveMix::fit(&works, &totals).unwrap();
+        let mix = fitted(&corpus);
         assert_eq!(mix.groups.len(), 11);
         assert!(mix.problem().is_none());
         let (mut errors, mut counts, mut exact, mut gradients) = (Vec::new(), 0, 0, 0);
@@ -529,7 +534,7 @@ mod tests {
         assert!(exact * 10 >= counts * 9, "{exact} of {counts} group counts exact");
     }
 
-    /// A stage graph whose model drew only tensor-parallel all-gathers (60
+    /// A stage graph whose model drew only tensor-parallel all-gathers (61
     /// of them) and a data-parallel all-reduce on a layout without data
     /// parallelism is shaped into w000's real stage 0: 24 all-gathers, 16
     /// reduce-scatters and the vocabulary all-reduce (counts read from the
@@ -537,10 +542,7 @@ mod tests {
     #[test]
     fn shaping_gives_a_stage_its_real_groups() {
         let corpus = corpus();
-        let train = stages(&corpus, Split::Train);
-        let works: Vec<StageWork> = train.iter().map(|s| s.1.clone()).collect();
-        let totals: Vec<GroupTotals> = train.iter().map(|s| s.2).collect();
-        let mix = CollectiveMix::fit(&works, &totals).unwrap();
+        let mix = fitted(&corpus);
         let w000 = stages(&corpus, Split::Validation).into_iter().find(|s| s.0.starts_with("w000_")).unwrap();
         let (_, work, real, _) = w000;
         let cards = et_cardinalities();

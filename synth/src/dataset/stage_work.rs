@@ -89,9 +89,9 @@ const ACTIVATION_PRODUCTS: usize = 12;
 /// terms are for, `ws` / `tpsp` = 1 with `--weight_sharded` / `--tpsp` on
 /// (`!` = off). The weight products (gradients all-reduced or
 /// reduce-scattered, sharded weights gathered; the vocabulary blocks are
-/// split over `tp` only without `--tpsp`) come as `!ws`, `ws` and `ws/g`,
-/// the activation products (tensor-, sequence- and expert-parallel
-/// traffic) once.
+/// split over `tp` only without `--tpsp`) come as `!ws`, `ws` and `ws/g`;
+/// the dense activation products (tensor- and sequence-parallel traffic)
+/// with `tpsp` and with `!tpsp`, and the MoE expert-traffic products once.
 pub const COLLECTIVE_TERMS: [&str; 3 * WEIGHT_PRODUCTS + ACTIVATION_PRODUCTS] = [
     "!ws·L·W/tp",
     "!ws·m·L·W/tp",
