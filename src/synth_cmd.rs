@@ -327,7 +327,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             n => format!("{{0..{}}}", n - 1),
         };
         println!(
-            "wrote {}.{ranks}.et and {} ({} nodes per stage; {} send/recv pairs, {} dependencies cut to keep them acyclic, {} added from backward receives, {} backward sends anchored to their micro-batch; {} collectives regrouped, {} gradient all-reduces placed; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
+            "wrote {}.{ranks}.et and {} ({} nodes per stage; {} send/recv pairs, {} dependencies cut to keep them acyclic, {} added from backward receives, {} backward sends anchored to their micro-batch; {} collectives regrouped, {} gradient all-reduces placed, {} activation collectives put in line; made compute nodes: {} unmatched send/recv, {} cyclic pairs, {} collectives, {} other nodes; {} unseen sizes clamped, {} comm sizes raised, {} tensor sizes set)",
             w.prefix.display(),
             w.comm_groups.display(),
             w.nodes_per_stage.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("/"),
@@ -337,6 +337,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             c.p2p_sends_anchored,
             c.collectives_regrouped,
             c.gradient_all_reduces_placed,
+            c.activation_collectives_inlined,
             c.p2p_unmatched,
             c.p2p_cyclic,
             c.collectives,

@@ -292,8 +292,11 @@ pub struct Conversions {
     /// out of groups their stage does not have, and into groups it needs.
     pub collectives_regrouped: usize,
     /// Data- and sequence-parallel all-reduces made leaves of the backward
-    /// pass ([`crate::gradient_sync`]).
+    /// pass ([`crate::collective_placement`]).
     pub gradient_all_reduces_placed: usize,
+    /// Activation collectives that were leaves given a compute successor
+    /// ([`crate::collective_placement`]).
+    pub activation_collectives_inlined: usize,
     /// Changes the detokenizer reported (summed over ranks).
     pub detokenize_repairs: usize,
 }
@@ -2048,7 +2051,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         None => Vec::new(),
     };
     for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
-        let (mut clamped, mut regrouped, mut gradients_placed) = (0, 0, 0);
+        let (mut clamped, mut regrouped, mut gradients_placed, mut inlined) = (0, 0, 0, 0);
         let mut shifts = vec![[0; 4]; chunk.len()];
         let chunk: Vec<Dag> = chunk
             .iter()
@@ -2065,9 +2068,11 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                     }
                     (d, *shift) = p.rescale(&d, row, Some(work), &reps)?;
                 }
-                let placed;
-                (d, placed) = crate::gradient_sync::place_gradient_all_reduces(&d, &reps)?;
+                let (placed, in_line);
+                (d, placed) = crate::collective_placement::place_gradient_all_reduces(&d, &reps)?;
+                (d, in_line) = crate::collective_placement::inline_activation_collectives(&d)?;
                 gradients_placed += placed;
+                inlined += in_line;
                 Ok(d)
             })
             .collect::<Result<_>>()?;
@@ -2080,6 +2085,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         w.conversions.magnitudes_clamped = clamped;
         w.conversions.collectives_regrouped = regrouped;
         w.conversions.gradient_all_reduces_placed = gradients_placed;
+        w.conversions.activation_collectives_inlined = inlined;
         w.magnitude_shifts = shifts;
         workloads.push(w);
         staged.extend(files);
@@ -2852,13 +2858,14 @@ mod tests {
     /// all-reduce is predicted 48 % low: seven of the training split's eight
     /// MoE workloads with tensor parallelism share one shape, d 1024 and 4
     /// layers), has at most the real group's
-    /// count of collectives, and every gradient all-reduce is a leaf.
+    /// count of collectives, every gradient all-reduce is a leaf and every
+    /// activation collective has a successor.
     #[test]
     fn generated_collectives_carry_the_real_groups_bytes() {
+        use crate::collective_placement::{is_activation_collective, is_gradient_all_reduce};
         use crate::dataset::collective_mix::{group_totals, CollectiveGroup, GROUP_TYPES};
         use crate::dataset::stage_work::COLLECTIVE_KINDS;
         use crate::dataset::tokenize::tokenize;
-        use crate::gradient_sync::is_gradient_all_reduce;
         let dir = temp_dir("generate-collective-mix");
         let prefix = dir.join("gen");
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default");
@@ -2898,6 +2905,9 @@ mod tests {
                     if got.counts[k][t] > 0.0 {
                         assert!((bytes / real_bytes - 1.0).abs() < within, "{name}: {bytes} bytes, real {real_bytes}");
                     }
+                }
+                for v in (0..dag.num_nodes()).filter(|&v| is_activation_collective(dag.features(v))) {
+                    assert!(dag.edges().any(|(u, _)| u as usize == v), "{id} stage {stage}: {v} holds up nothing");
                 }
                 for v in (0..dag.num_nodes()).filter(|&v| is_gradient_all_reduce(dag.features(v))) {
                     assert!(

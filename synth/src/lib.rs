@@ -9,15 +9,15 @@
 //! | [`optim`] | Adam with its state in the open |
 //! | [`sample`] | batched layer-by-layer sampling |
 //! | [`generate`] | `--set` flags → consistent multi-rank Chakra workloads |
-//! | [`gradient_sync`] | where a generated stage's gradient all-reduces sit |
+//! | [`collective_placement`] | where a generated stage's collectives sit in its graph |
 //! | [`eval`] | generated against real workloads: validity, structure, timing |
 //! | [`device`] | where tensors live |
 
+pub mod collective_placement;
 pub mod dataset;
 pub mod device;
 pub mod eval;
 pub mod generate;
-pub mod gradient_sync;
 pub mod model;
 pub mod optim;
 pub mod sample;
