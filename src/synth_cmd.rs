@@ -340,7 +340,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             c.activation_collectives_inlined,
             c.p2p_unmatched,
             c.p2p_cyclic,
-            c.collectives,
+            c.collectives + c.collectives_dropped,
             c.other_types,
             c.magnitudes_clamped,
             c.comm_sizes_raised,

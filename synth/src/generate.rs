@@ -37,7 +37,13 @@
 //!    [`GenerateSpec::ignore_magnitude_prior`] is off) moves each stage
 //!    graph's compute and communication totals to the ones its conditioning
 //!    row and its stage's work terms predict
-//!    ([`crate::dataset::magnitude_prior`], [`crate::dataset::stage_work`]).
+//!    ([`crate::dataset::magnitude_prior`], [`crate::dataset::stage_work`]),
+//!    after its collective mix (when it has one) has put the stage's
+//!    collectives in the groups and counts the stage has
+//!    ([`crate::dataset::collective_mix`]). Whatever the checkpoint, the
+//!    gradient all-reduces then become leaves of the backward pass and the
+//!    activation collectives nothing waited on get a successor
+//!    ([`crate::collective_placement`]).
 //! 4. The workload is built so that it is consistent by construction
 //!    (after the masks, what is left to convert is mostly unpaired sends and
 //!    receives):
@@ -289,8 +295,12 @@ pub struct Conversions {
     pub magnitudes_clamped: usize,
     /// Collectives moved to another communicator kind or collective type by
     /// the checkpoint's [collective mix](crate::dataset::collective_mix):
-    /// out of groups their stage does not have, and into groups it needs.
+    /// out of groups their stage does not have, and into groups it needs
+    /// (compute nodes made collectives included).
     pub collectives_regrouped: usize,
+    /// Collectives beyond their group's predicted count made compute nodes
+    /// by the collective mix.
+    pub collectives_dropped: usize,
     /// Data- and sequence-parallel all-reduces made leaves of the backward
     /// pass ([`crate::collective_placement`]).
     pub gradient_all_reduces_placed: usize,
@@ -1811,10 +1821,12 @@ fn set_message_sizes(
     }
 }
 
-/// Sets a detokenized node's `comm_size`.
+/// Sets a detokenized node's `comm_size` (at most `i64::MAX`, what Chakra's
+/// int64 holds).
 fn set_comm_size(node: &mut simulator::chakra::Node, bytes: u64) {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
     for a in node.attr.iter_mut().filter(|a| a.name == "comm_size") {
-        a.value = Some(simulator::chakra::AttrValue::Int64Val(bytes as i64));
+        a.value = Some(simulator::chakra::AttrValue::Int64Val(bytes));
     }
 }
 
@@ -2051,7 +2063,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
         None => Vec::new(),
     };
     for (k, chunk) in dags.chunks(layout.pp as usize).enumerate() {
-        let (mut clamped, mut regrouped, mut gradients_placed, mut inlined) = (0, 0, 0, 0);
+        let (mut clamped, mut regrouped, mut dropped, mut gradients_placed, mut inlined) = (0, 0, 0, 0, 0);
         let mut shifts = vec![[0; 4]; chunk.len()];
         let chunk: Vec<Dag> = chunk
             .iter()
@@ -2064,7 +2076,8 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
                     if let Some(mix) = &p.collective_mix {
                         let moved;
                         (d, moved) = mix.shape(&d, work)?;
-                        regrouped += moved.moved + moved.required + moved.dropped;
+                        regrouped += moved.moved + moved.required;
+                        dropped += moved.dropped;
                     }
                     (d, *shift) = p.rescale(&d, row, Some(work), &reps)?;
                 }
@@ -2084,6 +2097,7 @@ pub fn generate_with(spec: &GenerateSpec, before_sampling: &mut dyn FnMut(&[Stri
             stage_workload(&prefix, &chunk, &layout, &reps, &send_totals, &collective_bytes, head_messages)?;
         w.conversions.magnitudes_clamped = clamped;
         w.conversions.collectives_regrouped = regrouped;
+        w.conversions.collectives_dropped = dropped;
         w.conversions.gradient_all_reduces_placed = gradients_placed;
         w.conversions.activation_collectives_inlined = inlined;
         w.magnitude_shifts = shifts;
@@ -2902,6 +2916,10 @@ mod tests {
                         got.counts[k][t],
                         want.counts[k][t]
                     );
+                    let share = real_bytes / want.bytes.iter().flatten().sum::<f64>();
+                    if share >= crate::dataset::collective_mix::REQUIRED_SHARE {
+                        assert!(got.counts[k][t] > 0.0, "{name}: missing, real {:.0} % of the bytes", 100.0 * share);
+                    }
                     if got.counts[k][t] > 0.0 {
                         assert!((bytes / real_bytes - 1.0).abs() < within, "{name}: {bytes} bytes, real {real_bytes}");
                     }

@@ -34,7 +34,8 @@
 //! unpredicted group moves to the predicted group of its kind with the most
 //! bytes, a group predicted to carry at least [`REQUIRED_SHARE`] of the
 //! bytes that the model left without a node takes one from the fullest
-//! group, and collectives beyond a group's count fill groups short of
+//! group (or a compute node, where no group can spare one), and
+//! collectives beyond a group's count fill groups short of
 //! theirs or become compute nodes. The magnitude prior's rescaling then
 //! gives each group its predicted bytes, and generation writes them split
 //! evenly over the group's nodes, as STG does.
@@ -46,7 +47,7 @@ use simulator::chakra::{CollectiveCommType, EtTrace, NodeType};
 
 use super::stage_work::{StageWork, TermSet, WorkFit, COLLECTIVE_KINDS};
 use super::tokenize::magnitudes;
-use super::vocab::{make_compute, CollectiveToken, CommKind, EtFeature, NodeTypeToken};
+use super::vocab::{make_compute, CollectiveToken, CommKind, EtFeature, Magnitude, NodeTypeToken};
 use super::{Dag, DatasetError};
 
 /// The collective types of the corpus, in [`GroupTotals`] order.
@@ -65,6 +66,10 @@ pub const REQUIRED_SHARE: f64 = 0.05;
 /// absent (the fits give some groups a few stray bytes where STG writes
 /// none), and its drawn collectives move to another group.
 pub const MIN_SHARE: f64 = 0.001;
+
+/// The `comm_size` a compute node made a required collective starts with
+/// (the group's predicted bytes replace it when the workload is written).
+const MIN_SPARE_SIZE: u64 = 1 << 20;
 
 /// One communicator kind and collective type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,14 +317,16 @@ impl CollectiveMix {
     ///    without one);
     /// 2. each group of at least [`REQUIRED_SHARE`] of the bytes without a
     ///    node takes the last node of the fullest group of two or more (of
-    ///    its own kind first);
+    ///    its own kind first), or else the compute node with the least
+    ///    `num_ops` (so a data-parallel stage always has its gradient
+    ///    all-reduce, even where the model drew no collective);
     /// 3. each group keeps its first nodes up to its predicted count; the
     ///    rest go to the groups short of theirs (the shortest of the same
     ///    kind first, then of any kind) and, once none is short, become
     ///    compute nodes (their dependencies stay).
     ///
-    /// A stage without predictions, or without collectives, is left as it
-    /// is. Node ids and edges never change.
+    /// A stage without predictions is left as it is. Node ids and edges
+    /// never change.
     pub fn shape(&self, dag: &Dag, work: &StageWork) -> Result<(Dag, Regrouped), DatasetError> {
         let predictions = self.predictions(work);
         let mut done = Regrouped::default();
@@ -327,10 +334,17 @@ impl CollectiveMix {
         let collective = NodeTypeToken::id(NodeType::CommCollNode);
         let nodes: Vec<usize> =
             (0..dag.num_nodes()).filter(|&v| dag.features(v)[EtFeature::NodeType.index()] == collective).collect();
-        if predictions.is_empty() || nodes.is_empty() {
+        if predictions.is_empty() {
             return Ok((dag.clone(), done));
         }
         let mut x = dag.x().to_vec();
+        // Compute nodes a required group may take when no group can spare a
+        // collective: the least num_ops last (then the highest id), so
+        // `pop` gives the one whose loss the compute total misses least.
+        let compute = NodeTypeToken::id(NodeType::CompNode);
+        let mut spare: Vec<usize> =
+            (0..dag.num_nodes()).filter(|&v| dag.features(v)[EtFeature::NodeType.index()] == compute).collect();
+        spare.sort_by_key(|&v| (std::cmp::Reverse(dag.features(v)[EtFeature::NumOps.index()]), v));
         let total: f64 = predictions.iter().map(|p| p.1).sum();
         let slot = |g: CollectiveGroup| g.flat().unwrap_or(0);
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); CollectiveGroup::all().count()];
@@ -369,8 +383,17 @@ impl CollectiveMix {
                     .filter(|&h| members[slot(h)].len() >= 2)
                     .max_by_key(|&h| (members[slot(h)].len(), std::cmp::Reverse(slot(h))))
             };
-            let Some(from) = fullest(true).or_else(|| fullest(false)) else { continue };
-            let Some(v) = members[slot(from)].pop() else { continue };
+            let v = match fullest(true).or_else(|| fullest(false)) {
+                Some(from) => members[slot(from)].pop(),
+                None => spare.pop().inspect(|&v| {
+                    let row = &mut x[v * f..(v + 1) * f];
+                    row[EtFeature::NodeType.index()] = collective;
+                    row[EtFeature::NumOps.index()] = Magnitude::ABSENT;
+                    row[EtFeature::TensorSize.index()] = Magnitude::ABSENT;
+                    row[EtFeature::CommSize.index()] = Magnitude::bucket(Some(MIN_SPARE_SIZE));
+                }),
+            };
+            let Some(v) = v else { continue };
             g.write(&mut x[v * f..(v + 1) * f]);
             members[slot(g)].push(v);
             done.required += 1;
@@ -556,7 +579,6 @@ mod tests {
             row[EtFeature::CommSize.index()] = Magnitude::bucket(Some(1 << 20));
             if v < 61 { tensor_gather } else { data_reduce }.write(row);
         }
-        x[61 * f + EtFeature::NodeType.index()] = NodeTypeToken::id(NodeType::CommCollNode);
         let (src, dst): (Vec<u32>, Vec<u32>) = (0..61).map(|v| (v, v + 1)).unzip();
         let dag = Dag::new(cards, x, src, dst).unwrap();
         let (shaped, done) = mix.shape(&dag, &work).unwrap();
@@ -575,6 +597,22 @@ mod tests {
         // (18 % of the bytes), 15 more of the 36 surplus fill them up.
         assert_eq!(done, Regrouped { moved: 1, required: 16, dropped: 21 });
         assert_eq!(shaped.edges().collect::<Vec<_>>(), dag.edges().collect::<Vec<_>>());
+        // A stage the model drew without collectives gets the required
+        // groups (all three hold 5 % or more of w000's bytes) from the
+        // compute nodes with the least num_ops.
+        let mut x = vec![0u32; 5 * f];
+        for v in 0..5 {
+            x[v * f + EtFeature::NodeType.index()] = NodeTypeToken::id(NodeType::CompNode);
+            x[v * f + EtFeature::NumOps.index()] = Magnitude::bucket(Some(1 << (20 + v)));
+        }
+        let bare = Dag::new(et_cardinalities(), x, vec![0, 1, 2, 3], vec![1, 2, 3, 4]).unwrap();
+        let (shaped, done) = mix.shape(&bare, &work).unwrap();
+        assert_eq!(done, Regrouped { moved: 0, required: 3, dropped: 0 });
+        let groups: Vec<Option<CollectiveGroup>> =
+            (0..5).map(|v| CollectiveGroup::of_row(shaped.features(v))).collect();
+        let (reduce, scatter) = (CollectiveCommType::AllReduce, CollectiveCommType::ReduceScatter);
+        let tensor = |collective| Some(CollectiveGroup { kind: CommKind::Tensor, collective });
+        assert_eq!(groups, [tensor(reduce), tensor(scatter), tensor(CollectiveCommType::AllGather), None, None]);
         // Without predictions (a layout without collectives) nothing changes.
         let alone = stages(&corpus, Split::Validation).into_iter().find(|s| s.0.starts_with("w111_")).unwrap().1;
         assert_eq!(mix.shape(&dag, &alone).unwrap(), (dag.clone(), Regrouped::default()));

@@ -229,7 +229,9 @@ impl MagnitudePrior {
     /// first, one octave more while that still fits. Buckets stay sizes
     /// (never ABSENT or ZERO) and inside the vocabulary; a total of 0 or
     /// without a fit is left alone. Returns the graph and the common shift
-    /// of each total (of the largest group for the collectives).
+    /// of each total (of the largest group for the collectives). With the
+    /// mix, collectives outside the stage's predicted groups keep their
+    /// buckets: run [`CollectiveMix::shape`] first, which leaves none.
     pub fn rescale(
         &self,
         dag: &Dag,

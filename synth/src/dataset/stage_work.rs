@@ -398,10 +398,11 @@ pub struct WorkFit {
     pub pooled: Option<FamilyFit>,
 }
 
-/// The fewest graphs with a positive total a family needs for a fit of its
-/// own: with fewer (two MoE workloads with a data-parallel group, for
-/// instance) the non-negative fit picks whichever terms those graphs happen
-/// to share, and the pooled fit generalizes better.
+/// The fewest graphs with a positive total a family needs for a collective
+/// fit of its own: with fewer (two MoE workloads with a data-parallel
+/// group, for instance) the non-negative fit picks whichever terms those
+/// graphs happen to share, and the pooled fit generalizes better. (The
+/// `num_ops` and message fits, whose terms each family has, need one.)
 pub const MIN_FAMILY_GRAPHS: usize = 8;
 
 /// The family name of [`WorkFit::pooled`].
@@ -440,8 +441,14 @@ impl WorkFit {
             let seen_terms = (0..set.term_count()).map(|j| rows.iter().any(|r| r[j] != 0.0)).collect();
             Some(FamilyFit { family, coefficients, train_median_rel_error, seen_terms })
         };
+        // The compute and message fits keep a family's own fit from one
+        // graph on, as before the pooled fit existed.
+        let min = match set {
+            TermSet::Compute | TermSet::Messages => 1,
+            _ => MIN_FAMILY_GRAPHS,
+        };
         let families: Vec<FamilyFit> =
-            GraphFamily::ALL.into_iter().filter_map(|family| fit_on(Some(family), MIN_FAMILY_GRAPHS)).collect();
+            GraphFamily::ALL.into_iter().filter_map(|family| fit_on(Some(family), min)).collect();
         let pooled = fit_on(None, 1);
         pooled.is_some().then_some(WorkFit { terms: set, families, pooled })
     }

@@ -64,7 +64,7 @@ use crate::dataset::collective_mix::CollectiveMix;
 use crate::dataset::conditioning::Normalizer;
 use crate::dataset::magnitude_prior::MagnitudePrior;
 use crate::dataset::size_prior::SizePrior;
-use crate::dataset::stage_work::WorkFit;
+use crate::dataset::stage_work::TermSet;
 use crate::dataset::streams::LayeredGraphs;
 use crate::dataset::vocab::Representatives;
 
@@ -708,10 +708,18 @@ impl DataSpec {
             }
         }
         if let Some(p) = &self.magnitude_prior {
-            for (key, fit) in
-                [("compute_ops_by_work", &p.compute_ops_by_work), ("send_bytes_by_work", &p.send_bytes_by_work)]
-            {
-                if let Some(what) = fit.as_ref().and_then(WorkFit::problem) {
+            for (key, fit, terms) in [
+                ("compute_ops_by_work", &p.compute_ops_by_work, TermSet::Compute),
+                ("send_bytes_by_work", &p.send_bytes_by_work, TermSet::Messages),
+            ] {
+                let Some(fit) = fit else { continue };
+                if fit.terms != terms {
+                    return err(
+                        &format!("magnitude_prior.{key}"),
+                        format!("fitted on {:?}, expected {terms:?}", fit.terms),
+                    );
+                }
+                if let Some(what) = fit.problem() {
                     return err(&format!("magnitude_prior.{key}"), what);
                 }
             }
