@@ -42,6 +42,7 @@ use simulator::chakra::{CollectiveCommType, NodeType};
 use crate::dataset::collective_mix::CollectiveGroup;
 use crate::dataset::vocab::{CommKind, EtFeature, NodeTypeToken, Representatives};
 use crate::dataset::{Dag, DatasetError};
+use crate::generate::reaches;
 
 /// The smallest share of the stage's compute a gradient all-reduce waits on.
 pub const LOW: f64 = 0.3;
@@ -188,22 +189,6 @@ pub fn inline_activation_collectives(dag: &Dag) -> Result<(Dag, usize), DatasetE
         succ[u as usize].push(v as usize);
         preds[v as usize].push(u as usize);
     }
-    // Whether `to` is reachable from `from` along `succ`.
-    let reaches = |succ: &[Vec<usize>], from: usize, to: usize| {
-        let mut seen = vec![false; n];
-        let mut stack = vec![from];
-        while let Some(v) = stack.pop() {
-            if v == to {
-                return true;
-            }
-            for &w in &succ[v] {
-                if !std::mem::replace(&mut seen[w], true) {
-                    stack.push(w);
-                }
-            }
-        }
-        false
-    };
     let layers =
         dag.layering().map_err(|source| DatasetError::Dag { origin: "activation collectives".into(), source })?;
     let mut added = Vec::new();

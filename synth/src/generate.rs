@@ -114,6 +114,7 @@ use simulator::chakra::{CollectiveCommType, NodeType};
 use simulator::util::StagedFile;
 use tch::Device;
 
+use crate::collective_placement::is_gradient_all_reduce;
 use crate::dataset::collective_mix::CollectiveGroup;
 use crate::dataset::conditioning::{workload_features, Normalizer, WORKLOAD_FEATURES};
 use crate::dataset::corpus::{Derived, ModelType, StgFlags, WorkloadConfig};
@@ -743,7 +744,7 @@ fn to_compute(x: &mut [u32], f: usize, v: usize) {
 }
 
 /// Whether `to` is reachable from `from` in `succ`.
-fn reaches(succ: &[Vec<usize>], from: usize, to: usize) -> bool {
+pub(crate) fn reaches(succ: &[Vec<usize>], from: usize, to: usize) -> bool {
     reachable(succ, from)[to]
 }
 
@@ -1387,18 +1388,8 @@ impl PipelineEdges {
         for b in 0..dags.len() {
             let (_, gradients) = self.paired_split(&xs[b], b, NodeType::CommRecvNode, PeerStage::Next);
             let Some(&recv) = gradients.last() else { continue };
-            let all_reduces: Vec<usize> = (0..dags[b].num_nodes())
-                .filter(|&v| {
-                    let row = &xs[b][v * f..(v + 1) * f];
-                    node_type(row, f, 0) == NodeType::CommCollNode
-                        && CollectiveToken::from_id(row[EtFeature::Collective.index()])
-                            == Some(Some(CollectiveCommType::AllReduce))
-                        && matches!(
-                            CommKind::from_id(row[EtFeature::CommKind.index()]),
-                            Some(CommKind::Data | CommKind::Sequence)
-                        )
-                })
-                .collect();
+            let all_reduces: Vec<usize> =
+                (0..dags[b].num_nodes()).filter(|&v| is_gradient_all_reduce(&xs[b][v * f..(v + 1) * f])).collect();
             // Out of the forward pass (and the head) first, whatever the
             // gating: with several micro-batches a send there need not lead
             // back to the last gradient, and would then wait on it.
