@@ -711,6 +711,7 @@ impl DataSpec {
             for (key, fit, terms) in [
                 ("compute_ops_by_work", &p.compute_ops_by_work, TermSet::Compute),
                 ("send_bytes_by_work", &p.send_bytes_by_work, TermSet::Messages),
+                ("compute_bytes_by_work", &p.compute_bytes_by_work, TermSet::ComputeBytes),
             ] {
                 let Some(fit) = fit else { continue };
                 if fit.terms != terms {
