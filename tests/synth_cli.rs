@@ -600,7 +600,7 @@ fn the_shipped_model_was_trained_from_its_config() {
     for total in ["compute_ops", "compute_bytes", "collective_bytes", "send_bytes"] {
         assert!(shipped["data"]["magnitude_prior"][total]["weights"].is_array(), "no magnitude prior for {total}");
     }
-    for fit in ["compute_ops_by_work", "send_bytes_by_work"] {
+    for fit in ["compute_ops_by_work", "send_bytes_by_work", "compute_bytes_by_work"] {
         let families = shipped["data"]["magnitude_prior"][fit]["families"].as_array();
         assert_eq!(families.map(Vec::len), Some(3), "no {fit} for each graph family");
     }
@@ -625,14 +625,16 @@ fn refitting_the_shipped_priors_reproduces_them() {
         std::fs::copy(repo(&format!("models/default/{file}")), model.join(file)).unwrap();
     }
     let config = model.join("config.json");
-    // Drop the work-term fit and the collective mix: refitting must bring
+    // Drop the work-term fits and the collective mix: refitting must bring
     // them back exactly.
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    cfg["data"]["magnitude_prior"].as_object_mut().unwrap().remove("compute_ops_by_work");
-    cfg["data"]["magnitude_prior"].as_object_mut().unwrap().remove("collective_mix");
+    for fit in ["compute_ops_by_work", "compute_bytes_by_work", "collective_mix"] {
+        cfg["data"]["magnitude_prior"].as_object_mut().unwrap().remove(fit);
+    }
     std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let out = strata(args!["synth", "refit-priors", "--model", &model, "--data", shared("corpus")]).ok().to_string();
     assert!(out.contains("predicted compute_ops 0.0 % (train) / 0.0 % (validation)"), "{out}");
+    assert!(out.contains("predicted compute_bytes 0.8 % (train) / 1.2 % (validation)"), "{out}");
     for file in ["config.json", "weights.safetensors"] {
         let shipped = std::fs::read(repo(&format!("models/default/{file}"))).unwrap();
         assert!(shipped == std::fs::read(model.join(file)).unwrap(), "refitted {file} differs from the shipped one");
@@ -664,6 +666,12 @@ fn refitting_the_shipped_priors_reproduces_them() {
     std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let msg = strata(args!["synth", "generate", "--model", &model, "--ranks", "4", "--out", dir.path("g")]).fails();
     assert!(msg.contains("compute_ops_by_work") && msg.contains("non-negative"), "{msg}");
+    // So is an output-size fit over another term set.
+    cfg = serde_json::from_slice(&before).unwrap();
+    cfg["data"]["magnitude_prior"]["compute_bytes_by_work"]["terms"] = serde_json::json!("messages");
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let msg = strata(args!["synth", "generate", "--model", &model, "--ranks", "4", "--out", dir.path("g")]).fails();
+    assert!(msg.contains("compute_bytes_by_work") && msg.contains("ComputeBytes"), "{msg}");
     // So is a collective mix with a group STG has no name for.
     cfg = serde_json::from_slice(&before).unwrap();
     cfg["data"]["magnitude_prior"]["collective_mix"][0]["group"] = serde_json::json!("DATA BROADCAST");
