@@ -60,7 +60,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::dataset::dag::{Dag, GraphBatch};
 use crate::dataset::streams::layer_progress;
-use crate::model::compress::{CompressedTensors, Compression};
+use crate::model::colour_cache::{CachedPass, ColourCache, EncoderCache};
 use crate::model::diffusion::NoiseSchedule;
 use crate::model::error::{ModelError, Result, TorchContext};
 use crate::model::layers::{segment_ids, GraphInput};
@@ -357,10 +357,10 @@ struct Batch {
     progress: Option<Tensor>,
     /// Global id of each graph's local node 0.
     base: Vec<i64>,
+    /// Each graph's index among the run's graphs (stable across batches).
+    graph_ids: Vec<i64>,
     /// The flat batch the tensors came from (for colour graphs).
     flat: GraphBatch,
-    /// The colour graph the encoders run on, when built.
-    compressed: Option<CompressedTensors>,
 }
 
 impl Batch {
@@ -383,23 +383,19 @@ impl Batch {
             y: Tensor::from_slice(&y).view([which.len() as i64, y_dim as i64]).to_device(dev),
             progress: None,
             base,
+            graph_ids: which.iter().map(|&g| g as i64).collect(),
             flat: b,
-            compressed: None,
         }
     }
 
-    /// Builds the colour graph for an encoder of `depth` layers over the
-    /// batch's edges plus `extra` ones (each graph its own conditioning group).
-    fn compress(&mut self, depth: usize, extra_src: &[i64], extra_dst: &[i64]) {
+    /// Colours the batch's nodes, with its edges plus `extra` ones, in the
+    /// run's colour cache (graphs keyed by their run-wide index).
+    fn cached_pass(&self, cache: &mut ColourCache, extra_src: &[i64], extra_dst: &[i64]) -> CachedPass {
         let b = &self.flat;
-        let c = if extra_src.is_empty() {
-            Compression::new(&b.x, b.num_features, &b.node_graph, &b.src, &b.dst, depth)
-        } else {
-            let src: Vec<i64> = b.src.iter().chain(extra_src).copied().collect();
-            let dst: Vec<i64> = b.dst.iter().chain(extra_dst).copied().collect();
-            Compression::new(&b.x, b.num_features, &b.node_graph, &src, &dst, depth)
-        };
-        self.compressed = Some(c.to_tensors(self.x.device()));
+        let group: Vec<i64> = b.node_graph.iter().map(|&g| self.graph_ids[g as usize]).collect();
+        let src: Vec<i64> = b.src.iter().chain(extra_src).copied().collect();
+        let dst: Vec<i64> = b.dst.iter().chain(extra_dst).copied().collect();
+        cache.pass(&b.x, b.num_features, &group, &src, &dst)
     }
 
     fn input(&self) -> GraphInput<'_> {
@@ -409,7 +405,7 @@ impl Batch {
             dst: &self.dst,
             node_graph: &self.node_graph,
             num_graphs: self.num_graphs,
-            compressed: self.compressed.as_ref(),
+            compressed: None,
         }
     }
 }
@@ -493,6 +489,10 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
     let depths = progress_depths(model, conditions, opts)?;
     let mut active: Vec<usize> = (0..graphs.len()).collect();
     let mut level = 0usize;
+    // The encoders' colours, kept across the run's passes.
+    let mut count_cache = model.node_count.model.new_cache(dev)?;
+    let mut node_cache = model.node_pred.model.new_cache(dev)?;
+    let mut edge_cache = model.edge_pred.model.new_cache(dev)?;
     let deepest = caps.iter().map(|c| c.layers).max().unwrap_or(max_level).min(max_level);
     while !active.is_empty() && level < max_level {
         if let Some(p) = &opts.progress {
@@ -505,9 +505,8 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         }
         // (a) The next layer's size per graph; a graph drawing 0 is finished.
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
-        b.compress(model.config.node_count.model.num_mpnn_layers, &[], &[]);
         b.progress = depths.as_ref().map(|d| progress_of(d, &active, level, dev));
-        let sizes = layer_sizes(model, &b, &graphs, &active, level, &caps, opts)?;
+        let sizes = layer_sizes(model, &b, &mut count_cache, &graphs, &active, level, &caps, opts)?;
         let (grow, sizes): (Vec<usize>, Vec<i64>) =
             active.iter().zip(&sizes).filter(|(_, &n)| n > 0).map(|(&g, &n)| (g, n)).unzip();
         active = grow;
@@ -516,7 +515,6 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         }
         // (b) Their attributes.
         let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
-        b.compress(model.config.node_pred.graph_encoder.num_mpnn_layers, &[], &[]);
         let tables = opts
             .attribute_masks
             .as_ref()
@@ -526,7 +524,7 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
             .attribute_masks
             .as_ref()
             .map(|m| active.iter().map(|&g| m[g].required.iter().filter(|r| r.layer == level + 1).collect()).collect());
-        let rows = node_rows(model, &b, &sizes, tables.as_ref(), required, &node_steps)?;
+        let rows = node_rows(model, &b, &mut node_cache, &sizes, tables.as_ref(), required, &node_steps)?;
         // (c) Append them at the next level.
         level += 1;
         let mut prev = Vec::with_capacity(active.len());
@@ -543,9 +541,9 @@ pub fn sample_layered(model: &LayerDag, conditions: &[Vec<f32>], opts: &SampleOp
         }
         // (d, e) Edges into the new layer, from the second layer on.
         if level > 1 {
-            let mut b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
+            let b = Batch::new(&graphs, &active, conditions, f, spec.y_dim, dev);
             let keep = opts.keep_layers.then_some(&prev_first[..]);
-            let edges = new_edges(model, &mut b, &prev, &sizes, keep, &edge_steps)?;
+            let edges = new_edges(model, &b, &mut edge_cache, &prev, &sizes, keep, &edge_steps)?;
             for (&g, e) in active.iter().zip(edges) {
                 let s = &mut graphs[g];
                 for (u, v) in e {
@@ -639,9 +637,11 @@ fn progress_of(depths: &[usize], active: &[usize], built: usize, dev: Device) ->
 /// overrun the node budget), and "stop" is impossible while a later layer
 /// has required nodes. A `fixed` size is the only possible draw (the model
 /// still runs, so timing a fixed shape costs what sampling that shape does).
+#[allow(clippy::too_many_arguments)]
 fn layer_sizes(
     model: &LayerDag,
     b: &Batch,
+    cache: &mut EncoderCache,
     graphs: &[Growing],
     active: &[usize],
     level: usize,
@@ -651,7 +651,10 @@ fn layer_sizes(
     let ctx = "sampling layer sizes";
     let fixed = opts.layer_sizes.as_ref().map(|s| s[level]);
     let masks = opts.attribute_masks.as_deref();
-    let logits = model.node_count.model.forward_t(b.input(), Some(&b.y), b.progress.as_ref(), false)?;
+    let pass = b.cached_pass(&mut cache.colours, &[], &[]);
+    let logits =
+        model.node_count.model.forward_cached(b.input(), Some(&b.y), b.progress.as_ref(), &pass, &mut cache.tables)?;
+    cache.compact().ctx(ctx)?;
     let k = logits.size()[1] as usize;
     if let Some(n) = fixed.filter(|&n| n >= k) {
         return Err(ModelError::mismatch(
@@ -699,6 +702,7 @@ fn layer_sizes(
 fn node_rows(
     model: &LayerDag,
     b: &Batch,
+    cache: &mut EncoderCache,
     sizes: &[i64],
     masks: Option<&MaskTables>,
     required: Option<Vec<Vec<&RequiredNodes>>>,
@@ -707,7 +711,10 @@ fn node_rows(
     let ctx = "sampling node attributes";
     let dev = b.x.device();
     let nd = &model.node_diffusion;
-    let h_g = model.node_pred.model.encode_t(b.input(), Some(&b.y), b.progress.as_ref(), false)?;
+    let pass = b.cached_pass(&mut cache.colours, &[], &[]);
+    let h_g =
+        model.node_pred.model.encode_cached(b.input(), Some(&b.y), b.progress.as_ref(), &pass, &mut cache.tables)?;
+    cache.compact().ctx(ctx)?;
     let graphs = model.node_pred.model.prepare(&h_g)?;
     let mut offsets = vec![0i64];
     for &n in sizes {
@@ -775,10 +782,12 @@ fn node_rows(
 
 /// Denoises the edges into the newest layer of every graph of `b`: graph i
 /// had `prev[i]` nodes (dummy included) before its `sizes[i]` new ones.
-/// Returns per graph its new edges `(src, dst)` in local ids.
+/// The encoder keeps its colours in the run's `cache` across steps and
+/// layers. Returns per graph its new edges `(src, dst)` in local ids.
 fn new_edges(
     model: &LayerDag,
-    b: &mut Batch,
+    b: &Batch,
+    cache: &mut EncoderCache,
     prev: &[i64],
     sizes: &[i64],
     prev_layer_first: Option<&[i64]>,
@@ -804,7 +813,6 @@ fn new_edges(
     let layout = ed.layout(&long(&num_prev), &long(sizes), &long(&offsets))?;
     let (cand_src_v, cand_dst_v) = (cand_src, cand_dst);
     let (cand_src, cand_dst) = (long(&cand_src_v), long(&cand_dst_v));
-    let depth = model.config.edge_pred.graph_encoder.num_mpnn_layers;
     let mut z = ed.prior_sample(&layout)?;
     let mut last_p: Option<Tensor> = None;
     for &(t, s) in steps {
@@ -817,7 +825,7 @@ fn new_edges(
                 ed_.push(v);
             }
         }
-        b.compress(depth, &es, &ed_);
+        let pass = b.cached_pass(&mut cache.colours, &es, &ed_);
         let t_b = Tensor::full([b.num_graphs], t as i64, (Kind::Int64, dev));
         let noisy_src = cand_src.f_masked_select(&z).ctx(ctx)?;
         let noisy_dst = cand_dst.f_masked_select(&z).ctx(ctx)?;
@@ -829,7 +837,8 @@ fn new_edges(
             cand_dst: &cand_dst,
             cand_graph: &layout.cand_graph,
         };
-        let logits = model.edge_pred.model.forward_t(b.input(), Some(&b.y), queries, false)?;
+        let logits = model.edge_pred.model.forward_cached(b.input(), Some(&b.y), queries, &pass, &mut cache.tables)?;
+        cache.compact().ctx(ctx)?;
         let p = ed.posterior(&z, &logits.softmax(1, Kind::Float), (t, s), &layout)?;
         let drawn = p.f_bernoulli().ctx(ctx)?.gt(0.5);
         z = crate::model::diffusion::repair(&drawn, &p, &layout)?;

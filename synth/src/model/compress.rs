@@ -341,6 +341,74 @@ mod equivalence {
         }
     }
 
+    /// Sampling's cached pooled encoders (layer sizes and node attributes)
+    /// against the per-node ones over a run of overlapping batches of
+    /// prefixes, with both pools and a cache that compacts after every pass.
+    #[test]
+    fn pooled_cached_passes_match_per_node_on_tpu_tile() {
+        let _rng = rng_lock();
+        let d = data();
+        for (pool, compact_always) in [(Pool::Sum, false), (Pool::Mean, true)] {
+            let mut cfg = small();
+            cfg.node_count.model.pool = Some(pool);
+            cfg.node_pred.graph_encoder.pool = Some(pool);
+            let m = model(cfg, d);
+            let mut count_cache = m.node_count.model.new_cache(Device::Cpu).unwrap();
+            let mut node_cache = m.node_pred.model.new_cache(Device::Cpu).unwrap();
+            if compact_always {
+                count_cache.colours =
+                    super::super::colour_cache::ColourCache::with_limits(count_cache.colours.depth(), 1, 0);
+                node_cache.colours =
+                    super::super::colour_cache::ColourCache::with_limits(node_cache.colours.depth(), 1, 0);
+            }
+            let mut new_rows = Vec::new();
+            for start in [0usize, 3, 6, 9] {
+                let idx: Vec<usize> = (start..start + 8).collect();
+                let batch = d.node_count.batch(&d.graphs, &idx).unwrap();
+                let b = batch.to_tensors(Device::Cpu);
+                let g = &batch.graphs;
+                let group: Vec<i64> =
+                    g.node_graph.iter().map(|&i| d.node_count.graph[idx[i as usize]] as i64).collect();
+                let want = m.node_count.model.forward_batch(&b, false).unwrap();
+                let pass = count_cache.colours.pass(&g.x, 1, &group, &g.src, &g.dst);
+                new_rows.push(pass.num_new.iter().sum::<i64>());
+                let got = m
+                    .node_count
+                    .model
+                    .forward_cached(
+                        GraphInput::from(&b.graphs),
+                        Some(&b.y),
+                        Some(&b.progress),
+                        &pass,
+                        &mut count_cache.tables,
+                    )
+                    .unwrap();
+                close(&got, &want, &format!("{pool:?} layer-size logits, cached, batch at {start}"));
+                count_cache.compact().unwrap();
+                let want = m
+                    .node_pred
+                    .model
+                    .encode_t(GraphInput::from(&b.graphs), Some(&b.y), Some(&b.progress), false)
+                    .unwrap();
+                let pass = node_cache.colours.pass(&g.x, 1, &group, &g.src, &g.dst);
+                let got = m
+                    .node_pred
+                    .model
+                    .encode_cached(
+                        GraphInput::from(&b.graphs),
+                        Some(&b.y),
+                        Some(&b.progress),
+                        &pass,
+                        &mut node_cache.tables,
+                    )
+                    .unwrap();
+                close(&got, &want, &format!("{pool:?} node-attribute graph embeddings, cached, batch at {start}"));
+                node_cache.compact().unwrap();
+            }
+            assert!(new_rows[1..].iter().all(|&n| n < new_rows[0]), "overlapping batches reuse colours: {new_rows:?}");
+        }
+    }
+
     #[test]
     fn node_pred_matches_per_node_on_tpu_tile() {
         let _rng = rng_lock();
@@ -408,5 +476,70 @@ mod equivalence {
             close(&a, &want, "edge logits, per colour");
             assert_eq!(a.kind(), Kind::Float);
         }
+    }
+
+    /// Sampling's cached encoder against the per-node reference over a run
+    /// of passes that differ in their noisy edges and steps, with a cache
+    /// that compacts after every pass and one that keeps its colours.
+    #[test]
+    fn edge_pred_cached_passes_match_per_node_on_tpu_tile() {
+        let _rng = rng_lock();
+        let d = data();
+        let m = model(small(), d);
+        let k = m.config.edge_pred.graph_encoder.num_mpnn_layers;
+        let ed = EdgeDiffusion::new(2.0, 8, Device::Cpu);
+        let idx: Vec<usize> = (0..d.edge.len()).step_by(5).take(12).collect();
+        let batch = d.edge.batch(&d.graphs, &idx).unwrap();
+        let b = batch.to_tensors(Device::Cpu);
+        let layout = ed.layout(&b.num_prev, &b.num_new, &b.cand_offsets).unwrap();
+        let group: Vec<i64> = batch.graphs.node_graph.iter().map(|&i| d.edge.graph[idx[i as usize]] as i64).collect();
+        let cand_graph = crate::model::layers::segment_ids(&b.cand_offsets).unwrap();
+        let mut caches =
+            [m.edge_pred.model.new_cache(Device::Cpu).unwrap(), m.edge_pred.model.new_cache(Device::Cpu).unwrap()];
+        caches[0].colours = super::super::colour_cache::ColourCache::with_limits(k, 1, 0);
+        let mut reused = 0;
+        for pass_no in 0..6 {
+            let t = ed.sample_t(b.num_prev.size()[0]);
+            let noisy = ed.q_sample(&b.label, &t, &layout).unwrap();
+            let on = Vec::<bool>::try_from(&noisy).unwrap();
+            let (mut es, mut ed_) = (Vec::new(), Vec::new());
+            for ((&keep, &u), &v) in on.iter().zip(&batch.cand_src).zip(&batch.cand_dst) {
+                if keep {
+                    es.push(u);
+                    ed_.push(v);
+                }
+            }
+            let (src, dst): (Vec<i64>, Vec<i64>) = (
+                batch.graphs.src.iter().chain(&es).copied().collect(),
+                batch.graphs.dst.iter().chain(&ed_).copied().collect(),
+            );
+            let noisy_src = b.cand_src.masked_select(&noisy);
+            let noisy_dst = b.cand_dst.masked_select(&noisy);
+            let q = crate::model::EdgeQueries {
+                noisy_src: &noisy_src,
+                noisy_dst: &noisy_dst,
+                t: &t,
+                cand_src: &b.cand_src,
+                cand_dst: &b.cand_dst,
+                cand_graph: &cand_graph,
+            };
+            let want = m.edge_pred.model.forward_reference(GraphInput::from(&b.graphs), Some(&b.y), q, false).unwrap();
+            for (i, cache) in caches.iter_mut().enumerate() {
+                let pass = cache.colours.pass(&batch.graphs.x, 1, &group, &src, &dst);
+                if pass_no > 0 && i == 1 {
+                    reused += pass.node_row.len() as i64 - pass.num_new[k];
+                }
+                let got = m
+                    .edge_pred
+                    .model
+                    .forward_cached(GraphInput::from(&b.graphs), Some(&b.y), q, &pass, &mut cache.tables)
+                    .unwrap();
+                close(&got, &want, &format!("edge logits, cached pass {pass_no}, cache {i}"));
+                cache.compact().unwrap();
+            }
+        }
+        assert!(reused > 0, "later passes reuse final colours");
+        // Every pass compacts the first cache to what that pass used.
+        assert!(caches[0].colours.num_rows().iter().zip(caches[1].colours.num_rows()).all(|(a, b)| *a <= b));
     }
 }

@@ -9,8 +9,9 @@
 //! (x₀-parameterization).
 
 use tch::nn::{self, Module};
-use tch::{Kind, TchError, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
+use super::colour_cache::{CachedPass, ColourCache, EncoderCache, EncoderTables};
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
 use super::layers::{f_linear, f_product, segment_ids, BiMPNNEncoder, GraphInput, Mlp, SinusoidalPE};
@@ -98,10 +99,61 @@ impl EdgePredModel {
     /// noisy edges of `q` added to the edges of `g`.
     pub fn forward_t(&self, g: GraphInput, y: Option<&Tensor>, q: EdgeQueries, train: bool) -> Result<Tensor> {
         let ctx = "edge denoiser";
+        self.check_queries(&g, &q)?;
+        let src = Tensor::f_cat(&[g.src, q.noisy_src], 0).ctx(ctx)?;
+        let dst = Tensor::f_cat(&[g.dst, q.noisy_dst], 0).ctx(ctx)?;
+        let (h, node_color) =
+            self.graph_encoder.f_node_states_t(GraphInput { src: &src, dst: &dst, ..g }, y, train).ctx(ctx)?;
+        let w_uv = self.pair_weights(h.size()[1]).ctx(ctx)?;
+        let huv = f_product(&h, &w_uv, None).ctx(ctx)?;
+        let (iu, iv) = match &node_color {
+            Some(nc) => (nc.f_index_select(0, q.cand_src).ctx(ctx)?, nc.f_index_select(0, q.cand_dst).ctx(ctx)?),
+            None => (q.cand_src.shallow_clone(), q.cand_dst.shallow_clone()),
+        };
+        self.score(&huv, &iu, &iv, q, g.num_graphs).ctx(ctx)
+    }
+
+    /// An empty cache for [`Self::forward_cached`] on `device`: its final
+    /// rows hold each colour's pair projections.
+    pub fn new_cache(&self, device: Device) -> Result<EncoderCache> {
+        let encoder = &self.graph_encoder;
+        let widths = encoder.cached_table_widths(2 * self.pred.l0.ws.size()[0]);
+        Ok(EncoderCache {
+            colours: ColourCache::new(encoder.depth()),
+            tables: EncoderTables::new(&widths, device).ctx("edge denoiser cache")?,
+        })
+    }
+
+    /// [`Self::forward_t`] for one denoising step of a sampling run: `pass`
+    /// colours the step's graph (`g`'s edges plus `q`'s noisy ones) with the
+    /// run's [`EncoderCache`], and the encoder computes only the colours
+    /// earlier steps have not (into `cache`), with each final colour's pair
+    /// projections `W_u·h`, `W_v·h` stored once. The same function: sums
+    /// may be added in another order.
+    pub fn forward_cached(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        q: EdgeQueries,
+        pass: &CachedPass,
+        tables: &mut EncoderTables,
+    ) -> Result<Tensor> {
+        let ctx = "edge denoiser";
+        self.check_queries(&g, &q)?;
+        let w_uv = self.pair_weights(self.graph_encoder.hidden_size()).ctx(ctx)?;
+        let finish = |u: Tensor| f_product(&self.graph_encoder.f_output(&u)?, &w_uv, None);
+        let huv = self.graph_encoder.f_forward_cached(g, y, pass, tables, &finish).ctx(ctx)?;
+        let node_row = Tensor::from_slice(&pass.node_row).to_device(g.x.device());
+        let iu = node_row.f_index_select(0, q.cand_src).ctx(ctx)?;
+        let iv = node_row.f_index_select(0, q.cand_dst).ctx(ctx)?;
+        self.score(&huv, &iu, &iv, q, g.num_graphs).ctx(ctx)
+    }
+
+    fn check_queries(&self, g: &GraphInput, q: &EdgeQueries) -> Result<()> {
         let c = q.cand_src.size()[0];
         if q.cand_dst.size() != [c] || q.cand_graph.size() != [c] || q.t.size() != [g.num_graphs] {
             return Err(ModelError::mismatch(
-                ctx,
+                "edge denoiser",
                 format!(
                     "{} graphs; candidates src {:?}, dst {:?}, graph {:?}; t {:?}",
                     g.num_graphs,
@@ -112,35 +164,33 @@ impl EdgePredModel {
                 ),
             ));
         }
-        let src = Tensor::f_cat(&[g.src, q.noisy_src], 0).ctx(ctx)?;
-        let dst = Tensor::f_cat(&[g.dst, q.noisy_dst], 0).ctx(ctx)?;
-        let (h, node_color) =
-            self.graph_encoder.f_node_states_t(GraphInput { src: &src, dst: &dst, ..g }, y, train).ctx(ctx)?;
-        // `pred`'s first layer on cat(PE(t), h[u], h[v]) is the sum of three
-        // products, each computed once per graph, per colour (or node):
-        // W_t·PE(t) + W_u·h[u] + W_v·h[v] + b.
-        let (hd, te) = (h.size()[1], self.t_emb.size());
+        Ok(())
+    }
+
+    /// `pred`'s first layer on `cat(PE(t), h[u], h[v])` splits into three
+    /// products, `W_t·PE(t) + W_u·h[u] + W_v·h[v]`: `[W_u; W_v]`
+    /// (`[2·out, hd]`) for states of width `hd`.
+    fn pair_weights(&self, hd: i64) -> Result<Tensor, TchError> {
+        let (te, l0) = (self.t_emb.size(), &self.pred.l0);
+        Tensor::f_cat(&[l0.ws.f_narrow(1, te, hd)?, l0.ws.f_narrow(1, te + hd, hd)?], 0)
+    }
+
+    /// The candidates' logits from the pair projections `huv` (`[S, 2·out]`,
+    /// one row per state) and each candidate's source and target rows `iu`,
+    /// `iv`: `pred`'s first layer is `W_t·PE(t) + W_u·h[u] + W_v·h[v] + b`,
+    /// computed once per graph, per state and per distinct triple.
+    fn score(&self, huv: &Tensor, iu: &Tensor, iv: &Tensor, q: EdgeQueries, graphs: i64) -> Result<Tensor, TchError> {
         let l0 = &self.pred.l0;
-        let w_t = l0.ws.narrow(1, 0, te);
-        let w_uv = Tensor::f_cat(&[l0.ws.narrow(1, te, hd), l0.ws.narrow(1, te + hd, hd)], 0).ctx(ctx)?;
-        let at = f_product(&self.t_emb.forward(q.t), &w_t, l0.bs.as_ref()).ctx(ctx)?;
-        let huv = f_product(&h, &w_uv, None).ctx(ctx)?;
-        let out = w_uv.size()[0] / 2;
-        let (iu, iv) = match &node_color {
-            Some(nc) => (nc.f_index_select(0, q.cand_src).ctx(ctx)?, nc.f_index_select(0, q.cand_dst).ctx(ctx)?),
-            None => (q.cand_src.shallow_clone(), q.cand_dst.shallow_clone()),
-        };
-        let (states, graphs) = (huv.size()[0], g.num_graphs);
-        let distinct = DistinctPairs::new(&iu, &iv, q.cand_graph, states, graphs).ctx(ctx)?;
+        let w_t = l0.ws.f_narrow(1, 0, self.t_emb.size())?;
+        let at = f_product(&self.t_emb.forward(q.t), &w_t, l0.bs.as_ref())?;
+        let out = huv.size()[1] / 2;
+        let distinct = DistinctPairs::new(iu, iv, q.cand_graph, huv.size()[0], graphs)?;
         let (iu, iv, graph) = (&distinct.src, &distinct.dst, &distinct.graph);
         let pre = at
-            .f_index_select(0, graph)
-            .ctx(ctx)?
-            .f_add(&huv.narrow(1, 0, out).f_index_select(0, iu).ctx(ctx)?)
-            .ctx(ctx)?
-            .f_add(&huv.narrow(1, out, out).f_index_select(0, iv).ctx(ctx)?)
-            .ctx(ctx)?;
-        f_linear(&self.pred.l2, &pre.gelu("none")).ctx(ctx)?.f_index_select(0, &distinct.of_candidate).ctx(ctx)
+            .f_index_select(0, graph)?
+            .f_add(&huv.f_narrow(1, 0, out)?.f_index_select(0, iu)?)?
+            .f_add(&huv.f_narrow(1, out, out)?.f_index_select(0, iv)?)?;
+        f_linear(&self.pred.l2, &pre.f_gelu("none")?)?.f_index_select(0, &distinct.of_candidate)
     }
 
     /// The candidate scores of [`Self::forward_t`] computed the

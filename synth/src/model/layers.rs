@@ -46,6 +46,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, TchError, Tensor};
 
+use super::colour_cache::{CachedPass, EncoderTables};
 use super::compress::CompressedTensors;
 use super::config::{EncoderConfig, Pool};
 use crate::dataset::streams::GraphTensors;
@@ -98,6 +99,21 @@ pub(crate) fn f_product(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> TResult<T
         Some(b) => y.f_add(b),
         None => Ok(y),
     }
+}
+
+/// [`f_product`] written into `out` (`[M, out]`, e.g. rows of a larger
+/// table): in fp32 straight from the matrix product, with bf16 through a
+/// copy.
+pub(crate) fn f_product_into(out: &Tensor, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> TResult<()> {
+    if precision() == Precision::Fp32 && x.kind() == Kind::Float && x.dim() == 2 {
+        let wt = w.f_tr()?;
+        let _ = match b {
+            Some(b) => b.f_addmm_out(out, x, &wt)?,
+            None => x.f_mm_out(out, &wt)?,
+        };
+        return Ok(());
+    }
+    out.shallow_clone().f_copy_(&f_product(x, w, b)?)
 }
 
 /// Node `i`'s segment for `offsets = [0, n_0, n_0 + n_1, …]` (`B + 1`
@@ -437,6 +453,11 @@ impl BiMPNNEncoder {
         self.hidden
     }
 
+    /// The number of message-passing rounds `K`.
+    pub fn depth(&self) -> usize {
+        self.mpnn_layers.len()
+    }
+
     /// Node states `[N, hidden]`, or with pooling graph embeddings
     /// `[B, hidden]`. `y` holds one conditioning row per graph (`[B, y_dim]`),
     /// broadcast to the graph's nodes. `train` switches BatchNorm to batch
@@ -558,12 +579,154 @@ impl BiMPNNEncoder {
         let Some((pool, bn)) = &self.pool else {
             return Ok((f_linear(out2, &u)?, Some(c.node_color.shallow_clone())));
         };
-        let opts = (u.kind(), u.device());
-        let n = g.x.size()[0];
         let u_nodes = u.f_index_select(0, &c.node_color)?;
-        let sum_u = Tensor::f_zeros([g.num_graphs, hd], opts)?.f_index_add(0, g.node_graph, &u_nodes)?;
-        let counts =
-            Tensor::f_zeros([g.num_graphs], opts)?.f_index_add(0, g.node_graph, &Tensor::f_ones([n], opts)?)?;
+        Ok((self.f_pool(pool, bn, &u_nodes, g.node_graph, g.num_graphs, train)?, None))
+    }
+
+    /// The widths of the [`EncoderTables`] for [`Self::f_forward_cached`]:
+    /// `4 × hidden` per depth below K, `final_width` at depth K.
+    pub fn cached_table_widths(&self, final_width: i64) -> Vec<i64> {
+        let mut w = vec![4 * self.hidden; self.mpnn_layers.len()];
+        w.push(final_width);
+        w
+    }
+
+    /// One pass of a sampling run over the colours `pass` of a
+    /// [`super::colour_cache::ColourCache`]: only the pass's new colours are
+    /// computed, the way [`Self::f_forward_t`] computes a colour graph, and
+    /// appended to `tables`. A row at depth k < K holds
+    /// `[W_self; W; W_trans](s_k)` (biases included, the next round's
+    /// messages) and the jumping-knowledge sum so far, `Σ_{j≤k} block_j(s_j)`;
+    /// a row at depth K holds `finish(u)`, with `u` the activation of
+    /// `project_output_n`'s hidden layer ([`Self::f_output`] applies the
+    /// rest; pooled encoders keep `u` and pool it with
+    /// [`Self::f_pool_cached`]). `g`'s nodes are the ids `pass` names, `y`
+    /// holds one conditioning row per graph. Returns the depth-K table; node
+    /// v's row is `pass.node_row[v]`. For inference: no gradients flow.
+    pub fn f_forward_cached(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        pass: &CachedPass,
+        tables: &mut EncoderTables,
+        finish: &dyn Fn(Tensor) -> TResult<Tensor>,
+    ) -> TResult<Tensor> {
+        // Inference only: the rows are written in place.
+        let _no_grad = tch::no_grad_guard();
+        let k_max = self.mpnn_layers.len();
+        if pass.depth != k_max || tables.depths() != k_max + 1 || pass.node_row.len() as i64 != g.x.size()[0] {
+            return Err(TchError::Shape(format!(
+                "a cached pass of depth {} over {} nodes and {} tables for an encoder of {k_max} layers and {} nodes",
+                pass.depth,
+                pass.node_row.len(),
+                tables.depths(),
+                g.x.size()[0]
+            )));
+        }
+        let dev = g.x.device();
+        let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
+        let hd = self.hidden;
+        let out0 = &self.project_output_n.l0;
+        for k in 0..=k_max {
+            if pass.num_new[k] == 0 {
+                continue;
+            }
+            // The new colours' states at depth k.
+            let (state, self_row) = if k == 0 {
+                let rep = long(&pass.rep0);
+                let mut h = self.x_n_emb.f_forward(&g.x.f_index_select(0, &rep)?)?;
+                if let Some(hy) = self.y_emb.f_forward(y, g.num_graphs)? {
+                    h = Tensor::f_cat(&[h, hy.f_index_select(0, &g.node_graph.f_index_select(0, &rep)?)?], 1)?;
+                }
+                (self.proj_input.f_forward(&h)?, None)
+            } else {
+                let prev = tables.rows(k - 1)?;
+                let self_row = long(&pass.self_row[k - 1]);
+                let mut next = prev.f_narrow(1, 0, hd)?.f_index_select(0, &self_row)?;
+                for (part, from, to) in
+                    [(1, &pass.fwd_src[k - 1], &pass.fwd_dst[k - 1]), (2, &pass.bwd_src[k - 1], &pass.bwd_dst[k - 1])]
+                {
+                    if !from.is_empty() {
+                        let msgs = prev.f_narrow(1, part * hd, hd)?.f_index_select(0, &long(from))?;
+                        let _ = next.f_index_add_(0, &long(to), &msgs)?;
+                    }
+                }
+                (next.f_gelu("none")?, Some(self_row))
+            };
+            let block = out0.ws.f_narrow(1, k as i64 * hd, hd)?;
+            let pre_below = match &self_row {
+                Some(r) => Some(tables.rows(k - 1)?.f_narrow(1, 3 * hd, hd)?.f_index_select(0, r)?),
+                None => None,
+            };
+            let mut rows = tables.push_rows(k, pass.first_new[k], pass.num_new[k])?;
+            if let Some(l) = self.mpnn_layers.get(k) {
+                if tables.stacked.len() <= k {
+                    let lins = [&l.w_self, &l.w, &l.w_trans];
+                    let mut ws: Vec<Tensor> = lins.iter().map(|lin| lin.ws.shallow_clone()).collect();
+                    let mut bs = lins
+                        .iter()
+                        .map(|lin| lin.bs.as_ref().map(Tensor::shallow_clone))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| TchError::Shape("a BiMPNN linear without a bias".into()))?;
+                    ws.push(block);
+                    bs.push(Tensor::f_zeros([hd], (state.kind(), dev))?);
+                    tables.stacked.push((Tensor::f_cat(&ws, 0)?, Tensor::f_cat(&bs, 0)?));
+                }
+                let (w, b) = &tables.stacked[k];
+                f_product_into(&rows, &state, w, Some(b))?;
+                if let Some(p) = &pre_below {
+                    let _ = rows.f_narrow(1, 3 * hd, hd)?.f_add_(p)?;
+                }
+            } else {
+                let jk = f_product(&state, &block, None)?;
+                let pre = match &pre_below {
+                    Some(p) => p.f_add(&jk)?,
+                    None => jk,
+                };
+                let u = match &out0.bs {
+                    Some(b) => pre.f_add(b)?,
+                    None => pre,
+                }
+                .f_gelu("none")?;
+                rows.f_copy_(&finish(u)?)?;
+            }
+        }
+        tables.rows(k_max)
+    }
+
+    /// `project_output_n`'s output layer on the hidden activations `u`
+    /// (rows of a cached pass's final table): node states.
+    pub fn f_output(&self, u: &Tensor) -> TResult<Tensor> {
+        f_linear(&self.project_output_n.l2, u)
+    }
+
+    /// Graph embeddings `[B, hidden]` of a pooled encoder from a cached
+    /// pass's final table `u` (`finish` the identity) and each node's row.
+    pub fn f_pool_cached(&self, u: &Tensor, node_row: &Tensor, g: GraphInput, train: bool) -> TResult<Tensor> {
+        let Some((pool, bn)) = &self.pool else {
+            return Err(TchError::Shape("graph embeddings of an encoder without pooling".into()));
+        };
+        self.f_pool(pool, bn, &u.f_index_select(0, node_row)?, g.node_graph, g.num_graphs, train)
+    }
+
+    /// Pools the nodes' hidden activations `u_nodes` per graph, with
+    /// `project_output_n`'s output layer after the pool
+    /// (`Σ_v (W u_v + b) = W Σ_v u_v + n b`), then the batch norm.
+    fn f_pool(
+        &self,
+        pool: &Pool,
+        bn: &nn::BatchNorm,
+        u_nodes: &Tensor,
+        node_graph: &Tensor,
+        num_graphs: i64,
+        train: bool,
+    ) -> TResult<Tensor> {
+        let hd = self.hidden;
+        let opts = (u_nodes.kind(), u_nodes.device());
+        let n = u_nodes.size()[0];
+        let out2 = &self.project_output_n.l2;
+        let sum_u = Tensor::f_zeros([num_graphs, hd], opts)?.f_index_add(0, node_graph, u_nodes)?;
+        let counts = Tensor::f_zeros([num_graphs], opts)?.f_index_add(0, node_graph, &Tensor::f_ones([n], opts)?)?;
         let hg = match pool {
             Pool::Sum => {
                 let hg = f_product(&sum_u, &out2.ws, None)?;
@@ -580,7 +743,7 @@ impl BiMPNNEncoder {
         } else {
             hg
         };
-        Ok((pooled_norm(bn, &hg, train)?, None))
+        pooled_norm(bn, &hg, train)
     }
 
     /// The straightforward encoder: every state once per node.
@@ -681,11 +844,28 @@ impl TransformerLayer {
         query_offsets: &Tensor,
         train: bool,
     ) -> TResult<Tensor> {
+        self.f_forward_counted(h, query_graph, query_offsets, None, train)
+    }
+
+    /// [`Self::f_forward_t`] where row i stands for `counts[i]` identical
+    /// nodes of its example (`log_counts` holds `ln counts`, `[Q]`). With no
+    /// positional encoding identical nodes get identical outputs, and
+    /// attending to c copies of a key is attending once with its score
+    /// raised by `ln c`, so this is the block over all the copies, computed
+    /// once per distinct row.
+    pub fn f_forward_counted(
+        &self,
+        h: &Tensor,
+        query_graph: &Tensor,
+        query_offsets: &Tensor,
+        log_counts: Option<&Tensor>,
+        train: bool,
+    ) -> TResult<Tensor> {
         let q = h.size()[0];
         if q == 0 {
             return Ok(h.shallow_clone());
         }
-        let attn = self.attention(h, query_graph, query_offsets)?;
+        let attn = self.attention(h, query_graph, query_offsets, log_counts)?;
         let h = self.norm1.forward(&h.f_add(&self.drop(f_linear(&self.proj_new, &attn)?, train)?)?);
         let ffn = self.drop(self.out_proj.f_forward(&h)?, train)?;
         Ok(self.norm2.forward(&(h + ffn)))
@@ -693,7 +873,13 @@ impl TransformerLayer {
 
     /// Multi-head attention within each example: pad to the largest example,
     /// mask the padding keys with −∞, scale by `head_dim^-0.5`, unpad.
-    fn attention(&self, h: &Tensor, query_graph: &Tensor, query_offsets: &Tensor) -> TResult<Tensor> {
+    fn attention(
+        &self,
+        h: &Tensor,
+        query_graph: &Tensor,
+        query_offsets: &Tensor,
+        log_counts: Option<&Tensor>,
+    ) -> TResult<Tensor> {
         let (q, d) = (h.size()[0], h.size()[1]);
         let b = query_offsets.size1()? - 1;
         if query_graph.size() != [q] || b < 1 {
@@ -718,7 +904,11 @@ impl TransformerLayer {
         let v = pad(&f_linear(&self.to_v, h)?)?;
         let qk = f_linear(&self.to_qk, h)?.f_chunk(2, -1)?;
         let (qp, kp) = (pad(&qk[0])?, pad(&qk[1])?);
-        let dot = qp.f_matmul(&kp.f_transpose(-1, -2)?)?.f_mul_scalar((dh as f64).powf(-0.5))?;
+        let mut dot = qp.f_matmul(&kp.f_transpose(-1, -2)?)?.f_mul_scalar((dh as f64).powf(-0.5))?;
+        if let Some(lc) = log_counts {
+            let per_key = Tensor::f_zeros([b * max_n], (dot.kind(), dev))?.f_index_add(0, &flat, lc)?;
+            dot = dot.f_add(&per_key.f_view([b, 1, 1, max_n])?)?;
+        }
         let padding =
             Tensor::f_arange(max_n, (Kind::Int64, dev))?.f_unsqueeze(0)?.f_ge_tensor(&counts.f_unsqueeze(1)?)?;
         let dot = dot.f_masked_fill(&padding.f_view([b, 1, 1, max_n])?, f64::NEG_INFINITY)?;
@@ -850,6 +1040,39 @@ mod tests {
         assert!(out.allclose(&all, 1e-5, 1e-6, false));
         out.sum(Kind::Float).backward();
         assert!(bool::try_from(h.grad().isfinite().all()).unwrap());
+    }
+
+    /// Rows repeated within an example, run once each with their counts,
+    /// give what the block gives every copy; counts of 1 change nothing.
+    #[test]
+    fn a_counted_row_stands_for_its_copies() {
+        let _rng = rng_lock();
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let block = TransformerLayer::new(&vs.root(), 8, 2, 0.0);
+        let distinct = Tensor::randn([5, 8], (Kind::Float, Device::Cpu));
+        // Example 0: rows 0, 1, 1, 1; example 1: rows 2, 3, 4, 4.
+        let copies = Tensor::from_slice(&[0i64, 1, 1, 1, 2, 3, 4, 4]);
+        let all_offsets = Tensor::from_slice(&[0i64, 4, 8]);
+        let all = block.f_forward_t(
+            &distinct.index_select(0, &copies),
+            &segment_ids(&all_offsets).unwrap(),
+            &all_offsets,
+            false,
+        );
+        let offsets = Tensor::from_slice(&[0i64, 2, 5]);
+        let log_counts = Tensor::from_slice(&[1.0f32, 3.0, 1.0, 1.0, 2.0]).log();
+        let graph = segment_ids(&offsets).unwrap();
+        let once = block.f_forward_counted(&distinct, &graph, &offsets, Some(&log_counts), false).unwrap();
+        assert!(once.index_select(0, &copies).allclose(&all.unwrap(), 1e-5, 1e-6, false));
+        // Ignoring the counts is another function.
+        let plain = block.f_forward_t(&distinct, &graph, &offsets, false).unwrap();
+        assert!(!plain.allclose(&once, 1e-3, 1e-3, false));
+        let ones = Tensor::zeros([5], (Kind::Float, Device::Cpu));
+        assert!(block
+            .f_forward_counted(&distinct, &graph, &offsets, Some(&ones), false)
+            .unwrap()
+            .allclose(&plain, 1e-6, 1e-7, false));
     }
 
     /// Encoder shapes on a real TPU Tile batch: node states without pooling,

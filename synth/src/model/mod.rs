@@ -12,6 +12,7 @@
 //! |---|---|
 //! | [`config`] | [`ModelConfig`] (the TOML hyperparameters) and [`DataSpec`] (vocabularies, marginals, widest layer, conditioning width) |
 //! | [`compress`] | the Weisfeiler–Lehman colour graph of a batch, so that encoders compute each distinct node state once |
+//! | [`colour_cache`] | colours and encoder rows kept across the encoder passes of one sampling run, so each state is computed once per run, not once per pass |
 //! | [`layers`] | `SinusoidalPE`, `MultiEmbedding`, `BiMPNNLayer`, `BiMPNNEncoder`, `TransformerLayer`, the conditioning embedding |
 //! | [`node_count`] | [`NodeCountModel`]: layer sizes `0..=max_layer_size`, 0 = stop |
 //! | [`node_pred`] | [`NodePredModel`]: x₀ logits of a new layer's attributes |
@@ -47,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod colour_cache;
 pub mod compress;
 pub mod config;
 pub mod diffusion;

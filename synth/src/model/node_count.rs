@@ -6,8 +6,9 @@
 //! ([`super::config`]), the pooled embedding carries the layer's progress.
 
 use tch::nn;
-use tch::{Reduction, Tensor};
+use tch::{Device, Reduction, Tensor};
 
+use super::colour_cache::{CachedPass, EncoderCache, EncoderTables};
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
 use super::layers::{BiMPNNEncoder, GraphInput, Mlp, ProgressEmbedding};
@@ -62,6 +63,30 @@ impl NodeCountModel {
         let h_g = self.graph_encoder.f_forward_t(g, y, train).ctx(ctx)?;
         let h_g = self.progress_emb.f_append(h_g, progress).ctx(ctx)?;
         self.predictor.f_forward(&h_g).ctx(ctx)
+    }
+
+    /// [`Self::forward_t`] for one layer of a sampling run: the encoder
+    /// computes only the colours of `pass` that earlier layers' passes have
+    /// not, into `tables` (see [`super::colour_cache`]).
+    pub fn forward_cached(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        progress: Option<&Tensor>,
+        pass: &CachedPass,
+        tables: &mut EncoderTables,
+    ) -> Result<Tensor> {
+        let ctx = "layer-size model forward";
+        let u = self.graph_encoder.f_forward_cached(g, y, pass, tables, &Ok).ctx(ctx)?;
+        let node_row = Tensor::from_slice(&pass.node_row).to_device(g.x.device());
+        let h_g = self.graph_encoder.f_pool_cached(&u, &node_row, g, false).ctx(ctx)?;
+        let h_g = self.progress_emb.f_append(h_g, progress).ctx(ctx)?;
+        self.predictor.f_forward(&h_g).ctx(ctx)
+    }
+
+    /// An empty cache for [`Self::forward_cached`] on `device`.
+    pub fn new_cache(&self, device: Device) -> Result<EncoderCache> {
+        EncoderCache::new(&self.graph_encoder, device).ctx("layer-size encoder cache")
     }
 
     /// [`Self::forward_t`] on a dataset batch.

@@ -12,8 +12,9 @@
 //! layer's progress.
 
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
+use super::colour_cache::{CachedPass, EncoderCache, EncoderTables};
 use super::config::{DataSpec, ModelConfig};
 use super::error::{ModelError, Result, TorchContext};
 use super::layers::{
@@ -102,6 +103,29 @@ impl NodePredModel {
         self.progress_emb.f_append(h_g, progress).ctx(ctx)
     }
 
+    /// [`Self::encode_t`] for one layer of a sampling run: the encoder
+    /// computes only the colours of `pass` that earlier layers' passes have
+    /// not, into `cache`'s tables (see [`super::colour_cache`]).
+    pub fn encode_cached(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        progress: Option<&Tensor>,
+        pass: &CachedPass,
+        tables: &mut EncoderTables,
+    ) -> Result<Tensor> {
+        let ctx = "node-attribute encoder";
+        let u = self.graph_encoder.f_forward_cached(g, y, pass, tables, &Ok).ctx(ctx)?;
+        let node_row = Tensor::from_slice(&pass.node_row).to_device(g.x.device());
+        let h_g = self.graph_encoder.f_pool_cached(&u, &node_row, g, false).ctx(ctx)?;
+        self.progress_emb.f_append(h_g, progress).ctx(ctx)
+    }
+
+    /// An empty cache for [`Self::encode_cached`] on `device`.
+    pub fn new_cache(&self, device: Device) -> Result<EncoderCache> {
+        EncoderCache::new(&self.graph_encoder, device).ctx("node-attribute encoder cache")
+    }
+
     /// The step-independent part of the denoiser's input projection for the
     /// graph embeddings `h_g` (from [`Self::encode_t`]). `project_h_n` acts on
     /// `cat(x_emb(x_t), h_g, PE(t))`, so it splits into a per-category table,
@@ -118,19 +142,52 @@ impl NodePredModel {
     }
 
     /// x₀ logits per feature (`[Q, C_f]` each) from [`Self::prepare`]d graphs.
+    /// Nodes of one example with the same noisy row `x_t` have the same
+    /// input and, the transformer having no positional encoding, the same
+    /// output: the denoiser runs once per distinct (example, row), with
+    /// each row's multiplicity in the attention
+    /// ([`TransformerLayer::f_forward_counted`]), and the logits are gathered
+    /// back per node. The same function: sums may be added in another order.
     pub fn forward_prepared(&self, g: &PreparedGraphs, q: NodeQueries, train: bool) -> Result<Vec<Tensor>> {
         let ctx = "node-attribute denoiser";
         let b = g.graph_part.size()[0];
-        if q.t.size() != [b] || q.query_offsets.size() != [b + 1] {
+        if q.t.size() != [b] || q.query_offsets.size() != [b + 1] || q.query_graph.size() != [q.x_t.size()[0]] {
             return Err(ModelError::mismatch(
                 ctx,
-                format!("{b} graphs, t {:?}, query_offsets {:?}", q.t.size(), q.query_offsets.size()),
+                format!(
+                    "{b} graphs, t {:?}, query_offsets {:?}, query_graph {:?}, x_t {:?}",
+                    q.t.size(),
+                    q.query_offsets.size(),
+                    q.query_graph.size(),
+                    q.x_t.size()
+                ),
             ));
         }
+        // Distinct (example, row) pairs, sorted, so grouped by example.
+        let key = Tensor::f_cat(&[q.query_graph.f_unsqueeze(1).ctx(ctx)?, q.x_t.shallow_clone()], 1).ctx(ctx)?;
+        let (distinct, of_node, counts) = key.f_unique_dim(0, true, true, true).ctx(ctx)?;
+        let graph = distinct.f_select(1, 0).ctx(ctx)?;
+        let x_t = distinct.f_narrow(1, 1, q.x_t.size()[1]).ctx(ctx)?;
+        let per_example = graph.f_bincount(None::<Tensor>, b).ctx(ctx)?;
+        let offsets = Tensor::f_cat(
+            &[
+                graph.f_zeros_like().ctx(ctx)?.f_narrow(0, 0, 1).ctx(ctx)?,
+                per_example.f_cumsum(0, Kind::Int64).ctx(ctx)?,
+            ],
+            0,
+        )
+        .ctx(ctx)?;
         let per_graph = g.graph_part.f_add(&f_product(&self.t_emb.forward(q.t), &g.w_t, None).ctx(ctx)?).ctx(ctx)?;
-        let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, q.x_t).ctx(ctx)?;
-        let h = per_node.f_add(&per_graph.f_index_select(0, q.query_graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
-        self.denoise_projected(h, q, train)
+        let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, &x_t).ctx(ctx)?;
+        let mut h = per_node.f_add(&per_graph.f_index_select(0, &graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
+        let log_counts = counts.f_to_kind(h.kind()).ctx(ctx)?.f_log().ctx(ctx)?;
+        for layer in &self.trans_layers {
+            h = layer.f_forward_counted(&h, &graph, &offsets, Some(&log_counts), train).ctx(ctx)?;
+        }
+        self.pred_list
+            .iter()
+            .map(|head| head.f_forward(&h).and_then(|l| l.f_index_select(0, &of_node)).ctx(ctx))
+            .collect()
     }
 
     /// x₀ logits per feature (`[Q, C_f]` each) from a precomputed `h_g`, as
