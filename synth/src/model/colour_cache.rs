@@ -26,7 +26,7 @@
 //! Keys and rows are deterministic (rows in order of first appearance,
 //! compaction keeps their order).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use tch::{Device, Kind, TchError, Tensor};
 
@@ -63,7 +63,7 @@ pub struct CachedPass {
 pub struct ColourCache {
     depth: usize,
     /// Per depth `0..=K`: key → row.
-    rows: Vec<HashMap<Vec<i64>, i64>>,
+    rows: Vec<FxHashMap<Vec<i64>, i64>>,
     /// Per depth: the rows the last pass used, ascending.
     last_used: Vec<Vec<i64>>,
     /// Compaction starts above `factor × used + slack` rows at some depth.
@@ -82,7 +82,7 @@ impl ColourCache {
     pub fn with_limits(depth: usize, factor: usize, slack: usize) -> Self {
         ColourCache {
             depth,
-            rows: vec![HashMap::new(); depth + 1],
+            rows: vec![FxHashMap::default(); depth + 1],
             last_used: vec![Vec::new(); depth + 1],
             factor,
             slack,
@@ -96,7 +96,7 @@ impl ColourCache {
 
     /// Rows in the table of each depth.
     pub fn num_rows(&self) -> Vec<usize> {
-        self.rows.iter().map(HashMap::len).collect()
+        self.rows.iter().map(FxHashMap::len).collect()
     }
 
     /// Colours the `n = group.len()` nodes with category rows `x` (`[n][f]`
@@ -218,7 +218,7 @@ impl ColourCache {
             for (new, &r) in kept.iter().enumerate() {
                 remap[r as usize] = new as i64;
             }
-            let mut table = HashMap::with_capacity(kept.len());
+            let mut table = FxHashMap::with_capacity_and_hasher(kept.len(), Default::default());
             for (mut key, r) in old {
                 let nr = remap[r as usize];
                 if nr < 0 {

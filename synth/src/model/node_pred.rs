@@ -11,8 +11,9 @@
 //! With a progress encoding ([`super::config`]), `h_g` carries the new
 //! layer's progress.
 
+use rustc_hash::FxHashMap;
 use tch::nn::{self, Module};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use super::colour_cache::{CachedPass, EncoderCache, EncoderTables};
 use super::config::{DataSpec, ModelConfig};
@@ -163,30 +164,18 @@ impl NodePredModel {
                 ),
             ));
         }
-        // Distinct (example, row) pairs, sorted, so grouped by example.
-        let key = Tensor::f_cat(&[q.query_graph.f_unsqueeze(1).ctx(ctx)?, q.x_t.shallow_clone()], 1).ctx(ctx)?;
-        let (distinct, of_node, counts) = key.f_unique_dim(0, true, true, true).ctx(ctx)?;
-        let graph = distinct.f_select(1, 0).ctx(ctx)?;
-        let x_t = distinct.f_narrow(1, 1, q.x_t.size()[1]).ctx(ctx)?;
-        let per_example = graph.f_bincount(None::<Tensor>, b).ctx(ctx)?;
-        let offsets = Tensor::f_cat(
-            &[
-                graph.f_zeros_like().ctx(ctx)?.f_narrow(0, 0, 1).ctx(ctx)?,
-                per_example.f_cumsum(0, Kind::Int64).ctx(ctx)?,
-            ],
-            0,
-        )
-        .ctx(ctx)?;
+        let d = DistinctRows::new(q.query_graph, q.x_t, b).ctx(ctx)?;
+        let (graph, x_t, offsets, of_node) = (&d.graph, &d.x_t, &d.offsets, &d.of_node);
         let per_graph = g.graph_part.f_add(&f_product(&self.t_emb.forward(q.t), &g.w_t, None).ctx(ctx)?).ctx(ctx)?;
-        let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, &x_t).ctx(ctx)?;
-        let mut h = per_node.f_add(&per_graph.f_index_select(0, &graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
-        let log_counts = counts.f_to_kind(h.kind()).ctx(ctx)?.f_log().ctx(ctx)?;
+        let per_node = MultiEmbedding::f_forward_projected(&g.x_tables, x_t).ctx(ctx)?;
+        let mut h = per_node.f_add(&per_graph.f_index_select(0, graph).ctx(ctx)?).ctx(ctx)?.gelu("none");
+        let log_counts = d.counts.f_to_kind(h.kind()).ctx(ctx)?.f_log().ctx(ctx)?;
         for layer in &self.trans_layers {
-            h = layer.f_forward_counted(&h, &graph, &offsets, Some(&log_counts), train).ctx(ctx)?;
+            h = layer.f_forward_counted(&h, graph, offsets, Some(&log_counts), train).ctx(ctx)?;
         }
         self.pred_list
             .iter()
-            .map(|head| head.f_forward(&h).and_then(|l| l.f_index_select(0, &of_node)).ctx(ctx))
+            .map(|head| head.f_forward(&h).and_then(|l| l.f_index_select(0, of_node)).ctx(ctx))
             .collect()
     }
 
@@ -239,6 +228,62 @@ impl NodePredModel {
     pub fn forward_batch(&self, b: &NodeAttrTensors, x_t: &Tensor, t: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         let q = NodeQueries { x_t, t, query_graph: &b.query_graph, query_offsets: &b.query_offsets };
         self.forward_t(GraphInput::from(&b.graphs), Some(&b.y), Some(&b.progress), q, train)
+    }
+}
+
+/// The distinct (example, noisy row) pairs of a layer's new nodes, in order
+/// of first appearance (so still grouped by example).
+struct DistinctRows {
+    /// `[U]` each distinct row's example.
+    graph: Tensor,
+    /// `[U, F]` the distinct rows.
+    x_t: Tensor,
+    /// `[B + 1]` cumulative distinct rows per example.
+    offsets: Tensor,
+    /// `[U]` how many nodes each distinct row stands for.
+    counts: Tensor,
+    /// `[Q]` each node's distinct row.
+    of_node: Tensor,
+}
+
+impl DistinctRows {
+    /// From the nodes' examples `query_graph` (`[Q]`, grouped by example)
+    /// and rows `x_t` (`[Q, F]`) of `b` examples; computed on the host (a
+    /// hash per node; `unique_dim`'s row sort costs more).
+    fn new(query_graph: &Tensor, x_t: &Tensor, b: i64) -> Result<Self, tch::TchError> {
+        let host = |t: &Tensor| Vec::<i64>::try_from(t.to_device(Device::Cpu).contiguous().view([-1]));
+        let (graph, rows) = (host(query_graph)?, host(x_t)?);
+        let f = x_t.size()[1].max(1) as usize;
+        if graph.windows(2).any(|w| w[1] < w[0]) || graph.iter().any(|&g| g < 0 || g >= b) {
+            return Err(tch::TchError::Shape(format!("query_graph must list the {b} examples' nodes in order")));
+        }
+        let mut ids: FxHashMap<(i64, &[i64]), i64> = FxHashMap::default();
+        let (mut first, mut counts, mut of_node) = (Vec::new(), Vec::<i64>::new(), Vec::with_capacity(graph.len()));
+        let mut offsets = vec![0i64; b as usize + 1];
+        for (i, &g) in graph.iter().enumerate() {
+            let next = first.len() as i64;
+            let id = *ids.entry((g, &rows[i * f..(i + 1) * f])).or_insert(next);
+            if id == next {
+                first.push(i as i64);
+                counts.push(0);
+                offsets[g as usize + 1] += 1;
+            }
+            counts[id as usize] += 1;
+            of_node.push(id);
+        }
+        for e in 0..b as usize {
+            offsets[e + 1] += offsets[e];
+        }
+        let dev = x_t.device();
+        let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
+        let first = long(&first);
+        Ok(DistinctRows {
+            graph: query_graph.f_index_select(0, &first)?,
+            x_t: x_t.f_index_select(0, &first)?,
+            offsets: long(&offsets),
+            counts: long(&counts),
+            of_node: long(&of_node),
+        })
     }
 }
 
