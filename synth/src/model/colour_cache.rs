@@ -30,6 +30,7 @@ use rustc_hash::FxHashMap;
 
 use tch::{Device, Kind, TchError, Tensor};
 
+use super::compress::Adjacency;
 use super::layers::BiMPNNEncoder;
 
 /// The colours one pass has not seen before, and every node's final row.
@@ -110,24 +111,7 @@ impl ColourCache {
         let n = group.len();
         assert_eq!(x.len(), n * f, "x holds {} values for {n} nodes of {f} features", x.len());
         assert_eq!(src.len(), dst.len(), "edge lists of different lengths");
-        let csr = |from: &[i64], to: &[i64]| -> (Vec<usize>, Vec<usize>) {
-            let mut start = vec![0usize; n + 1];
-            for &t in to {
-                start[t as usize + 1] += 1;
-            }
-            for i in 0..n {
-                start[i + 1] += start[i];
-            }
-            let mut fill = start.clone();
-            let mut adj = vec![0usize; to.len()];
-            for (&a, &b) in from.iter().zip(to) {
-                adj[fill[b as usize]] = a as usize;
-                fill[b as usize] += 1;
-            }
-            (start, adj)
-        };
-        let (pred_start, preds) = csr(src, dst);
-        let (succ_start, succs) = csr(dst, src);
+        let adj = Adjacency::new(n, src, dst);
         let depth = self.depth;
         let mut out = CachedPass { depth, ..Default::default() };
         let mut used: Vec<Vec<bool>> = Vec::with_capacity(depth + 1);
@@ -141,22 +125,13 @@ impl ColourCache {
             let (mut self_row, mut fs, mut fd, mut bs, mut bd) = (vec![], vec![], vec![], vec![], vec![]);
             let mut next = vec![0i64; n];
             for v in 0..n {
-                key.clear();
-                let (ps, ss) = (&preds[pred_start[v]..pred_start[v + 1]], &succs[succ_start[v]..succ_start[v + 1]]);
+                let (ps, ss) = (adj.preds(v), adj.succs(v));
                 if k == 0 {
+                    key.clear();
                     key.push(group[v]);
                     key.extend_from_slice(&x[v * f..(v + 1) * f]);
                 } else {
-                    key.push(row[v]);
-                    key.push(ps.len() as i64);
-                    tmp.clear();
-                    tmp.extend(ps.iter().map(|&u| row[u]));
-                    tmp.sort_unstable();
-                    key.extend_from_slice(&tmp);
-                    tmp.clear();
-                    tmp.extend(ss.iter().map(|&w| row[w]));
-                    tmp.sort_unstable();
-                    key.extend_from_slice(&tmp);
+                    adj.refine_key(v, &row, |c| c as i64, &mut key, &mut tmp);
                 }
                 next[v] = match table.get(&key) {
                     Some(&r) => r,

@@ -52,20 +52,23 @@ pub struct Compression {
     pub node_color: Vec<i64>,
 }
 
-impl Compression {
-    /// Colours the batch of `n = x.len() / f` nodes with category rows `x`
-    /// (`[n][f]` flattened), conditioning groups `group` (nodes of one group
-    /// share their conditioning row: the graph, or the dataset graph of a
-    /// prefix example) and edges `src → dst` (batch-global ids), for `depth`
-    /// rounds.
+/// The predecessors and successors of `n` nodes (CSR), and the colour
+/// refinement step over them, shared by a batch's colour graph and the
+/// sampling run's [`super::colour_cache::ColourCache`].
+#[derive(Debug)]
+pub(crate) struct Adjacency {
+    pred_start: Vec<usize>,
+    preds: Vec<usize>,
+    succ_start: Vec<usize>,
+    succs: Vec<usize>,
+}
+
+impl Adjacency {
+    /// The adjacency of edges `src → dst` over nodes `0..n`.
     ///
     /// # Panics
-    /// If the lengths disagree or an edge names a node outside `0..n`.
-    pub fn new(x: &[i64], f: usize, group: &[i64], src: &[i64], dst: &[i64], depth: usize) -> Self {
-        let n = group.len();
-        assert_eq!(x.len(), n * f, "x holds {} values for {n} nodes of {f} features", x.len());
-        assert_eq!(src.len(), dst.len(), "edge lists of different lengths");
-        // CSR adjacency: predecessors and successors of every node.
+    /// If an edge names a node outside `0..n`.
+    pub(crate) fn new(n: usize, src: &[i64], dst: &[i64]) -> Self {
         let csr = |from: &[i64], to: &[i64]| -> (Vec<usize>, Vec<usize>) {
             let mut start = vec![0usize; n + 1];
             for &t in to {
@@ -84,6 +87,56 @@ impl Compression {
         };
         let (pred_start, preds) = csr(src, dst);
         let (succ_start, succs) = csr(dst, src);
+        Adjacency { pred_start, preds, succ_start, succs }
+    }
+
+    /// Node v's predecessors, in edge order.
+    pub(crate) fn preds(&self, v: usize) -> &[usize] {
+        &self.preds[self.pred_start[v]..self.pred_start[v + 1]]
+    }
+
+    /// Node v's successors, in edge order.
+    pub(crate) fn succs(&self, v: usize) -> &[usize] {
+        &self.succs[self.succ_start[v]..self.succ_start[v + 1]]
+    }
+
+    /// Node v's colour at the next depth as a key: its own colour, its
+    /// predecessor count (`count` makes it a colour-sized value), then the
+    /// sorted colours of its predecessors and of its successors.
+    pub(crate) fn refine_key<T: Copy + Ord>(
+        &self,
+        v: usize,
+        color: &[T],
+        count: impl Fn(usize) -> T,
+        key: &mut Vec<T>,
+        tmp: &mut Vec<T>,
+    ) {
+        key.clear();
+        key.push(color[v]);
+        key.push(count(self.preds(v).len()));
+        for list in [self.preds(v), self.succs(v)] {
+            tmp.clear();
+            tmp.extend(list.iter().map(|&u| color[u]));
+            tmp.sort_unstable();
+            key.extend_from_slice(tmp);
+        }
+    }
+}
+
+impl Compression {
+    /// Colours the batch of `n = x.len() / f` nodes with category rows `x`
+    /// (`[n][f]` flattened), conditioning groups `group` (nodes of one group
+    /// share their conditioning row: the graph, or the dataset graph of a
+    /// prefix example) and edges `src → dst` (batch-global ids), for `depth`
+    /// rounds.
+    ///
+    /// # Panics
+    /// If the lengths disagree or an edge names a node outside `0..n`.
+    pub fn new(x: &[i64], f: usize, group: &[i64], src: &[i64], dst: &[i64], depth: usize) -> Self {
+        let n = group.len();
+        assert_eq!(x.len(), n * f, "x holds {} values for {n} nodes of {f} features", x.len());
+        assert_eq!(src.len(), dst.len(), "edge lists of different lengths");
+        let adj = Adjacency::new(n, src, dst);
 
         let mut out = Compression { depth, ..Default::default() };
         // Depth 0: (group, row).
@@ -107,19 +160,8 @@ impl Compression {
             let (mut self_idx, mut fs, mut fd, mut bs, mut bd) = (vec![], vec![], vec![], vec![], vec![]);
             let mut next_color = vec![0u32; n];
             for v in 0..n {
-                key.clear();
-                key.push(color[v]);
-                let ps = &preds[pred_start[v]..pred_start[v + 1]];
-                let ss = &succs[succ_start[v]..succ_start[v + 1]];
-                key.push(ps.len() as u32);
-                tmp.clear();
-                tmp.extend(ps.iter().map(|&u| color[u]));
-                tmp.sort_unstable();
-                key.extend_from_slice(&tmp);
-                tmp.clear();
-                tmp.extend(ss.iter().map(|&w| color[w]));
-                tmp.sort_unstable();
-                key.extend_from_slice(&tmp);
+                adj.refine_key(v, &color, |c| c as u32, &mut key, &mut tmp);
+                let (ps, ss) = (adj.preds(v), adj.succs(v));
                 let c = match ids.get(&key) {
                     Some(&c) => c,
                     None => {
@@ -369,41 +411,34 @@ mod equivalence {
                 let g = &batch.graphs;
                 let group: Vec<i64> =
                     g.node_graph.iter().map(|&i| d.node_count.graph[idx[i as usize]] as i64).collect();
-                let want = m.node_count.model.forward_batch(&b, false).unwrap();
-                let pass = count_cache.colours.pass(&g.x, 1, &group, &g.src, &g.dst);
-                new_rows.push(pass.num_new.iter().sum::<i64>());
-                let got = m
-                    .node_count
-                    .model
-                    .forward_cached(
-                        GraphInput::from(&b.graphs),
-                        Some(&b.y),
-                        Some(&b.progress),
-                        &pass,
-                        &mut count_cache.tables,
-                    )
-                    .unwrap();
-                close(&got, &want, &format!("{pool:?} layer-size logits, cached, batch at {start}"));
-                count_cache.compact().unwrap();
-                let want = m
-                    .node_pred
-                    .model
-                    .encode_t(GraphInput::from(&b.graphs), Some(&b.y), Some(&b.progress), false)
-                    .unwrap();
-                let pass = node_cache.colours.pass(&g.x, 1, &group, &g.src, &g.dst);
-                let got = m
-                    .node_pred
-                    .model
-                    .encode_cached(
-                        GraphInput::from(&b.graphs),
-                        Some(&b.y),
-                        Some(&b.progress),
-                        &pass,
-                        &mut node_cache.tables,
-                    )
-                    .unwrap();
-                close(&got, &want, &format!("{pool:?} node-attribute graph embeddings, cached, batch at {start}"));
-                node_cache.compact().unwrap();
+                let input = GraphInput::from(&b.graphs);
+                let (y, progress) = (Some(&b.y), Some(&b.progress));
+                // Each pooled model, per node and with its run cache.
+                let run = |cache: &mut super::super::colour_cache::EncoderCache,
+                           want: Tensor,
+                           cached: &dyn Fn(
+                    &super::super::colour_cache::CachedPass,
+                    &mut super::super::colour_cache::EncoderTables,
+                ) -> Tensor,
+                           what: &str| {
+                    let pass = cache.colours.pass(&g.x, 1, &group, &g.src, &g.dst);
+                    let got = cached(&pass, &mut cache.tables);
+                    close(&got, &want, &format!("{pool:?} {what}, cached, batch at {start}"));
+                    cache.compact().unwrap();
+                    pass.num_new.iter().sum::<i64>()
+                };
+                new_rows.push(run(
+                    &mut count_cache,
+                    m.node_count.model.forward_batch(&b, false).unwrap(),
+                    &|p, t| m.node_count.model.forward_cached(input, y, progress, p, t).unwrap(),
+                    "layer-size logits",
+                ));
+                run(
+                    &mut node_cache,
+                    m.node_pred.model.encode_t(input, y, progress, false).unwrap(),
+                    &|p, t| m.node_pred.model.encode_cached(input, y, progress, p, t).unwrap(),
+                    "node-attribute graph embeddings",
+                );
             }
             assert!(new_rows[1..].iter().all(|&n| n < new_rows[0]), "overlapping batches reuse colours: {new_rows:?}");
         }

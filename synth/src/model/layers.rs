@@ -599,8 +599,7 @@ impl BiMPNNEncoder {
     /// messages) and the jumping-knowledge sum so far, `Σ_{j≤k} block_j(s_j)`;
     /// a row at depth K holds `finish(u)`, with `u` the activation of
     /// `project_output_n`'s hidden layer ([`Self::f_output`] applies the
-    /// rest; pooled encoders keep `u` and pool it with
-    /// [`Self::f_pool_cached`]). `g`'s nodes are the ids `pass` names, `y`
+    /// rest; [`Self::f_pooled_cached`] keeps `u` and pools it). `g`'s nodes are the ids `pass` names, `y`
     /// holds one conditioning row per graph. Returns the depth-K table; node
     /// v's row is `pass.node_row[v]`. For inference: no gradients flow.
     pub fn f_forward_cached(
@@ -700,13 +699,23 @@ impl BiMPNNEncoder {
         f_linear(&self.project_output_n.l2, u)
     }
 
-    /// Graph embeddings `[B, hidden]` of a pooled encoder from a cached
-    /// pass's final table `u` (`finish` the identity) and each node's row.
-    pub fn f_pool_cached(&self, u: &Tensor, node_row: &Tensor, g: GraphInput, train: bool) -> TResult<Tensor> {
+    /// Graph embeddings `[B, hidden]` of a pooled encoder for one cached
+    /// pass ([`Self::f_forward_cached`] keeping the hidden activations, then
+    /// the pool over each node's row). For inference.
+    pub fn f_pooled_cached(
+        &self,
+        g: GraphInput,
+        y: Option<&Tensor>,
+        pass: &CachedPass,
+        tables: &mut EncoderTables,
+    ) -> TResult<Tensor> {
         let Some((pool, bn)) = &self.pool else {
             return Err(TchError::Shape("graph embeddings of an encoder without pooling".into()));
         };
-        self.f_pool(pool, bn, &u.f_index_select(0, node_row)?, g.node_graph, g.num_graphs, train)
+        let u = self.f_forward_cached(g, y, pass, tables, &Ok)?;
+        let node_row = Tensor::from_slice(&pass.node_row).to_device(g.x.device());
+        let _no_grad = tch::no_grad_guard();
+        self.f_pool(pool, bn, &u.f_index_select(0, &node_row)?, g.node_graph, g.num_graphs, false)
     }
 
     /// Pools the nodes' hidden activations `u_nodes` per graph, with

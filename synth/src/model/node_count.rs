@@ -77,9 +77,7 @@ impl NodeCountModel {
         tables: &mut EncoderTables,
     ) -> Result<Tensor> {
         let ctx = "layer-size model forward";
-        let u = self.graph_encoder.f_forward_cached(g, y, pass, tables, &Ok).ctx(ctx)?;
-        let node_row = Tensor::from_slice(&pass.node_row).to_device(g.x.device());
-        let h_g = self.graph_encoder.f_pool_cached(&u, &node_row, g, false).ctx(ctx)?;
+        let h_g = self.graph_encoder.f_pooled_cached(g, y, pass, tables).ctx(ctx)?;
         let h_g = self.progress_emb.f_append(h_g, progress).ctx(ctx)?;
         self.predictor.f_forward(&h_g).ctx(ctx)
     }

@@ -116,9 +116,7 @@ impl NodePredModel {
         tables: &mut EncoderTables,
     ) -> Result<Tensor> {
         let ctx = "node-attribute encoder";
-        let u = self.graph_encoder.f_forward_cached(g, y, pass, tables, &Ok).ctx(ctx)?;
-        let node_row = Tensor::from_slice(&pass.node_row).to_device(g.x.device());
-        let h_g = self.graph_encoder.f_pool_cached(&u, &node_row, g, false).ctx(ctx)?;
+        let h_g = self.graph_encoder.f_pooled_cached(g, y, pass, tables).ctx(ctx)?;
         self.progress_emb.f_append(h_g, progress).ctx(ctx)
     }
 
