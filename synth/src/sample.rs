@@ -19,6 +19,12 @@
 //!    drawing Bernoulli samples from the posterior and repairing each time;
 //! 5. sampling stops for every graph at `max_level` layers.
 //!
+//! Every encoder keeps its Weisfeiler–Lehman colours in one cache per run
+//! ([`crate::model::colour_cache`]), so a pass computes only the node states
+//! no earlier pass of the run has; the node denoiser runs once per distinct
+//! (graph, noisy row). Both are the reference's functions with sums in
+//! another order.
+//!
 //! Strata's extensions; none touches a TPU Tile checkpoint sampled with
 //! [`SampleOptions::default`], which is the reference's sampler (what the
 //! TPU Tile check compares against):
