@@ -225,7 +225,7 @@ pub struct EncoderTables {
     tables: Vec<Tensor>,
     len: Vec<i64>,
     /// Per depth below K, the encoder's stacked weights and biases for the
-    /// rows' product (constant over a run, stacked on first use).
+    /// rows' product (constant over a run, stacked by the first pass).
     pub(crate) stacked: Vec<(Tensor, Tensor)>,
 }
 

@@ -533,21 +533,14 @@ impl BiMPNNEncoder {
         for k in 0..=k_max {
             // One product: [W_self; W; W_trans] of layer k + 1 (when there is
             // one; W and W_trans only with edges) and block k of out0.
-            let block = out0.ws.f_narrow(1, k as i64 * hd, hd)?;
-            let mut ws: Vec<Tensor> = Vec::new();
-            let mut bs: Vec<Tensor> = Vec::new();
             let layer = self.mpnn_layers.get(k);
-            if let Some(l) = layer {
-                let lins: &[&nn::Linear] = if edges { &[&l.w_self, &l.w, &l.w_trans] } else { &[&l.w_self] };
-                for lin in lins {
-                    ws.push(lin.ws.shallow_clone());
-                    bs.push(lin.bs.as_ref().expect("BiMPNN linears have biases").shallow_clone());
-                }
-            }
-            let parts = ws.len();
-            ws.push(block);
-            bs.push(Tensor::f_zeros([hd], (state.kind(), state.device()))?);
-            let prod = f_product(&state, &Tensor::f_cat(&ws, 0)?, Some(&Tensor::f_cat(&bs, 0)?))?;
+            let parts = match layer {
+                Some(_) if edges => 3,
+                Some(_) => 1,
+                None => 0,
+            };
+            let (w, b) = self.stacked_weights(k, edges)?;
+            let prod = f_product(&state, &w, Some(&b))?;
             // One split (its backward concatenates) rather than one narrow per
             // part (each of whose backward would fill a zero tensor of the
             // whole product).
@@ -581,6 +574,27 @@ impl BiMPNNEncoder {
         };
         let u_nodes = u.f_index_select(0, &c.node_color)?;
         Ok((self.f_pool(pool, bn, &u_nodes, g.node_graph, g.num_graphs, train)?, None))
+    }
+
+    /// The weights and biases of depth k's one product: `[W_self; W;
+    /// W_trans]` of layer k + 1 (when there is one; `W` and `W_trans` only
+    /// `with_messages`) stacked on block k of `project_output_n`'s first
+    /// layer (bias 0).
+    fn stacked_weights(&self, k: usize, with_messages: bool) -> TResult<(Tensor, Tensor)> {
+        let hd = self.hidden;
+        let block = self.project_output_n.l0.ws.f_narrow(1, k as i64 * hd, hd)?;
+        let (mut ws, mut bs) = (Vec::new(), Vec::new());
+        if let Some(l) = self.mpnn_layers.get(k) {
+            let lins: &[&nn::Linear] = if with_messages { &[&l.w_self, &l.w, &l.w_trans] } else { &[&l.w_self] };
+            for lin in lins {
+                ws.push(lin.ws.shallow_clone());
+                let b = lin.bs.as_ref().ok_or_else(|| TchError::Shape("a BiMPNN linear without a bias".into()))?;
+                bs.push(b.shallow_clone());
+            }
+        }
+        bs.push(Tensor::f_zeros([hd], (block.kind(), block.device()))?);
+        ws.push(block);
+        Ok((Tensor::f_cat(&ws, 0)?, Tensor::f_cat(&bs, 0)?))
     }
 
     /// The widths of the [`EncoderTables`] for [`Self::f_forward_cached`]:
@@ -626,6 +640,9 @@ impl BiMPNNEncoder {
         let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
         let hd = self.hidden;
         let out0 = &self.project_output_n.l0;
+        if tables.stacked.is_empty() {
+            tables.stacked = (0..k_max).map(|k| self.stacked_weights(k, true)).collect::<TResult<_>>()?;
+        }
         for k in 0..=k_max {
             if pass.num_new[k] == 0 {
                 continue;
@@ -652,32 +669,19 @@ impl BiMPNNEncoder {
                 }
                 (next.f_gelu("none")?, Some(self_row))
             };
-            let block = out0.ws.f_narrow(1, k as i64 * hd, hd)?;
             let pre_below = match &self_row {
                 Some(r) => Some(tables.rows(k - 1)?.f_narrow(1, 3 * hd, hd)?.f_index_select(0, r)?),
                 None => None,
             };
             let mut rows = tables.push_rows(k, pass.first_new[k], pass.num_new[k])?;
-            if let Some(l) = self.mpnn_layers.get(k) {
-                if tables.stacked.len() <= k {
-                    let lins = [&l.w_self, &l.w, &l.w_trans];
-                    let mut ws: Vec<Tensor> = lins.iter().map(|lin| lin.ws.shallow_clone()).collect();
-                    let mut bs = lins
-                        .iter()
-                        .map(|lin| lin.bs.as_ref().map(Tensor::shallow_clone))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| TchError::Shape("a BiMPNN linear without a bias".into()))?;
-                    ws.push(block);
-                    bs.push(Tensor::f_zeros([hd], (state.kind(), dev))?);
-                    tables.stacked.push((Tensor::f_cat(&ws, 0)?, Tensor::f_cat(&bs, 0)?));
-                }
+            if k < k_max {
                 let (w, b) = &tables.stacked[k];
                 f_product_into(&rows, &state, w, Some(b))?;
                 if let Some(p) = &pre_below {
                     let _ = rows.f_narrow(1, 3 * hd, hd)?.f_add_(p)?;
                 }
             } else {
-                let jk = f_product(&state, &block, None)?;
+                let jk = f_product(&state, &out0.ws.f_narrow(1, k as i64 * hd, hd)?, None)?;
                 let pre = match &pre_below {
                     Some(p) => p.f_add(&jk)?,
                     None => jk,
